@@ -1,0 +1,743 @@
+//! The audit rules: each looks at the walked jail (or the host's view of
+//! it: mounts, processes, hard links) and reports findings.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::stat::SFlag;
+use regex::bytes::Regex;
+
+use super::walk::Node;
+use super::{Finding, Severity};
+
+/// Who the audit treats as the jail user.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// Any user but root (the default: the jail user is not known).
+    AnyNonRoot,
+    /// This uid and these groups (primary first).
+    User { uid: u32, gids: Vec<u32> },
+}
+
+impl Who {
+    /// True when this user may write to an object with these owner and
+    /// permission bits (root-owned objects are only writable through their
+    /// group or other bits).
+    pub fn can_write(&self, n: &Node) -> bool {
+        let p = n.perm();
+        match self {
+            Who::AnyNonRoot => {
+                (n.uid != 0 && p & 0o200 != 0) || (n.gid != 0 && p & 0o020 != 0) || p & 0o002 != 0
+            }
+            Who::User { uid, gids } => {
+                if n.uid == *uid {
+                    p & 0o200 != 0
+                } else if gids.contains(&n.gid) {
+                    p & 0o020 != 0
+                } else {
+                    p & 0o002 != 0
+                }
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Who::AnyNonRoot => "a non-root user".into(),
+            Who::User { uid, .. } => format!("the jail user (uid {uid})"),
+        }
+    }
+}
+
+fn show(p: &[u8]) -> String {
+    crate::pathenc::encode(p)
+}
+
+fn finding(severity: Severity, check: &'static str, path: &[u8], detail: String) -> Finding {
+    Finding {
+        severity,
+        check,
+        path: show(path),
+        detail,
+    }
+}
+
+fn major(rdev: u64) -> u64 {
+    nix::sys::stat::major(rdev)
+}
+
+fn minor(rdev: u64) -> u64 {
+    nix::sys::stat::minor(rdev)
+}
+
+/// True for the character devices a jail may hold: those `materialize`
+/// creates without `--allow-device` (null, zero, full, random, urandom,
+/// tty). Matched by number only: whatever its name, such a node gives
+/// nothing more than /dev/null or /dev/tty does.
+fn safe_char_device(maj: u64, min: u64) -> bool {
+    crate::materialize::SAFE_DEVICES
+        .iter()
+        .any(|&(_, ma, mi)| (u64::from(ma), u64::from(mi)) == (maj, min))
+}
+/// Raw memory and I/O ports: /dev/mem, /dev/kmem, /dev/port.
+const MEMORY_DEVICES: [(u64, u64, &str); 3] =
+    [(1, 1, "/dev/mem"), (1, 2, "/dev/kmem"), (1, 4, "/dev/port")];
+
+/// setuid/setgid files and device nodes outside the safe set.
+pub fn privileged_files(n: &Node, out: &mut Vec<Finding>) {
+    if n.is(SFlag::S_IFREG) {
+        if n.perm() & 0o4000 != 0 {
+            out.push(finding(
+                Severity::High,
+                "setuid",
+                &n.path,
+                format!(
+                    "setuid (owner uid {}): runs with its owner's privileges",
+                    n.uid
+                ),
+            ));
+        }
+        if n.perm() & 0o2000 != 0 {
+            out.push(finding(
+                Severity::High,
+                "setgid",
+                &n.path,
+                format!(
+                    "setgid (group gid {}): runs with its group's privileges",
+                    n.gid
+                ),
+            ));
+        }
+    }
+    let (maj, min) = (major(n.rdev), minor(n.rdev));
+    if n.is(SFlag::S_IFBLK) {
+        out.push(finding(
+            Severity::High,
+            "device",
+            &n.path,
+            format!(
+                "block device {maj}:{min}: raw access to a disk bypasses every file permission"
+            ),
+        ));
+    } else if n.is(SFlag::S_IFCHR) {
+        if let Some((_, _, name)) = MEMORY_DEVICES.iter().find(|d| (d.0, d.1) == (maj, min)) {
+            out.push(finding(
+                Severity::High,
+                "device",
+                &n.path,
+                format!("character device {maj}:{min} ({name}): reads and writes kernel memory or I/O ports"),
+            ));
+        } else if !safe_char_device(maj, min) {
+            out.push(finding(
+                Severity::Medium,
+                "device",
+                &n.path,
+                format!(
+                    "character device {maj}:{min} outside the safe set (null, zero, full, random, urandom, tty)"
+                ),
+            ));
+        }
+    } else if n.is(SFlag::S_IFSOCK) {
+        out.push(finding(
+            Severity::Low,
+            "socket",
+            &n.path,
+            "socket: a jailed program can send to the host service listening on it (e.g. syslog)"
+                .into(),
+        ));
+    }
+}
+
+fn system_path() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^/(etc|(usr/(local/)?)?(s?bin|lib(32|64|x32)?|libexec))(/|$)").unwrap()
+    })
+}
+
+fn shared_object() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\.so(\.[0-9.]+)?$").unwrap())
+}
+
+/// Files a jailed program executes or loads: executables, ELF objects,
+/// scripts, shared libraries, and everything under the system directories
+/// (/etc, bin, sbin, lib, libexec, under / , /usr and /usr/local).
+pub fn is_loaded(n: &Node) -> bool {
+    n.is(SFlag::S_IFREG)
+        && (n.perm() & 0o111 != 0
+            || n.elf
+            || n.script
+            || shared_object().is_match(n.name())
+            || system_path().is_match(&n.path))
+}
+
+/// World-writable objects, and loaded files or system directories the jail
+/// user can modify.
+pub fn writable(nodes: &[Node], who: &Who, out: &mut Vec<Finding>) {
+    let mut dirs_with_loaded: HashSet<&[u8]> = HashSet::new();
+    for n in nodes {
+        if is_loaded(n) {
+            dirs_with_loaded.insert(n.parent());
+        }
+    }
+    for n in nodes {
+        let p = n.perm();
+        let is_dir = n.is(SFlag::S_IFDIR);
+        if n.is(SFlag::S_IFREG) && p & 0o002 != 0 {
+            out.push(finding(
+                Severity::Medium,
+                "world-writable",
+                &n.path,
+                format!("world-writable file (mode {p:04o})"),
+            ));
+        }
+        if is_dir && p & 0o002 != 0 && p & 0o1000 == 0 {
+            out.push(finding(
+                Severity::Medium,
+                "world-writable",
+                &n.path,
+                format!(
+                    "world-writable directory without the sticky bit (mode {p:04o}): anyone can delete or replace what is in it"
+                ),
+            ));
+        }
+        if is_loaded(n) && who.can_write(n) {
+            out.push(finding(
+                Severity::High,
+                "modifiable",
+                &n.path,
+                format!(
+                    "{} can modify this file, which jailed programs execute or load (owner {}, mode {p:04o})",
+                    who.describe(),
+                    n.uid
+                ),
+            ));
+        }
+        let system_dir = n.path == b"/" || system_path().is_match(&n.path);
+        if is_dir
+            && (system_dir || dirs_with_loaded.contains(n.path.as_slice()))
+            && who.can_write(n)
+        {
+            out.push(finding(
+                Severity::High,
+                "modifiable",
+                &n.path,
+                format!(
+                    "{} can create or replace files in this directory, which holds programs, libraries or configuration (owner {}, mode {p:04o})",
+                    who.describe(),
+                    n.uid
+                ),
+            ));
+        }
+    }
+}
+
+/// Sensitive host files: shadow files, private keys, root's dotfiles.
+pub fn sensitive(n: &Node, out: &mut Vec<Finding>) {
+    static SHADOW: [&[u8]; 5] = [
+        b"/etc/shadow",
+        b"/etc/gshadow",
+        b"/etc/shadow-",
+        b"/etc/gshadow-",
+        b"/etc/sudoers",
+    ];
+    static KEY_NAMES: OnceLock<Regex> = OnceLock::new();
+    let key_names = KEY_NAMES.get_or_init(|| {
+        Regex::new(r"^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|ssh_host_.*_key)$").unwrap()
+    });
+    if SHADOW.contains(&n.path.as_slice()) && !n.is(SFlag::S_IFDIR) {
+        out.push(finding(
+            Severity::High,
+            "sensitive-file",
+            &n.path,
+            "host authentication data copied into the jail".into(),
+        ));
+        return;
+    }
+    if n.is(SFlag::S_IFREG) && (n.private_key || key_names.is_match(n.name())) {
+        out.push(finding(
+            Severity::High,
+            "private-key",
+            &n.path,
+            "private key: anyone who can read the jail can impersonate its owner".into(),
+        ));
+        return;
+    }
+    if n.is(SFlag::S_IFREG) && n.name().ends_with(b".key") {
+        out.push(finding(
+            Severity::Medium,
+            "private-key",
+            &n.path,
+            "named like a private key (*.key); its content was not recognised".into(),
+        ));
+        return;
+    }
+    if n.path.starts_with(b"/root/.") && !n.path[7..].contains(&b'/') {
+        out.push(finding(
+            Severity::Medium,
+            "root-dotfile",
+            &n.path,
+            "root's dotfile on the host (history, keys, credentials)".into(),
+        ));
+    }
+}
+
+/// A tool handed to an attacker, by its file name.
+fn tool_class(name: &[u8]) -> Option<(Severity, &'static str)> {
+    static RULES: OnceLock<Vec<(Regex, Severity, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        let r = |s: &str| Regex::new(s).unwrap();
+        vec![
+            (
+                r(r"^(gdb|gdbserver|strace|ltrace|valgrind|perf)$"),
+                Severity::High,
+                "debugger or tracer: can ptrace processes of the same user outside the jail",
+            ),
+            (
+                r(r"^((x86_64-linux-gnu-)?(gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|tcc|cc1|as|ld|ld\.bfd|ld\.gold|rustc)(-[0-9.]+)?)$"),
+                Severity::Medium,
+                "compiler, assembler or linker: builds new attack tools inside the jail",
+            ),
+            (
+                r(r"^(sh|bash|dash|ash|zsh|ksh|ksh93|mksh|csh|tcsh|fish|busybox)$"),
+                Severity::Medium,
+                "shell: a command line for an attacker who gets code execution",
+            ),
+            (
+                r(r"^(perl|python|ruby|lua|node|nodejs|php|tclsh|wish)([0-9.]*)$"),
+                Severity::Low,
+                "script interpreter: a full language for an attacker (often needed by the jailed program itself)",
+            ),
+        ]
+    });
+    rules
+        .iter()
+        .find(|(re, _, _)| re.is_match(name))
+        .map(|(_, s, why)| (*s, *why))
+}
+
+pub fn tools(n: &Node, out: &mut Vec<Finding>) {
+    let runnable = (n.is(SFlag::S_IFREG) && n.perm() & 0o111 != 0) || n.is(SFlag::S_IFLNK);
+    if !runnable {
+        return;
+    }
+    if let Some((sev, why)) = tool_class(n.name()) {
+        out.push(finding(sev, "tool", &n.path, why.to_string()));
+    }
+}
+
+/// Shells that do not give a login.
+const NO_LOGIN: [&str; 5] = [
+    "/usr/sbin/nologin",
+    "/sbin/nologin",
+    "/bin/false",
+    "/usr/bin/false",
+    "/bin/sync",
+];
+
+/// uid-0 accounts in the jail's /etc/passwd with a password or a shell.
+pub fn root_accounts(passwd: &[u8], shadow: Option<&[u8]>, out: &mut Vec<Finding>) {
+    let shadow_hash = |name: &str| -> Option<String> {
+        let text = String::from_utf8_lossy(shadow?);
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 1 && f[0] == name)
+            .map(|f| f[1].to_string())
+    };
+    let usable = |hash: &str| !hash.starts_with('!') && !hash.starts_with('*') && hash != "x";
+    for line in String::from_utf8_lossy(passwd).lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 7 || f[2].trim() != "0" {
+            continue;
+        }
+        let (name, pw, shell) = (f[0], f[1], f[6]);
+        let password = match pw {
+            "" => Some("has an empty password: anyone can become root".to_string()),
+            "x" => match shadow_hash(name) {
+                Some(h) if h.is_empty() => {
+                    Some("has an empty password in /etc/shadow: anyone can become root".into())
+                }
+                Some(h) if usable(&h) => {
+                    Some("has a password hash in the jail's /etc/shadow".into())
+                }
+                _ => None,
+            },
+            h if usable(h) => Some("has a password hash in /etc/passwd".into()),
+            _ => None,
+        };
+        let path = b"/etc/passwd";
+        if let Some(why) = password {
+            out.push(finding(
+                Severity::High,
+                "root-account",
+                path,
+                format!("uid-0 account {name:?} {why}"),
+            ));
+        }
+        if !NO_LOGIN.contains(&shell) {
+            let shell = if shell.is_empty() { "/bin/sh" } else { shell };
+            out.push(finding(
+                Severity::Medium,
+                "root-account",
+                path,
+                format!("uid-0 account {name:?} has a login shell ({shell})"),
+            ));
+        }
+    }
+}
+
+/// A mount from /proc/self/mountinfo.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub point: PathBuf,
+    pub fstype: String,
+}
+
+/// Decodes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some(Mount {
+                point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(f.get(4)?))),
+                fstype: f.get(dash + 1)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Pseudo filesystems the walk does not enter and that are findings when
+/// mounted in a jail.
+pub fn pseudo_fs_severity(fstype: &str) -> Option<Severity> {
+    match fstype {
+        "proc" | "sysfs" | "devtmpfs" | "debugfs" | "tracefs" | "securityfs" | "efivarfs"
+        | "bpf" | "configfs" | "pstore" => Some(Severity::High),
+        "cgroup" | "cgroup2" | "fusectl" | "mqueue" | "hugetlbfs" | "binfmt_misc" => {
+            Some(Severity::Medium)
+        }
+        _ => None,
+    }
+}
+
+/// Mounts at or below the jail, as jail paths with their fs type.
+pub fn jail_mounts(mounts: &[Mount], jail: &Path) -> Vec<(Vec<u8>, String)> {
+    mounts
+        .iter()
+        .filter_map(|m| {
+            let rel = m.point.strip_prefix(jail).ok()?;
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(rel.as_os_str().as_bytes());
+            Some((p, m.fstype.clone()))
+        })
+        .collect()
+}
+
+pub fn mount_findings(mounts: &[(Vec<u8>, String)], out: &mut Vec<Finding>) {
+    for (path, fstype) in mounts {
+        let (sev, why) = match fstype.as_str() {
+            "proc" => (
+                Severity::High,
+                "proc mounted in the jail: /proc/PID/root of a same-user process outside leads out of the jail, and host processes and kernel tunables show".to_string(),
+            ),
+            "sysfs" => (
+                Severity::High,
+                "sysfs mounted in the jail: hardware and kernel state of the host".to_string(),
+            ),
+            t => match pseudo_fs_severity(t) {
+                Some(s) => (s, format!("{t} mounted in the jail: exposes host kernel state")),
+                None if path == b"/" => continue,
+                None => (
+                    Severity::Low,
+                    format!("{t} mounted in the jail: check that it holds only what the jail needs"),
+                ),
+            },
+        };
+        out.push(finding(sev, "mount", path, why));
+    }
+}
+
+/// Processes running as root (any of real, effective, saved, fs uid) whose
+/// root directory is the jail or inside it.
+pub fn root_processes(jail: &Path, out: &mut Vec<Finding>) {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(root) = std::fs::read_link(e.path().join("root")) else {
+            continue;
+        };
+        if !root.starts_with(jail) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        if field("Uid:").iter().any(|u| u == "0") {
+            let comm = field("Name:").join(" ");
+            let mut path = b"/".to_vec();
+            if let Ok(rel) = root.strip_prefix(jail) {
+                path.extend_from_slice(rel.as_os_str().as_bytes());
+            }
+            out.push(finding(
+                Severity::High,
+                "root-process",
+                &path,
+                format!("process {pid} ({comm}) runs as root inside the jail: root can break out of a chroot"),
+            ));
+        }
+    }
+}
+
+/// Limits of the search for the outside end of a hard link.
+pub const HOST_SCAN_MAX_ENTRIES: usize = 300_000;
+pub const HOST_SCAN_MAX_TIME: Duration = Duration::from_secs(5);
+
+/// Files in the jail whose link count says that some of their links are
+/// outside the jail. The count alone proves it (links inside are all
+/// walked); a bounded breadth-first scan of the host filesystem, skipping
+/// the jail, then names an outside link where it can.
+pub fn hard_links(nodes: &[Node], jail: &Path, who: &Who, out: &mut Vec<Finding>) {
+    let mut inside: HashMap<(u64, u64), (u64, Vec<&Node>)> = HashMap::new();
+    for n in nodes {
+        if !n.is(SFlag::S_IFDIR) && n.nlink > 1 {
+            let e = inside
+                .entry((n.dev, n.ino))
+                .or_insert((n.nlink, Vec::new()));
+            e.1.push(n);
+        }
+    }
+    inside.retain(|_, (nlink, links)| (links.len() as u64) < *nlink);
+    if inside.is_empty() {
+        return;
+    }
+    let wanted: HashSet<(u64, u64)> = inside.keys().copied().collect();
+    let found = find_on_host(&wanted, jail);
+    let mut keys: Vec<_> = inside.keys().copied().collect();
+    keys.sort();
+    for key in keys {
+        let (nlink, links) = &inside[&key];
+        let outside = *nlink - links.len() as u64;
+        let n = links[0];
+        let (sev, what) = if who.can_write(n) {
+            (Severity::High, "writing it changes the host's file")
+        } else if n.perm() & 0o6000 != 0 {
+            (
+                Severity::High,
+                "a setuid/setgid program pinned here stays vulnerable after the host updates it",
+            )
+        } else if n.private_key {
+            (Severity::High, "it is a private key")
+        } else {
+            (
+                Severity::Medium,
+                "it follows every change to the host's file and pins its inode",
+            )
+        };
+        let where_ = match found.get(&key) {
+            Some(p) => format!("also at {} on the host", p.display()),
+            None => "its other name was not found within the scan's limits".to_string(),
+        };
+        for l in links {
+            out.push(finding(
+                sev,
+                "hardlink",
+                &l.path,
+                format!("hard-linked with {outside} file(s) outside the jail ({where_}): {what}"),
+            ));
+        }
+    }
+}
+
+fn find_on_host(wanted: &HashSet<(u64, u64)>, jail: &Path) -> HashMap<(u64, u64), PathBuf> {
+    let devs: HashSet<u64> = wanted.iter().map(|k| k.0).collect();
+    let inos: HashSet<u64> = wanted.iter().map(|k| k.1).collect();
+    let mut found = HashMap::new();
+    let start = Instant::now();
+    let mut seen = 0usize;
+    let mut queue = VecDeque::from([PathBuf::from("/")]);
+    while let Some(dir) = queue.pop_front() {
+        if found.len() == wanted.len()
+            || seen > HOST_SCAN_MAX_ENTRIES
+            || start.elapsed() > HOST_SCAN_MAX_TIME
+        {
+            break;
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            seen += 1;
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if path.starts_with(jail) || path.starts_with("/proc") || path.starts_with("/sys") {
+                    continue;
+                }
+                // Only directories on a filesystem that holds a wanted inode.
+                if let Ok(m) = std::fs::symlink_metadata(&path) {
+                    if devs.contains(&m.dev()) {
+                        queue.push_back(path);
+                    }
+                }
+            } else if inos.contains(&e.ino()) {
+                if let Ok(m) = std::fs::symlink_metadata(&path) {
+                    let key = (m.dev(), m.ino());
+                    if wanted.contains(&key) && !path.starts_with(jail) {
+                        found.entry(key).or_insert(path);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, mode: u32, uid: u32, gid: u32) -> Node {
+        Node {
+            path: path.as_bytes().to_vec(),
+            mode: SFlag::S_IFREG.bits() | mode,
+            uid,
+            gid,
+            dev: 1,
+            ino: 1,
+            nlink: 1,
+            rdev: 0,
+            size: 10,
+            elf: false,
+            script: false,
+            private_key: false,
+            content: None,
+        }
+    }
+
+    #[test]
+    fn who_can_write() {
+        let any = Who::AnyNonRoot;
+        assert!(!any.can_write(&file("/x", 0o644, 0, 0)));
+        assert!(any.can_write(&file("/x", 0o644, 1000, 0)));
+        assert!(any.can_write(&file("/x", 0o664, 0, 50)));
+        assert!(any.can_write(&file("/x", 0o646, 0, 0)));
+        let u = Who::User {
+            uid: 1000,
+            gids: vec![1000, 27],
+        };
+        assert!(u.can_write(&file("/x", 0o600, 1000, 0)));
+        assert!(!u.can_write(&file("/x", 0o466, 1000, 1000)));
+        assert!(u.can_write(&file("/x", 0o660, 0, 27)));
+        assert!(!u.can_write(&file("/x", 0o664, 2000, 2000)));
+    }
+
+    #[test]
+    fn loaded_files() {
+        assert!(is_loaded(&file("/srv/app/run", 0o755, 0, 0)));
+        assert!(is_loaded(&file("/usr/lib/python3.11/os.py", 0o644, 0, 0)));
+        assert!(is_loaded(&file("/etc/ld.so.preload", 0o644, 0, 0)));
+        assert!(is_loaded(&file("/opt/x/libfoo.so.1.2", 0o644, 0, 0)));
+        assert!(!is_loaded(&file("/var/lib/app/data", 0o644, 0, 0)));
+        assert!(!is_loaded(&file("/etcetera/x", 0o644, 0, 0)));
+    }
+
+    #[test]
+    fn tools_by_name() {
+        assert_eq!(tool_class(b"gdb").unwrap().0, Severity::High);
+        assert_eq!(tool_class(b"gcc-12").unwrap().0, Severity::Medium);
+        assert_eq!(
+            tool_class(b"x86_64-linux-gnu-gcc-12").unwrap().0,
+            Severity::Medium
+        );
+        assert_eq!(tool_class(b"bash").unwrap().0, Severity::Medium);
+        assert_eq!(tool_class(b"python3.11").unwrap().0, Severity::Low);
+        assert!(tool_class(b"shasum").is_none());
+        assert!(tool_class(b"ls").is_none());
+        // Not a program: ptrace is a system call.
+        assert!(tool_class(b"ptrace").is_none());
+        assert_eq!(tool_class(b"strace").unwrap().0, Severity::High);
+    }
+
+    #[test]
+    fn root_account_rules() {
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\n\
+                       toor::0:0::/:/usr/sbin/nologin\n\
+                       daemon:x:1:1::/:/usr/sbin/nologin\n";
+        let mut out = Vec::new();
+        root_accounts(
+            passwd,
+            Some(b"root:$y$j9T$abc:19000:0:99999:7:::\n"),
+            &mut out,
+        );
+        let details: Vec<_> = out.iter().map(|f| (f.severity, f.detail.clone())).collect();
+        assert_eq!(out.len(), 3, "{details:?}");
+        assert!(details
+            .iter()
+            .any(|(s, d)| *s == Severity::High && d.contains("\"root\" has a password hash")));
+        assert!(details
+            .iter()
+            .any(|(s, d)| *s == Severity::Medium && d.contains("/bin/bash")));
+        assert!(details
+            .iter()
+            .any(|(s, d)| *s == Severity::High && d.contains("\"toor\" has an empty password")));
+        let mut out = Vec::new();
+        root_accounts(
+            b"root:x:0:0::/root:/usr/sbin/nologin\n",
+            Some(b"root:*:1::::::\n"),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn mountinfo_parses_escapes() {
+        let m = parse_mountinfo("36 35 98:0 / /j\\040ail/proc rw,nosuid shared:1 - proc proc rw\n");
+        assert_eq!(m[0].point, Path::new("/j ail/proc"));
+        assert_eq!(m[0].fstype, "proc");
+        let j = jail_mounts(&m, Path::new("/j ail"));
+        assert_eq!(j, vec![(b"/proc".to_vec(), "proc".to_string())]);
+        assert!(jail_mounts(&m, Path::new("/j")).is_empty());
+    }
+}

@@ -1,0 +1,85 @@
+//! Command-line interface: parse, dispatch, and turn errors into one line
+//! and an exit status.
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Failure;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jailtrace",
+    version,
+    about = "Record what a program touches under ptrace, and build a minimal, safe chroot jail from it",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command under ptrace and write a manifest of every path it used.
+    Record(crate::record::RecordArgs),
+    /// Build a chroot tree from a manifest.
+    Materialize(crate::materialize::MaterializeArgs),
+    /// Compare two manifests (exit 0 equal, 1 different, 2 error).
+    Diff(crate::diff::DiffArgs),
+    /// Merge several manifests into one.
+    Merge(crate::merge::MergeArgs),
+    /// Run a command inside a jail the secure way.
+    Run(crate::run::RunArgs),
+    /// Run a command in its jail under the tracer and list what is missing.
+    Verify(crate::verify::VerifyArgs),
+    /// Audit a jail for escape vectors.
+    Check(crate::check::CheckArgs),
+}
+
+impl Command {
+    /// The exit status for an error that carries none of its own.
+    fn error_code(&self) -> i32 {
+        match self {
+            Command::Record(_) | Command::Run(_) | Command::Verify(_) => {
+                crate::error::EXIT_INTERNAL
+            }
+            Command::Diff(_) => 2,
+            Command::Check(_) => 2,
+            Command::Materialize(_) | Command::Merge(_) => 1,
+        }
+    }
+}
+
+/// Parses the process arguments, runs the command and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+        }
+    };
+    let code = cli.command.error_code();
+    let result = match &cli.command {
+        Command::Record(a) => crate::record::run(a),
+        Command::Materialize(a) => crate::materialize::run(a),
+        Command::Diff(a) => crate::diff::run(a),
+        Command::Merge(a) => crate::merge::run(a),
+        Command::Run(a) => crate::run::run(a),
+        Command::Verify(a) => crate::verify::run(a),
+        Command::Check(a) => crate::check::run(a),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) => {
+            if let Some(f) = err.downcast_ref::<Failure>() {
+                eprintln!("jailtrace: {}", f.message);
+                return f.code;
+            }
+            eprintln!("jailtrace: {err:#}");
+            code
+        }
+    }
+}

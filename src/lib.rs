@@ -1,0 +1,24 @@
+//! jailtrace as a library: each module has one job.
+//!
+//! - [`cli`]: argument parsing and dispatch.
+//! - [`record`]: the `record` command, tying tracing and resolution together.
+//! - [`trace`]: the ptrace engine (spawn, event loop, syscall decoding).
+//! - [`resolve`]: host path resolution, symlink chains, ELF and `#!`
+//!   interpreters, classification into manifest entries.
+//! - [`manifest`] and [`pathenc`]: the manifest schema and its path encoding.
+//! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
+//!   other commands.
+
+pub mod check;
+pub mod cli;
+pub mod diff;
+pub mod error;
+pub mod manifest;
+pub mod materialize;
+pub mod merge;
+pub mod pathenc;
+pub mod record;
+pub mod resolve;
+pub mod run;
+pub mod trace;
+pub mod verify;

@@ -1,0 +1,677 @@
+//! The manifest: schema, validation on load, deterministic atomic save.
+//!
+//! The format is documented in `docs/manifest.md`; keep the two in step.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pathenc::{Bytes, MPath};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Schema version; see [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The program that wrote the manifest, e.g. `jailtrace 0.1.0`. Not a
+    /// dependency: `diff` ignores it.
+    pub generator: String,
+    pub command: CommandInfo,
+    /// Things the recording could not see or that behaved differently under
+    /// the tracer (io_uring, setuid programs, ...). Sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// One entry per path, sorted by path component-wise, unique.
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandInfo {
+    pub argv: Vec<Bytes>,
+    pub cwd: MPath,
+    pub uid: u32,
+    pub gid: u32,
+    /// The exit status as a shell reports it (128+N for signal N); absent when
+    /// the command never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Chardev,
+    Blockdev,
+    Socket,
+    Fifo,
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Regular,
+    Dev,
+    Proc,
+    Sys,
+}
+
+/// What the program did with a path.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Opened for reading (files) or listing (directories).
+    Read,
+    /// Opened for writing.
+    Write,
+    /// Opened with `O_CREAT` (or `creat`).
+    Create,
+    /// Opened with `O_PATH`: a handle, no data access.
+    Path,
+    /// `execve`/`execveat` of this file.
+    Exec,
+    /// Loaded by the kernel as the ELF interpreter of an executed binary.
+    Interp,
+    /// stat/lstat/newfstatat/statx.
+    Stat,
+    /// access/faccessat/faccessat2.
+    Access,
+    Readlink,
+    Chdir,
+    Mkdir,
+    Rmdir,
+    Unlink,
+    RenameFrom,
+    RenameTo,
+    LinkFrom,
+    LinkTo,
+    /// The path of a symlink created with symlink/symlinkat.
+    Symlink,
+    /// A symlink met while resolving another accessed path.
+    Follow,
+    /// `connect` on an AF_UNIX socket path.
+    Connect,
+    /// `bind` on an AF_UNIX socket path.
+    Bind,
+    /// A node made with `mknod`/`mknodat` (FIFOs, devices, sockets, files).
+    Mknod,
+    /// `chmod`, `fchmodat`, `fchmodat2`.
+    Chmod,
+    /// `chown`, `lchown`, `fchownat`.
+    Chown,
+    /// Times set with `utime`, `utimes`, `utimensat`, `futimesat`.
+    Utime,
+    /// Extended attributes set or removed (`setxattr`, `removexattr` and
+    /// their `l` and `at` forms); reading them is `stat`.
+    Xattr,
+    /// `inotify_add_watch`.
+    Watch,
+    /// `chroot` to this directory.
+    Chroot,
+}
+
+impl Op {
+    /// Operations that change the file system at this path: the entry is an
+    /// output of the program when one of them succeeded. Metadata changes
+    /// (`chmod`, `chown`, `utime`, `xattr`) are not: they need the object to
+    /// be there already, so a jail must have it, data included.
+    pub fn is_output(self) -> bool {
+        matches!(
+            self,
+            Op::Write
+                | Op::Create
+                | Op::Mkdir
+                | Op::RenameTo
+                | Op::LinkTo
+                | Op::Symlink
+                | Op::Bind
+                | Op::Mknod
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Create => "create",
+            Op::Path => "path",
+            Op::Exec => "exec",
+            Op::Interp => "interp",
+            Op::Stat => "stat",
+            Op::Access => "access",
+            Op::Readlink => "readlink",
+            Op::Chdir => "chdir",
+            Op::Mkdir => "mkdir",
+            Op::Rmdir => "rmdir",
+            Op::Unlink => "unlink",
+            Op::RenameFrom => "rename-from",
+            Op::RenameTo => "rename-to",
+            Op::LinkFrom => "link-from",
+            Op::LinkTo => "link-to",
+            Op::Symlink => "symlink",
+            Op::Follow => "follow",
+            Op::Connect => "connect",
+            Op::Bind => "bind",
+            Op::Mknod => "mknod",
+            Op::Chmod => "chmod",
+            Op::Chown => "chown",
+            Op::Utime => "utime",
+            Op::Xattr => "xattr",
+            Op::Watch => "watch",
+            Op::Chroot => "chroot",
+        }
+    }
+}
+
+/// `ok`, or the errno name of a failed call (`ENOENT`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Outcome(std::borrow::Cow<'static, str>);
+
+impl Outcome {
+    pub fn ok() -> Outcome {
+        // Borrowed: most accesses succeed, and a manifest can hold millions.
+        Outcome(std::borrow::Cow::Borrowed("ok"))
+    }
+
+    /// The outcome of a raw syscall return value.
+    pub fn from_errno(errno: i32) -> Outcome {
+        Outcome(format!("{:?}", nix::errno::Errno::from_raw(errno)).into())
+    }
+
+    pub fn parse(s: &str) -> Result<Outcome, String> {
+        let valid = s == "ok"
+            || (s.len() > 1
+                && s.starts_with('E')
+                && s[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        if valid {
+            Ok(if s == "ok" {
+                Outcome::ok()
+            } else {
+                Outcome(s.to_string().into())
+            })
+        } else {
+            Err(format!(
+                "bad outcome {s:?}: expected \"ok\" or an errno name like \"ENOENT\""
+            ))
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.0 == "ok"
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Outcome::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    pub op: Op,
+    pub result: Outcome,
+}
+
+/// Permission bits (`0o7777`), written as four octal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mode(pub u32);
+
+impl fmt::Debug for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:04o}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        match u32::from_str_radix(&s, 8) {
+            Ok(m) if m <= 0o7777 && !s.is_empty() && s.len() <= 4 => Ok(Mode(m)),
+            _ => Err(serde::de::Error::custom(format!(
+                "bad mode {s:?}: expected up to four octal digits like \"0755\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub path: MPath,
+    pub kind: Kind,
+    pub class: Class,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Size in bytes, for regular files that are not outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Symlink target, exactly as stored on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Bytes>,
+    /// Device numbers of character and block devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<u32>,
+    /// Hex SHA-256 of the content, with `record --hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The program created or wrote this path: a jail needs its directory,
+    /// but its data is not a dependency.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub output: bool,
+    /// Sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accesses: Vec<Access>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Entry {
+    /// A bare entry with no metadata or accesses.
+    pub fn new(path: MPath, kind: Kind, class: Class) -> Entry {
+        Entry {
+            path,
+            kind,
+            class,
+            mode: None,
+            uid: None,
+            gid: None,
+            size: None,
+            target: None,
+            major: None,
+            minor: None,
+            sha256: None,
+            output: false,
+            accesses: Vec::new(),
+        }
+    }
+
+    pub fn has_op(&self, op: Op) -> bool {
+        self.accesses.iter().any(|a| a.op == op)
+    }
+
+    pub fn has_ok(&self, op: Op) -> bool {
+        self.accesses.iter().any(|a| a.op == op && a.result.is_ok())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    // The cause is part of the message, not a `source`, so that `{:#}`
+    // chains do not print it twice.
+    #[error("{path}: cannot read: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("{path}: invalid manifest at line {line} column {column}: {msg}")]
+    Json {
+        path: String,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("{path}: unsupported schema version {found} (this jailtrace reads version {SCHEMA_VERSION})")]
+    Schema { path: String, found: u64 },
+    #[error("{path}: entry {entry}: {reason}")]
+    Invalid {
+        path: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("{path}: cannot write: {cause}")]
+    Write { path: String, cause: std::io::Error },
+}
+
+fn json_error(path: &str, e: serde_json::Error) -> ManifestError {
+    // serde_json appends " at line L column C" to its message; we report
+    // those separately.
+    let msg = e.to_string();
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    ManifestError::Json {
+        path: path.to_string(),
+        line: e.line(),
+        column: e.column(),
+        msg,
+    }
+}
+
+impl Manifest {
+    /// Parses and validates a manifest from bytes. `name` is used in errors.
+    pub fn from_slice(name: &str, data: &[u8]) -> Result<Manifest, ManifestError> {
+        // Look at the version before the full parse so that a manifest from
+        // a newer jailtrace gets a version error, not a confusing field error.
+        #[derive(Deserialize)]
+        struct Probe {
+            schema: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
+        match probe.schema {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SCHEMA_VERSION as u64) => {}
+            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
+                return Err(ManifestError::Schema {
+                    path: name.to_string(),
+                    found: n.as_u64().unwrap_or_default(),
+                })
+            }
+            // Not a whole number ("1", 1.5, -1): the full parse below names
+            // the type and its line and column.
+            Some(_) => {}
+            None => {
+                return Err(ManifestError::Invalid {
+                    path: name.to_string(),
+                    entry: "schema".into(),
+                    reason: "missing: not a jailtrace manifest".into(),
+                })
+            }
+        }
+        let m: Manifest = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
+        m.validate(name)?;
+        Ok(m)
+    }
+
+    /// Reads and validates a manifest file.
+    ///
+    /// A character or block device is refused before reading: `/dev/zero`
+    /// or a disk never ends, and reading it "to the end" would take all
+    /// memory. Pipes (`<(...)`) and regular files are read.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        use std::io::Read;
+        use std::os::unix::fs::FileTypeExt;
+        let name = path.display().to_string();
+        let read_err = |cause| ManifestError::Read {
+            path: name.clone(),
+            cause,
+        };
+        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let md = f.metadata().map_err(read_err)?;
+        let ft = md.file_type();
+        if ft.is_char_device() || ft.is_block_device() {
+            let what = if ft.is_char_device() {
+                "character"
+            } else {
+                "block"
+            };
+            return Err(read_err(std::io::Error::other(format!(
+                "it is a {what} device, not a manifest file"
+            ))));
+        }
+        let mut data = Vec::with_capacity(md.len().try_into().unwrap_or(0));
+        f.read_to_end(&mut data).map_err(read_err)?;
+        Manifest::from_slice(&name, &data)
+    }
+
+    /// Checks the rules that serde cannot: unique paths, consistent fields.
+    pub fn validate(&self, name: &str) -> Result<(), ManifestError> {
+        let invalid = |entry: &MPath, reason: String| ManifestError::Invalid {
+            path: name.to_string(),
+            entry: entry.encoded(),
+            reason,
+        };
+        let mut seen = HashSet::with_capacity(self.entries.len());
+        for e in &self.entries {
+            if !seen.insert(&e.path) {
+                return Err(invalid(&e.path, "duplicate path".into()));
+            }
+            if e.kind == Kind::Symlink && e.class != Class::Proc && e.target.is_none() {
+                return Err(invalid(&e.path, "symlink without a target".into()));
+            }
+            if e.kind != Kind::Symlink && e.target.is_some() {
+                return Err(invalid(&e.path, "target given for a non-symlink".into()));
+            }
+            if let Some(t) = &e.target {
+                if t.0.is_empty() {
+                    return Err(invalid(&e.path, "empty symlink target".into()));
+                }
+            }
+            let is_dev = matches!(e.kind, Kind::Chardev | Kind::Blockdev);
+            if is_dev && (e.major.is_none() || e.minor.is_none()) {
+                return Err(invalid(&e.path, "device without major and minor".into()));
+            }
+            if !is_dev && (e.major.is_some() || e.minor.is_some()) {
+                return Err(invalid(
+                    &e.path,
+                    "major/minor given for a non-device".into(),
+                ));
+            }
+            if let Some(h) = &e.sha256 {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(&e.path, format!("bad sha256 {h:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts entries, accesses and warnings into canonical order.
+    pub fn normalize(&mut self) {
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        for e in &mut self.entries {
+            e.accesses.sort();
+            e.accesses.dedup();
+        }
+        self.warnings.sort();
+        self.warnings.dedup();
+    }
+
+    /// The canonical JSON text: pretty-printed, with a final newline.
+    pub fn write_to(&self, w: impl Write) -> std::io::Result<()> {
+        let mut w = BufWriter::new(w);
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")?;
+        w.flush()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_to(&mut v)
+            .expect("writing to memory cannot fail");
+        v
+    }
+
+    /// Writes the manifest to `dest`, or to stdout when `dest` is `-`.
+    /// A file is replaced atomically: a temporary file in the same directory,
+    /// fsynced, then renamed over the destination.
+    pub fn save(&self, dest: &Path) -> Result<(), ManifestError> {
+        if dest == Path::new("-") {
+            let out = std::io::stdout().lock();
+            return self.write_to(out).map_err(|cause| ManifestError::Write {
+                path: "stdout".into(),
+                cause,
+            });
+        }
+        save_atomic(dest, |f| self.write_to(f))
+    }
+}
+
+/// Writes a file atomically: temp file beside it, fsync, rename. A symlink
+/// is followed (its target is replaced, not the link). A destination that
+/// exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
+/// written in place: renaming over it would replace a device node with a
+/// file.
+pub fn save_atomic(
+    dest: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), ManifestError> {
+    let err = |cause| ManifestError::Write {
+        path: dest.display().to_string(),
+        cause,
+    };
+    let target = final_target(dest);
+    if let Ok(md) = std::fs::metadata(&target) {
+        if !md.is_file() {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(err)?;
+            return fill(&mut f).map_err(err);
+        }
+    }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".jailtrace-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(err)?;
+    fill(tmp.as_file_mut()).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    // Manifests are not secret, but keep the usual umask-derived mode rather
+    // than tempfile's 0600.
+    let mode = 0o666 & !current_umask();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )
+    .map_err(err)?;
+    tmp.persist(&target).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Where `dest` leads through symlinks (even to a file that does not exist
+/// yet), so that saving replaces the link's target, never the link.
+fn final_target(dest: &Path) -> PathBuf {
+    let mut p = dest.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(t) if t.is_absolute() => p = t,
+            Ok(t) => p = p.parent().map_or_else(|| t.clone(), |dir| dir.join(&t)),
+            Err(_) => break,
+        }
+    }
+    p
+}
+
+fn current_umask() -> u32 {
+    // umask can only be read by setting it; restore it at once. Called once
+    // per save, before any threads of ours touch files.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(old);
+    old.bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> &'static str {
+        r#"{
+  "schema": 1,
+  "generator": "jailtrace 0.1.0",
+  "command": { "argv": ["/bin/true"], "cwd": "/", "uid": 0, "gid": 0, "exit_status": 0 },
+  "entries": [
+    { "path": "/bin", "kind": "symlink", "class": "regular", "target": "usr/bin" },
+    { "path": "/dev/null", "kind": "chardev", "class": "dev", "mode": "0666", "major": 1, "minor": 3,
+      "accesses": [ { "op": "write", "result": "ok" } ] }
+  ]
+}"#
+    }
+
+    #[test]
+    fn parses_and_round_trips() {
+        let m = Manifest::from_slice("t", sample().as_bytes()).unwrap();
+        assert_eq!(m.entries.len(), 2);
+        let again = Manifest::from_slice("t", &m.to_bytes()).unwrap();
+        assert_eq!(m, again);
+        assert_eq!(m.to_bytes(), again.to_bytes());
+    }
+
+    #[test]
+    fn load_refuses_devices_without_reading_them() {
+        let e = Manifest::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: cannot read: it is a character device, not a manifest file"
+        );
+    }
+
+    #[test]
+    fn reports_line_and_column() {
+        let err = Manifest::from_slice("m.json", b"{\n  \"schema\": 1,\n  oops\n}").unwrap_err();
+        let s = err.to_string();
+        assert!(s.contains("line 3 column 3"), "{s}");
+    }
+
+    #[test]
+    fn rejects_unknown_version_and_bad_paths() {
+        let v2 = sample().replace("\"schema\": 1", "\"schema\": 2");
+        assert!(matches!(
+            Manifest::from_slice("t", v2.as_bytes()),
+            Err(ManifestError::Schema { found: 2, .. })
+        ));
+        for bad in ["bin", "/a/../b", "/a//b", "/a/"] {
+            let m = sample().replace("\"/bin\"", &format!("{bad:?}"));
+            let e = Manifest::from_slice("t", m.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("line"), "{bad}: {e}");
+        }
+        // A schema of the wrong type is a type error with its position.
+        for bad in ["\"1\"", "1.5", "-1"] {
+            let m = sample().replace("\"schema\": 1", &format!("\"schema\": {bad}"));
+            let e = Manifest::from_slice("t", m.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("line 2 column"), "{bad}: {e}");
+        }
+        let dup = sample().replace("/dev/null", "/bin");
+        assert!(Manifest::from_slice("t", dup.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate"));
+    }
+}

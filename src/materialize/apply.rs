@@ -1,0 +1,869 @@
+//! Brings the jail in line with a plan, touching only what differs.
+//!
+//! For each item the current state is looked up (never following symlinks,
+//! see [`super::jail`]), compared with what is wanted, and the difference is
+//! either recorded (dry run) or applied. Non-directories are never modified
+//! in place: a new object is built under a temporary name in the same
+//! directory and renamed over the old one. So an existing FIFO or device is
+//! never opened, and a reader in the jail sees the old or the new file, not a
+//! half-written one. Directories are created `0700` and get their final mode
+//! and owner at the end, deepest first, so that read-only directories can
+//! still be filled.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use nix::errno::Errno;
+use nix::fcntl::{copy_file_range, openat, readlinkat, renameat, OFlag};
+use nix::sys::stat::{
+    fchmod, fstat, futimens, major, makedev, minor, mkdirat, mknodat, FileStat, Mode, SFlag,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use crate::pathenc::MPath;
+
+use super::jail::{file_type, kind_name, lookup, Jail, Lookup};
+use super::plan::{Item, Meta, Want};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub files: u64,
+    pub bytes: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub devices: u64,
+    pub fifos: u64,
+    /// Existing directories whose mode or owner was corrected.
+    pub updated: u64,
+    /// Items already as wanted.
+    pub unchanged: u64,
+}
+
+impl Stats {
+    pub fn changes(&self) -> u64 {
+        self.files + self.dirs + self.symlinks + self.devices + self.fifos + self.updated
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub stats: Stats,
+    /// Dry run: what would be done, one line each.
+    pub actions: Vec<String>,
+    pub skipped: Vec<(MPath, String)>,
+    pub warnings: Vec<String>,
+    pub failures: Vec<(MPath, String)>,
+}
+
+/// How the current object is to be got rid of before the new one goes in.
+enum Clear {
+    /// Nothing there.
+    Nothing,
+    /// A non-directory (described, and its type): a new non-directory is
+    /// renamed over it; for a new directory it is unlinked first.
+    NonDir(String, SFlag),
+    /// A directory where a non-directory belongs: removed if empty.
+    Dir,
+}
+
+enum Credit {
+    Dir,
+    File(u64),
+    Symlink,
+    Device,
+    Fifo,
+}
+
+pub struct Executor<'a> {
+    /// `None` in a dry run into a jail that does not exist yet.
+    jail: Option<&'a Jail>,
+    jail_path: &'a Path,
+    dry_run: bool,
+    owners: bool,
+    euid: u32,
+    egid: u32,
+    /// Dry run: directories that would be (re)created, hence empty.
+    fresh: HashSet<MPath>,
+    failed_dirs: HashSet<MPath>,
+    fixups: Vec<(MPath, Meta)>,
+    tmp_seq: u64,
+    /// jailtrace's pid, for temporary names.
+    pid: u32,
+    /// Per host device: whether it is a kernel pseudo file system.
+    pseudo_fs: HashMap<u64, bool>,
+    /// Set once a reflink failed: the jail's file system cannot clone, so
+    /// later files go straight to copy_file_range.
+    no_reflink: bool,
+    /// What the item being handled adds to the counts if it succeeds.
+    credit: Option<Credit>,
+    progress: &'a ProgressBar,
+    pub report: Report,
+}
+
+fn os(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
+}
+
+fn errno_of(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => format!("{} ({:?})", Errno::from_raw(n).desc(), Errno::from_raw(n)),
+        None => e.to_string(),
+    }
+}
+
+fn errno_msg(what: &str, e: Errno) -> String {
+    let hint = match e {
+        Errno::EPERM => " (needs root)",
+        Errno::EROFS => " (read-only file system)",
+        _ => "",
+    };
+    format!("{what}: {} ({e:?}){hint}", e.desc())
+}
+
+fn describe(parent: &OwnedFd, name: &[u8], st: &FileStat) -> String {
+    if file_type(st) == SFlag::S_IFLNK {
+        let t = readlinkat(parent, os(name))
+            .map(|t| crate::pathenc::encode(t.as_bytes()))
+            .unwrap_or_else(|_| "?".into());
+        format!("symlink -> {t}")
+    } else {
+        kind_name(st).to_string()
+    }
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(
+        jail: Option<&'a Jail>,
+        jail_path: &'a Path,
+        dry_run: bool,
+        progress: &'a ProgressBar,
+    ) -> Executor<'a> {
+        let euid = nix::unistd::geteuid().as_raw();
+        Executor {
+            jail,
+            jail_path,
+            dry_run,
+            owners: euid == 0,
+            euid,
+            egid: nix::unistd::getegid().as_raw(),
+            fresh: HashSet::new(),
+            failed_dirs: HashSet::new(),
+            fixups: Vec::new(),
+            tmp_seq: 0,
+            pid: std::process::id(),
+            pseudo_fs: HashMap::new(),
+            no_reflink: false,
+            credit: None,
+            progress,
+            report: Report::default(),
+        }
+    }
+
+    fn show(&self, p: &MPath) -> String {
+        super::jail::show(self.jail_path, p)
+    }
+
+    fn fail(&mut self, p: &MPath, msg: String) {
+        self.report.failures.push((p.clone(), msg));
+    }
+
+    fn act(&mut self, line: String) {
+        if self.dry_run {
+            self.report.actions.push(line);
+        }
+    }
+
+    /// The owner to give things: the wanted one as root, our own otherwise.
+    fn owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        if self.owners {
+            (uid, gid)
+        } else {
+            (self.euid, self.egid)
+        }
+    }
+
+    fn tmp_name(&mut self) -> Vec<u8> {
+        self.tmp_seq += 1;
+        format!(".jailtrace-tmp.{}.{}", self.pid, self.tmp_seq).into_bytes()
+    }
+
+    pub fn run(&mut self, items: &[Item]) {
+        for item in items {
+            self.item(item);
+        }
+        self.finish_dirs();
+    }
+
+    fn item(&mut self, item: &Item) {
+        let p = &item.path;
+        let ancestors = p.ancestors();
+        if let Some(bad) = ancestors.iter().find(|a| self.failed_dirs.contains(*a)) {
+            let msg = format!("not created: its directory {bad} could not be made");
+            self.fail(p, msg);
+            if matches!(item.want, Want::Dir(_)) {
+                self.failed_dirs.insert(p.clone());
+            }
+            return;
+        }
+        if p.is_root() {
+            if let Want::Dir(meta) = &item.want {
+                self.root_dir(*meta);
+            }
+            return;
+        }
+        let name = p.components().last().unwrap_or_default().to_vec();
+        let parent_path = p.parent().unwrap_or_else(MPath::root);
+        let fresh = match self.jail {
+            None => true,
+            Some(_) => self.dry_run && ancestors.iter().any(|a| self.fresh.contains(a)),
+        };
+        let (parent, cur) = if fresh {
+            (None, Lookup::Absent)
+        } else {
+            let jail = self.jail.expect("checked above");
+            let parent = match jail.open_dir(&parent_path, OFlag::O_PATH) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let msg = format!("not created: {}", jail.explain(&parent_path, e));
+                    self.fail(p, msg);
+                    if matches!(item.want, Want::Dir(_)) {
+                        self.failed_dirs.insert(p.clone());
+                    }
+                    return;
+                }
+            };
+            match lookup(&parent, &name) {
+                Ok(cur) => (Some(parent), cur),
+                Err(e) => {
+                    self.fail(p, errno_msg("cannot look it up", e));
+                    return;
+                }
+            }
+        };
+        if let Lookup::MountPoint = cur {
+            if matches!(item.want, Want::Dir(_)) {
+                // A mount point (proc, a bind mount): the mount is the user's.
+                self.report.stats.unchanged += 1;
+            } else {
+                let msg = format!(
+                    "not created: {} is a mount point inside the jail, which is never replaced",
+                    self.show(p)
+                );
+                self.fail(p, msg);
+            }
+            return;
+        }
+        let r = match &item.want {
+            Want::Dir(meta) => self.dir(p, parent.as_ref(), &name, &cur, *meta),
+            Want::File {
+                mode_cap,
+                sha256,
+                size_hint,
+            } => {
+                let r = self.file(
+                    p,
+                    parent.as_ref(),
+                    &name,
+                    &cur,
+                    *mode_cap,
+                    sha256.as_deref(),
+                    item.output,
+                );
+                self.progress.inc(*size_hint);
+                self.progress.set_message(format!(
+                    "{} files",
+                    self.report.stats.files + self.report.stats.unchanged
+                ));
+                r
+            }
+            Want::Symlink { target, uid, gid } => {
+                self.symlink(p, parent.as_ref(), &name, &cur, target, *uid, *gid)
+            }
+            Want::Device {
+                block,
+                major,
+                minor,
+                meta,
+            } => {
+                let ty = if *block {
+                    SFlag::S_IFBLK
+                } else {
+                    SFlag::S_IFCHR
+                };
+                self.node(
+                    p,
+                    parent.as_ref(),
+                    &name,
+                    &cur,
+                    ty,
+                    makedev(*major as u64, *minor as u64),
+                    *meta,
+                )
+            }
+            Want::Fifo(meta) => {
+                self.node(p, parent.as_ref(), &name, &cur, SFlag::S_IFIFO, 0, *meta)
+            }
+        };
+        // Counted only once it is really there.
+        let credit = self.credit.take();
+        if r.is_ok() {
+            let st = &mut self.report.stats;
+            match credit {
+                Some(Credit::Dir) => st.dirs += 1,
+                Some(Credit::File(n)) => {
+                    st.files += 1;
+                    st.bytes += n;
+                }
+                Some(Credit::Symlink) => st.symlinks += 1,
+                Some(Credit::Device) => st.devices += 1,
+                Some(Credit::Fifo) => st.fifos += 1,
+                None => {}
+            }
+        }
+        if let Err(msg) = r {
+            if matches!(item.want, Want::Dir(_)) {
+                self.failed_dirs.insert(p.clone());
+            }
+            self.fail(p, msg);
+        }
+    }
+
+    fn root_dir(&mut self, meta: Meta) {
+        let (uid, gid) = self.owner(meta.uid, meta.gid);
+        let meta = Meta {
+            mode: meta.mode,
+            uid,
+            gid,
+        };
+        let Some(jail) = self.jail else {
+            self.act(format!("mkdir   / {:04o} {uid}:{gid}", meta.mode));
+            return;
+        };
+        match fstat(jail.root()) {
+            Ok(st) if st.st_mode & 0o7777 == meta.mode && (st.st_uid, st.st_gid) == (uid, gid) => {
+                self.report.stats.unchanged += 1
+            }
+            Ok(st) => {
+                self.act(format!(
+                    "update  / {:04o} {}:{} -> {:04o} {uid}:{gid}",
+                    st.st_mode & 0o7777,
+                    st.st_uid,
+                    st.st_gid,
+                    meta.mode
+                ));
+                self.fixups.push((MPath::root(), meta));
+                self.report.stats.updated += 1;
+            }
+            Err(e) => self.fail(&MPath::root(), errno_msg("cannot stat the jail", e)),
+        }
+    }
+
+    /// Works out how to get an unwanted current object out of the way.
+    fn clear_for(&self, parent: Option<&OwnedFd>, name: &[u8], cur: &Lookup) -> Clear {
+        match (cur, parent) {
+            (Lookup::Present(_, st), Some(parent)) => {
+                if file_type(st) == SFlag::S_IFDIR {
+                    Clear::Dir
+                } else {
+                    Clear::NonDir(describe(parent, name, st), file_type(st))
+                }
+            }
+            _ => Clear::Nothing,
+        }
+    }
+
+    /// Warns when an object of another type is being replaced: the jail held
+    /// something the manifest does not explain.
+    fn note_replaced(&mut self, p: &MPath, clear: &Clear, ty: SFlag) {
+        if let Clear::Dir = clear {
+            self.act(format!("rmdir   {p} (a directory; only if empty)"));
+        }
+        if let Clear::NonDir(was, old) = clear {
+            if *old != ty {
+                let msg = format!("{}: replaced a {was}", self.show(p));
+                self.act(format!("replace {p} ({was})"));
+                self.report.warnings.push(msg);
+            }
+        }
+    }
+
+    /// Removes an empty directory that stands where a non-directory belongs.
+    fn remove_empty_dir(&mut self, p: &MPath, parent: &OwnedFd, name: &[u8]) -> Result<(), String> {
+        if self.dry_run {
+            return Ok(());
+        }
+        match unlinkat(parent, os(name), UnlinkatFlags::RemoveDir) {
+            Ok(()) => {
+                let msg = format!("{}: replaced an empty directory", self.show(p));
+                self.report.warnings.push(msg);
+                Ok(())
+            }
+            Err(Errno::ENOTEMPTY | Errno::EEXIST) => Err(format!(
+                "not created: {} is a directory that is not empty; it is never removed",
+                self.show(p)
+            )),
+            Err(e) => Err(errno_msg(
+                "cannot remove the empty directory in its place",
+                e,
+            )),
+        }
+    }
+
+    fn dir(
+        &mut self,
+        p: &MPath,
+        parent: Option<&OwnedFd>,
+        name: &[u8],
+        cur: &Lookup,
+        meta: Meta,
+    ) -> Result<(), String> {
+        let (uid, gid) = self.owner(meta.uid, meta.gid);
+        let meta = Meta {
+            mode: meta.mode,
+            uid,
+            gid,
+        };
+        if let Lookup::Present(_, st) = cur {
+            if file_type(st) == SFlag::S_IFDIR {
+                if st.st_mode & 0o7777 == meta.mode && (st.st_uid, st.st_gid) == (uid, gid) {
+                    self.report.stats.unchanged += 1;
+                } else {
+                    self.act(format!(
+                        "update  {p} {:04o} {}:{} -> {:04o} {uid}:{gid}",
+                        st.st_mode & 0o7777,
+                        st.st_uid,
+                        st.st_gid,
+                        meta.mode
+                    ));
+                    self.fixups.push((p.clone(), meta));
+                    self.report.stats.updated += 1;
+                }
+                return Ok(());
+            }
+        }
+        let clear = self.clear_for(parent, name, cur);
+        if let Clear::NonDir(was, _) = &clear {
+            let msg = format!("{}: replaced a {was} with a directory", self.show(p));
+            self.act(format!("replace {p} ({was}) with a directory"));
+            self.report.warnings.push(msg);
+        }
+        self.act(format!("mkdir   {p} {:04o} {uid}:{gid}", meta.mode));
+        self.credit = Some(Credit::Dir);
+        if self.dry_run {
+            self.fresh.insert(p.clone());
+            return Ok(());
+        }
+        let parent = parent.expect("not a dry run");
+        if let Clear::NonDir(..) = clear {
+            // unlink never follows a symlink: this removes `JAIL/etc -> /`
+            // itself, not anything it points to.
+            unlinkat(parent, os(name), UnlinkatFlags::NoRemoveDir)
+                .map_err(|e| errno_msg("cannot remove what is in its place", e))?;
+        }
+        // Created private and writable; the final mode comes at the end.
+        mkdirat(parent, os(name), Mode::from_bits_truncate(0o700))
+            .map_err(|e| errno_msg("mkdir", e))?;
+        self.fixups.push((p.clone(), meta));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn file(
+        &mut self,
+        p: &MPath,
+        parent: Option<&OwnedFd>,
+        name: &[u8],
+        cur: &Lookup,
+        mode_cap: u32,
+        sha256: Option<&str>,
+        output: bool,
+    ) -> Result<(), String> {
+        // The host file: opened without following a final symlink and
+        // without blocking (should a FIFO now sit there), then checked.
+        let src = match nix::fcntl::open(
+            p.as_path(),
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) if output => {
+                self.report.skipped.push((
+                    p.clone(),
+                    "written by the program, and no longer on the host".into(),
+                ));
+                return Ok(());
+            }
+            Err(Errno::ENOENT) => return Err("not copied: it no longer exists on the host".into()),
+            Err(Errno::ELOOP) => {
+                return Err("not copied: it is a symlink on the host now (record again)".into())
+            }
+            Err(e) => return Err(errno_msg("cannot open the host file", e)),
+        };
+        let hst = fstat(src.as_fd()).map_err(|e| errno_msg("cannot stat the host file", e))?;
+        if file_type(&hst) != SFlag::S_IFREG {
+            return Err(format!(
+                "not copied: the host file is a {} now (record again)",
+                kind_name(&hst)
+            ));
+        }
+        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
+            use nix::sys::statfs::*;
+            let pseudo = [
+                PROC_SUPER_MAGIC,
+                SYSFS_MAGIC,
+                DEBUGFS_MAGIC,
+                SECURITYFS_MAGIC,
+                TRACEFS_MAGIC,
+                CGROUP2_SUPER_MAGIC,
+                BPF_FS_MAGIC,
+            ];
+            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
+        });
+        if pseudo {
+            return Err(
+                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
+                 its content is not data and is never copied"
+                    .into(),
+            );
+        }
+        let (uid, gid) = self.owner(hst.st_uid, hst.st_gid);
+        let mut mode = hst.st_mode & 0o7777 & mode_cap;
+        if !self.owners {
+            // setuid to whoever runs materialize is not what the host had.
+            mode &= !0o6000;
+        }
+        if mode & 0o6000 != 0 {
+            let bits = match mode & 0o6000 {
+                0o4000 => "setuid",
+                0o2000 => "setgid",
+                _ => "setuid and setgid",
+            };
+            self.report.warnings.push(format!(
+                "{}: {bits} (mode {mode:04o}, owner {uid}:{gid}), as on the host",
+                self.show(p)
+            ));
+        }
+        let size = hst.st_size as u64;
+
+        if let Lookup::Present(fd, st) = cur {
+            if file_type(st) == SFlag::S_IFREG
+                && st.st_mode & 0o7777 == mode
+                && (st.st_uid, st.st_gid) == (uid, gid)
+                && st.st_size as u64 == size
+            {
+                let same = match sha256 {
+                    // With a recorded hash the content itself is compared.
+                    Some(h) => jail_file_sha256(fd).is_ok_and(|j| j.eq_ignore_ascii_case(h)),
+                    None => (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec),
+                };
+                if same {
+                    self.report.stats.unchanged += 1;
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(h) = sha256 {
+            let got = sha256_of(&src)
+                .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
+            if !got.eq_ignore_ascii_case(h) {
+                return Err(format!(
+                    "not copied: the host file's sha256 is {got}, not the recorded {h} \
+                     (it changed since the recording; record again)"
+                ));
+            }
+        }
+        let clear = self.clear_for(parent, name, cur);
+        self.note_replaced(p, &clear, SFlag::S_IFREG);
+        self.act(format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes"));
+        self.credit = Some(Credit::File(size));
+        if self.dry_run {
+            return Ok(());
+        }
+        let parent = parent.expect("not a dry run");
+        if let Clear::Dir = clear {
+            self.remove_empty_dir(p, parent, name)?;
+        }
+        let tmp = self.tmp_name();
+        // O_EXCL: a fresh inode, never something already there (a FIFO, a
+        // symlink planted in the jail).
+        let dst = openat(
+            parent,
+            os(&tmp),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| errno_msg("cannot create the file", e))?;
+        let dst = File::from(dst);
+        let result = (|| -> Result<(), String> {
+            let reflinked = copy_data(&src, &dst, hst.st_size as u64, !self.no_reflink)
+                .map_err(|e| format!("copy failed: {}", errno_of(&e)))?;
+            self.no_reflink |= !reflinked;
+            // chown first: it clears setuid/setgid, which chmod then sets.
+            if self.owners {
+                fchown(
+                    dst.as_fd(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+                .map_err(|e| errno_msg("chown", e))?;
+            }
+            fchmod(dst.as_fd(), Mode::from_bits_truncate(mode))
+                .map_err(|e| errno_msg("chmod", e))?;
+            futimens(
+                dst.as_fd(),
+                &TimeSpec::new(hst.st_atime, hst.st_atime_nsec),
+                &TimeSpec::new(hst.st_mtime, hst.st_mtime_nsec),
+            )
+            .map_err(|e| errno_msg("cannot set its times", e))?;
+            renameat(parent, os(&tmp), parent, os(name))
+                .map_err(|e| errno_msg("rename into place", e))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(parent, os(&tmp), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn symlink(
+        &mut self,
+        p: &MPath,
+        parent: Option<&OwnedFd>,
+        name: &[u8],
+        cur: &Lookup,
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), String> {
+        let (uid, gid) = self.owner(uid, gid);
+        if let (Lookup::Present(_, st), Some(parent)) = (cur, parent) {
+            if file_type(st) == SFlag::S_IFLNK && (st.st_uid, st.st_gid) == (uid, gid) {
+                if let Ok(t) = readlinkat(parent, os(name)) {
+                    if t.as_bytes() == target {
+                        self.report.stats.unchanged += 1;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let shown = crate::pathenc::encode(target);
+        let clear = self.clear_for(parent, name, cur);
+        self.note_replaced(p, &clear, SFlag::S_IFLNK);
+        self.act(format!("symlink {p} -> {shown}"));
+        self.credit = Some(Credit::Symlink);
+        if self.dry_run {
+            return Ok(());
+        }
+        let parent = parent.expect("not a dry run");
+        if let Clear::Dir = clear {
+            self.remove_empty_dir(p, parent, name)?;
+        }
+        let tmp = self.tmp_name();
+        nix::unistd::symlinkat(os(target), parent, os(&tmp))
+            .map_err(|e| errno_msg("symlink", e))?;
+        self.place(parent, &tmp, name, uid, gid)
+    }
+
+    /// Gives the object just created under the temporary name `tmp` its
+    /// owner (never following it), then renames it over `name`; on failure
+    /// the temporary object is removed.
+    fn place(
+        &self,
+        parent: &OwnedFd,
+        tmp: &[u8],
+        name: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), String> {
+        let result = (|| -> Result<(), String> {
+            if self.owners {
+                fchownat(
+                    parent,
+                    os(tmp),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| errno_msg("chown", e))?;
+            }
+            renameat(parent, os(tmp), parent, os(name))
+                .map_err(|e| errno_msg("rename into place", e))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(parent, os(tmp), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// Devices and FIFOs.
+    #[allow(clippy::too_many_arguments)]
+    fn node(
+        &mut self,
+        p: &MPath,
+        parent: Option<&OwnedFd>,
+        name: &[u8],
+        cur: &Lookup,
+        ty: SFlag,
+        rdev: u64,
+        meta: Meta,
+    ) -> Result<(), String> {
+        let (uid, gid) = self.owner(meta.uid, meta.gid);
+        if let Lookup::Present(_, st) = cur {
+            if file_type(st) == ty
+                && (ty == SFlag::S_IFIFO || st.st_rdev == rdev)
+                && st.st_mode & 0o7777 == meta.mode
+                && (st.st_uid, st.st_gid) == (uid, gid)
+            {
+                self.report.stats.unchanged += 1;
+                return Ok(());
+            }
+        }
+        let clear = self.clear_for(parent, name, cur);
+        self.note_replaced(p, &clear, ty);
+        let what = match ty {
+            SFlag::S_IFIFO => "mkfifo ".to_string(),
+            SFlag::S_IFBLK => "mknod   b".to_string(),
+            _ => "mknod   c".to_string(),
+        };
+        let nums = if ty == SFlag::S_IFIFO {
+            String::new()
+        } else {
+            format!(" {}:{}", major(rdev), minor(rdev))
+        };
+        self.act(format!("{what} {p}{nums} {:04o} {uid}:{gid}", meta.mode));
+        self.credit = Some(if ty == SFlag::S_IFIFO {
+            Credit::Fifo
+        } else {
+            Credit::Device
+        });
+        if self.dry_run {
+            return Ok(());
+        }
+        let parent = parent.expect("not a dry run");
+        if let Clear::Dir = clear {
+            self.remove_empty_dir(p, parent, name)?;
+        }
+        let tmp = self.tmp_name();
+        // The umask is 0 while materializing, so the mode is exact. A
+        // device's mode is only ever set here, never by opening it.
+        mknodat(
+            parent,
+            os(&tmp),
+            ty,
+            Mode::from_bits_truncate(meta.mode),
+            rdev,
+        )
+        .map_err(|e| errno_msg("mknod", e))?;
+        self.place(parent, &tmp, name, uid, gid)
+    }
+
+    /// Gives directories their final mode and owner, deepest first.
+    fn finish_dirs(&mut self) {
+        if self.dry_run {
+            return;
+        }
+        let Some(jail) = self.jail else { return };
+        let fixups = std::mem::take(&mut self.fixups);
+        for (p, meta) in fixups.iter().rev() {
+            let fd = match jail.open_dir(p, OFlag::O_RDONLY) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let msg = format!("cannot set mode and owner: {}", jail.explain(p, e));
+                    self.fail(p, msg);
+                    continue;
+                }
+            };
+            let r = (|| -> Result<(), String> {
+                let st = fstat(fd.as_fd()).map_err(|e| errno_msg("stat", e))?;
+                if self.owners && (st.st_uid, st.st_gid) != (meta.uid, meta.gid) {
+                    fchown(
+                        fd.as_fd(),
+                        Some(Uid::from_raw(meta.uid)),
+                        Some(Gid::from_raw(meta.gid)),
+                    )
+                    .map_err(|e| errno_msg("chown", e))?;
+                }
+                fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode))
+                    .map_err(|e| errno_msg("chmod", e))
+            })();
+            if let Err(msg) = r {
+                self.fail(p, msg);
+            }
+        }
+    }
+}
+
+/// Copies all of `src` (`size` bytes when opened) into the empty `dst`: a
+/// reflink where the file system can (when `reflink` is worth trying), else
+/// `copy_file_range` (in-kernel, server-side on NFS), else plain reads and
+/// writes (`std::io::copy`). Returns whether it was a reflink.
+fn copy_data(src: &File, dst: &File, size: u64, reflink: bool) -> io::Result<bool> {
+    if reflink && super::sys::ficlone(dst, src).is_ok() {
+        return Ok(true);
+    }
+    let mut off: i64 = 0;
+    loop {
+        match copy_file_range(src, Some(&mut off), dst, None, 1 << 30) {
+            Ok(0) => return Ok(false),
+            // The size fstat gave with the mode and mtime that the copy
+            // gets: done, without one more call to find the end.
+            Ok(_) if off as u64 >= size => return Ok(false),
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(
+                Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EPERM,
+            ) if off == 0 => {
+                let mut r = src;
+                let mut w = dst;
+                io::copy(&mut r, &mut w)?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The content's digest, read by position so that the file offset (used by
+/// the plain-copy fallback) stays at the start.
+fn sha256_of(f: &File) -> io::Result<String> {
+    struct At<'a>(&'a File, u64);
+    impl io::Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read_at(buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    crate::resolve::sha256_hex(At(f, 0))
+}
+
+/// Hashes a jail file given its `O_PATH` handle. It is reopened through
+/// `/proc/self/fd`, which reaches exactly the inode already checked to be a
+/// regular file, so a concurrent swap cannot make us open something else.
+fn jail_file_sha256(fd: &OwnedFd) -> io::Result<String> {
+    let mut f = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut f,
+        libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+    );
+    let f = f
+        .read(true)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    let st = fstat(f.as_fd())?;
+    if file_type(&st) != SFlag::S_IFREG {
+        return Err(io::Error::other("not a regular file"));
+    }
+    crate::resolve::sha256_hex(f)
+}

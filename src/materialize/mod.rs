@@ -1,0 +1,263 @@
+//! The `materialize` command: build a chroot tree from a manifest.
+//!
+//! - [`plan`] turns the manifest into the list of objects the jail needs
+//!   (and what is skipped, and why), reading nothing but the manifest and
+//!   host metadata. A manifest that contradicts itself fails here, before
+//!   anything is written.
+//! - [`apply`] compares that list with the jail and changes only what
+//!   differs, through [`jail`], which never follows a symlink or crosses a
+//!   mount inside the jail.
+//!
+//! `docs/materialize.md` describes the behaviour for users; keep it in step.
+
+mod apply;
+mod jail;
+mod plan;
+mod sys;
+
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::error::Failure;
+use crate::manifest::Manifest;
+use crate::pathenc::MPath;
+
+pub use plan::SAFE_DEVICES;
+
+#[derive(Debug, clap::Args)]
+pub struct MaterializeArgs {
+    /// Print what would be created or changed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create this device node although it is not in the safe set (null,
+    /// zero, full, random, urandom, tty). Repeat for several.
+    #[arg(long = "allow-device", value_name = "PATH")]
+    pub allow_device: Vec<PathBuf>,
+    /// Also create what the recorded program wrote or created (its output
+    /// files are otherwise left out; their directories are always made).
+    #[arg(long)]
+    pub with_outputs: bool,
+    /// The manifest written by `jailtrace record`.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// The jail directory; created if it does not exist.
+    #[arg(value_name = "JAIL")]
+    pub jail: PathBuf,
+}
+
+fn is_fs_root(st: &nix::sys::stat::FileStat) -> bool {
+    nix::sys::stat::stat("/").is_ok_and(|r| (r.st_dev, r.st_ino) == (st.st_dev, st.st_ino))
+}
+
+/// Opens (and if needed creates) the jail directory. `Ok(None)`: a dry run
+/// into a jail that does not exist yet.
+fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<jail::Jail>> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(Failure::new(1, "JAIL must not be empty").into());
+    }
+    let refuse_root = || {
+        Failure::new(
+            1,
+            format!("{shown}: refusing to materialize into / (JAIL is the host's root directory)"),
+        )
+    };
+    if path.exists() {
+        if path.canonicalize().is_ok_and(|c| c == Path::new("/")) {
+            return Err(refuse_root().into());
+        }
+    } else if dry_run {
+        return Ok(None);
+    } else {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("{shown}: cannot create the jail directory"))?;
+    }
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Failure::new(
+            1,
+            format!("{shown}: cannot open the jail directory: {}", e.desc()),
+        )
+    })?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    // Checked again on the open directory: a path can reach / in ways
+    // canonicalize does not see (a bind mount of /).
+    if is_fs_root(&st) {
+        return Err(refuse_root().into());
+    }
+    Ok(Some(jail::Jail::new(fd, path.to_path_buf())))
+}
+
+fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{bytes}}/{{total_bytes}} {{msg}} of {files}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
+    // Everything is validated before anything is created, the jail included.
+    // As a Failure: ManifestError's message already includes its cause,
+    // which anyhow's chain would print a second time.
+    let manifest = Manifest::load(&args.manifest).map_err(|e| Failure::new(1, e.to_string()))?;
+    let mut allow = Vec::new();
+    for a in &args.allow_device {
+        let p = MPath::new(a.as_os_str().as_bytes().to_vec())
+            .map_err(|e| Failure::new(1, format!("--allow-device {}: {e}", a.display())))?;
+        allow.push(p);
+    }
+    let opts = plan::Options {
+        with_outputs: args.with_outputs,
+        allow_devices: allow,
+    };
+    let jail_shown = args.jail.display().to_string();
+    let jail_hint = jail_shown.trim_end_matches('/');
+    let plan = plan::build(
+        &manifest,
+        &args.manifest.display().to_string(),
+        &opts,
+        jail_hint,
+    )?;
+
+    let jail = open_jail(&args.jail, args.dry_run)?;
+    let read_only = match &jail {
+        Some(j) => nix::sys::statvfs::fstatvfs(j.root())
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)),
+        None => false,
+    };
+    // On a read-only file system only look: a complete jail is "nothing to
+    // do", anything else one clear error instead of an error per entry.
+    let dry = args.dry_run || read_only;
+
+    let pb = if dry {
+        ProgressBar::hidden()
+    } else {
+        progress_bar(plan.files, plan.bytes)
+    };
+    // Modes are set explicitly on every object; with umask 0 mknod and
+    // symlink get them exactly. Restored before returning.
+    let old_umask = (!dry).then(|| nix::sys::stat::umask(Mode::empty()));
+    let mut exec = apply::Executor::new(jail.as_ref(), &args.jail, dry, &pb);
+    exec.run(&plan.items);
+    pb.finish_and_clear();
+    if let Some(m) = old_umask {
+        nix::sys::stat::umask(m);
+    }
+    let mut report = exec.report;
+    report.skipped.extend(plan.skipped);
+    report.skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut warnings = plan.warnings;
+    if !nix::unistd::geteuid().is_root() && !dry {
+        warnings.push(
+            "not running as root: everything is owned by you, setuid/setgid bits are dropped, \
+             and device nodes cannot be created"
+                .into(),
+        );
+    }
+    warnings.append(&mut report.warnings);
+
+    if read_only && !args.dry_run && report.stats.changes() > 0 {
+        return Err(Failure::new(
+            1,
+            format!(
+                "{jail_hint}: read-only file system: {} changes needed, nothing written",
+                report.stats.changes()
+            ),
+        )
+        .into());
+    }
+
+    print_summary(args, jail_hint, &report, &warnings, &plan.mounts);
+    for (p, msg) in &report.failures {
+        eprintln!("jailtrace: {p}: {msg}");
+    }
+    if !report.failures.is_empty() {
+        eprintln!(
+            "jailtrace: {} entries could not be created in {jail_hint}",
+            report.failures.len()
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn print_summary(
+    args: &MaterializeArgs,
+    jail: &str,
+    r: &apply::Report,
+    warnings: &[String],
+    mounts: &std::collections::BTreeMap<MPath, &'static str>,
+) {
+    let s = &r.stats;
+    let mut out = String::new();
+    if args.dry_run {
+        out += &format!("dry run: nothing was written. Plan for {jail}:\n");
+        for a in &r.actions {
+            out += &format!("  {a}\n");
+        }
+    }
+    if s.changes() == 0 && r.failures.is_empty() {
+        out += &format!(
+            "nothing to do: {jail} is up to date ({} objects checked)\n",
+            s.unchanged
+        );
+    } else {
+        let verb = if args.dry_run {
+            "would create"
+        } else {
+            "created"
+        };
+        out += &format!(
+            "{verb}: {} files ({}, {} bytes), {} dirs, {} symlinks, {} devices, {} fifos; \
+             {} directories updated; {} already up to date\n",
+            s.files,
+            HumanBytes(s.bytes),
+            s.bytes,
+            s.dirs,
+            s.symlinks,
+            s.devices,
+            s.fifos,
+            s.updated,
+            s.unchanged
+        );
+    }
+    if !r.skipped.is_empty() {
+        out += &format!("skipped ({}):\n", r.skipped.len());
+        for (p, why) in &r.skipped {
+            out += &format!("  {p}: {why}\n");
+        }
+    }
+    if !warnings.is_empty() {
+        out += &format!("warnings ({}):\n", warnings.len());
+        for w in warnings {
+            out += &format!("  {w}\n");
+        }
+    }
+    if !mounts.is_empty() {
+        out += "mounts the jail needs (materialize does not mount anything):\n";
+        for (m, fs) in mounts {
+            out += &format!("  mount -t {fs} {fs} {}\n", jail::show(Path::new(jail), m));
+        }
+    }
+    if !r.failures.is_empty() {
+        out += &format!("failed: {} (listed on stderr)\n", r.failures.len());
+    }
+    print!("{out}");
+}

@@ -1,0 +1,509 @@
+//! From a manifest to the list of things the jail should contain.
+//!
+//! This step reads the manifest and host metadata only; it writes nothing. It
+//! also rejects manifests whose entries contradict each other (a file beneath
+//! a symlink, say), so that a bad manifest fails before the jail is touched.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use nix::sys::stat::{lstat, stat, FileStat, SFlag};
+
+use crate::manifest::{Class, Entry, Kind, Manifest};
+use crate::pathenc::MPath;
+
+use super::jail::file_type;
+
+/// Permission bits and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug)]
+pub enum Want {
+    Dir(Meta),
+    /// Data, mode and owner come from the host file at copy time; the mode is
+    /// further limited to `mode_cap` (the recorded mode).
+    File {
+        mode_cap: u32,
+        sha256: Option<String>,
+        size_hint: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+        uid: u32,
+        gid: u32,
+    },
+    Device {
+        block: bool,
+        major: u32,
+        minor: u32,
+        meta: Meta,
+    },
+    Fifo(Meta),
+}
+
+#[derive(Debug)]
+pub struct Item {
+    pub path: MPath,
+    pub want: Want,
+    /// The recorded program created this; gone-from-host is a skip, not a
+    /// failure.
+    pub output: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Parents always come before their children.
+    pub items: Vec<Item>,
+    pub skipped: Vec<(MPath, String)>,
+    /// Mount point -> file system type the jail needs mounted there.
+    pub mounts: BTreeMap<MPath, &'static str>,
+    pub warnings: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+pub struct Options {
+    pub with_outputs: bool,
+    pub allow_devices: Vec<MPath>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{manifest}: entry {path}: {reason}")]
+pub struct PlanError {
+    pub manifest: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// Devices created without `--allow-device`: harmless ones every libc and
+/// language runtime expects. Matched by path *and* number, so a manifest
+/// cannot pass off `/dev/sda` as `/dev/null`.
+pub const SAFE_DEVICES: [(&str, u32, u32); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
+    let allow = format!("name it with --allow-device {} to create it", e.path);
+    let path = e.path.encoded();
+    if e.kind == Kind::Blockdev {
+        return Some(format!(
+            "block device {major}:{minor} gives raw access to a disk; refused ({allow})"
+        ));
+    }
+    if let Some(&(_, ma, mi)) = SAFE_DEVICES.iter().find(|d| d.0 == path) {
+        if (ma, mi) == (major, minor) {
+            return None;
+        }
+        return Some(format!(
+            "character device {major}:{minor}, but {path} is {ma}:{mi} on Linux; refused ({allow})"
+        ));
+    }
+    let what = match (major, minor) {
+        (1, 1) => "physical memory (/dev/mem)",
+        (1, 2) => "kernel memory (/dev/kmem)",
+        (1, 4) => "I/O ports (/dev/port)",
+        _ => "a device outside the safe set (null, zero, full, random, urandom, tty)",
+    };
+    Some(format!(
+        "character device {major}:{minor} gives access to {what}; refused ({allow})"
+    ))
+}
+
+fn socket_advice(e: &Entry, jail_hint: &str) -> String {
+    if e.output {
+        return "socket the program creates itself when it runs".into();
+    }
+    if e.path.as_bytes() == b"/dev/log" {
+        return format!(
+            "syslog socket: not created; have the syslog daemon listen there \
+             (`syslogd -a {jail_hint}/dev/log`, or rsyslog's imuxsock `Socket` option), \
+             or bind-mount the host's /dev/log over an empty file at {jail_hint}/dev/log \
+             (`jailtrace run --mount dev-log=...` does this)"
+        );
+    }
+    format!(
+        "socket: not created; bind-mount the host socket over an empty file at \
+         {jail_hint}{}, or run the service it belongs to inside the jail",
+        e.path
+    )
+}
+
+fn mount_fs(class: Class) -> &'static str {
+    match class {
+        Class::Sys => "sysfs",
+        _ => "proc",
+    }
+}
+
+fn host_stat(p: &MPath, follow: bool) -> Option<FileStat> {
+    if follow {
+        stat(p.as_path()).ok()
+    } else {
+        lstat(p.as_path()).ok()
+    }
+}
+
+/// Directory metadata: the host's owner, and a mode no wider than either the
+/// recorded one or the host's.
+fn dir_meta(entry: Option<&Entry>, host: Option<FileStat>) -> Meta {
+    let host = host.filter(|s| file_type(s) == SFlag::S_IFDIR);
+    let recorded = entry.and_then(|e| e.mode).map(|m| m.0);
+    let mode = match (recorded, host.map(|s| s.st_mode & 0o7777)) {
+        (Some(a), Some(b)) => a & b,
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => 0o755,
+    };
+    let (uid, gid) = match host {
+        Some(s) => (s.st_uid, s.st_gid),
+        None => (
+            entry.and_then(|e| e.uid).unwrap_or(0),
+            entry.and_then(|e| e.gid).unwrap_or(0),
+        ),
+    };
+    Meta { mode, uid, gid }
+}
+
+/// Metadata for a device or FIFO: as for directories, but the host object
+/// only counts when it is the same kind of node (and the same device).
+fn node_meta(e: &Entry, ty: SFlag, rdev: Option<(u32, u32)>) -> Meta {
+    let host = host_stat(&e.path, false).filter(|s| {
+        file_type(s) == ty
+            && rdev.is_none_or(|(ma, mi)| {
+                (
+                    nix::sys::stat::major(s.st_rdev),
+                    nix::sys::stat::minor(s.st_rdev),
+                ) == (ma as u64, mi as u64)
+            })
+    });
+    // Special bits make no sense on nodes; never create them.
+    let recorded = e.mode.map(|m| m.0 & 0o777);
+    let mode = match (recorded, host.map(|s| s.st_mode & 0o777)) {
+        (Some(a), Some(b)) => a & b,
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => 0o600,
+    };
+    let (uid, gid) = match host {
+        Some(s) => (s.st_uid, s.st_gid),
+        None => (e.uid.unwrap_or(0), e.gid.unwrap_or(0)),
+    };
+    Meta { mode, uid, gid }
+}
+
+pub fn build(
+    m: &Manifest,
+    manifest_name: &str,
+    opts: &Options,
+    jail_hint: &str,
+) -> Result<Plan, PlanError> {
+    let mut entries: Vec<&Entry> = m.entries.iter().collect();
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let index: HashMap<&MPath, &Entry> = entries.iter().map(|e| (&e.path, *e)).collect();
+    let err = |e: &Entry, reason: String| PlanError {
+        manifest: manifest_name.to_string(),
+        path: e.path.encoded(),
+        reason,
+    };
+
+    let mut plan = Plan::default();
+    let mut ensured: HashSet<MPath> = HashSet::new();
+
+    for a in &opts.allow_devices {
+        if !index
+            .get(a)
+            .is_some_and(|e| matches!(e.kind, Kind::Chardev | Kind::Blockdev))
+        {
+            plan.warnings.push(format!(
+                "--allow-device {a}: the manifest has no device at that path"
+            ));
+        }
+    }
+
+    for e in &entries {
+        // The manifest records real host objects, so whatever holds another
+        // entry must be a directory. Anything else (a file beneath a symlink
+        // entry, typically) is a forged or corrupt manifest. Checked before
+        // the proc/sys branch too: a `class` is only a claim of the manifest,
+        // and a "proc" entry beneath a symlink is just as contradictory.
+        // Ancestors of class proc or sys are exempt (`/proc/self` is a
+        // symlink with entries beneath it); only their mount point is made.
+        if e.kind != Kind::Missing {
+            for a in e.path.ancestors() {
+                let Some(p) = index.get(&a) else { continue };
+                if p.kind == Kind::Dir || matches!(p.class, Class::Proc | Class::Sys) {
+                    continue;
+                }
+                let what = match p.kind {
+                    Kind::Symlink => "a symlink",
+                    Kind::Missing => "missing",
+                    _ => "not a directory",
+                };
+                return Err(err(
+                    e,
+                    format!(
+                        "lies beneath {a}, which the manifest records as {what}; \
+                         a manifest path never has such a parent"
+                    ),
+                ));
+            }
+        }
+
+        // Entries inside a proc or sys mount belong to that mount.
+        let pseudo_parent = e
+            .path
+            .ancestors()
+            .into_iter()
+            .filter_map(|a| index.get(&a).copied())
+            .find(|a| matches!(a.class, Class::Proc | Class::Sys));
+        if matches!(e.class, Class::Proc | Class::Sys) || pseudo_parent.is_some() {
+            let class = pseudo_parent.map_or(e.class, |p| p.class);
+            // The mount point: the topmost ancestor-or-self that is not a
+            // recorded ordinary directory (`/proc` for `/proc/self/stat`).
+            let mut chain = e.path.ancestors();
+            chain.push(e.path.clone());
+            let mount = chain
+                .iter()
+                .skip(1)
+                .find(|a| index.get(a).is_none_or(|x| x.class == class))
+                .cloned()
+                .unwrap_or_else(|| e.path.clone());
+            if e.kind != Kind::Missing {
+                if !ensured.contains(&mount) {
+                    ensure_ancestors(&mount, &index, &mut ensured, &mut plan);
+                    let meta = dir_meta(index.get(&mount).copied(), host_stat(&mount, true));
+                    plan.items.push(Item {
+                        path: mount.clone(),
+                        want: Want::Dir(meta),
+                        output: false,
+                    });
+                    ensured.insert(mount.clone());
+                }
+                let fs = mount_fs(class);
+                plan.mounts.insert(mount.clone(), fs);
+                if e.path != mount {
+                    plan.skipped.push((
+                        e.path.clone(),
+                        format!("on the {fs} file system: needs {fs} mounted at {mount}"),
+                    ));
+                }
+            }
+            continue;
+        }
+        if e.kind == Kind::Missing {
+            continue;
+        }
+
+        if e.output && !opts.with_outputs {
+            let reason = match e.kind {
+                Kind::Dir => "directory the program created: not created (--with-outputs creates it)",
+                Kind::Socket => "socket the program creates itself when it runs",
+                _ => "written by the program: its directory is created, its data not copied (--with-outputs copies it)",
+            };
+            ensure_ancestors(&e.path, &index, &mut ensured, &mut plan);
+            plan.skipped.push((e.path.clone(), reason.to_string()));
+            continue;
+        }
+
+        let want = match e.kind {
+            Kind::Missing => continue,
+            Kind::Dir => {
+                if ensured.contains(&e.path) {
+                    continue;
+                }
+                Want::Dir(dir_meta(Some(e), host_stat(&e.path, false)))
+            }
+            Kind::File => {
+                plan.files += 1;
+                let size = e
+                    .size
+                    .or_else(|| host_stat(&e.path, false).map(|s| s.st_size as u64))
+                    .unwrap_or(0);
+                plan.bytes += size;
+                Want::File {
+                    mode_cap: e.mode.map_or(0o7777, |m| m.0),
+                    sha256: e.sha256.clone(),
+                    size_hint: size,
+                }
+            }
+            Kind::Symlink => {
+                let Some(target) = &e.target else {
+                    return Err(err(e, "symlink without a target".into()));
+                };
+                let host = host_stat(&e.path, false).filter(|s| file_type(s) == SFlag::S_IFLNK);
+                let (uid, gid) = match host {
+                    Some(s) => (s.st_uid, s.st_gid),
+                    None => (e.uid.unwrap_or(0), e.gid.unwrap_or(0)),
+                };
+                Want::Symlink {
+                    target: target.0.clone(),
+                    uid,
+                    gid,
+                }
+            }
+            Kind::Chardev | Kind::Blockdev => {
+                let (Some(major), Some(minor)) = (e.major, e.minor) else {
+                    return Err(err(e, "device without major and minor".into()));
+                };
+                if !opts.allow_devices.contains(&e.path) {
+                    if let Some(reason) = device_refusal(e, major, minor) {
+                        plan.skipped.push((e.path.clone(), reason));
+                        continue;
+                    }
+                }
+                let block = e.kind == Kind::Blockdev;
+                let ty = if block {
+                    SFlag::S_IFBLK
+                } else {
+                    SFlag::S_IFCHR
+                };
+                Want::Device {
+                    block,
+                    major,
+                    minor,
+                    meta: node_meta(e, ty, Some((major, minor))),
+                }
+            }
+            Kind::Socket => {
+                // Its directory is made, so a bind mount has somewhere to go.
+                ensure_ancestors(&e.path, &index, &mut ensured, &mut plan);
+                plan.skipped
+                    .push((e.path.clone(), socket_advice(e, jail_hint)));
+                continue;
+            }
+            Kind::Fifo => Want::Fifo(node_meta(e, SFlag::S_IFIFO, None)),
+        };
+        ensure_ancestors(&e.path, &index, &mut ensured, &mut plan);
+        if matches!(want, Want::Dir(_)) {
+            ensured.insert(e.path.clone());
+        }
+        plan.items.push(Item {
+            path: e.path.clone(),
+            want,
+            output: e.output,
+        });
+    }
+    // An output directory that turned out to hold something we create is
+    // created after all; don't also list it as skipped.
+    plan.skipped.retain(|(p, _)| !ensured.contains(p));
+    Ok(plan)
+}
+
+/// Adds a directory item for every ancestor of `p` not planned yet, from its
+/// manifest entry, or from the host when the manifest has none.
+fn ensure_ancestors(
+    p: &MPath,
+    index: &HashMap<&MPath, &Entry>,
+    ensured: &mut HashSet<MPath>,
+    plan: &mut Plan,
+) {
+    for a in p.ancestors() {
+        if ensured.contains(&a) {
+            continue;
+        }
+        let entry = index.get(&a).copied();
+        let host = host_stat(&a, entry.is_none());
+        plan.items.push(Item {
+            path: a.clone(),
+            want: Want::Dir(dir_meta(entry, host)),
+            output: false,
+        });
+        ensured.insert(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(entries: &str) -> Manifest {
+        let text = format!(
+            r#"{{"schema":1,"generator":"t","command":{{"argv":["x"],"cwd":"/","uid":0,"gid":0}},"entries":[{entries}]}}"#
+        );
+        Manifest::from_slice("t", text.as_bytes()).unwrap()
+    }
+
+    fn opts() -> Options {
+        Options {
+            with_outputs: false,
+            allow_devices: vec![],
+        }
+    }
+
+    #[test]
+    fn rejects_entries_beneath_a_symlink() {
+        let m = manifest(
+            r#"{"path":"/a","kind":"symlink","class":"regular","target":"/tmp/x"},
+               {"path":"/a/f","kind":"file","class":"regular"}"#,
+        );
+        let e = build(&m, "t", &opts(), "J").unwrap_err();
+        assert!(e.to_string().contains("beneath /a"), "{e}");
+    }
+
+    #[test]
+    fn a_proc_class_claim_does_not_lift_the_symlink_check() {
+        for class in ["proc", "sys"] {
+            let m = manifest(&format!(
+                r#"{{"path":"/a","kind":"symlink","class":"regular","target":"/tmp/x"}},
+                   {{"path":"/a/f","kind":"file","class":"{class}"}}"#
+            ));
+            let e = build(&m, "t", &opts(), "J").unwrap_err();
+            assert!(e.to_string().contains("beneath /a"), "{class}: {e}");
+        }
+        // A symlink of class proc, as record writes /proc/self, is fine.
+        let m = manifest(
+            r#"{"path":"/proc","kind":"dir","class":"proc"},
+               {"path":"/proc/self","kind":"symlink","class":"proc"},
+               {"path":"/proc/self/status","kind":"file","class":"proc"}"#,
+        );
+        let p = build(&m, "t", &opts(), "J").unwrap();
+        assert_eq!(p.mounts.len(), 1);
+    }
+
+    #[test]
+    fn ancestors_come_first_and_once() {
+        let m = manifest(
+            r#"{"path":"/x/y/z","kind":"symlink","class":"regular","target":"q"},
+               {"path":"/x/y/w","kind":"symlink","class":"regular","target":"q"}"#,
+        );
+        let p = build(&m, "t", &opts(), "J").unwrap();
+        let paths: Vec<String> = p.items.iter().map(|i| i.path.encoded()).collect();
+        assert_eq!(paths, ["/", "/x", "/x/y", "/x/y/w", "/x/y/z"]);
+    }
+
+    #[test]
+    fn devices_are_matched_by_path_and_number() {
+        let m = manifest(
+            r#"{"path":"/dev/null","kind":"chardev","class":"dev","major":8,"minor":0},
+               {"path":"/dev/zero","kind":"chardev","class":"dev","major":1,"minor":5},
+               {"path":"/dev/mem","kind":"chardev","class":"dev","major":1,"minor":1},
+               {"path":"/dev/sda","kind":"blockdev","class":"dev","major":8,"minor":0}"#,
+        );
+        let p = build(&m, "t", &opts(), "J").unwrap();
+        let skipped: Vec<String> = p.skipped.iter().map(|s| s.0.encoded()).collect();
+        assert_eq!(skipped, ["/dev/mem", "/dev/null", "/dev/sda"]);
+        assert!(p.skipped[0].1.contains("physical memory"));
+        let mut o = opts();
+        o.allow_devices = vec![MPath::new("/dev/sda").unwrap()];
+        let p = build(&m, "t", &o, "J").unwrap();
+        assert!(p.items.iter().any(|i| i.path.encoded() == "/dev/sda"));
+    }
+
+    #[test]
+    fn dir_modes_never_widen() {
+        let mut e = Entry::new(MPath::new("/d").unwrap(), Kind::Dir, Class::Regular);
+        e.mode = Some(crate::manifest::Mode(0o4777));
+        let host = stat("/").unwrap();
+        let m = dir_meta(Some(&e), Some(host));
+        assert_eq!(m.mode, 0o4777 & (host.st_mode & 0o7777));
+    }
+}

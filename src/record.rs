@@ -1,0 +1,237 @@
+//! The `record` command: trace a command, resolve what it touched, write
+//! the manifest.
+
+use std::ffi::{CString, OsString};
+use std::io::IsTerminal;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use regex::Regex;
+
+use crate::error::{Failure, EXIT_CANNOT_EXEC, EXIT_INTERNAL, EXIT_NOT_FOUND};
+use crate::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
+use crate::pathenc::{Bytes, MPath};
+use crate::run::Step;
+use crate::trace::{self, Launch, TraceError, TraceOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// Where to write the manifest (`-` for stdout).
+    #[arg(short, long, default_value = "manifest.json", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Keep only entries whose path matches (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Drop entries whose path matches (repeatable; applied after --include).
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Vec<String>,
+    /// Send SIGTERM to the traced processes after this long (e.g. 5s, 500ms,
+    /// 2m), then SIGKILL after --grace.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How long to wait after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub grace: Duration,
+    /// CPU placement of the tracer and the traced command (see
+    /// docs/performance.md).
+    #[arg(long, value_enum, default_value = "same")]
+    pub cpu: trace::Placement,
+    /// Record the SHA-256 of every regular file read.
+    #[arg(long)]
+    pub hash: bool,
+    /// The command to trace.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))
+}
+
+/// Finds `prog` like `execvp` would, so that "not found" is reported before
+/// anything is traced.
+pub fn find_program(prog: &Path) -> Result<PathBuf, Failure> {
+    let name = prog.display();
+    if prog.as_os_str().as_bytes().contains(&b'/') {
+        return match std::fs::metadata(prog) {
+            Ok(_) => Ok(prog.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
+                EXIT_NOT_FOUND,
+                format!("{name}: no such file or directory"),
+            )),
+            Err(e) => Err(Failure::new(EXIT_CANNOT_EXEC, format!("{name}: {e}"))),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut denied = None;
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join(prog);
+        if let Ok(md) = std::fs::metadata(&cand) {
+            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                return Ok(cand);
+            }
+            denied.get_or_insert(cand);
+        }
+    }
+    match denied {
+        Some(c) => Err(Failure::new(
+            EXIT_CANNOT_EXEC,
+            format!("{}: permission denied", c.display()),
+        )),
+        None => Err(Failure::new(
+            EXIT_NOT_FOUND,
+            format!("{name}: command not found"),
+        )),
+    }
+}
+
+fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
+    patterns
+        .iter()
+        .map(|p| Regex::new(p).with_context(|| format!("bad {flag} regex {p:?}")))
+        .collect()
+}
+
+pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
+    let internal = |msg: String| Failure::new(EXIT_INTERNAL, msg);
+    let include = compile(&args.include, "--include").map_err(|e| internal(format!("{e:#}")))?;
+    let exclude = compile(&args.exclude, "--exclude").map_err(|e| internal(format!("{e:#}")))?;
+    let program = find_program(Path::new(&args.command[0]))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| internal(format!("cannot read the working directory: {e}")))?;
+    let cwd = MPath::new(cwd.into_os_string().into_vec())
+        .map_err(|e| internal(format!("working directory: {e}")))?;
+    check_output_dir(&args.output)?;
+
+    let to_c =
+        |s: &[u8]| CString::new(s).map_err(|_| internal("an argument contains a NUL byte".into()));
+    let c_program = to_c(program.as_os_str().as_bytes())?;
+    let argv = args
+        .command
+        .iter()
+        .map(|a| to_c(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let opts = TraceOptions {
+        placement: args.cpu,
+        timeout: args.timeout,
+        grace: args.grace,
+        progress: std::io::stderr().is_terminal(),
+        root: None,
+    };
+    let launch = Launch::Host {
+        program: c_program,
+        argv,
+    };
+    let rec = trace::record(launch, &opts).map_err(|e| match e {
+        TraceError::PtraceDenied(_) => internal(e.to_string()),
+        e => internal(e.to_string()),
+    })?;
+    if let Some(e) = rec.start_failure {
+        let name = program.display();
+        let msg = match e.step {
+            Step::Exec => format!("{name}: {}", e.errno.desc()),
+            Step::Seccomp => format!(
+                "cannot install the seccomp filter in the traced command: {}",
+                e.errno.desc()
+            ),
+            _ => format!("cannot start the command: {}", e.errno.desc()),
+        };
+        return Err(Failure::new(e.exit_code(), msg).into());
+    }
+
+    let resolve_opts = crate::resolve::Options {
+        hash: args.hash,
+        setuid_effective: nix::unistd::geteuid().is_root(),
+    };
+    let (mut entries, warnings) = crate::resolve::build(rec.log, &resolve_opts);
+    if !include.is_empty() || !exclude.is_empty() {
+        entries.retain(|e| {
+            let p = e.path.encoded();
+            (include.is_empty() || include.iter().any(|r| r.is_match(&p)))
+                && !exclude.iter().any(|r| r.is_match(&p))
+        });
+    }
+    let mut manifest = Manifest {
+        schema: SCHEMA_VERSION,
+        generator: format!("jailtrace {}", env!("CARGO_PKG_VERSION")),
+        command: CommandInfo {
+            argv: args
+                .command
+                .iter()
+                .map(|a| Bytes(a.as_bytes().to_vec()))
+                .collect(),
+            cwd,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            exit_status: rec.exit_status,
+        },
+        warnings: rec.warnings.into_iter().chain(warnings).collect(),
+        entries,
+    };
+    manifest.normalize();
+    let status = rec.exit_status.unwrap_or(EXIT_INTERNAL);
+    let saved = manifest.save(&args.output);
+    if let Some(bug) = &rec.internal_error {
+        eprintln!("jailtrace: internal error while tracing: {bug}");
+        eprintln!("jailtrace: every traced process was killed");
+        match &saved {
+            Ok(()) => eprintln!(
+                "jailtrace: the manifest of everything seen until then was written to {}",
+                args.output.display()
+            ),
+            Err(e) => eprintln!("jailtrace: {e}"),
+        }
+        return Ok(EXIT_INTERNAL);
+    }
+    if let Err(e) = saved {
+        // The command ran; say so even though its manifest is lost.
+        eprintln!("jailtrace: {e}");
+        eprintln!("jailtrace: the traced command exited with status {status}");
+        return Ok(EXIT_INTERNAL);
+    }
+    for w in &manifest.warnings {
+        eprintln!("jailtrace: warning: {w}");
+    }
+    Ok(status)
+}
+
+/// Fails early, before the command runs, when the manifest could not be
+/// written at all.
+fn check_output_dir(out: &Path) -> Result<(), Failure> {
+    if out == Path::new("-") {
+        return Ok(());
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(md) if md.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::new(
+            EXIT_INTERNAL,
+            format!(
+                "{}: not a directory (output {})",
+                dir.display(),
+                out.display()
+            ),
+        )),
+        Err(e) => Err(Failure::new(
+            EXIT_INTERNAL,
+            format!("cannot write {}: {}: {e}", out.display(), dir.display()),
+        )),
+    }
+}

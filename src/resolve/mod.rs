@@ -1,0 +1,597 @@
+//! From raw accesses to manifest entries: each accessed path is resolved on
+//! the host the way the kernel resolves it, once per unique path, so that
+//! every symlink met in any component becomes an entry of its own, every
+//! directory on the way gets an entry with its metadata, and the accessed
+//! object is recorded under its real path.
+
+mod exe;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::manifest::{Access, Class, Entry, Kind, Mode, Op, Outcome};
+use crate::pathenc::MPath;
+use crate::trace::RawLog;
+
+pub use exe::{loader, loader_of, open_regular, Loader};
+
+/// Linux gives up after this many symlinks in one lookup (ELOOP).
+const MAX_SYMLINKS: usize = 40;
+/// The kernel's limit on nested `#!` interpreters is lower; this is a bound.
+const MAX_INTERP_DEPTH: usize = 8;
+
+#[derive(Debug, Clone)]
+struct Meta {
+    kind: Kind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    rdev: u64,
+    target: Option<Vec<u8>>,
+}
+
+pub struct Options {
+    pub hash: bool,
+    /// Whether setuid programs run with their privileges under this tracer
+    /// (only a tracer with CAP_SYS_PTRACE and without no_new_privs).
+    pub setuid_effective: bool,
+}
+
+/// The outcome of resolving one path.
+struct Resolved {
+    /// The real path of the object (or of the first missing component and
+    /// what followed it).
+    path: Vec<u8>,
+    /// Symlinks met on the way, in order.
+    links: Vec<Vec<u8>>,
+}
+
+/// A resolved directory: its real path and the symlinks met on the way.
+type ResolvedDir = Option<(Vec<u8>, Vec<Vec<u8>>)>;
+
+#[derive(Default)]
+struct Resolver {
+    cache: HashMap<Box<[u8]>, Option<Meta>>,
+    /// Directory part of accessed paths (as spelled) -> its resolution,
+    /// `None` when it is not an existing directory outside /proc.
+    dirs: HashMap<Box<[u8]>, ResolvedDir>,
+    accesses: HashMap<Vec<u8>, Vec<Access>>,
+}
+
+/// Builds manifest entries from a trace. Returns entries (sorted) and
+/// warnings.
+pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let keys: Vec<_> = log.into_iter().collect();
+    // Resolution is mostly lstat calls, independent from one path to the
+    // next: large traces are split across the CPUs (the tracer has given
+    // back its CPU mask by now). Each part has its own caches; the merge
+    // is a union, so the result does not depend on the split.
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(keys.len() / PARALLEL_MIN + 1);
+    let mut resolved: Vec<(Resolver, Vec<Vec<u8>>)> = if parts > 1 {
+        let chunk = keys.len().div_ceil(parts);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = keys
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || resolve_part(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a resolver thread panicked"))
+                .collect()
+        })
+    } else {
+        vec![resolve_part(&keys)]
+    };
+    drop(keys);
+    let (mut r, mut execs) = resolved.pop().unwrap_or_default();
+    for (other, more) in resolved {
+        r.absorb(other);
+        execs.extend(more);
+    }
+    r.interpreters(execs, opts, &mut warnings);
+    (r.entries(opts), warnings)
+}
+
+/// Below this many unique paths per thread, splitting is not worth it.
+const PARALLEL_MIN: usize = 4000;
+
+/// Resolves one part of the raw log; returns the resolver and the real
+/// paths of successful execs.
+fn resolve_part(keys: &[(Box<[u8]>, bool, crate::trace::Outcomes)]) -> (Resolver, Vec<Vec<u8>>) {
+    let mut r = Resolver::default();
+    let mut execs = Vec::new();
+    for (path, follow, ops) in keys {
+        let res = r.resolve(path, *follow);
+        r.note_links(&res.links);
+        for &(op, errno) in ops {
+            let outcome = if errno == 0 {
+                Outcome::ok()
+            } else {
+                Outcome::from_errno(errno)
+            };
+            if op == Op::Exec && errno == 0 {
+                execs.push(res.path.clone());
+            }
+            r.add(&res.path, op, outcome);
+        }
+    }
+    (r, execs)
+}
+
+impl Resolver {
+    /// Adds another part's accesses and lstat results to this one.
+    fn absorb(&mut self, other: Resolver) {
+        for (path, accesses) in other.accesses {
+            let mine = self.accesses.entry(path).or_default();
+            for a in accesses {
+                if !mine.contains(&a) {
+                    mine.push(a);
+                }
+            }
+        }
+        for (path, meta) in other.cache {
+            self.cache.entry(path).or_insert(meta);
+        }
+    }
+
+    fn lstat(&mut self, path: &[u8]) -> Option<Meta> {
+        if let Some(m) = self.cache.get(path) {
+            return m.clone();
+        }
+        let p = Path::new(std::ffi::OsStr::from_bytes(path));
+        let meta = std::fs::symlink_metadata(p).ok().map(|md| {
+            let ft = md.file_type();
+            let kind = if ft.is_symlink() {
+                Kind::Symlink
+            } else if ft.is_dir() {
+                Kind::Dir
+            } else if ft.is_file() {
+                Kind::File
+            } else if ft.is_char_device() {
+                Kind::Chardev
+            } else if ft.is_block_device() {
+                Kind::Blockdev
+            } else if ft.is_socket() {
+                Kind::Socket
+            } else {
+                Kind::Fifo
+            };
+            let target = if kind == Kind::Symlink {
+                std::fs::read_link(p)
+                    .ok()
+                    .map(|t| t.into_os_string().into_vec())
+            } else {
+                None
+            };
+            Meta {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                size: md.size(),
+                rdev: md.rdev(),
+                target,
+            }
+        });
+        self.cache.insert(Box::from(path), meta.clone());
+        meta
+    }
+
+    /// Kind of `path` (no symlink followed), and the target of a symlink.
+    fn probe(&mut self, path: &[u8]) -> Option<(Kind, Option<Vec<u8>>)> {
+        if !self.cache.contains_key(path) {
+            self.lstat(path);
+        }
+        let m = self.cache.get(path)?.as_ref()?;
+        let target = (m.kind == Kind::Symlink).then(|| m.target.clone().unwrap_or_default());
+        Some((m.kind, target))
+    }
+
+    /// Resolves `path` like the kernel's lookup. The directory part is
+    /// resolved once per distinct spelling and cached: traces touch many
+    /// files in few directories.
+    fn resolve(&mut self, path: &[u8], follow_last: bool) -> Resolved {
+        let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let (dir, last) = (&path[..cut], &path[cut + 1..]);
+        if path.first() != Some(&b'/') || matches!(last, b"" | b"." | b"..") {
+            let queue = split(path).map(<[u8]>::to_vec).collect();
+            return self.walk(b"/".to_vec(), Vec::new(), queue, follow_last);
+        }
+        let cached = match self.dirs.get(dir) {
+            Some(c) => c.clone(),
+            None => {
+                let queue = split(dir).map(<[u8]>::to_vec).collect();
+                let r = self.walk(b"/".to_vec(), Vec::new(), queue, true);
+                let usable =
+                    !is_proc(&r.path) && matches!(self.probe(&r.path), Some((Kind::Dir, _)));
+                let c = usable.then_some((r.path, r.links));
+                self.dirs.insert(Box::from(dir), c.clone());
+                c
+            }
+        };
+        match cached {
+            Some((cur, links)) => {
+                self.walk(cur, links, VecDeque::from([last.to_vec()]), follow_last)
+            }
+            None => {
+                let queue = split(path).map(<[u8]>::to_vec).collect();
+                self.walk(b"/".to_vec(), Vec::new(), queue, follow_last)
+            }
+        }
+    }
+
+    /// Resolves the components in `queue` starting from the real directory
+    /// `cur`, reached through `links`.
+    fn walk(
+        &mut self,
+        mut cur: Vec<u8>,
+        mut links: Vec<Vec<u8>>,
+        mut queue: VecDeque<Vec<u8>>,
+        follow_last: bool,
+    ) -> Resolved {
+        while let Some(comp) = queue.pop_front() {
+            match comp.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    parent_in_place(&mut cur);
+                    continue;
+                }
+                _ => {}
+            }
+            if is_proc(&cur) {
+                // /proc is per-process and its symlinks point into the
+                // tracer's own view: keep the rest as written.
+                let mut rest = vec![comp];
+                rest.extend(queue.drain(..));
+                return Resolved {
+                    path: lexical_join(&cur, &rest),
+                    links,
+                };
+            }
+            let next = join(&cur, &comp);
+            let last = queue.is_empty();
+            match self.probe(&next) {
+                None => {
+                    let rest: Vec<Vec<u8>> = queue.drain(..).collect();
+                    return Resolved {
+                        path: lexical_join(&next, &rest),
+                        links,
+                    };
+                }
+                Some((Kind::Symlink, Some(target))) if !last || follow_last => {
+                    if links.len() >= MAX_SYMLINKS {
+                        return Resolved { path: next, links };
+                    }
+                    links.push(next);
+                    if target.first() == Some(&b'/') {
+                        cur = b"/".to_vec();
+                    }
+                    for c in split(&target).rev() {
+                        queue.push_front(c.to_vec());
+                    }
+                }
+                Some((kind, _)) => {
+                    if !last && kind != Kind::Dir {
+                        // ENOTDIR: nothing beyond a non-directory exists.
+                        let rest: Vec<Vec<u8>> = queue.drain(..).collect();
+                        return Resolved {
+                            path: lexical_join(&next, &rest),
+                            links,
+                        };
+                    }
+                    cur = next;
+                }
+            }
+        }
+        Resolved { path: cur, links }
+    }
+
+    fn add(&mut self, path: &[u8], op: Op, result: Outcome) {
+        let v = self.accesses.entry(path.to_vec()).or_default();
+        let a = Access { op, result };
+        if !v.contains(&a) {
+            v.push(a);
+        }
+    }
+
+    fn note_links(&mut self, links: &[Vec<u8>]) {
+        for l in links {
+            self.add(l, Op::Follow, Outcome::ok());
+        }
+    }
+
+    /// Records what the kernel itself loads for each executed file: ELF
+    /// interpreters and `#!` interpreters, nested to any depth.
+    fn interpreters(&mut self, execs: Vec<Vec<u8>>, opts: &Options, warnings: &mut Vec<String>) {
+        let mut seen = HashSet::new();
+        let mut work: Vec<(Vec<u8>, usize)> = execs.into_iter().map(|p| (p, 0)).collect();
+        while let Some((exe, depth)) = work.pop() {
+            if !seen.insert(exe.clone()) || depth > MAX_INTERP_DEPTH {
+                continue;
+            }
+            let p = Path::new(std::ffi::OsStr::from_bytes(&exe)).to_path_buf();
+            if let Some(m) = self.lstat(&exe) {
+                if m.mode & 0o6000 != 0 && m.kind == Kind::File {
+                    let what = if m.mode & 0o4000 != 0 {
+                        "setuid"
+                    } else {
+                        "setgid"
+                    };
+                    warnings.push(if opts.setuid_effective {
+                        format!("{what} program executed: {} (it ran with its privileges; the jail keeps the bit only if the host has it)", crate::pathenc::encode(&exe))
+                    } else {
+                        format!("{what} program executed: {} (under ptrace without CAP_SYS_PTRACE it ran WITHOUT its privileges, so its behaviour may differ)", crate::pathenc::encode(&exe))
+                    });
+                }
+            }
+            let (interp, op) = match loader(&p) {
+                Some(Loader::Elf(i)) => (i, Op::Interp),
+                Some(Loader::Script(i)) => (i, Op::Exec),
+                None => continue,
+            };
+            if interp.first() != Some(&b'/') {
+                warnings.push(format!(
+                    "relative interpreter {} of {} was not recorded",
+                    crate::pathenc::encode(&interp),
+                    crate::pathenc::encode(&exe)
+                ));
+                continue;
+            }
+            let res = self.resolve(&interp, true);
+            self.note_links(&res.links);
+            let exists = self.lstat(&res.path).is_some();
+            let outcome = if exists {
+                Outcome::ok()
+            } else {
+                Outcome::from_errno(libc::ENOENT)
+            };
+            self.add(&res.path, op, outcome);
+            if exists {
+                work.push((res.path, depth + 1));
+            }
+        }
+    }
+
+    /// Turns the collected accesses into sorted entries with host metadata,
+    /// adding a `dir` entry for every ancestor.
+    fn entries(mut self, opts: &Options) -> Vec<Entry> {
+        // Every ancestor of a recorded path gets an entry of its own.
+        let paths: Vec<Vec<u8>> = self.accesses.keys().cloned().collect();
+        for p in paths {
+            let mut cur = p;
+            while parent_in_place(&mut cur) {
+                if self.accesses.contains_key(&cur) {
+                    break;
+                }
+                self.accesses.insert(cur.clone(), Vec::new());
+            }
+        }
+        let accesses = std::mem::take(&mut self.accesses);
+        let mut out = Vec::with_capacity(accesses.len());
+        for (p, accesses) in accesses {
+            let meta = self
+                .cache
+                .remove(p.as_slice())
+                .flatten()
+                .or_else(|| self.lstat(&p));
+            let Ok(path) = MPath::new(p) else {
+                continue;
+            };
+            if path.starts_with(&proc_root()) && path != proc_root() && accesses.is_empty() {
+                // Intermediate /proc directories (like /proc/self) say
+                // nothing a jail needs.
+                continue;
+            }
+            out.push(make_entry(path, meta, accesses, opts));
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
+
+fn is_proc(p: &[u8]) -> bool {
+    p == b"/proc" || p.starts_with(b"/proc/")
+}
+
+fn proc_root() -> MPath {
+    MPath::new("/proc").expect("valid")
+}
+
+fn make_entry(path: MPath, meta: Option<Meta>, mut accesses: Vec<Access>, opts: &Options) -> Entry {
+    accesses.sort();
+    let kind = meta.as_ref().map_or(Kind::Missing, |m| m.kind);
+    let class = classify(&path, kind);
+    let output = accesses
+        .iter()
+        .any(|a| a.op.is_output() && a.result.is_ok());
+    let mut e = Entry::new(path, kind, class);
+    e.output = output;
+    if class == Class::Proc {
+        // The tracer's own /proc is not the tracee's: keep only the kind,
+        // and never claim a symlink target we cannot know.
+        if e.kind == Kind::Missing && accesses.iter().any(|a| a.result.is_ok()) {
+            e.kind = Kind::File;
+        }
+        e.accesses = accesses;
+        return e;
+    }
+    if let Some(m) = meta {
+        e.mode = Some(Mode(m.mode));
+        e.uid = Some(m.uid);
+        e.gid = Some(m.gid);
+        match m.kind {
+            Kind::File if class == Class::Regular && !output => {
+                e.size = Some(m.size);
+                if opts.hash {
+                    e.sha256 = sha256_file(e.path.as_path());
+                }
+            }
+            Kind::Symlink => e.target = m.target.map(crate::pathenc::Bytes),
+            Kind::Chardev | Kind::Blockdev => {
+                e.major = Some(libc::major(m.rdev));
+                e.minor = Some(libc::minor(m.rdev));
+            }
+            _ => {}
+        }
+        if m.kind == Kind::Symlink && e.target.is_none() {
+            e.kind = Kind::Missing;
+            e.mode = None;
+            e.uid = None;
+            e.gid = None;
+        }
+    }
+    e.accesses = accesses;
+    e
+}
+
+/// Decides how `materialize` treats a path.
+pub fn classify(path: &MPath, kind: Kind) -> Class {
+    let first = path.components().next();
+    match first {
+        Some(b"proc") => Class::Proc,
+        Some(b"sys") => Class::Sys,
+        Some(b"dev") => Class::Dev,
+        _ if matches!(kind, Kind::Chardev | Kind::Blockdev) => Class::Dev,
+        _ => Class::Regular,
+    }
+}
+
+fn sha256_file(path: &Path) -> Option<String> {
+    sha256_hex(exe::open_regular(path)?).ok()
+}
+
+/// The hex SHA-256 of everything `r` yields: the one digest format of the
+/// manifest (`record --hash`, `materialize`'s checks).
+pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut r, &mut h)?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn split(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    p.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+fn join(dir: &[u8], comp: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(dir.len() + 1 + comp.len());
+    v.extend_from_slice(dir);
+    if v.last() != Some(&b'/') {
+        v.push(b'/');
+    }
+    v.extend_from_slice(comp);
+    v
+}
+
+/// Moves `p` to its parent; false when it already is `/`.
+fn parent_in_place(p: &mut Vec<u8>) -> bool {
+    if p.as_slice() == b"/" {
+        return false;
+    }
+    let cut = p.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    p.truncate(cut.max(1));
+    true
+}
+
+/// Appends components to `base` lexically (`..` never climbs above `base`).
+fn lexical_join(base: &[u8], rest: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = base.to_vec();
+    let floor = out.len();
+    for c in rest {
+        match c.as_slice() {
+            b"" | b"." => {}
+            b".." => {
+                if out.len() > floor {
+                    parent_in_place(&mut out);
+                    out.truncate(out.len().max(floor));
+                }
+            }
+            c => out = join(&out, c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_tree(f: impl FnOnce(&Path, &mut Resolver)) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("usr/lib")).unwrap();
+        std::fs::write(d.join("usr/lib/libx.so.1"), b"x").unwrap();
+        std::os::unix::fs::symlink("usr/lib", d.join("lib")).unwrap();
+        std::os::unix::fs::symlink("libx.so.1", d.join("usr/lib/libx.so")).unwrap();
+        std::os::unix::fs::symlink(d.join("lib/libx.so"), d.join("abs")).unwrap();
+        std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+        f(d, &mut Resolver::default());
+    }
+
+    fn b(p: &Path) -> Vec<u8> {
+        p.as_os_str().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn follows_chains_in_every_component() {
+        with_tree(|d, r| {
+            let res = r.resolve(&b(&d.join("abs")), true);
+            assert_eq!(res.path, b(&d.join("usr/lib/libx.so.1")));
+            let links: Vec<_> = res.links.to_vec();
+            assert_eq!(
+                links,
+                [
+                    b(&d.join("abs")),
+                    b(&d.join("lib")),
+                    b(&d.join("usr/lib/libx.so"))
+                ]
+            );
+            // Not following the last component stops at the link itself.
+            let res = r.resolve(&b(&d.join("lib/libx.so")), false);
+            assert_eq!(res.path, b(&d.join("usr/lib/libx.so")));
+        });
+    }
+
+    #[test]
+    fn dotdot_after_a_symlink_is_physical() {
+        with_tree(|d, r| {
+            // lib -> usr/lib, so lib/.. is usr, not d.
+            let res = r.resolve(&b(&d.join("lib/../lib/libx.so.1")), true);
+            assert_eq!(res.path, b(&d.join("usr/lib/libx.so.1")));
+        });
+    }
+
+    #[test]
+    fn missing_and_loops_terminate() {
+        with_tree(|d, r| {
+            let res = r.resolve(&b(&d.join("lib/nope/x/../y")), true);
+            assert_eq!(res.path, b(&d.join("usr/lib/nope/y")));
+            let res = r.resolve(&b(&d.join("loop")), true);
+            assert_eq!(res.links.len(), MAX_SYMLINKS);
+        });
+    }
+
+    #[test]
+    fn proc_paths_are_kept_as_written() {
+        let mut r = Resolver::default();
+        let res = r.resolve(b"/proc/self/../self/maps", true);
+        assert_eq!(res.path, b"/proc/self/maps");
+    }
+
+    #[test]
+    fn classes() {
+        let c = |p: &str, k| classify(&MPath::new(p).unwrap(), k);
+        assert_eq!(c("/dev/urandom", Kind::Chardev), Class::Dev);
+        assert_eq!(c("/proc/self/maps", Kind::File), Class::Proc);
+        assert_eq!(c("/sys/devices", Kind::Dir), Class::Sys);
+        assert_eq!(c("/usr/lib", Kind::Dir), Class::Regular);
+        assert_eq!(c("/srv/null", Kind::Chardev), Class::Dev);
+    }
+}

@@ -1,0 +1,112 @@
+//! The `run` command: run a command inside a jail the secure way.
+//!
+//! The work is split so that `verify` can reuse it:
+//! - [`Plan::new`] (parent, before fork): resolve the user and group on the
+//!   host, decide the mounts (`--mount`, `--manifest`), create missing mount
+//!   points safely, build argv, the environment and the exec candidates as
+//!   C strings.
+//! - [`enter_jail`] (child, after fork): private mount namespace, mounts,
+//!   chdir/chroot/chdir, setgroups/setgid/setuid, no_new_privs, close fds.
+//!   Allocation-free.
+//! - [`exec_command`] (child): PATH search inside the jail and execve.
+//!
+//! [`run`] forks, runs [`child_main`] in the child, forwards SIGINT, SIGTERM
+//! and SIGHUP to the child's process group (the child leads its own session
+//! and group), and returns the command's exit status (128+N for signal N).
+//! SIGTSTP is not forwarded: see docs/security.md.
+
+mod child;
+mod plan;
+mod sys;
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+pub use child::{child_main, enter_jail, exec_command, read_report, ChildError, Step};
+pub use plan::{
+    exec_candidates, is_host_root, mounts_from_manifest, openat2_retry, parse_mount,
+    resolve_identity, safe_env, Identity, JailOptions, MountKind, MountSpec, Plan, PlanError,
+    DEFAULT_LOG_SOCKET, SAFE_PATH,
+};
+
+use crate::error::{Failure, EXIT_INTERNAL};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub jail: JailOptions,
+    /// The command to run, searched in the jail's PATH.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+fn internal(msg: impl Into<String>) -> anyhow::Error {
+    Failure::new(EXIT_INTERNAL, msg).into()
+}
+
+/// The exit status a shell would report for a wait status.
+pub fn exit_status(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// Waits for `child` to end and returns its exit status.
+pub fn wait_exit(child: Pid) -> nix::Result<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(ws) => {
+                if let Some(code) = exit_status(ws) {
+                    return Ok(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    let plan = Plan::new(&args.jail, &args.command).map_err(|e| internal(e.to_string()))?;
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| internal(format!("cannot create a pipe: {e}")))?;
+    let old_mask =
+        sys::block_forwarded().map_err(|e| internal(format!("cannot block signals: {e}")))?;
+    match sys::fork() {
+        Err(e) => Err(internal(format!("cannot fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            drop(report_r);
+            // The child starts with the parent's dispositions (default) and
+            // must not keep the forwarded signals blocked across exec.
+            let _ = sys::restore_mask(&old_mask);
+            child_main(&plan, report_w.as_fd())
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(report_w);
+            let installed = sys::forward_signals_to(child);
+            let _ = sys::restore_mask(&old_mask);
+            if let Err(e) = installed {
+                // Without forwarding the child would outlive an interrupted
+                // jailtrace unnoticed: stop it.
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = wait_exit(child);
+                return Err(internal(format!("cannot install signal handlers: {e}")));
+            }
+            let report = read_report(report_r.as_fd());
+            let status = wait_exit(child);
+            sys::stop_forwarding();
+            let status =
+                status.map_err(|e| internal(format!("cannot wait for the command: {e}")))?;
+            match report {
+                Ok(Some(err)) => Err(Failure::new(err.exit_code(), err.message(&plan)).into()),
+                Ok(None) => Ok(status),
+                Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The few system calls `run` needs that nix does not wrap safely: fork,
+//! execve with prepared pointer arrays, close_range, the fd-based mount API,
+//! and the signal-forwarding handler. Everything unsafe in `run` lives here.
+//!
+//! The functions used in the forked child are allocation-free: they take
+//! C strings and pointer arrays built before the fork.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use libc::c_char;
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// Forks the process.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: jailtrace is single-threaded when it forks, so the child owns
+    // a consistent copy of every lock and allocator state; the child side
+    // only makes allocation-free system calls until it execs or `_exit`s.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Executes `path`; returns only on failure, with the errno. `argv` and
+/// `envp` are null-terminated arrays of pointers into C strings that the
+/// caller keeps alive.
+pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
+    debug_assert!(envp.last().is_some_and(|p| p.is_null()));
+    // SAFETY: `path` is a valid C string; `argv` and `envp` are
+    // null-terminated arrays of pointers to C strings owned by the caller's
+    // `Plan`, which outlives this call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// Closes every descriptor above 2 except `keep`.
+pub fn close_fds_above_stderr(keep: Option<RawFd>) -> nix::Result<()> {
+    let close = |first: u32, last: u32| -> nix::Result<()> {
+        if first > last {
+            return Ok(());
+        }
+        // SAFETY: close_range only closes descriptors; the ones we close are
+        // inherited or ours and never used again in this process.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        Errno::result(r).map(drop)
+    };
+    match keep {
+        Some(k) if k > 2 => {
+            close(3, k as u32 - 1)?;
+            close(k as u32 + 1, u32::MAX)
+        }
+        _ => close(3, u32::MAX),
+    }
+}
+
+fn fd_result(r: libc::c_long) -> nix::Result<OwnedFd> {
+    let fd = Errno::result(r)? as RawFd;
+    // SAFETY: the system call just returned this new descriptor, which
+    // nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fsopen(fstype)`: a filesystem context for a new, detached mount.
+pub fn fsopen(fstype: &CStr) -> nix::Result<OwnedFd> {
+    // SAFETY: valid C string; flags are a plain integer.
+    fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })
+}
+
+/// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
+pub fn fsconfig_string(fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> nix::Result<()> {
+    // SAFETY: valid descriptor and C strings; aux must be 0 for SET_STRING.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `fsconfig(FSCONFIG_CMD_CREATE)`: creates the superblock.
+pub fn fsconfig_create(fs: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: valid descriptor; key, value and aux must be null/0 for CMD_CREATE.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<c_char>(),
+            std::ptr::null::<c_char>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `fsmount`: turns a configured context into a detached mount with the
+/// given `MOUNT_ATTR_*` flags.
+pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> nix::Result<OwnedFd> {
+    // SAFETY: valid descriptor and plain integer flags.
+    fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    })
+}
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached bind mount of a host path.
+pub fn open_tree_clone(path: &CStr) -> nix::Result<OwnedFd> {
+    // SAFETY: valid C string; AT_FDCWD resolves it from our (host) root.
+    fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    })
+}
+
+/// Attaches the detached mount `mnt` onto the object `target` refers to.
+/// Working on descriptors means no path is resolved again, so nothing can
+/// redirect the mount through a symlink swapped in meanwhile.
+pub fn move_mount(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: valid descriptors and empty C strings, as the EMPTY_PATH
+    // flags require.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// The child that forwarded signals go to (0: none yet).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let child = CHILD.load(Ordering::Relaxed);
+    if child <= 0 {
+        return;
+    }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler;
+    // getpgid, getpgrp and kill are async-signal-safe system calls.
+    unsafe {
+        // A signal from the terminal (Ctrl-C, hangup) already went to the
+        // whole foreground process group, the child included while it has
+        // not yet left it with setsid: sending it again would deliver it
+        // twice.
+        if !info.is_null()
+            && (*info).si_code == libc::SI_KERNEL
+            && libc::getpgid(child) == libc::getpgrp()
+        {
+            return;
+        }
+        // The child calls setsid, so it leads its own session and process
+        // group: the signal goes to that whole group, so that what the
+        // command runs in the foreground (`sh -c 'sleep 6'`) gets it too,
+        // as it would from a terminal. Before the setsid, the group does not
+        // exist yet (ESRCH): then the child alone gets it.
+        if libc::kill(-child, sig) != 0 {
+            libc::kill(child, sig);
+        }
+    }
+}
+
+/// The signals `run` passes on to its child.
+pub const FORWARDED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Blocks the forwarded signals and returns the previous mask, so that none
+/// arrives between the fork and the handler's installation.
+pub fn block_forwarded() -> nix::Result<SigSet> {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&set),
+        Some(&mut old),
+    )?;
+    Ok(old)
+}
+
+/// Restores a signal mask saved by [`block_forwarded`].
+pub fn restore_mask(old: &SigSet) -> nix::Result<()> {
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(old), None)
+}
+
+/// Installs handlers that send SIGINT, SIGTERM and SIGHUP on to `child`'s
+/// process group (the child leads it).
+pub fn forward_signals_to(child: Pid) -> nix::Result<()> {
+    CHILD.store(child.as_raw(), Ordering::Relaxed);
+    // SA_RESTART: the parent's blocking read and waitpid simply resume.
+    let action = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for s in FORWARDED {
+        // SAFETY: `forward` is async-signal-safe: it reads an atomic and
+        // makes only async-signal-safe system calls.
+        unsafe { nix::sys::signal::sigaction(s, &action) }?;
+    }
+    Ok(())
+}
+
+/// Stops forwarding: once the child is reaped its pid (and group id) may be
+/// reused by an unrelated process.
+pub fn stop_forwarding() {
+    CHILD.store(0, Ordering::Relaxed);
+}
+
+/// Ends the forked child at once, without running the parent's atexit
+/// handlers or flushing its copied stdio buffers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes a plain integer.
+    unsafe { libc::_exit(code) }
+}
+
+/// Gives SIGPIPE back its default action. Rust ignores it at startup and
+/// an ignored disposition survives exec: without this, a jailed `cmd | head`
+/// would see EPIPE errors instead of ending quietly.
+pub fn default_sigpipe() -> nix::Result<()> {
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(drop)
+}

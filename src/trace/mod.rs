@@ -1,0 +1,959 @@
+//! The ptrace engine: spawns the command under `PTRACE_SEIZE` with a
+//! seccomp filter, follows every process and thread, and logs each path
+//! access with its outcome.
+//!
+//! Only the syscalls in [`arch`] stop the tracee (seccomp `RET_TRACE`). At
+//! that stop the path operands are read and made absolute against the
+//! tracee's cwd or dirfd as it is at that moment; the tracee is then resumed
+//! to its syscall-exit stop, where the outcome is attached. Path resolution
+//! against the host file system happens once per unique path, after the
+//! trace (see `crate::resolve`).
+
+pub mod arch;
+pub mod decode;
+mod mem;
+pub mod seccomp;
+mod sys;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use crate::manifest::Op;
+use arch::Sys;
+use decode::{Operand, Use};
+pub use sys::Launch;
+
+/// The (operation, errno or 0) pairs seen for one raw path.
+pub type Outcomes = Vec<(Op, i32)>;
+
+/// Unique accesses seen during a trace: for each absolute path as the
+/// tracee named it (not yet resolved) and whether its last symlink is
+/// followed, the (operation, errno or 0) pairs. One map per `follow` value
+/// so that a repeated access is found by slice, without allocating.
+#[derive(Debug, Default)]
+pub struct RawLog {
+    follow: HashMap<Box<[u8]>, Outcomes>,
+    nofollow: HashMap<Box<[u8]>, Outcomes>,
+}
+
+impl RawLog {
+    pub fn add(&mut self, path: &[u8], follow: bool, op: Op, errno: i32) {
+        let map = if follow {
+            &mut self.follow
+        } else {
+            &mut self.nofollow
+        };
+        let v = match map.get_mut(path) {
+            Some(v) => v,
+            None => map.entry(Box::from(path)).or_default(),
+        };
+        if !v.contains(&(op, errno)) {
+            v.push((op, errno));
+        }
+    }
+
+    /// Whether this exact access has been seen with any outcome.
+    pub fn has(&self, path: &[u8], follow: bool, op: Op) -> bool {
+        let map = if follow { &self.follow } else { &self.nofollow };
+        map.get(path)
+            .is_some_and(|v| v.iter().any(|&(o, _)| o == op))
+    }
+
+    /// Number of unique (path, follow) keys.
+    pub fn len(&self) -> usize {
+        self.follow.len() + self.nofollow.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (path, follow, outcomes) for every key.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], bool, &[(Op, i32)])> {
+        let f = self.follow.iter().map(|(k, v)| (&**k, true, v.as_slice()));
+        let n = self
+            .nofollow
+            .iter()
+            .map(|(k, v)| (&**k, false, v.as_slice()));
+        f.chain(n)
+    }
+}
+
+impl IntoIterator for RawLog {
+    type Item = (Box<[u8]>, bool, Outcomes);
+    type IntoIter = Box<dyn Iterator<Item = Self::Item>>;
+
+    /// Consumes the log, freeing it as it goes.
+    fn into_iter(self) -> Self::IntoIter {
+        let f = self.follow.into_iter().map(|(k, v)| (k, true, v));
+        let n = self.nofollow.into_iter().map(|(k, v)| (k, false, v));
+        Box::new(f.chain(n))
+    }
+}
+
+/// Where the tracer and its tracees run. Every ptrace stop is a round trip
+/// between tracee and tracer; when they sit on different CPUs each trip
+/// costs a cross-CPU wake-up. See docs/performance.md for measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// Pin the tracer and the whole command to the CPU jailtrace starts on.
+    /// The fastest on every measured workload, parallel builds included:
+    /// the tracer serialises the command's path syscalls anyway. The
+    /// command still sees its original CPU mask, because the tracer
+    /// rewrites the result of sched_getaffinity (what nproc, Go and Java
+    /// read); only its scheduling is confined.
+    Same,
+    /// Pin the tracer to one CPU and leave the command's CPUs unchanged.
+    Tracer,
+    /// Change nothing.
+    None,
+}
+
+pub struct TraceOptions {
+    /// CPU placement of tracer and tracees.
+    pub placement: Placement,
+    /// Send SIGTERM to every traced process after this long.
+    pub timeout: Option<Duration>,
+    /// After SIGTERM (from the timeout or a third signal), wait this long
+    /// before SIGKILL.
+    pub grace: Duration,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
+    /// The root directory of the tracees when they run chrooted (`verify`):
+    /// paths read back from /proc (cwd, descriptors) are host paths and get
+    /// this prefix removed, so that every recorded path is as the tracee
+    /// sees it.
+    pub root: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub processes: u64,
+    pub syscalls: u64,
+}
+
+pub struct Recording {
+    pub log: RawLog,
+    /// The command's exit status as a shell reports it.
+    pub exit_status: Option<i32>,
+    /// Set when the command could not be started.
+    pub start_failure: Option<crate::run::ChildError>,
+    pub warnings: BTreeSet<String>,
+    pub stats: Stats,
+    /// The tracer failed mid-trace (a bug): every tracee was killed, and the
+    /// log holds what was seen until then.
+    pub internal_error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("ptrace is not permitted here ({0}): a container's seccomp policy, missing CAP_SYS_PTRACE, or Yama (kernel.yama.ptrace_scope) forbids it")]
+    PtraceDenied(Errno),
+    #[error("cannot start the command: {0}")]
+    Spawn(Errno),
+    #[error("tracing failed: {0}")]
+    Internal(String),
+}
+
+/// Kernel-internal restart codes, seen only by a tracer.
+const ERESTARTSYS: i32 = 512;
+const ERESTARTNOINTR: i32 = 513;
+const ERESTARTNOHAND: i32 = 514;
+const ERESTART_RESTARTBLOCK: i32 = 516;
+
+const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_TRACESECCOMP
+    // If jailtrace dies, its tracees die too: left running, every filtered
+    // syscall would fail with ENOSYS (seccomp RET_TRACE without a tracer).
+    | libc::PTRACE_O_EXITKILL;
+
+/// Per-thread state.
+struct Task {
+    tgid: Pid,
+    /// Cached working directory (invalidated on chdir/fchdir).
+    cwd: Option<Vec<u8>>,
+    /// Accesses read at syscall entry, awaiting the outcome.
+    pending: Option<Pending>,
+    /// In a group-stop (job control), parked with PTRACE_LISTEN.
+    group_stopped: bool,
+    /// A sched_getaffinity in progress: (buffer, length) to rewrite at exit.
+    affinity_call: Option<(u64, u64)>,
+    /// `/proc/<tid>`, opened on first need: reading `fd/N` and `cwd`
+    /// relative to it saves a path walk through procfs on every
+    /// dirfd-relative call. A /proc directory stays bound to its task, so a
+    /// reused pid can never be read through it; it is closed when the task
+    /// goes.
+    proc_dir: Option<std::os::fd::OwnedFd>,
+}
+
+/// Paths of directory descriptors used as `dirfd`, so that the calls of a
+/// program walking a tree (tar, find) need no /proc readlink each. An
+/// entry holds a duplicate of the tracee's descriptor (`pidfd_getfd`) and is
+/// trusted only while `kcmp` says the tracee's descriptor is still that very
+/// open file: a close, dup2 or exec that changes it is always noticed. A
+/// traced rename drops the whole cache, since it may move a cached directory.
+struct DirfdCache {
+    /// Off when the kernel lacks pidfd_getfd or kcmp.
+    disabled: bool,
+    /// jailtrace's own pid, for kcmp.
+    me: Pid,
+    pidfds: HashMap<Pid, std::os::fd::OwnedFd>,
+    entries: HashMap<(Pid, i32), (Vec<u8>, std::os::fd::OwnedFd)>,
+}
+
+/// Bound on cached descriptors (each holds a descriptor in jailtrace).
+const DIRFD_CACHE_MAX: usize = 256;
+
+struct Pending {
+    sys: Sys,
+    items: Vec<(Vec<u8>, bool, decode::Ops)>,
+}
+
+struct Tracer<'a> {
+    opts: &'a TraceOptions,
+    tasks: HashMap<Pid, Task>,
+    root: Pid,
+    root_status: Option<i32>,
+    log: RawLog,
+    warnings: BTreeSet<String>,
+    stats: Stats,
+    term_sent: Option<Instant>,
+    killed: bool,
+    signals_received: u32,
+    deadline: Option<Instant>,
+    progress: Option<indicatif::ProgressBar>,
+    /// SIGTSTP received: stop jailtrace too once every tracee has stopped,
+    /// so that the shell sees the job stopped, as it would untraced.
+    stop_requested: bool,
+    dirfds: DirfdCache,
+    /// With `--cpu same`: the command's original CPU mask, as the bytes
+    /// sched_getaffinity returns.
+    virtual_mask: Option<Vec<u8>>,
+    /// Progress line: events since start, and when it was last redrawn.
+    events: u64,
+    last_draw: Instant,
+    /// The i386 warning is given once, not built on every syscall.
+    i386_seen: bool,
+    /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
+    /// recorded syscall, to exercise the internal-error policy.
+    failpoint: Option<u64>,
+}
+
+/// Runs the command under the tracer until every traced process has exited.
+pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
+    let original_mask = sys::get_affinity().ok();
+    let pinned = match opts.placement {
+        Placement::None => false,
+        Placement::Tracer | Placement::Same => sys::pin_to_current_cpu().is_ok(),
+    };
+    let spec = sys::ChildSpec {
+        launch,
+        filter: seccomp::filter(),
+        no_new_privs: !has_cap_sys_admin(),
+        child_affinity: if pinned && opts.placement == Placement::Tracer {
+            original_mask
+        } else {
+            None
+        },
+    };
+    // Restored when this function returns: hashing, saving and verify's
+    // later rounds must stay interruptible.
+    let handlers = sys::install_signal_handlers()
+        .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
+    let child = sys::spawn(&spec).map_err(TraceError::Spawn)?;
+    if let Err(e) = sys::seize(child.pid, OPTIONS) {
+        let _ = sys::kill(child.pid, libc::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child.pid, None);
+        return Err(match e {
+            Errno::EPERM | Errno::EACCES => TraceError::PtraceDenied(e),
+            e => TraceError::Internal(format!("PTRACE_SEIZE: {e}")),
+        });
+    }
+    sys::set_forward_target(Some(child.pid));
+    child
+        .release()
+        .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
+
+    let mut t = Tracer {
+        opts,
+        tasks: HashMap::new(),
+        root: child.pid,
+        root_status: None,
+        log: RawLog::default(),
+        warnings: BTreeSet::new(),
+        stats: Stats::default(),
+        term_sent: None,
+        killed: false,
+        signals_received: 0,
+        deadline: opts.timeout.map(|d| Instant::now() + d),
+        progress: None,
+        stop_requested: false,
+        virtual_mask: match (pinned, opts.placement, &original_mask) {
+            (true, Placement::Same, Some(m)) => Some(sys::mask_bytes(m)),
+            _ => None,
+        },
+        events: 0,
+        last_draw: Instant::now(),
+        i386_seen: false,
+        dirfds: DirfdCache {
+            disabled: false,
+            me: nix::unistd::getpid(),
+            pidfds: HashMap::new(),
+            entries: HashMap::new(),
+        },
+        failpoint: std::env::var("JAILTRACE_FAILPOINT")
+            .ok()
+            .and_then(|v| v.strip_prefix("panic-after:")?.parse().ok()),
+    };
+    t.tasks.insert(child.pid, Task::new(child.pid));
+    t.stats.processes = 1;
+    if opts.progress {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .expect("valid template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        t.progress = Some(pb);
+        t.update_progress();
+    }
+    if opts.timeout.is_some() {
+        let _ = sys::set_alarm(100);
+    }
+    // Policy on an internal error (a panic in the loop): kill every tracee,
+    // reap them, and still hand back what was seen. Tracees are never left
+    // stopped; PTRACE_O_EXITKILL covers jailtrace dying outright.
+    let internal_error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())) {
+        Ok(()) => None,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            t.kill_all(libc::SIGKILL);
+            // Reap everything, killing also tracees the loop never
+            // registered (a child in its first stop).
+            loop {
+                match sys::wait_any() {
+                    Ok(w) if libc::WIFSTOPPED(w.status) => {
+                        let _ = sys::kill(w.pid, libc::SIGKILL);
+                    }
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+            t.warnings.insert(format!(
+                "incomplete recording: internal tracer error ({msg}); traced processes were killed"
+            ));
+            Some(msg)
+        }
+    };
+    let _ = sys::set_alarm(0);
+    sys::set_forward_target(None);
+    if let Some(pb) = &t.progress {
+        pb.finish_and_clear();
+    }
+    if let (true, Some(mask)) = (pinned, &original_mask) {
+        // The rest (resolution, hashing, materialize rounds) may use every CPU.
+        sys::set_affinity(mask);
+    }
+    // From here on signals act on jailtrace itself (resolution, hashing and
+    // saving stay interruptible). One that arrived while the last tracee
+    // was exiting was meant for the command, and is dropped rather than
+    // allowed to lose the manifest.
+    let _ = sys::take_signals();
+    drop(handlers);
+    let start_failure = child.failure();
+    Ok(Recording {
+        log: t.log,
+        exit_status: t.root_status,
+        start_failure,
+        warnings: t.warnings,
+        stats: t.stats,
+        internal_error,
+    })
+}
+
+fn has_cap_sys_admin() -> bool {
+    // CapEff bit 21 in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
+}
+
+impl Task {
+    fn new(tgid: Pid) -> Task {
+        Task {
+            tgid,
+            cwd: None,
+            pending: None,
+            group_stopped: false,
+            affinity_call: None,
+            proc_dir: None,
+        }
+    }
+}
+
+fn status_to_shell(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+impl Tracer<'_> {
+    fn run(&mut self) {
+        loop {
+            self.handle_signals_and_deadlines();
+            let w = match sys::wait_any() {
+                Ok(w) => w,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => break,
+                Err(e) => {
+                    self.warnings
+                        .insert(format!("waitpid failed: {e}; tracees were killed"));
+                    self.kill_all(libc::SIGKILL);
+                    break;
+                }
+            };
+            self.handle(w);
+            if self.progress.is_some() {
+                self.events += 1;
+                // Cheap test per event; a redraw at most every 100 ms.
+                if self.events % 64 == 0 && self.last_draw.elapsed() >= Duration::from_millis(100) {
+                    self.update_progress();
+                    self.last_draw = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn update_progress(&self) {
+        if let Some(pb) = &self.progress {
+            pb.set_message(format!(
+                "tracing: {} processes, {} syscalls, {} paths",
+                self.stats.processes,
+                self.stats.syscalls,
+                self.log.len()
+            ));
+        }
+    }
+
+    fn handle_signals_and_deadlines(&mut self) {
+        let sigs = sys::take_signals();
+        let forwardable = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+        for sig in forwardable {
+            if sigs & (1 << sig) == 0 {
+                continue;
+            }
+            self.signals_received += 1;
+            // The handler already forwarded it to the command if it lives.
+            // If the command is gone (a daemon that forked away), pass it to
+            // every traced process instead.
+            if self.root_status.is_some() {
+                self.kill_all(sig);
+            }
+            if self.signals_received >= 3 && !self.killed {
+                self.warnings.insert(
+                    "jailtrace was interrupted three times: traced processes were killed".into(),
+                );
+                self.kill_all(libc::SIGKILL);
+                self.killed = true;
+            }
+        }
+        if sigs & (1 << libc::SIGTSTP) != 0 {
+            self.stop_requested = true;
+            self.stop_if_job_stopped();
+        }
+        let now = Instant::now();
+        if let Some(deadline) = self.deadline {
+            if now >= deadline && self.term_sent.is_none() {
+                self.kill_all(libc::SIGTERM);
+                self.term_sent = Some(now);
+            }
+        }
+        if let Some(sent) = self.term_sent {
+            if now >= sent + self.opts.grace && !self.killed {
+                self.kill_all(libc::SIGKILL);
+                self.killed = true;
+            }
+        }
+    }
+
+    /// Job control: after a SIGTSTP, jailtrace stops itself once all its
+    /// tracees are in group-stop, and goes on after SIGCONT (which also
+    /// wakes the tracees parked with PTRACE_LISTEN).
+    fn stop_if_job_stopped(&mut self) {
+        if self.stop_requested
+            && !self.tasks.is_empty()
+            && self.tasks.values().all(|t| t.group_stopped)
+        {
+            self.stop_requested = false;
+            if let Some(pb) = &self.progress {
+                pb.suspend(sys::stop_self);
+            } else {
+                sys::stop_self();
+            }
+        }
+    }
+
+    /// A task that appears after the timeout's SIGTERM or the final SIGKILL
+    /// gets it too, so that a command forking in a loop cannot outlive them.
+    fn late_signal(&self, pid: Pid) {
+        if self.killed {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        } else if self.term_sent.is_some() {
+            let _ = sys::kill(pid, libc::SIGTERM);
+        }
+    }
+
+    /// Sends `sig` to every traced thread group.
+    fn kill_all(&self, sig: i32) {
+        let mut groups: Vec<Pid> = self.tasks.values().map(|t| t.tgid).collect();
+        groups.sort();
+        groups.dedup();
+        for g in groups {
+            let _ = sys::kill(g, sig);
+        }
+    }
+
+    fn handle(&mut self, w: sys::Wait) {
+        let pid = w.pid;
+        let s = w.status;
+        if libc::WIFEXITED(s) || libc::WIFSIGNALED(s) {
+            if let Some(t) = self.tasks.remove(&pid) {
+                if t.tgid == pid && !self.dirfds.pidfds.is_empty() {
+                    self.dirfds.pidfds.remove(&pid);
+                    self.dirfds.entries.retain(|&(g, _), _| g != pid);
+                }
+            }
+            if pid == self.root {
+                self.root_status = Some(status_to_shell(s));
+                sys::set_forward_target(None);
+            }
+            return;
+        }
+        if !libc::WIFSTOPPED(s) {
+            return;
+        }
+        if let std::collections::hash_map::Entry::Vacant(v) = self.tasks.entry(pid) {
+            // A new child whose first stop arrived before its parent's
+            // fork event.
+            v.insert(Task::new(read_tgid(pid).unwrap_or(pid)));
+            self.stats.processes += 1;
+            self.late_signal(pid);
+        }
+        let sig = libc::WSTOPSIG(s);
+        let event = (s >> 16) & 0xff;
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.group_stopped = false;
+        }
+        if sig == (libc::SIGTRAP | 0x80) {
+            self.on_syscall_exit(pid);
+            return self.resume(pid, 0);
+        }
+        if event == libc::PTRACE_EVENT_STOP {
+            if matches!(
+                sig,
+                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            ) {
+                // Group-stop: stay stopped, but let SIGCONT wake the tracee.
+                let _ = sys::listen(pid);
+                if let Some(t) = self.tasks.get_mut(&pid) {
+                    t.group_stopped = true;
+                }
+                self.stop_if_job_stopped();
+            } else {
+                self.resume(pid, 0);
+            }
+            return;
+        }
+        if sig == libc::SIGTRAP && event != 0 {
+            match event {
+                libc::PTRACE_EVENT_SECCOMP => self.on_seccomp(pid),
+                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                    if let Ok(new) = sys::event_msg(pid) {
+                        let new = Pid::from_raw(new as i32);
+                        if let std::collections::hash_map::Entry::Vacant(v) = self.tasks.entry(new)
+                        {
+                            let tgid = if event == libc::PTRACE_EVENT_CLONE {
+                                read_tgid(new).unwrap_or(new)
+                            } else {
+                                new
+                            };
+                            v.insert(Task::new(tgid));
+                            self.stats.processes += 1;
+                            self.late_signal(new);
+                        }
+                    }
+                    self.resume(pid, 0);
+                }
+                libc::PTRACE_EVENT_EXEC => {
+                    // After an exec from a non-leader thread the thread takes
+                    // over the leader's pid: carry its pending execve over.
+                    if let Ok(former) = sys::event_msg(pid) {
+                        let former = Pid::from_raw(former as i32);
+                        if former != pid {
+                            if let Some(old) = self.tasks.remove(&former) {
+                                let task = self.tasks.entry(pid).or_insert_with(|| Task::new(pid));
+                                task.pending = old.pending;
+                                task.cwd = None;
+                                task.proc_dir = None;
+                            }
+                        }
+                    }
+                    // A successful exec: record it now; the exit stop would
+                    // only confirm it.
+                    self.finish_pending(pid, 0);
+                    self.resume(pid, 0);
+                }
+                _ => self.resume(pid, 0),
+            }
+            return;
+        }
+        // Signal-delivery-stop: pass the signal on unchanged.
+        self.resume(pid, sig);
+    }
+
+    /// Resumes a tracee, to its syscall-exit stop if an access is pending.
+    fn resume(&mut self, pid: Pid, sig: i32) {
+        let pending = self
+            .tasks
+            .get(&pid)
+            .is_some_and(|t| t.pending.is_some() || t.affinity_call.is_some());
+        let r = if pending {
+            sys::cont_syscall(pid, sig)
+        } else {
+            sys::cont(pid, sig)
+        };
+        // ESRCH: killed meanwhile; its exit is reported by waitpid.
+        let _ = r;
+    }
+
+    fn on_seccomp(&mut self, pid: Pid) {
+        self.stats.syscalls += 1;
+        if self.failpoint == Some(self.stats.syscalls) {
+            panic!(
+                "failpoint: injected tracer failure at syscall {}",
+                self.stats.syscalls
+            );
+        }
+        let (arch, nr, args) = match sys::syscall_info(pid) {
+            Ok(sys::SyscallInfo::Seccomp { arch, nr, args }) => (arch, nr, args),
+            _ => return self.resume(pid, 0),
+        };
+        let Some(call) = arch::lookup(arch, nr) else {
+            const X32: &str = "x32 syscalls are not decoded: their accesses are missing";
+            if arch == arch::NATIVE_AUDIT_ARCH
+                && nr & arch::X32_SYSCALL_BIT != 0
+                && !self.warnings.contains(X32)
+            {
+                self.warnings.insert(X32.into());
+            }
+            return self.resume(pid, 0);
+        };
+        if arch != arch::NATIVE_AUDIT_ARCH && !self.i386_seen {
+            self.i386_seen = true;
+            self.warnings.insert(
+                "a 32-bit (i386) program was traced; its path syscalls were decoded with the i386 table".into(),
+            );
+        }
+        if call == Sys::Umount {
+            // Our duplicates of the tracee's directory descriptors must not
+            // make its umount fail with EBUSY.
+            self.dirfds.entries.clear();
+            return self.resume(pid, 0);
+        }
+        if call == Sys::SchedGetaffinity {
+            if self.virtual_mask.is_some() {
+                if let Some(task) = self.tasks.get_mut(&pid) {
+                    task.affinity_call = Some((args[2], args[1]));
+                }
+            }
+            return self.resume(pid, 0);
+        }
+        if call == Sys::IoUringSetup {
+            self.warnings.insert(
+                "io_uring_setup was called: files opened through io_uring are invisible to ptrace and may be missing".into(),
+            );
+            return self.resume(pid, 0);
+        }
+        let uses = decode::decode(call, &args);
+        let mut items = Vec::new();
+        for u in uses.into_iter().flatten() {
+            if let Some(item) = self.read_use(pid, &u) {
+                items.push(item);
+            }
+        }
+        if !items.is_empty() {
+            if let Some(task) = self.tasks.get_mut(&pid) {
+                task.pending = Some(Pending { sys: call, items });
+            }
+        }
+        self.resume(pid, 0);
+    }
+
+    fn on_syscall_exit(&mut self, pid: Pid) {
+        let (rval, is_error) = match sys::syscall_info(pid) {
+            Ok(sys::SyscallInfo::Exit { rval, is_error }) => (rval, is_error),
+            _ => return,
+        };
+        if let Some((buf, len)) = self
+            .tasks
+            .get_mut(&pid)
+            .and_then(|t| t.affinity_call.take())
+        {
+            // The kernel copied `rval` bytes of the pinned mask: show the
+            // command its original one instead.
+            if let (false, Some(mask)) = (is_error, &self.virtual_mask) {
+                let n = (rval.max(0) as u64).min(len).min(mask.len() as u64) as usize;
+                mem::write_bytes(pid, buf, &mask[..n]);
+            }
+            return;
+        }
+        self.finish_pending(pid, if is_error { -rval as i32 } else { 0 });
+    }
+
+    fn finish_pending(&mut self, pid: Pid, errno: i32) {
+        let Some(task) = self.tasks.get_mut(&pid) else {
+            return;
+        };
+        let Some(p) = task.pending.take() else {
+            return;
+        };
+        // Interrupted by a signal. ERESTARTNOINTR is always restarted (and
+        // stops again); the others end in EINTR unless the handler has
+        // SA_RESTART, which the tracer cannot see: record the attempt as
+        // EINTR, and a restart adds its own outcome.
+        let errno = match errno {
+            ERESTARTNOINTR => return,
+            ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => libc::EINTR,
+            e => e,
+        };
+        if matches!(p.sys, Sys::Rename | Sys::Renameat | Sys::Renameat2) && errno == 0 {
+            self.dirfds.entries.clear();
+        }
+        if p.sys == Sys::Chroot && errno == 0 {
+            self.warnings.insert(
+                "chroot was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
+            );
+        }
+        if matches!(p.sys, Sys::Chdir | Sys::Fchdir) && errno == 0 {
+            // Threads and CLONE_FS siblings share the cwd: drop all caches.
+            for t in self.tasks.values_mut() {
+                t.cwd = None;
+            }
+        }
+        for (path, follow, ops) in p.items {
+            for op in ops.iter() {
+                self.log.add(&path, follow, op, errno);
+            }
+        }
+    }
+
+    /// Reads one operand at syscall entry and makes its path absolute.
+    fn read_use(&mut self, pid: Pid, u: &Use) -> Option<(Vec<u8>, bool, decode::Ops)> {
+        let (path, ops) = match u.operand {
+            Operand::Path {
+                dirfd,
+                addr,
+                empty_is_fd,
+            } => {
+                let p = mem::read_cstr(pid, addr)?;
+                if p.is_empty() {
+                    if !empty_is_fd || dirfd == libc::AT_FDCWD {
+                        // fstat-style or an ENOENT on "": no path access.
+                        return None;
+                    }
+                    // execveat/linkat of an fd: the fd's file.
+                    if u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
+                        (self.fd_path(pid, dirfd)?, u.ops)
+                    } else {
+                        return None;
+                    }
+                } else {
+                    (self.absolute(pid, dirfd, &p)?, u.ops)
+                }
+            }
+            Operand::Fd(fd) => (self.fd_path(pid, fd)?, u.ops),
+            Operand::Sockaddr { addr, len } => (
+                mem::read_unix_path(pid, addr, len)
+                    .and_then(|p| self.absolute(pid, libc::AT_FDCWD, &p))?,
+                u.ops,
+            ),
+            Operand::SocketcallSockaddr { pair } => {
+                // Two 32-bit values: the sockaddr pointer, then its length.
+                let v = mem::read_u64(pid, pair)?;
+                (
+                    mem::read_unix_path(pid, v & 0xffff_ffff, v >> 32)
+                        .and_then(|p| self.absolute(pid, libc::AT_FDCWD, &p))?,
+                    u.ops,
+                )
+            }
+            Operand::Openat2 { dirfd, addr, how } => {
+                let flags = mem::read_u64(pid, how)?;
+                let (ops, follow) = decode::open_ops(flags);
+                let p = mem::read_cstr(pid, addr)?;
+                if p.is_empty() {
+                    return None;
+                }
+                return Some((self.absolute(pid, dirfd, &p)?, follow, ops));
+            }
+        };
+        Some((path, u.follow, ops))
+    }
+
+    fn absolute(&mut self, pid: Pid, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(p.len() + 64);
+        if p.first() != Some(&b'/') {
+            // The base goes straight from its cache into the result.
+            if dirfd == libc::AT_FDCWD {
+                self.append_cwd(pid, &mut out)?;
+            } else {
+                self.append_dirfd_path(pid, dirfd, &mut out)?;
+            }
+            if out.last() != Some(&b'/') {
+                out.push(b'/');
+            }
+        }
+        out.extend_from_slice(p);
+        self.rewrite_proc(&mut out);
+        Some(out)
+    }
+
+    /// `/proc/<pid>` of a traced process is written `/proc/self`, so that
+    /// manifests hold no pids.
+    fn rewrite_proc(&self, path: &mut Vec<u8>) {
+        let Some(rest) = path.strip_prefix(b"/proc/") else {
+            return;
+        };
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let comp = &rest[..end];
+        if comp.is_empty() || !comp.iter().all(u8::is_ascii_digit) {
+            return;
+        }
+        let Some(n) = std::str::from_utf8(comp)
+            .ok()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            return;
+        };
+        if self.tasks.contains_key(&Pid::from_raw(n)) {
+            path.splice(6..6 + end, b"self".iter().copied());
+        }
+    }
+
+    /// Appends the tracee's working directory (cached) to `out`.
+    fn append_cwd(&mut self, pid: Pid, out: &mut Vec<u8>) -> Option<()> {
+        if self.tasks.get(&pid)?.cwd.is_none() {
+            let cwd = self.proc_link(pid, "cwd").map(|c| self.unroot(c));
+            self.tasks.get_mut(&pid)?.cwd = cwd;
+        }
+        out.extend_from_slice(self.tasks.get(&pid)?.cwd.as_deref()?);
+        Some(())
+    }
+
+    /// Reads a link under `/proc/<pid>` (`cwd`, `fd/N`).
+    fn proc_link(&mut self, pid: Pid, name: &str) -> Option<Vec<u8>> {
+        let task = self.tasks.get_mut(&pid)?;
+        if task.proc_dir.is_none() {
+            // Falls back to full paths if jailtrace runs out of descriptors.
+            task.proc_dir = nix::fcntl::open(
+                format!("/proc/{pid}").as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok();
+        }
+        let link = match &task.proc_dir {
+            Some(dir) => nix::fcntl::readlinkat(dir, name).ok()?,
+            None => std::fs::read_link(format!("/proc/{pid}/{name}"))
+                .ok()?
+                .into_os_string(),
+        };
+        use std::os::unix::ffi::OsStringExt;
+        Some(link.into_vec())
+    }
+
+    /// Appends the path of a descriptor used as a `dirfd` to `out`,
+    /// through the cache.
+    fn append_dirfd_path(&mut self, pid: Pid, fd: i32, out: &mut Vec<u8>) -> Option<()> {
+        if self.dirfds.disabled {
+            out.extend_from_slice(&self.fd_path(pid, fd)?);
+            return Some(());
+        }
+        let tgid = self.tasks.get(&pid)?.tgid;
+        if let Some((path, ours)) = self.dirfds.entries.get(&(tgid, fd)) {
+            match sys::same_file(pid, fd, self.dirfds.me, ours) {
+                Ok(true) => {
+                    out.extend_from_slice(path);
+                    return Some(());
+                }
+                Ok(false) => {}
+                Err(_) => self.dirfds.disabled = true,
+            }
+            self.dirfds.entries.remove(&(tgid, fd));
+        }
+        let path = self.fd_path(pid, fd)?;
+        if self.dirfds.entries.len() >= DIRFD_CACHE_MAX {
+            self.dirfds.entries.clear();
+        }
+        let pidfd = match self.dirfds.pidfds.entry(tgid) {
+            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                sys::pidfd_open(tgid).ok().map(|fd| v.insert(fd))
+            }
+        };
+        out.extend_from_slice(&path);
+        match pidfd.map(|p| sys::pidfd_getfd(p, fd)) {
+            Some(Ok(ours)) => {
+                self.dirfds.entries.insert((tgid, fd), (path, ours));
+            }
+            Some(Err(Errno::ENOSYS | Errno::EPERM)) | None => self.dirfds.disabled = true,
+            Some(Err(_)) => {}
+        }
+        Some(())
+    }
+
+    fn fd_path(&mut self, pid: Pid, fd: i32) -> Option<Vec<u8>> {
+        let p = self.proc_link(pid, &format!("fd/{fd}"))?;
+        // Pipes, sockets and anonymous inodes have no path.
+        if p.first() != Some(&b'/') {
+            return None;
+        }
+        Some(self.unroot(p))
+    }
+
+    /// A host path read from /proc, as the (possibly chrooted) tracee sees it.
+    fn unroot(&self, p: Vec<u8>) -> Vec<u8> {
+        match &self.opts.root {
+            Some(root) if p.starts_with(root) && p.get(root.len()) == Some(&b'/') => {
+                p[root.len()..].to_vec()
+            }
+            Some(root) if &p == root => b"/".to_vec(),
+            _ => p,
+        }
+    }
+}
+
+fn read_tgid(pid: Pid) -> Option<Pid> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let v = s.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    v.trim().parse().ok().map(Pid::from_raw)
+}

@@ -1,0 +1,525 @@
+//! The tracer's thin layer over raw system calls: every `unsafe` block of the
+//! tracer lives here, behind safe functions.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use crate::run::{ChildError, Step};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Raw `waitpid` status of one tracee.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub pid: Pid,
+    pub status: i32,
+}
+
+/// `waitpid(-1, __WALL)`. Raw statuses, because the tracer must handle
+/// real-time signals and ptrace event bits that typed wrappers reject.
+pub fn wait_any() -> Result<Wait, Errno> {
+    let mut status = 0;
+    // SAFETY: waitpid only writes the status integer we pass.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    Ok(Wait {
+        pid: Pid::from_raw(pid),
+        status,
+    })
+}
+
+fn ptrace_raw(
+    req: libc::c_uint,
+    pid: Pid,
+    addr: usize,
+    data: usize,
+) -> Result<libc::c_long, Errno> {
+    Errno::clear();
+    // SAFETY: every caller passes a request whose `addr`/`data` are plain
+    // integers or point to memory owned by the caller and sized for the
+    // request (see each wrapper).
+    let ret = unsafe { libc::ptrace(req, pid.as_raw(), addr, data) };
+    if ret == -1 && Errno::last_raw() != 0 {
+        return Err(Errno::last());
+    }
+    Ok(ret)
+}
+
+/// Attaches without stopping the tracee, with the given `PTRACE_O_*` options.
+pub fn seize(pid: Pid, options: libc::c_int) -> Result<(), Errno> {
+    ptrace_raw(libc::PTRACE_SEIZE, pid, 0, options as usize).map(drop)
+}
+
+/// Resumes until the next ptrace stop; `sig` (0 for none) is delivered.
+pub fn cont(pid: Pid, sig: i32) -> Result<(), Errno> {
+    ptrace_raw(libc::PTRACE_CONT, pid, 0, sig as usize).map(drop)
+}
+
+/// Resumes and stops again at the next syscall entry or exit.
+pub fn cont_syscall(pid: Pid, sig: i32) -> Result<(), Errno> {
+    ptrace_raw(libc::PTRACE_SYSCALL, pid, 0, sig as usize).map(drop)
+}
+
+/// Leaves a group-stopped tracee stopped but lets it be woken by SIGCONT.
+pub fn listen(pid: Pid) -> Result<(), Errno> {
+    ptrace_raw(libc::PTRACE_LISTEN, pid, 0, 0).map(drop)
+}
+
+/// The event message of the last ptrace event (new pid, former tid...).
+pub fn event_msg(pid: Pid) -> Result<u64, Errno> {
+    let mut msg: libc::c_ulong = 0;
+    ptrace_raw(
+        libc::PTRACE_GETEVENTMSG,
+        pid,
+        0,
+        &mut msg as *mut libc::c_ulong as usize,
+    )?;
+    Ok(msg as u64)
+}
+
+/// What `PTRACE_GET_SYSCALL_INFO` says about the current stop.
+#[derive(Debug, Clone, Copy)]
+pub enum SyscallInfo {
+    /// A seccomp stop at syscall entry.
+    Seccomp { arch: u32, nr: u64, args: [u64; 6] },
+    /// A syscall-exit stop.
+    Exit { rval: i64, is_error: bool },
+    /// Any other stop.
+    Other,
+}
+
+pub fn syscall_info(pid: Pid) -> Result<SyscallInfo, Errno> {
+    // SAFETY: an all-zero ptrace_syscall_info is a valid value of this
+    // plain-data struct.
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    ptrace_raw(
+        libc::PTRACE_GET_SYSCALL_INFO,
+        pid,
+        std::mem::size_of::<libc::ptrace_syscall_info>(),
+        &mut info as *mut _ as usize,
+    )?;
+    Ok(match info.op {
+        // SAFETY: `op` says which union member the kernel filled in.
+        libc::PTRACE_SYSCALL_INFO_SECCOMP => unsafe {
+            SyscallInfo::Seccomp {
+                arch: info.arch,
+                nr: info.u.seccomp.nr,
+                args: info.u.seccomp.args,
+            }
+        },
+        // SAFETY: as above.
+        libc::PTRACE_SYSCALL_INFO_EXIT => unsafe {
+            SyscallInfo::Exit {
+                rval: info.u.exit.sval,
+                is_error: info.u.exit.is_error != 0,
+            }
+        },
+        _ => SyscallInfo::Other,
+    })
+}
+
+/// Reads one word of tracee memory (fallback when process_vm_readv fails).
+pub fn peek(pid: Pid, addr: u64) -> Result<[u8; 8], Errno> {
+    ptrace_raw(libc::PTRACE_PEEKDATA, pid, addr as usize, 0).map(|w| w.to_ne_bytes())
+}
+
+/// Stops jailtrace itself (job control) until a SIGCONT.
+pub fn stop_self() {
+    // SAFETY: raise has no memory effects; SIGSTOP cannot be caught.
+    unsafe { libc::raise(libc::SIGSTOP) };
+}
+
+pub fn kill(pid: Pid, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill has no memory effects.
+    Errno::result(unsafe { libc::kill(pid.as_raw(), sig) }).map(drop)
+}
+
+// --- signals --------------------------------------------------------------
+
+/// Signals received by jailtrace, as a bit mask, since the last `take_signals`.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+/// The traced command's pid while it lives; signals sent to jailtrace by a
+/// process (not by the terminal) are forwarded to it from the handler itself,
+/// so that forwarding never waits for the next tracee event.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    PENDING.fetch_or(1 << sig, Ordering::SeqCst);
+    if sig == libc::SIGALRM || info.is_null() {
+        return;
+    }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    let from_terminal = code == libc::SI_KERNEL;
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: getpgid and kill are async-signal-safe.
+    unsafe {
+        if libc::getpgid(pid) == pid {
+            // The command leads its own process group (verify's jail entry
+            // starts a new session): no terminal signal reached it, so the
+            // whole group gets every one.
+            libc::kill(-pid, sig);
+        } else if !from_terminal {
+            // A terminal's ^C already reached the whole foreground group,
+            // the command included: forwarding it would deliver it twice.
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// The dispositions jailtrace had before tracing, restored afterwards.
+pub struct SavedHandlers(Vec<(libc::c_int, libc::sigaction)>);
+
+impl Drop for SavedHandlers {
+    fn drop(&mut self) {
+        for (sig, old) in &self.0 {
+            // SAFETY: restores an action the kernel gave us.
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+    }
+}
+
+/// Installs the handlers for SIGINT, SIGTERM, SIGHUP, SIGTSTP and SIGALRM.
+/// They do not restart system calls, so a blocking `waitpid` returns EINTR.
+/// Handlers (unlike SIG_IGN) are reset to the default by exec, so the
+/// traced command starts with default dispositions.
+pub fn install_signal_handlers() -> Result<SavedHandlers, Errno> {
+    let mut saved = SavedHandlers(Vec::new());
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGTSTP,
+        libc::SIGALRM,
+    ] {
+        // SAFETY: an all-zero sigaction is valid; we then fill it in.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        // SAFETY: sa_mask is a valid sigset_t inside `sa`.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: an all-zero sigaction is valid for the kernel to fill.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: the handler only touches atomics and calls getpgid and kill.
+        Errno::result(unsafe { libc::sigaction(sig, &sa, &mut old) })?;
+        saved.0.push((sig, old));
+    }
+    Ok(saved)
+}
+
+/// Restores the calling thread's CPU mask.
+pub fn set_affinity(mask: &libc::cpu_set_t) {
+    // SAFETY: the kernel reads size_of::<cpu_set_t>() bytes of `mask`.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask) };
+}
+
+pub fn set_forward_target(pid: Option<Pid>) {
+    FORWARD_TO.store(pid.map_or(0, Pid::as_raw), Ordering::SeqCst);
+}
+
+/// Returns and clears the set of signals received (bit N = signal N).
+pub fn take_signals() -> u32 {
+    PENDING.swap(0, Ordering::SeqCst)
+}
+
+/// Arms a repeating SIGALRM every `interval_ms` (0 disarms), so that a
+/// blocked `waitpid` wakes up to check deadlines.
+pub fn set_alarm(interval_ms: u64) -> Result<(), Errno> {
+    let tv = libc::timeval {
+        tv_sec: (interval_ms / 1000) as libc::time_t,
+        tv_usec: ((interval_ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    let it = libc::itimerval {
+        it_interval: tv,
+        it_value: tv,
+    };
+    // SAFETY: setitimer reads the struct we pass and writes nothing.
+    Errno::result(unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) })
+        .map(drop)
+}
+
+// --- spawning -------------------------------------------------------------
+
+/// What the child runs.
+pub enum Launch<'a> {
+    /// A program on the host, with jailtrace's environment.
+    Host {
+        program: CString,
+        argv: Vec<CString>,
+    },
+    /// A program on the host run as another user, from `/`, with the given
+    /// environment: `verify`'s reference run, with the jail's identity.
+    HostAs {
+        program: CString,
+        argv: Vec<CString>,
+        env: Vec<CString>,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        groups: Vec<libc::gid_t>,
+    },
+    /// A command inside a jail, entered exactly as `jailtrace run` does.
+    Jail(&'a crate::run::Plan),
+}
+
+/// Everything the child needs, prepared before fork so that the child does
+/// no allocation.
+pub struct ChildSpec<'a> {
+    pub launch: Launch<'a>,
+    pub filter: Vec<libc::sock_filter>,
+    /// Set PR_SET_NO_NEW_PRIVS before installing the filter (required
+    /// without CAP_SYS_ADMIN).
+    pub no_new_privs: bool,
+    /// CPU mask to restore in the child before exec (when the tracer pinned
+    /// itself but the command must keep its original CPUs).
+    pub child_affinity: Option<libc::cpu_set_t>,
+}
+
+pub struct Child {
+    pub pid: Pid,
+    go: OwnedFd,
+    report: OwnedFd,
+}
+
+/// Forks a child that waits for [`Child::release`], (for a jail) enters the
+/// jail, installs the seccomp filter and execs. A failure before the exec
+/// is sent back as a [`ChildError`] through a close-on-exec pipe.
+pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (host_argv, host_env) = match &spec.launch {
+        Launch::Host { argv, .. } => (ptrs(argv), Vec::new()),
+        Launch::HostAs { argv, env, .. } => (ptrs(argv), ptrs(env)),
+        Launch::Jail(_) => (Vec::new(), Vec::new()),
+    };
+    let prog = libc::sock_fprog {
+        len: spec.filter.len() as u16,
+        filter: spec.filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the child below only makes async-signal-safe raw system calls
+    // (and run's allocation-free jail entry) on memory prepared before the
+    // fork, so no lock another thread held (a progress ticker of an earlier
+    // round) can be needed in it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    if pid == 0 {
+        let report = |e: ChildError| -> ! {
+            let b = e.to_bytes();
+            // SAFETY: write and _exit are async-signal-safe; `b` is ours.
+            unsafe {
+                libc::write(
+                    rep_w.as_raw_fd(),
+                    b.as_ptr() as *const libc::c_void,
+                    b.len(),
+                );
+                libc::_exit(e.exit_code())
+            }
+        };
+        let fail = |step: Step| -> ! {
+            report(ChildError {
+                step,
+                errno: Errno::last(),
+            })
+        };
+        let mut byte = 0u8;
+        // SAFETY: child side of fork; only raw syscalls on pre-built data.
+        unsafe {
+            // Wait until the parent has seized us.
+            libc::read(
+                go_r.as_raw_fd(),
+                &mut byte as *mut u8 as *mut libc::c_void,
+                1,
+            );
+            // Rust's runtime ignores SIGPIPE; the traced program must not
+            // inherit that.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if let Some(mask) = &spec.child_affinity {
+                // Best effort: on failure the command runs on the tracer's CPU.
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask);
+            }
+        }
+        match &spec.launch {
+            Launch::Jail(plan) => {
+                // The jail entry sets no_new_privs itself, after setuid.
+                if let Err(e) = crate::run::enter_jail(plan, Some(rep_w.as_raw_fd())) {
+                    report(e);
+                }
+            }
+            Launch::HostAs {
+                uid, gid, groups, ..
+            } => {
+                // SAFETY: plain syscalls on data prepared before the fork.
+                unsafe {
+                    if libc::chdir(c"/".as_ptr()) != 0 {
+                        fail(Step::ChdirRoot);
+                    }
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                        fail(Step::Setgroups);
+                    }
+                    if libc::setgid(*gid) != 0 {
+                        fail(Step::Setgid);
+                    }
+                    if libc::setuid(*uid) != 0 {
+                        fail(Step::Setuid);
+                    }
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                        fail(Step::NoNewPrivs);
+                    }
+                }
+            }
+            Launch::Host { .. } => {}
+        }
+        // SAFETY: prctl reads the filter program prepared before the fork.
+        unsafe {
+            if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(Step::Seccomp);
+            }
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                fail(Step::Seccomp);
+            }
+        }
+        match &spec.launch {
+            Launch::Host { program, .. } => {
+                // SAFETY: program and argv are NUL-terminated C strings and a
+                // NULL-terminated pointer array built before the fork.
+                unsafe { libc::execv(program.as_ptr(), host_argv.as_ptr()) };
+                fail(Step::Exec)
+            }
+            Launch::HostAs { program, .. } => {
+                // SAFETY: as above, with an environment array built the same way.
+                unsafe { libc::execve(program.as_ptr(), host_argv.as_ptr(), host_env.as_ptr()) };
+                fail(Step::Exec)
+            }
+            Launch::Jail(plan) => report(crate::run::exec_command(plan)),
+        }
+    }
+    drop(go_r);
+    drop(rep_w);
+    Ok(Child {
+        pid: Pid::from_raw(pid),
+        go: go_w,
+        report: rep_r,
+    })
+}
+
+impl Child {
+    /// Lets the child go on to exec.
+    pub fn release(&self) -> Result<(), Errno> {
+        nix::unistd::write(&self.go, &[1]).map(drop)
+    }
+
+    /// After the child has exec'd or died: what failed in it, if anything.
+    pub fn failure(&self) -> Option<ChildError> {
+        crate::run::read_report(self.report.as_fd()).ok().flatten()
+    }
+}
+
+// --- CPU placement ------------------------------------------------------
+
+/// The calling thread's CPU mask.
+pub fn get_affinity() -> Result<libc::cpu_set_t, Errno> {
+    // SAFETY: an all-zero cpu_set_t is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most size_of::<cpu_set_t>() bytes.
+    Errno::result(unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+    })?;
+    Ok(set)
+}
+
+/// Pins the calling thread to the CPU it is running on; returns that CPU.
+pub fn pin_to_current_cpu() -> Result<usize, Errno> {
+    // SAFETY: sched_getcpu has no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: an all-zero cpu_set_t is an empty set; CPU_SET writes one bit
+    // of it, and the index is a CPU number the kernel just gave us.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET sets bit `cpu` of `set`, a valid cpu_set_t; the kernel
+    // gave us `cpu`, so it is within the set's size.
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: the kernel reads size_of::<cpu_set_t>() bytes of `set`.
+    Errno::result(unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    })?;
+    Ok(cpu as usize)
+}
+
+// --- descriptor identity (the dirfd cache) -------------------------------
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; we own it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a duplicate, in jailtrace, of a tracee's
+/// descriptor (the same open file).
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; we own it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup as i32) })
+}
+
+/// Whether descriptor `fd` of task `pid` is the very open file `ours`
+/// (`kcmp(KCMP_FILE)`): a comparison of kernel pointers, no path walk.
+pub fn same_file(pid: Pid, fd: i32, me: Pid, ours: &OwnedFd) -> Result<bool, Errno> {
+    const KCMP_FILE: libc::c_int = 0;
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid.as_raw(),
+            me.as_raw(),
+            KCMP_FILE,
+            fd,
+            ours.as_raw_fd(),
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(r == 0)
+}
+
+/// The bytes of a CPU mask, as sched_getaffinity copies them out.
+pub fn mask_bytes(mask: &libc::cpu_set_t) -> Vec<u8> {
+    // SAFETY: cpu_set_t is plain bytes; we read exactly its size.
+    unsafe {
+        std::slice::from_raw_parts(
+            mask as *const libc::cpu_set_t as *const u8,
+            std::mem::size_of::<libc::cpu_set_t>(),
+        )
+    }
+    .to_vec()
+}

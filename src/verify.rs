@@ -1,0 +1,624 @@
+//! The `verify` command: run a command inside its jail, exactly as `run`
+//! would, but under the tracer, and list what it looked for and did not
+//! find although the host has it. With `--fix`, add that to the manifest,
+//! materialize it, and repeat until nothing is missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Failure, EXIT_INTERNAL};
+use crate::manifest::{Entry, Kind, Manifest, Op};
+use crate::pathenc::encode;
+use crate::run::{JailOptions, Plan, Step};
+use crate::trace::{self, Launch, Placement, RawLog, TraceOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Add what is missing to the manifest given with --manifest, materialize
+    /// it into JAIL, and run again, until nothing more is missing.
+    #[arg(long)]
+    pub fix: bool,
+    /// Give up after this many --fix rounds.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_rounds: u32,
+    /// When the command fails in the jail and no failed lookup explains it,
+    /// run it once on the host (as the jail's user, from /, with the same
+    /// environment) and compare what it used with what the jail has.
+    #[arg(long)]
+    pub host_reference: bool,
+    /// Send SIGTERM to the command after this long (for daemons), then
+    /// SIGKILL after 5 seconds.
+    #[arg(long, value_name = "DURATION", value_parser = crate::record::parse_duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub jail: JailOptions,
+    /// The command to run in the jail.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// A path the command failed on inside the jail that exists on the host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Missing {
+    pub path: Vec<u8>,
+    pub follow: bool,
+    pub op: Op,
+    pub errno: String,
+}
+
+/// What one traced run in the jail found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub missing: BTreeSet<Missing>,
+    /// Mounts the command needed and did not have (`proc`, `sys`).
+    pub mounts: BTreeSet<&'static str>,
+    /// Device nodes it needed.
+    pub devices: BTreeSet<Vec<u8>>,
+    /// Directories the command listed in the jail that hold fewer entries
+    /// than on the host: (directory, names only the host has). Programs
+    /// that search a listing (Python's import system) never look up a name
+    /// the listing lacks, so no failed call shows these.
+    pub incomplete_dirs: BTreeMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// (interpreter, executable): an exec failed with ENOENT although the
+    /// executable is in the jail, because its ELF or `#!` interpreter is not.
+    pub interpreters: BTreeSet<(Vec<u8>, Vec<u8>)>,
+    pub exit_status: Option<i32>,
+}
+
+impl Findings {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.mounts.is_empty() && self.devices.is_empty()
+    }
+}
+
+fn internal(msg: impl Into<String>) -> anyhow::Error {
+    Failure::new(EXIT_INTERNAL, msg).into()
+}
+
+/// Whether the host has what `path` names (after the same symlink rule).
+fn on_host(path: &[u8], follow: bool) -> bool {
+    let p = Path::new(std::ffi::OsStr::from_bytes(path));
+    if follow {
+        std::fs::metadata(p).is_ok()
+    } else {
+        std::fs::symlink_metadata(p).is_ok()
+    }
+}
+
+/// Runs the command once in the jail under the tracer.
+pub fn trace_in_jail(args: &VerifyArgs) -> anyhow::Result<(Findings, Plan)> {
+    let plan = Plan::new(&args.jail, &args.command).map_err(|e| internal(e.to_string()))?;
+    let opts = TraceOptions {
+        placement: Placement::Same,
+        timeout: args.timeout,
+        grace: Duration::from_secs(5),
+        progress: std::io::stderr().is_terminal(),
+        root: Some(plan.jail.as_os_str().as_bytes().to_vec()),
+    };
+    let rec = trace::record(Launch::Jail(&plan), &opts).map_err(|e| internal(e.to_string()))?;
+    if let Some(e) = rec.start_failure {
+        // A failed exec is a finding (the program or its interpreter is
+        // missing), anything before it is an error.
+        if e.step != Step::Exec {
+            return Err(Failure::new(e.exit_code(), e.message(&plan)).into());
+        }
+    }
+    let view = JailView::open(&plan.jail)?;
+    let mut f = analyse(&rec.log);
+    f.interpreters = missing_interpreters(&f, &view);
+    f.incomplete_dirs = listed_dirs(&rec.log, &view);
+    f.exit_status = rec.exit_status;
+    Ok((f, plan))
+}
+
+/// Read-only lookups inside the jail that never leave it: every path is
+/// resolved with the jail as root (`RESOLVE_IN_ROOT`), so a symlink in the
+/// jail pointing at a host FIFO or device cannot make root open it.
+struct JailView {
+    root: std::os::fd::OwnedFd,
+}
+
+impl JailView {
+    fn open(jail: &Path) -> anyhow::Result<JailView> {
+        let root = nix::fcntl::open(
+            jail,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| {
+            internal(format!(
+                "{}: cannot open the jail: {}",
+                jail.display(),
+                e.desc()
+            ))
+        })?;
+        Ok(JailView { root })
+    }
+
+    fn openat(&self, path: &[u8], flags: nix::fcntl::OFlag) -> Option<std::os::fd::OwnedFd> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
+        let rel = if rel.is_empty() {
+            std::ffi::OsStr::new(".")
+        } else {
+            rel
+        };
+        // openat2 refuses O_PATH with flags it would ignore.
+        let extra = if flags.contains(OFlag::O_PATH) {
+            OFlag::empty()
+        } else {
+            OFlag::O_NOCTTY | OFlag::O_NONBLOCK
+        };
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC | extra)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        use std::os::fd::AsFd;
+        crate::run::openat2_retry(self.root.as_fd(), rel, how).ok()
+    }
+
+    fn exists(&self, path: &[u8], follow: bool) -> bool {
+        use nix::fcntl::OFlag;
+        let flags = if follow {
+            OFlag::O_PATH
+        } else {
+            OFlag::O_PATH | OFlag::O_NOFOLLOW
+        };
+        self.openat(path, flags).is_some()
+    }
+
+    /// A regular file of the jail, opened for reading.
+    fn regular_file(&self, path: &[u8]) -> Option<std::fs::File> {
+        let f = std::fs::File::from(self.openat(path, nix::fcntl::OFlag::O_RDONLY)?);
+        f.metadata().ok()?.is_file().then_some(f)
+    }
+
+    fn names(&self, dir: &[u8]) -> Option<BTreeSet<Vec<u8>>> {
+        use nix::fcntl::OFlag;
+        let fd = self.openat(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        let d = nix::dir::Dir::from_fd(fd).ok()?;
+        Some(
+            d.into_iter()
+                .flatten()
+                .map(|e| e.file_name().to_bytes().to_vec())
+                .filter(|n| n != b"." && n != b"..")
+                .collect(),
+        )
+    }
+}
+
+/// Whether `uid` (with `gid` and `groups`) may read `path` on the host,
+/// judged from the mode bits of the path and the search bits of its
+/// ancestors. `--fix` copies nothing the jail's user could not read
+/// anyway: no /etc/shadow, no private keys, nothing under /root.
+fn readable_by(path: &Path, uid: u32, gid: u32, groups: &[u32]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if uid == 0 {
+        return true;
+    }
+    let allowed = |md: &std::fs::Metadata, bit: u32| {
+        let mode = md.mode();
+        if md.uid() == uid {
+            mode & (bit << 6) != 0
+        } else if md.gid() == gid || groups.contains(&md.gid()) {
+            mode & (bit << 3) != 0
+        } else {
+            mode & bit != 0
+        }
+    };
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    for anc in real.ancestors().skip(1) {
+        match std::fs::metadata(anc) {
+            Ok(md) if allowed(&md, 0o1) => {}
+            _ => return false,
+        }
+    }
+    match std::fs::metadata(&real) {
+        Ok(md) if md.is_dir() => allowed(&md, 0o4) || allowed(&md, 0o1),
+        Ok(md) => allowed(&md, 0o4),
+        Err(_) => false,
+    }
+}
+
+/// Errors that say a path is not there (as opposed to EINVAL from readlink
+/// on a non-link, EEXIST, EACCES...).
+const NOT_THERE: [i32; 5] = [
+    libc::ENOENT,
+    libc::ENOTDIR,
+    libc::ELOOP,
+    libc::ENXIO,
+    libc::ENODEV,
+];
+
+/// Operations that need the path to exist beforehand. A failed unlink or
+/// an exclusive create of a path the host happens to have is no dependency.
+fn needs_existing(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Read
+            | Op::Write
+            | Op::Path
+            | Op::Exec
+            | Op::Interp
+            | Op::Stat
+            | Op::Access
+            | Op::Readlink
+            | Op::Chdir
+            | Op::Connect
+            | Op::Chmod
+            | Op::Chown
+            | Op::Utime
+            | Op::Xattr
+            | Op::Watch
+            | Op::Chroot
+    )
+}
+
+/// Directories listed (opened for reading) in the jail, compared with the
+/// host's: the names only the host has.
+fn listed_dirs(log: &RawLog, view: &JailView) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
+    let host_names = |dir: &Path| -> Option<BTreeSet<Vec<u8>>> {
+        let rd = std::fs::read_dir(dir).ok()?;
+        Some(
+            rd.flatten()
+                .map(|e| e.file_name().as_bytes().to_vec())
+                .collect(),
+        )
+    };
+    let mut out = BTreeMap::new();
+    for (path, _, ops) in log.iter() {
+        if !ops.iter().any(|&(op, errno)| op == Op::Read && errno == 0) {
+            continue;
+        }
+        let first = path.split(|&b| b == b'/').nth(1).unwrap_or_default();
+        if matches!(first, b"proc" | b"sys" | b"dev") {
+            continue;
+        }
+        let host = Path::new(std::ffi::OsStr::from_bytes(path));
+        if !host.is_dir() {
+            continue;
+        }
+        let (Some(h), Some(j)) = (host_names(host), view.names(path)) else {
+            continue;
+        };
+        let absent: Vec<Vec<u8>> = h.difference(&j).cloned().collect();
+        if !absent.is_empty() {
+            out.insert(path.to_vec(), absent);
+        }
+    }
+    out
+}
+
+fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+    let mut out = BTreeSet::new();
+    for m in f.missing.iter().filter(|m| m.op == Op::Exec) {
+        let Some(exe) = view.regular_file(&m.path) else {
+            continue;
+        };
+        let interp = match crate::resolve::loader_of(exe) {
+            Some(crate::resolve::Loader::Elf(i)) | Some(crate::resolve::Loader::Script(i)) => i,
+            None => continue,
+        };
+        if !view.exists(&interp, true) {
+            out.insert((interp, m.path.clone()));
+        }
+    }
+    out
+}
+
+/// Failed accesses whose path exists on the host.
+fn analyse(log: &RawLog) -> Findings {
+    let mut f = Findings::default();
+    for (path, follow, ops) in log.iter() {
+        for &(op, errno) in ops {
+            if errno == 0 || !NOT_THERE.contains(&errno) || !needs_existing(op) {
+                continue;
+            }
+            if !on_host(path, follow) {
+                continue;
+            }
+            let first = path.split(|&b| b == b'/').nth(1).unwrap_or_default();
+            match first {
+                b"proc" => {
+                    f.mounts.insert("proc");
+                }
+                b"sys" => {
+                    f.mounts.insert("sys");
+                }
+                b"dev" => {
+                    f.devices.insert(path.to_vec());
+                }
+                _ => {
+                    f.missing.insert(Missing {
+                        path: path.to_vec(),
+                        follow,
+                        op,
+                        errno: crate::manifest::Outcome::from_errno(errno).to_string(),
+                    });
+                }
+            }
+        }
+    }
+    f
+}
+
+fn print_findings(f: &Findings, jail: &Path, failed: bool) {
+    let mut out = String::new();
+    for m in &f.missing {
+        out += &format!(
+            "missing: {} ({} {})\n",
+            encode(&m.path),
+            m.op.name(),
+            m.errno
+        );
+    }
+    for (interp, exe) in &f.interpreters {
+        out += &format!(
+            "missing: {} (the interpreter of {}: the kernel loads it, so no call shows it)\n",
+            encode(interp),
+            encode(exe)
+        );
+    }
+    for d in &f.devices {
+        out += &format!(
+            "device: {} (materialize --allow-device if it is not in the safe set)\n",
+            encode(d)
+        );
+    }
+    for m in &f.mounts {
+        out += &format!(
+            "mount: {m} is needed in {} (run --mount {m})\n",
+            jail.display()
+        );
+    }
+    // Listings are only worth showing when something went wrong: most
+    // listed directories are legitimately partial in a minimal jail.
+    for (dir, names) in f.incomplete_dirs.iter().filter(|_| failed) {
+        let shown: Vec<String> = names.iter().take(5).map(|n| encode(n)).collect();
+        out += &format!(
+            "listed: {} lacks {} entries the host has ({}{})\n",
+            encode(dir),
+            names.len(),
+            shown.join(", "),
+            if names.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    if f.is_empty() && !failed {
+        out += "complete: nothing the command looked for is missing from the jail\n";
+    }
+    print!("{out}");
+}
+
+/// Host entries for everything found: the paths themselves (as if the
+/// accesses had succeeded), the symlinks and directories leading to them,
+/// and the interpreters of executables that were missing.
+fn entries_for(f: &Findings) -> Vec<Entry> {
+    let mut log = RawLog::default();
+    for m in &f.missing {
+        log.add(&m.path, m.follow, m.op, 0);
+    }
+    for d in &f.devices {
+        log.add(d, true, Op::Read, 0);
+    }
+    for m in &f.mounts {
+        // A mount point entry of the right class makes run and materialize
+        // provide the mount.
+        log.add(format!("/{m}").as_bytes(), true, Op::Stat, 0);
+    }
+    crate::resolve::build(log, &resolve_options()).0
+}
+
+fn resolve_options() -> crate::resolve::Options {
+    crate::resolve::Options {
+        hash: false,
+        setuid_effective: nix::unistd::geteuid().is_root(),
+    }
+}
+
+/// Records the command on the host as `record` would, but as the jail's
+/// user, from `/`, with the environment the jail gets: the reference for
+/// what the command uses when it works. It runs outside the jail, so it
+/// only happens with `--host-reference`.
+fn record_on_host(args: &VerifyArgs, plan: &Plan) -> anyhow::Result<Vec<Entry>> {
+    let program = crate::record::find_program(Path::new(&args.command[0]))?;
+    let program = std::ffi::CString::new(program.as_os_str().as_bytes())
+        .map_err(|_| internal("the program path contains a NUL byte"))?;
+    let id = &plan.identity;
+    let launch = Launch::HostAs {
+        program,
+        argv: plan.argv().to_vec(),
+        env: plan.env().to_vec(),
+        uid: id.uid.as_raw(),
+        gid: id.gid.as_raw(),
+        groups: id.groups.iter().map(|g| g.as_raw()).collect(),
+    };
+    let opts = TraceOptions {
+        placement: Placement::Same,
+        timeout: args.timeout,
+        grace: Duration::from_secs(5),
+        progress: std::io::stderr().is_terminal(),
+        root: None,
+    };
+    let rec = trace::record(launch, &opts).map_err(|e| internal(e.to_string()))?;
+    if let Some(e) = rec.start_failure {
+        return Err(internal(format!(
+            "the reference run on the host failed: {}",
+            e.message(plan)
+        )));
+    }
+    Ok(crate::resolve::build(rec.log, &resolve_options()).0)
+}
+
+/// Drops what `--fix` must not copy into the jail: files the jail's user
+/// cannot read on the host (shadow files, private keys, /root), and device
+/// nodes outside the safe set (left for a human: `materialize --allow-device`).
+fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
+    let id = &plan.identity;
+    let groups: Vec<u32> = id.groups.iter().map(|g| g.as_raw()).collect();
+    entries
+        .into_iter()
+        .filter(|e| {
+            let ok = match e.kind {
+                Kind::File => {
+                    readable_by(e.path.as_path(), id.uid.as_raw(), id.gid.as_raw(), &groups)
+                }
+                Kind::Chardev | Kind::Blockdev => {
+                    crate::materialize::SAFE_DEVICES.iter().any(|d| {
+                        d.0 == e.path.encoded().as_str()
+                            && Some(d.1) == e.major
+                            && Some(d.2) == e.minor
+                    })
+                }
+                _ => true,
+            };
+            if !ok {
+                println!(
+                    "not added: {} ({})",
+                    e.path,
+                    if e.kind == Kind::File {
+                        "the jail's user cannot read it on the host"
+                    } else {
+                        "not a safe device: materialize --allow-device it if you must"
+                    }
+                );
+            }
+            ok
+        })
+        .collect()
+}
+
+/// Adds `entries` to the manifest with `merge`'s rules (the manifest wins
+/// a conflict); returns how many paths are new or went from missing to
+/// present.
+fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>) -> usize {
+    let known: BTreeMap<_, Kind> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.clone(), e.kind))
+        .collect();
+    let added = entries
+        .iter()
+        .filter(|e| {
+            e.kind != Kind::Missing && known.get(&e.path).is_none_or(|k| *k == Kind::Missing)
+        })
+        .count();
+    let found = Manifest {
+        schema: manifest.schema,
+        generator: manifest.generator.clone(),
+        command: manifest.command.clone(),
+        warnings: Vec::new(),
+        entries,
+    };
+    let inputs = [
+        ("manifest".to_string(), manifest.clone()),
+        ("found".to_string(), found),
+    ];
+    let merged = crate::merge::merge(&inputs, Some(crate::merge::Prefer::Older));
+    *manifest = merged.manifest;
+    added
+}
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
+    if args.fix && args.jail.manifest.is_none() {
+        return Err(internal(
+            "--fix needs --manifest M: the manifest to complete",
+        ));
+    }
+    let jail = args.jail.jail.clone();
+    for round in 1..=args.max_rounds.max(1) {
+        if args.fix {
+            println!("verify round {round}:");
+        }
+        let (f, plan) = trace_in_jail(args)?;
+        let mut manifest = match &args.jail.manifest {
+            Some(p) => Some(Manifest::load(p).map_err(|e| internal(e.to_string()))?),
+            None => None,
+        };
+        // The status the command had on the host, when the manifest says.
+        let expected = manifest
+            .as_ref()
+            .and_then(|m| m.command.exit_status)
+            .unwrap_or(0);
+        let failed = f.exit_status != Some(expected);
+        print_findings(&f, &jail, failed);
+        if failed {
+            println!(
+                "the command exited with {} in the jail (on the host: {expected})",
+                f.exit_status.map_or("no status".into(), |s| s.to_string())
+            );
+        }
+        if f.is_empty() && !failed {
+            return Ok(0);
+        }
+        // Failed, and no failed lookup says why: the program searched a
+        // listing (Python's import system does) or gave up silently. The
+        // reference is what the command uses on the host, if allowed to run
+        // there.
+        let host = if f.is_empty() {
+            if !args.host_reference {
+                println!(
+                    "no failed lookup explains it: --host-reference runs the command once on the \
+                     host, as the jail's user, to list what it uses there and the jail lacks"
+                );
+                return Ok(1);
+            }
+            println!("no failed lookup explains it: running the command on the host for reference");
+            let view = JailView::open(&jail)?;
+            let entries = record_on_host(args, &plan)?;
+            for e in entries
+                .iter()
+                .filter(|e| e.kind != Kind::Missing && e.class == crate::manifest::Class::Regular)
+            {
+                if !view.exists(e.path.as_bytes(), false) {
+                    println!("missing: {} (used on the host)", e.path);
+                }
+            }
+            Some(entries)
+        } else {
+            None
+        };
+        let (Some(manifest), true) = (manifest.as_mut(), args.fix) else {
+            return Ok(1);
+        };
+        let mpath = args.jail.manifest.clone().expect("checked above");
+        let found = match host {
+            None => entries_for(&f),
+            Some(entries) => entries,
+        };
+        let added = merge_entries(manifest, safe_additions(found, &plan));
+        if added == 0 {
+            println!("nothing left to add: the jail cannot be completed from the host");
+            return Ok(1);
+        }
+        manifest.save(&mpath).map_err(|e| internal(e.to_string()))?;
+        println!(
+            "added {added} entries to {}; materializing",
+            mpath.display()
+        );
+        let status = crate::materialize::run(&crate::materialize::MaterializeArgs {
+            dry_run: false,
+            allow_device: Vec::new(),
+            with_outputs: false,
+            manifest: mpath.clone(),
+            jail: jail.clone(),
+        })?;
+        if status != 0 {
+            return Err(internal(format!(
+                "materialize into {} failed; the jail is still incomplete",
+                jail.display()
+            )));
+        }
+    }
+    eprintln!(
+        "jailtrace: still incomplete after {} rounds",
+        args.max_rounds
+    );
+    Ok(1)
+}

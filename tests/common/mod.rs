@@ -1,0 +1,159 @@
+//! Helpers shared by the black-box CLI tests.
+//!
+//! Tests that need root call [`require_root`]. Outside CI they print a clear
+//! SKIPPED line and return early; under `CI=true` a skip is a failure, because
+//! CI runs as root and a skipped test there checks nothing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// The jailtrace binary built for these tests.
+pub fn jailtrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jailtrace"))
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Returns true when the test may go on. See the module docs.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root, and CI=true forbids skipping it");
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+/// Returns true when `prog` is on PATH. Under `CI=true` a missing program is
+/// a failure: the README's test command installs everything the suite needs.
+pub fn require_program(test: &str, prog: &str) -> bool {
+    if which(prog).is_some() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: `{prog}` is not installed, and CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED (`{prog}` not installed): {test}");
+    false
+}
+
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("jailtrace-test-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Compiles `fixtures/<name>.c` with the machine's gcc (once per test run)
+/// and returns the binary's path. `extra` adds compiler flags, e.g.
+/// `-static` or `-pthread`; each distinct flag set gets its own binary.
+pub fn fixture(name: &str, extra: &[&str]) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.c"));
+    let tag: String = extra
+        .iter()
+        .map(|f| f.trim_start_matches('-').replace(['/', '='], "_"))
+        .collect::<Vec<_>>()
+        .join("_");
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(if tag.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}-{tag}")
+    });
+    let fresh = match (std::fs::metadata(&out), std::fs::metadata(&src)) {
+        (Ok(o), Ok(s)) => o.modified().unwrap() >= s.modified().unwrap(),
+        _ => false,
+    };
+    if !fresh {
+        let status = Command::new("gcc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .args(extra)
+            .status()
+            .expect("run gcc");
+        assert!(status.success(), "gcc failed for {}", src.display());
+    }
+    out
+}
+
+/// Runs a command and returns its output, panicking with stderr if it could
+/// not be started.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Asserts success and returns stdout as a string.
+pub fn success(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Records `argv` into `<dir>/<name>.json` and returns the parsed manifest as
+/// JSON, asserting that jailtrace exited with `expect_status`.
+pub fn record_in(dir: &Path, name: &str, argv: &[&str], expect_status: i32) -> serde_json::Value {
+    let out_path = dir.join(format!("{name}.json"));
+    let out = output(
+        jailtrace()
+            .current_dir(dir)
+            .arg("record")
+            .arg("-o")
+            .arg(&out_path)
+            .arg("--")
+            .args(argv),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(expect_status),
+        "record {argv:?}: stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read(&out_path).expect("manifest written");
+    serde_json::from_slice(&text).expect("manifest is JSON")
+}
+
+/// The entry for `path` in a parsed manifest, if any.
+pub fn entry<'a>(m: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    m["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path)
+}
+
+/// True when `path`'s entry has an access `op` with result `result`.
+pub fn has_access(m: &serde_json::Value, path: &str, op: &str, result: &str) -> bool {
+    entry(m, path).is_some_and(|e| {
+        e["accesses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["op"] == op && x["result"] == result))
+    })
+}

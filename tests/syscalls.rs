@@ -1,0 +1,273 @@
+//! `record` on the metadata, node, xattr, watch, handle, chroot and socket
+//! syscalls (x86_64 and i386, including i386 `socketcall`): each access is
+//! recorded with its operation and outcome, symlinks are followed exactly
+//! when the kernel follows them, and what cannot be decoded is a warning.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{entry, fixture, has_access, tempdir};
+use serde_json::Value;
+
+/// The tempdir with any symlinks resolved, as manifests record real paths.
+fn real(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap()
+}
+
+#[track_caller]
+fn assert_access(m: &Value, path: &str, op: &str, result: &str) {
+    assert!(
+        has_access(m, path, op, result),
+        "expected {op} {result} on {path}; entry: {:#?}",
+        entry(m, path)
+    );
+}
+
+/// `path` has no access `op` at all (whatever the outcome).
+#[track_caller]
+fn assert_no_op(m: &Value, path: &str, op: &str) {
+    let found = entry(m, path).is_some_and(|e| {
+        e["accesses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["op"] == op))
+    });
+    assert!(!found, "unexpected {op} on {path}: {:#?}", entry(m, path));
+}
+
+#[track_caller]
+fn field<'a>(m: &'a Value, path: &str, name: &str) -> &'a Value {
+    &entry(m, path).unwrap_or_else(|| panic!("no entry for {path}"))[name]
+}
+
+/// Regular files the fixture works on, and symlinks (name, target).
+const FILES: &[&str] = &[
+    "chmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchmodat2-target",
+    "chown",
+    "lchown-target",
+    "fchownat",
+    "fchownat-target",
+    "by-fd",
+    "truncate",
+    "utime",
+    "utimes",
+    "utimensat-target",
+    "futimesat",
+    "statfs",
+    "setxattr",
+    "lsetxattr-target",
+    "getxattr",
+    "lgetxattr-target",
+    "listxattr",
+    "llistxattr-target",
+    "removexattr",
+    "lremovexattr-target",
+    "xattrat",
+    "getxattrat-target",
+    "watch",
+    "watch-target",
+    "handle",
+];
+const LINKS: &[(&str, &str)] = &[
+    ("l-fchmodat", "fchmodat"),
+    ("l-fchmodat2", "fchmodat2-target"),
+    ("l-lchown", "lchown-target"),
+    ("l-fchownat", "fchownat-target"),
+    ("l-utimensat", "utimensat-target"),
+    ("l-lsetxattr", "lsetxattr-target"),
+    ("l-lgetxattr", "lgetxattr-target"),
+    ("l-llistxattr", "llistxattr-target"),
+    ("l-lremovexattr", "lremovexattr-target"),
+    ("l-getxattrat", "getxattrat-target"),
+    ("l-watch", "watch-target"),
+];
+
+fn prepare(d: &Path) {
+    for f in FILES {
+        std::fs::write(d.join(f), "data\n").unwrap();
+    }
+    for (link, target) in LINKS {
+        std::os::unix::fs::symlink(target, d.join(link)).unwrap();
+    }
+    std::fs::create_dir(d.join("chroot-dir")).unwrap();
+}
+
+#[test]
+fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
+    if !common::require_root("metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    prepare(&d);
+    let bin = fixture("morecalls", &[]);
+    let m = common::record_in(&d, "m", &[bin.to_str().unwrap(), d.to_str().unwrap()], 0);
+    let p = |rel: &str| d.join(rel).to_str().unwrap().to_string();
+
+    // mknod(at): new nodes, outputs of the program
+    assert_access(&m, &p("fifo"), "mknod", "ok");
+    assert_access(&m, &p("fifo"), "mknod", "EEXIST");
+    assert_eq!(field(&m, &p("fifo"), "kind"), "fifo");
+    assert_eq!(field(&m, &p("fifo"), "output"), true);
+    assert_access(&m, &p("fifo-at"), "mknod", "ok");
+    assert_access(&m, &p("no-dir/fifo"), "mknod", "ENOENT");
+
+    // chmod family
+    assert_access(&m, &p("chmod"), "chmod", "ok");
+    assert_access(&m, &p("chmod-missing"), "chmod", "ENOENT");
+    // A metadata change is no output: the jail needs the file, data and all.
+    assert!(field(&m, &p("chmod"), "output").is_null());
+    assert!(field(&m, &p("chmod"), "size").is_u64());
+    // fchmodat always follows
+    assert_access(&m, &p("l-fchmodat"), "follow", "ok");
+    assert_access(&m, &p("fchmodat"), "chmod", "ok");
+    assert_no_op(&m, &p("l-fchmodat"), "chmod");
+    // fchmodat2 honours AT_SYMLINK_NOFOLLOW (and a link's mode is fixed)
+    if has_access(&m, &p("fchmodat2"), "chmod", "ENOSYS") {
+        eprintln!("NOTE: no fchmodat2 before Linux 6.6: its NOFOLLOW case is not checked");
+    } else {
+        assert_access(&m, &p("fchmodat2"), "chmod", "ok");
+        assert_access(&m, &p("l-fchmodat2"), "chmod", "EOPNOTSUPP");
+        assert_no_op(&m, &p("fchmodat2-target"), "chmod");
+    }
+
+    // chown family
+    assert_access(&m, &p("chown"), "chown", "ok");
+    assert_access(&m, &p("chown-missing"), "chown", "ENOENT");
+    assert_access(&m, &p("l-lchown"), "chown", "ok");
+    assert_eq!(field(&m, &p("l-lchown"), "kind"), "symlink");
+    assert_no_op(&m, &p("lchown-target"), "chown");
+    assert_access(&m, &p("l-fchownat"), "chown", "ok");
+    assert_no_op(&m, &p("fchownat-target"), "chown");
+    assert_access(&m, &p("fchownat"), "chown", "ok");
+    // fchownat(fd, "", AT_EMPTY_PATH) and futimens act on a descriptor
+    assert_access(&m, &p("by-fd"), "read", "ok");
+    assert_no_op(&m, &p("by-fd"), "chown");
+    assert_no_op(&m, &p("by-fd"), "utime");
+
+    // truncate changes the data: a write
+    assert_access(&m, &p("truncate"), "write", "ok");
+    assert_access(&m, &p("truncate-missing"), "write", "ENOENT");
+
+    // times
+    assert_access(&m, &p("utime"), "utime", "ok");
+    assert_access(&m, &p("utime-missing"), "utime", "ENOENT");
+    assert_access(&m, &p("utimes"), "utime", "ok");
+    assert_access(&m, &p("l-utimensat"), "utime", "ok");
+    assert_no_op(&m, &p("utimensat-target"), "utime");
+    assert_access(&m, &p("futimesat"), "utime", "ok");
+    assert!(field(&m, &p("utime"), "output").is_null());
+
+    // statfs reads metadata
+    assert_access(&m, &p("statfs"), "stat", "ok");
+    assert_access(&m, &p("statfs-missing"), "stat", "ENOENT");
+
+    // xattrs: reading is stat, setting and removing is xattr
+    assert_access(&m, &p("setxattr"), "xattr", "ok");
+    assert_access(&m, &p("setxattr"), "stat", "ok");
+    assert!(field(&m, &p("setxattr"), "output").is_null());
+    assert_access(&m, &p("l-lsetxattr"), "xattr", "EPERM");
+    assert_no_op(&m, &p("lsetxattr-target"), "xattr");
+    assert_access(&m, &p("getxattr"), "stat", "ENODATA");
+    assert_access(&m, &p("l-lgetxattr"), "stat", "ENODATA");
+    assert_no_op(&m, &p("lgetxattr-target"), "stat");
+    assert_access(&m, &p("listxattr"), "stat", "ok");
+    assert_access(&m, &p("l-llistxattr"), "stat", "ok");
+    assert_no_op(&m, &p("llistxattr-target"), "stat");
+    assert_access(&m, &p("removexattr"), "xattr", "ENODATA");
+    assert_access(&m, &p("l-lremovexattr"), "xattr", "EPERM");
+    assert_no_op(&m, &p("lremovexattr-target"), "xattr");
+    if has_access(&m, &p("xattrat"), "xattr", "ENOSYS") {
+        eprintln!("NOTE: no *xattrat syscalls before Linux 6.13: they are not checked");
+    } else {
+        assert_access(&m, &p("xattrat"), "xattr", "ok");
+        assert_access(&m, &p("xattrat"), "stat", "ok");
+        assert_access(&m, &p("l-getxattrat"), "stat", "ENODATA");
+        assert_no_op(&m, &p("getxattrat-target"), "stat");
+    }
+
+    // inotify: IN_DONT_FOLLOW watches the link itself
+    assert_access(&m, &p("watch"), "watch", "ok");
+    assert_access(&m, &p("l-watch"), "watch", "ok");
+    assert_no_op(&m, &p("watch-target"), "watch");
+    assert_access(&m, &p("watch-missing"), "watch", "ENOENT");
+
+    // name_to_handle_at: a handle, like O_PATH
+    assert_access(&m, &p("handle"), "path", "ok");
+    assert_access(&m, &p("handle-missing"), "path", "ENOENT");
+
+    // sendto with an AF_UNIX destination is a connect
+    assert_access(&m, &p("dgram.sock"), "bind", "ok");
+    assert_access(&m, &p("dgram.sock"), "connect", "ok");
+    assert_access(&m, &p("no-such.sock"), "connect", "ENOENT");
+
+    // chroot: recorded, and a warning once it succeeded
+    assert_access(&m, &p("chroot-dir"), "chroot", "ok");
+    assert_access(&m, &p("chroot-missing"), "chroot", "ENOENT");
+    let w = m["warnings"].to_string();
+    assert!(w.contains("chroot was called"), "{w}");
+}
+
+#[test]
+fn a_failed_chroot_is_no_warning() {
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    let m = common::record_in(&d, "m", &["chroot", "/no-such-root-xyz", "true"], 125);
+    assert_access(&m, "/no-such-root-xyz", "chroot", "ENOENT");
+    assert!(
+        !m["warnings"].to_string().contains("chroot"),
+        "{}",
+        m["warnings"]
+    );
+}
+
+#[test]
+fn x32_syscalls_are_a_warning() {
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    let bin = fixture("morecalls", &[]);
+    let m = common::record_in(&d, "m", &[bin.to_str().unwrap(), "x32"], 0);
+    let w = m["warnings"].to_string();
+    assert!(
+        w.contains("x32 syscalls are not decoded: their accesses are missing"),
+        "{w}"
+    );
+}
+
+#[test]
+fn i386_socketcall_and_metadata_calls_are_decoded() {
+    if !common::require_root("i386_socketcall_and_metadata_calls_are_decoded") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    for f in ["chmod32", "chown32", "truncate64", "lchown32-target"] {
+        std::fs::write(d.join(f), "x").unwrap();
+    }
+    std::os::unix::fs::symlink("lchown32-target", d.join("l-lchown32")).unwrap();
+    let bin = fixture("sock32", &["-m32"]);
+    let m = common::record_in(&d, "m", &[bin.to_str().unwrap(), d.to_str().unwrap()], 0);
+    let p = |rel: &str| d.join(rel).to_str().unwrap().to_string();
+
+    // socketcall(SYS_BIND / SYS_CONNECT / SYS_SENDTO)
+    assert_access(&m, &p("stream32.sock"), "bind", "ok");
+    assert_access(&m, &p("stream32.sock"), "connect", "ok");
+    assert_eq!(field(&m, &p("stream32.sock"), "kind"), "socket");
+    assert_access(&m, &p("no-such32.sock"), "connect", "ENOENT");
+    assert_access(&m, &p("dgram32.sock"), "bind", "ok");
+    assert_access(&m, &p("dgram32.sock"), "connect", "ok");
+    assert_access(&m, &p("no-such-dgram32.sock"), "connect", "ENOENT");
+    // the direct i386 sendto
+    assert_access(&m, &p("direct32.sock"), "connect", "ENOENT");
+    // i386 numbers of chmod, lchown32, chown32, truncate64
+    assert_access(&m, &p("chmod32"), "chmod", "ok");
+    assert_access(&m, &p("chmod32-missing"), "chmod", "ENOENT");
+    assert_access(&m, &p("l-lchown32"), "chown", "ok");
+    assert_no_op(&m, &p("lchown32-target"), "chown");
+    assert_access(&m, &p("chown32"), "chown", "ok");
+    assert_access(&m, &p("truncate64"), "write", "ok");
+    assert!(m["warnings"].to_string().contains("i386"));
+}

@@ -1,0 +1,350 @@
+//! `jailtrace verify`: run in the jail under the tracer, name what is
+//! missing, and complete the jail with --fix.
+
+mod common;
+
+use std::path::Path;
+
+use common::{jailtrace, output, require_root, success, tempdir};
+use serde_json::Value;
+
+const PY: &str = "import json, sqlite3, decimal; print(json.dumps([1]))";
+
+/// Records `argv` on the host, drops the entries whose path matches
+/// `drop`, and materializes the rest into `jail`. Returns the manifest path.
+fn incomplete_jail(dir: &Path, argv: &[&str], drop: &str) -> std::path::PathBuf {
+    let m_path = dir.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(dir)
+            .args(["record", "-o"])
+            .arg(&m_path)
+            .arg("--")
+            .args(argv),
+    );
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&m_path).unwrap()).unwrap();
+    let re = regex::Regex::new(drop).unwrap();
+    let entries = m["entries"].as_array_mut().unwrap();
+    let before = entries.len();
+    entries.retain(|e| !re.is_match(e["path"].as_str().unwrap()));
+    assert!(entries.len() < before, "nothing matched {drop}");
+    std::fs::write(&m_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    success(
+        jailtrace()
+            .arg("materialize")
+            .arg(&m_path)
+            .arg(dir.join("jail")),
+    );
+    m_path
+}
+
+#[test]
+fn names_missing_python_modules_and_fix_completes_the_jail() {
+    if !require_root("names_missing_python_modules_and_fix_completes_the_jail") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let jail = d.join("jail");
+    let argv = ["/usr/bin/python3", "-c", PY];
+    let m = incomplete_jail(d, &argv, r"/python3\.\d+/(json(/|$)|decimal\.py$)");
+    let host = success(std::process::Command::new(argv[0]).args(&argv[1..]));
+
+    // In the jail it fails. Without --host-reference nothing runs outside
+    // the jail, and verify says why it cannot tell more.
+    let out = output(
+        jailtrace()
+            .args(["verify", "--user", "nobody"])
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--host-reference"), "{text}");
+    // With it, verify names the modules.
+    let out = output(
+        jailtrace()
+            .args(["verify", "--host-reference", "--user", "nobody"])
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for module in ["json/__init__.py", "json/decoder.py", "decimal.py"] {
+        assert!(text.contains(module), "{module} not named:\n{text}");
+    }
+
+    // --fix completes it, and says so in a later round.
+    let out = output(
+        jailtrace()
+            .args(["verify", "--fix", "--host-reference", "--manifest"])
+            .arg(&m)
+            .args(["--user", "nobody"])
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("complete: nothing the command looked for is missing"),
+        "{text}"
+    );
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    assert!(manifest.to_string().contains("/json/decoder.py"));
+
+    // The program now runs in the jail as on the host.
+    let jailed = success(
+        jailtrace()
+            .args(["run", "--user", "nobody"])
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    assert_eq!(jailed, host);
+}
+
+#[test]
+fn names_a_missing_elf_interpreter_and_fixes_it() {
+    if !require_root("names_a_missing_elf_interpreter_and_fixes_it") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let jail = d.join("jail");
+    let m = incomplete_jail(d, &["/bin/true"], "ld-linux");
+    let out = output(
+        jailtrace()
+            .args(["verify", "--user", "nobody"])
+            .arg(&jail)
+            .args(["--", "/bin/true"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ld-linux-x86-64.so.2 (the interpreter of /bin/true"),
+        "{text}"
+    );
+    success(
+        jailtrace()
+            .args(["verify", "--fix", "--manifest"])
+            .arg(&m)
+            .args(["--user", "nobody"])
+            .arg(&jail)
+            .args(["--", "/bin/true"]),
+    );
+    success(
+        jailtrace()
+            .args(["run", "--user", "nobody"])
+            .arg(&jail)
+            .args(["--", "/bin/true"]),
+    );
+}
+
+#[test]
+fn a_complete_jail_verifies_clean() {
+    if !require_root("a_complete_jail_verifies_clean") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let m_path = d.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(d)
+            .args(["record", "-o"])
+            .arg(&m_path)
+            .args(["--", "ls", "/"]),
+    );
+    success(
+        jailtrace()
+            .arg("materialize")
+            .arg(&m_path)
+            .arg(d.join("jail")),
+    );
+    let out = output(
+        jailtrace()
+            .args(["verify", "--user", "nobody", "--manifest"])
+            .arg(&m_path)
+            .arg(d.join("jail"))
+            .args(["--", "ls", "/"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("complete:"), "{text}");
+}
+
+#[test]
+fn fix_without_a_manifest_is_refused() {
+    let tmp = tempdir();
+    let out = output(
+        jailtrace()
+            .args(["verify", "--fix"])
+            .arg(tmp.path())
+            .args(["--", "true"]),
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fix needs --manifest"));
+}
+
+#[test]
+fn the_host_reference_run_is_made_as_the_jail_user() {
+    if !require_root("the_host_reference_run_is_made_as_the_jail_user") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path().join("shared");
+    std::fs::create_dir(&d).unwrap();
+    // Writable by nobody, so that both runs can leave their uid there.
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(d.join("marker"), "").unwrap();
+    let ds = d.to_str().unwrap();
+    // `ls | grep` finds the marker through a listing: in a jail without it
+    // the command fails and no failed lookup says why.
+    let script = format!("id -u > {ds}/who; ls {ds} | grep -q marker && cat {ds}/marker");
+    let argv = ["/bin/sh", "-c", script.as_str()];
+    let m = tmp.path().join("m.json");
+    success(
+        jailtrace()
+            .args(["record", "-o"])
+            .arg(&m)
+            .arg("--")
+            .args(argv),
+    );
+    success(
+        jailtrace()
+            .arg("materialize")
+            .arg(&m)
+            .arg(tmp.path().join("jail")),
+    );
+    std::fs::remove_file(
+        tmp.path()
+            .join("jail")
+            .join(d.strip_prefix("/").unwrap())
+            .join("marker"),
+    )
+    .unwrap();
+    std::fs::remove_file(d.join("who")).unwrap();
+    let out = output(
+        jailtrace()
+            .args([
+                "verify",
+                "--host-reference",
+                "--user",
+                "nobody",
+                "--manifest",
+            ])
+            .arg(&m)
+            .arg(tmp.path().join("jail"))
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("missing: {ds}/marker (used on the host)")),
+        "{text}"
+    );
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_eq!(
+        std::fs::read_to_string(d.join("who")).unwrap().trim(),
+        nobody.to_string()
+    );
+}
+
+#[test]
+fn fix_never_copies_what_the_jail_user_cannot_read_or_unsafe_devices() {
+    if !require_root("fix_never_copies_what_the_jail_user_cannot_read_or_unsafe_devices") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let jail = d.join("jail");
+    let m_path = d.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(d)
+            .args(["record", "-o"])
+            .arg(&m_path)
+            .args(["--", "/bin/sh", "-c", "cat /etc/hostname"]),
+    );
+    success(jailtrace().arg("materialize").arg(&m_path).arg(&jail));
+    let probe = "cat /etc/shadow; cat /dev/kmsg; exit 0";
+    let out = output(
+        jailtrace()
+            .args(["verify", "--fix", "--user", "nobody", "--manifest"])
+            .arg(&m_path)
+            .arg(&jail)
+            .args(["--", "/bin/sh", "-c", probe]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("missing: /etc/shadow"), "{text}");
+    assert!(text.contains("not added: /etc/shadow"), "{text}");
+    assert!(text.contains("not added: /dev/kmsg"), "{text}");
+    assert!(std::fs::symlink_metadata(jail.join("etc/shadow")).is_err());
+    assert!(std::fs::symlink_metadata(jail.join("dev/kmsg")).is_err());
+    assert!(!std::fs::read_to_string(&m_path)
+        .unwrap()
+        .contains("/etc/shadow\""));
+}
+
+#[test]
+fn a_jail_symlink_to_a_host_fifo_is_never_opened() {
+    if !require_root("a_jail_symlink_to_a_host_fifo_is_never_opened") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let jail = d.join("jail");
+    let m = incomplete_jail(d, &["/bin/true"], "ld-linux");
+    let _ = m;
+    // The jail's /bin/true now points at a FIFO on the host: opening it
+    // as root would block (and a device could be worse).
+    let fifo = d.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let t = std::fs::canonicalize("/bin/true").unwrap();
+    let inside = jail.join(t.strip_prefix("/").unwrap());
+    std::fs::remove_file(&inside).unwrap();
+    std::os::unix::fs::symlink(&fifo, &inside).unwrap();
+    let mut child = jailtrace()
+        .args(["verify", "--user", "nobody"])
+        .arg(&jail)
+        .args(["--", "/bin/true"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(1));
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("verify blocked on a FIFO outside the jail");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
