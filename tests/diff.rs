@@ -433,7 +433,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
     let never = diff(&a, &b, &["--color", "never"]);
     assert_eq!(never.stdout, plain.stdout);
     // NO_COLOR wins over a terminal in auto mode; `script` gives us one.
-    if common::which("script").is_some() {
+    if common::require_program("colour_only_when_asked_or_on_a_terminal", "script") {
         let cmd = format!(
             "{} diff {} {}",
             env!("CARGO_BIN_EXE_jailtrace"),
@@ -441,8 +441,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
             b.display()
         );
         let tty = common::output(
-            Command::new("script")
-                .args(["-qec", &cmd, "/dev/null"])
+            common::on_a_terminal(&cmd)
                 .env_remove("NO_COLOR")
                 .stdin(Stdio::null()),
         );
@@ -452,8 +451,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
             stdout(&tty)
         );
         let tty = common::output(
-            Command::new("script")
-                .args(["-qec", &cmd, "/dev/null"])
+            common::on_a_terminal(&cmd)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null()),
         );

@@ -1191,14 +1191,7 @@ fn a_huge_manifest_takes_bounded_memory_and_shows_progress() {
             s(&m),
             s(&t.path().join("jail2"))
         );
-        let tty = run(
-            {
-                let mut c = Command::new("script");
-                c.args(["-qec", &cmd, "/dev/null"]);
-                c
-            },
-            120,
-        );
+        let tty = run(common::on_a_terminal(&cmd), 120);
         assert_eq!(tty.code, 0, "{}", tty.stderr);
         assert!(
             tty.stdout.contains(&format!("files of {FILES}")),

@@ -1242,7 +1242,7 @@ fn progress_bar_only_on_a_terminal() {
         s(&mf),
         s(&t.path().join("j2"))
     );
-    let tty = common::success(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    let tty = common::success(&mut common::on_a_terminal(&cmd));
     assert!(
         tty.contains("files of 1"),
         "no progress bar on a terminal: {tty:?}"

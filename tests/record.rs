@@ -592,11 +592,12 @@ fn a_progress_line_on_a_terminal_and_nothing_extra_otherwise() {
     let tmp = tempdir();
     let jt = env!("CARGO_BIN_EXE_jailtrace");
     // script(1) gives jailtrace a terminal as stderr.
-    let out = output(Command::new("script").current_dir(tmp.path()).args([
-        "-qec",
-        &format!("{jt} record -o m.json -- sh -c 'cat /etc/hostname >/dev/null; sleep 0.6'"),
-        "/dev/null",
-    ]));
+    let out = output(
+        common::on_a_terminal(&format!(
+            "{jt} record -o m.json -- sh -c 'cat /etc/hostname >/dev/null; sleep 0.6'"
+        ))
+        .current_dir(tmp.path()),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("tracing:") && text.contains("processes"),

@@ -986,8 +986,7 @@ fn ctrl_c_at_a_terminal_ends_the_commands_foreground_job() {
         bash.display(),
         sleep.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
+    let mut child = common::on_a_terminal(&cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

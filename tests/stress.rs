@@ -416,8 +416,7 @@ fn an_internal_tracer_error_kills_the_tracees_and_keeps_the_recording() {
 /// once `ready` exists, and returns what the terminal showed.
 fn control_c_on_a_terminal(cmd: &str, ready: &Path) -> String {
     use std::io::Write;
-    let mut child = Command::new("script")
-        .args(["-qec", cmd, "/dev/null"])
+    let mut child = common::on_a_terminal(cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

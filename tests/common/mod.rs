@@ -50,6 +50,19 @@ pub fn which(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `script -qec CMD /dev/null`: runs `CMD` on a real pseudo-terminal and
+/// copies what it shows to stdout. script(1) runs `CMD` with `$SHELL -c`,
+/// and that shell differs between machines (CI has no `$SHELL`, so it is
+/// dash there, which dies of a terminal's ^C where bash waits for its job).
+/// Pinning it to bash makes a test mean the same everywhere. Callers check
+/// `require_program(.., "script")` first.
+pub fn on_a_terminal(cmd: &str) -> Command {
+    let mut c = Command::new("script");
+    c.args(["-qec", cmd, "/dev/null"])
+        .env("SHELL", which("bash").expect("bash is installed"));
+    c
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
