@@ -54,12 +54,15 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 /// copies what it shows to stdout. script(1) runs `CMD` with `$SHELL -c`,
 /// and that shell differs between machines (CI has no `$SHELL`, so it is
 /// dash there, which dies of a terminal's ^C where bash waits for its job).
-/// Pinning it to bash makes a test mean the same everywhere. Callers check
+/// Pinning it to bash makes a test mean the same everywhere. `TERM` is set
+/// for the same reason: without it (or with `dumb`) a terminal cannot
+/// redraw a line, and progress bars rightly stay hidden. Callers check
 /// `require_program(.., "script")` first.
 pub fn on_a_terminal(cmd: &str) -> Command {
     let mut c = Command::new("script");
     c.args(["-qec", cmd, "/dev/null"])
-        .env("SHELL", which("bash").expect("bash is installed"));
+        .env("SHELL", which("bash").expect("bash is installed"))
+        .env("TERM", "xterm");
     c
 }
 
