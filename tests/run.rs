@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -806,7 +807,12 @@ fn stopping_and_continuing_jailtrace_loses_nothing() {
         return;
     }
     let jail = make_jail();
+    // A group of its own whose parent (this test) is in another group of
+    // the same session: otherwise, when the test runs in an orphaned
+    // process group (a CI runner started with setsid), the kernel discards
+    // SIGTSTP as POSIX requires, and nothing would stop.
     let mut child = run_in(&jail, &["--user", "nobody"], &["probe", "hold"])
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
