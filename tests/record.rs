@@ -479,32 +479,35 @@ fn signals_reach_tracees_unchanged_and_group_stop_does_not_hang() {
     assert!(out.status.success());
 }
 
+/// SIGTERM, and SIGQUIT (whose default action would end jailtrace and,
+/// through PTRACE_O_EXITKILL, the command, losing the manifest).
 #[test]
 fn sigterm_to_jailtrace_is_forwarded_and_the_manifest_written() {
-    let tmp = tempdir();
-    let d = real(tmp.path());
-    let mut child = jailtrace()
-        .current_dir(&d)
-        .args(["record", "-o", "m.json", "--", "sh", "-c"])
-        .arg("trap 'cat /etc/hostname >/dev/null; exit 5' TERM; touch ready; while :; do sleep 0.05; done")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !d.join("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
-        std::thread::sleep(Duration::from_millis(20));
+    use nix::sys::signal::Signal;
+    for (sig, name) in [(Signal::SIGTERM, "TERM"), (Signal::SIGQUIT, "QUIT")] {
+        let tmp = tempdir();
+        let d = real(tmp.path());
+        let mut child = jailtrace()
+            .current_dir(&d)
+            .args(["record", "-o", "m.json", "--", "sh", "-c"])
+            .arg(format!(
+                "trap 'cat /etc/hostname >/dev/null; exit 5' {name}; touch ready; while :; do sleep 0.05; done"
+            ))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !d.join("ready").exists() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(5), "{name}");
+        let m: Value = serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+        assert_access(&m, "/etc/hostname", "read", "ok");
+        assert_eq!(m["command"]["exit_status"], 5, "{name}");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(5));
-    let m: Value = serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
-    assert_access(&m, "/etc/hostname", "read", "ok");
-    assert_eq!(m["command"]["exit_status"], 5);
 }
 
 #[test]

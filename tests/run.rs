@@ -611,37 +611,41 @@ fn signals_are_forwarded_to_the_command() {
     if !common::require_root("signals_are_forwarded_to_the_command") {
         return;
     }
+    use nix::sys::signal::Signal;
     let jail = make_jail();
-    let mut child = run_in(&jail, &["--user", "nobody"], &["probe", "hold"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "READY\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("jailtrace did not end after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // jailtrace survived the signal, passed it on, and reports the
-    // command's death by SIGTERM.
-    assert_eq!(status.code(), Some(128 + 15));
-    drop(child.stdin.take());
+    for sig in [Signal::SIGTERM, Signal::SIGQUIT] {
+        let mut child = run_in(&jail, &["--user", "nobody"], &["probe", "hold"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "READY\n");
+        let probe = children_of(child.id() as i32)[0].0;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("jailtrace did not end after {sig}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // jailtrace survived the signal, passed it on, and reports the
+        // command's death by it; the command is gone, not orphaned.
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}");
+        assert!(
+            ppid_and_state(probe).is_none_or(|(_, st)| st == 'Z'),
+            "{sig}: the command outlived jailtrace"
+        );
+        drop(child.stdin.take());
+    }
 }
 
 #[test]

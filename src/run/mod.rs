@@ -10,8 +10,8 @@
 //!   Allocation-free.
 //! - [`exec_command`] (child): PATH search inside the jail and execve.
 //!
-//! [`run`] forks, runs [`child_main`] in the child, forwards SIGINT, SIGTERM
-//! and SIGHUP to the child's process group (the child leads its own session
+//! [`run`] forks, runs [`child_main`] in the child, forwards SIGINT, SIGTERM,
+//! SIGHUP and SIGQUIT to the child's process group (the child leads its own session
 //! and group), and returns the command's exit status (128+N for signal N).
 //! SIGTSTP is not forwarded: see docs/security.md.
 

@@ -178,8 +178,15 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
     }
 }
 
-/// The signals `run` passes on to its child.
-pub const FORWARDED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals `run` passes on to its child. SIGQUIT too: a terminal's Ctrl-\
+/// reaches only jailtrace (the command has left the terminal's group), and
+/// jailtrace dying of it would leave the command without its supervisor.
+pub const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 /// Blocks the forwarded signals and returns the previous mask, so that none
 /// arrives between the fork and the handler's installation.
@@ -202,7 +209,7 @@ pub fn restore_mask(old: &SigSet) -> nix::Result<()> {
     nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(old), None)
 }
 
-/// Installs handlers that send SIGINT, SIGTERM and SIGHUP on to `child`'s
+/// Installs handlers that send SIGINT, SIGTERM, SIGHUP and SIGQUIT on to `child`'s
 /// process group (the child leads it).
 pub fn forward_signals_to(child: Pid) -> nix::Result<()> {
     CHILD.store(child.as_raw(), Ordering::Relaxed);

@@ -455,7 +455,7 @@ impl Tracer<'_> {
 
     fn handle_signals_and_deadlines(&mut self) {
         let sigs = sys::take_signals();
-        let forwardable = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+        let forwardable = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
         for sig in forwardable {
             if sigs & (1 << sig) == 0 {
                 continue;

@@ -186,7 +186,9 @@ impl Drop for SavedHandlers {
     }
 }
 
-/// Installs the handlers for SIGINT, SIGTERM, SIGHUP, SIGTSTP and SIGALRM.
+/// Installs the handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP and
+/// SIGALRM. jailtrace must outlive each of them (SIGQUIT's default would
+/// end it, with PTRACE_O_EXITKILL the command, and lose the manifest).
 /// They do not restart system calls, so a blocking `waitpid` returns EINTR.
 /// Handlers (unlike SIG_IGN) are reset to the default by exec, so the
 /// traced command starts with default dispositions.
@@ -196,6 +198,7 @@ pub fn install_signal_handlers() -> Result<SavedHandlers, Errno> {
         libc::SIGINT,
         libc::SIGTERM,
         libc::SIGHUP,
+        libc::SIGQUIT,
         libc::SIGTSTP,
         libc::SIGALRM,
     ] {
