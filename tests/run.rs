@@ -802,9 +802,10 @@ fn sigint_reaches_the_commands_whole_process_group() {
     assert_eq!(status.code(), Some(130));
 }
 
-/// ^Z stops jailtrace only (the command has no controlling terminal, by
-/// design): the command runs on meanwhile, and once jailtrace is continued
-/// it collects the command's exit as usual. Nothing hangs.
+/// ^Z reaches jailtrace only (the command has left the terminal's group,
+/// by design); jailtrace stops the command's group with itself, and
+/// continues it when it is continued. Then it collects the command's exit
+/// as usual. Nothing hangs.
 #[test]
 fn stopping_and_continuing_jailtrace_loses_nothing() {
     if !common::require_root("stopping_and_continuing_jailtrace_loses_nothing") {
@@ -837,18 +838,26 @@ fn stopping_and_continuing_jailtrace_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The command is not stopped with it: end of input ends it.
-    assert_ne!(ppid_and_state(probe).map(|(_, s)| s), Some('T'));
-    drop(child.stdin.take());
+    // The command is stopped with it.
     let start = Instant::now();
-    while ppid_and_state(probe).is_some_and(|(_, s)| s != 'Z') {
+    while ppid_and_state(probe).map(|(_, s)| s) != Some('T') {
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "the command did not end"
+            "the command was not stopped with jailtrace"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Continuing jailtrace continues the command: end of input ends it.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let start = Instant::now();
+    while ppid_and_state(probe).is_some_and(|(_, s)| s == 'T') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the command was not continued with jailtrace"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(child.stdin.take());
     let status = wait_timeout(&mut child, Duration::from_secs(5));
     if status.is_none() {
         let _ = child.kill();

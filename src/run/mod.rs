@@ -13,7 +13,8 @@
 //! [`run`] forks, runs [`child_main`] in the child, forwards SIGINT, SIGTERM,
 //! SIGHUP and SIGQUIT to the child's process group (the child leads its own session
 //! and group), and returns the command's exit status (128+N for signal N).
-//! SIGTSTP is not forwarded: see docs/security.md.
+//! SIGTSTP stops the child's group along with jailtrace, and continuing
+//! jailtrace continues it: see docs/security.md.
 
 mod child;
 mod plan;

@@ -172,9 +172,7 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
         // command runs in the foreground (`sh -c 'sleep 6'`) gets it too,
         // as it would from a terminal. Before the setsid, the group does not
         // exist yet (ESRCH): then the child alone gets it.
-        if libc::kill(-child, sig) != 0 {
-            libc::kill(child, sig);
-        }
+        signal_group(child, sig);
     }
 }
 
@@ -188,13 +186,64 @@ pub const FORWARDED: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-/// Blocks the forwarded signals and returns the previous mask, so that none
-/// arrives between the fork and the handler's installation.
+/// Sends `sig` to `child`'s process group, or to `child` alone before it
+/// has made that group with setsid.
+///
+/// # Safety
+/// Only async-signal-safe calls; callable from a signal handler.
+unsafe fn signal_group(child: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill is async-signal-safe and takes plain integers.
+    unsafe {
+        if libc::kill(-child, sig) != 0 {
+            libc::kill(child, sig);
+        }
+    }
+}
+
+/// Ctrl-Z: the command left the terminal's process group, so the terminal
+/// stops jailtrace alone. Pass the stop on to the command's group, stop
+/// jailtrace itself the way SIGTSTP's default action does, and continue the
+/// command when jailtrace is continued (`fg`, `bg`, SIGCONT).
+extern "C" fn suspend(_sig: libc::c_int) {
+    let child = CHILD.load(Ordering::Relaxed);
+    // SAFETY: only async-signal-safe calls (kill, sigaction, sigprocmask,
+    // getpid) on values that live on this stack frame.
+    unsafe {
+        if child > 0 {
+            signal_group(child, libc::SIGSTOP);
+        }
+        // Raise SIGTSTP with its default action rather than SIGSTOP: if
+        // jailtrace's own group is orphaned, the kernel discards it as
+        // POSIX requires, and nothing stays stopped with no one to wake it.
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut mine: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGTSTP, &dfl, &mut mine);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTSTP);
+        libc::kill(libc::getpid(), libc::SIGTSTP);
+        // Blocked while this handler runs: unblocking delivers it, and
+        // jailtrace stops here until SIGCONT.
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTSTP, &mine, std::ptr::null_mut());
+        let child = CHILD.load(Ordering::Relaxed);
+        if child > 0 {
+            signal_group(child, libc::SIGCONT);
+        }
+    }
+}
+
+/// Blocks the forwarded signals (and SIGTSTP) and returns the previous
+/// mask, so that none arrives between the fork and the handlers'
+/// installation.
 pub fn block_forwarded() -> nix::Result<SigSet> {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
     }
+    set.add(Signal::SIGTSTP);
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_BLOCK,
@@ -224,6 +273,13 @@ pub fn forward_signals_to(child: Pid) -> nix::Result<()> {
         // makes only async-signal-safe system calls.
         unsafe { nix::sys::signal::sigaction(s, &action) }?;
     }
+    let action = SigAction::new(
+        SigHandler::Handler(suspend),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: `suspend` makes only async-signal-safe calls.
+    unsafe { nix::sys::signal::sigaction(Signal::SIGTSTP, &action) }?;
     Ok(())
 }
 
