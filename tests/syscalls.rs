@@ -1,4 +1,5 @@
-//! `record` on the metadata, node, xattr, watch, handle, chroot and socket
+//! `record` on the metadata, node, xattr, watch (inotify, fanotify), handle,
+//! chroot, pivot_root and socket
 //! syscalls (x86_64 and i386, including i386 `socketcall`): each access is
 //! recorded with its operation and outcome, symlinks are followed exactly
 //! when the kernel follows them, and what cannot be decoded is a warning.
@@ -69,6 +70,9 @@ const FILES: &[&str] = &[
     "getxattrat-target",
     "watch",
     "watch-target",
+    "fanwatch",
+    "fanwatch-target",
+    "fanwatch-fd",
     "handle",
 ];
 const LINKS: &[(&str, &str)] = &[
@@ -83,6 +87,7 @@ const LINKS: &[(&str, &str)] = &[
     ("l-lremovexattr", "lremovexattr-target"),
     ("l-getxattrat", "getxattrat-target"),
     ("l-watch", "watch-target"),
+    ("l-fanwatch", "fanwatch-target"),
 ];
 
 fn prepare(d: &Path) {
@@ -93,6 +98,7 @@ fn prepare(d: &Path) {
         std::os::unix::fs::symlink(target, d.join(link)).unwrap();
     }
     std::fs::create_dir(d.join("chroot-dir")).unwrap();
+    std::fs::create_dir_all(d.join("pivot-new/old")).unwrap();
 }
 
 #[test]
@@ -194,6 +200,13 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     assert_access(&m, &p("l-watch"), "watch", "ok");
     assert_no_op(&m, &p("watch-target"), "watch");
     assert_access(&m, &p("watch-missing"), "watch", "ENOENT");
+    // fanotify_mark: relative to its dirfd, FAN_MARK_DONT_FOLLOW watches the
+    // link itself, and a NULL path marks the descriptor's file
+    assert_access(&m, &p("fanwatch"), "watch", "ok");
+    assert_access(&m, &p("l-fanwatch"), "watch", "ok");
+    assert_no_op(&m, &p("fanwatch-target"), "watch");
+    assert_access(&m, &p("fanwatch-missing"), "watch", "ENOENT");
+    assert_access(&m, &p("fanwatch-fd"), "watch", "ok");
 
     // name_to_handle_at: a handle, like O_PATH
     assert_access(&m, &p("handle"), "path", "ok");
@@ -209,6 +222,12 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     assert_access(&m, &p("chroot-missing"), "chroot", "ENOENT");
     let w = m["warnings"].to_string();
     assert!(w.contains("chroot was called"), "{w}");
+
+    // pivot_root: the new root like a chroot, put_old looked up; a warning
+    assert_access(&m, &p("pivot-new"), "chroot", "ok");
+    assert_access(&m, &p("pivot-new/old"), "stat", "ok");
+    assert_access(&m, &p("pivot-missing"), "chroot", "ENOENT");
+    assert!(w.contains("pivot_root was called"), "{w}");
 }
 
 #[test]

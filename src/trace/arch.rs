@@ -69,10 +69,16 @@ pub enum Sys {
     Setxattrat,
     Removexattrat,
     InotifyAddWatch,
+    /// `fanotify_mark(fd, flags, mask, dirfd, path)`.
+    FanotifyMark,
+    /// The i386 form, whose 64-bit mask takes two arguments.
+    FanotifyMarkSplit,
     NameToHandleAt,
     /// Recorded, and reported as a warning when it succeeds: later absolute
     /// paths are relative to the new root.
     Chroot,
+    /// `pivot_root(new_root, put_old)`: recorded and reported like chroot.
+    PivotRoot,
     /// Not a path syscall: its opens are invisible to ptrace, so its use is
     /// reported as a warning.
     IoUringSetup,
@@ -170,6 +176,8 @@ const X86_64: &[(u32, Sys)] = &[
     (133, Sys::Mknod),
     (137, Sys::Statfs),
     (161, Sys::Chroot),
+    (155, Sys::PivotRoot),
+    (301, Sys::FanotifyMark),
     (188, Sys::Setxattr),
     (189, Sys::Lsetxattr),
     (191, Sys::Getxattr),
@@ -241,6 +249,8 @@ const I386: &[(u32, Sys)] = &[
     (16, Sys::Lchown), // lchown16
     (30, Sys::Utime),
     (61, Sys::Chroot),
+    (217, Sys::PivotRoot),
+    (339, Sys::FanotifyMarkSplit),
     (92, Sys::Truncate),
     (99, Sys::Statfs),
     (102, Sys::Socketcall),

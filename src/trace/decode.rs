@@ -148,6 +148,41 @@ fn at_path(dirfd: u64, addr: u64, flags: u64, op: Op) -> Option<Use> {
     })
 }
 
+/// `fanotify_mark`: the marked object is `path` relative to `dirfd`, or
+/// `dirfd` itself when `path` is NULL. A flush names no object.
+fn fanotify_mark(flags: u64, dirfd: u64, addr: u64) -> Uses {
+    const FAN_MARK_DONT_FOLLOW: u64 = 0x04;
+    const FAN_MARK_FLUSH: u64 = 0x80;
+    let dirfd = dirfd as i32;
+    if flags & FAN_MARK_FLUSH != 0 {
+        return [None, None];
+    }
+    if addr == 0 {
+        // With AT_FDCWD that is the working directory, which the program
+        // reached by a recorded chdir or started in: nothing new.
+        if dirfd == AT_FDCWD {
+            return [None, None];
+        }
+        return [
+            Some(Use {
+                operand: Operand::Fd(dirfd),
+                ops: Ops::one(Op::Watch),
+                follow: true,
+            }),
+            None,
+        ];
+    }
+    [
+        path(
+            dirfd,
+            addr,
+            Ops::one(Op::Watch),
+            flags & FAN_MARK_DONT_FOLLOW == 0,
+        ),
+        None,
+    ]
+}
+
 /// Decodes one recorded syscall. `a` are the raw arguments.
 pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
     let cwd = AT_FDCWD;
@@ -366,7 +401,13 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
             }),
             None,
         ],
+        Sys::FanotifyMark => fanotify_mark(a[1], a[3], a[4]),
+        Sys::FanotifyMarkSplit => fanotify_mark(a[1], a[4], a[5]),
         Sys::Chroot => [path(cwd, a[0], Ops::one(Op::Chroot), true), None],
+        Sys::PivotRoot => [
+            path(cwd, a[0], Ops::one(Op::Chroot), true),
+            path(cwd, a[1], Ops::one(Op::Stat), true),
+        ],
         Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => [None, None],
     }
 }
@@ -461,6 +502,28 @@ mod tests {
         assert_eq!(one(Sys::Setxattrat, [3, x, 0, 0, 0, 0]), (Op::Xattr, true));
         assert_eq!(one(Sys::Mknodat, [3, x, 0, 0, 0, 0]), (Op::Mknod, false));
         assert_eq!(one(Sys::Chroot, [x, 0, 0, 0, 0, 0]), (Op::Chroot, true));
+        // fanotify_mark: the path is relative to dirfd, DONT_FOLLOW honoured;
+        // a NULL path marks dirfd itself; a flush names nothing.
+        assert_eq!(
+            one(Sys::FanotifyMark, [3, 0x1, 0x10, 4, x, 0]),
+            (Op::Watch, true)
+        );
+        assert_eq!(
+            one(Sys::FanotifyMark, [3, 0x1 | 0x4, 0x10, 4, x, 0]),
+            (Op::Watch, false)
+        );
+        assert_eq!(
+            one(Sys::FanotifyMarkSplit, [3, 0x1 | 0x4, 0x10, 0, 4, x]),
+            (Op::Watch, false)
+        );
+        let u = decode(Sys::FanotifyMark, &[3, 0x1, 0x10, 4, 0, 0]);
+        assert_eq!(u[0].unwrap().operand, Operand::Fd(4));
+        assert!(decode(Sys::FanotifyMark, &[3, 0x80, 0x10, 4, x, 0])[0].is_none());
+        let u = decode(Sys::PivotRoot, &[x, x + 8, 0, 0, 0, 0]);
+        assert_eq!(
+            (u[0].unwrap().ops, u[1].unwrap().ops),
+            (Ops::one(Op::Chroot), Ops::one(Op::Stat))
+        );
         let dont_follow = libc::IN_DONT_FOLLOW as u64;
         assert_eq!(
             one(Sys::InotifyAddWatch, [3, x, 0, 0, 0, 0]),

@@ -752,7 +752,14 @@ impl Tracer<'_> {
                 "chroot was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
             );
         }
-        if matches!(p.sys, Sys::Chdir | Sys::Fchdir) && errno == 0 {
+        if p.sys == Sys::PivotRoot && errno == 0 {
+            self.warnings.insert(
+                "pivot_root was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
+            );
+        }
+        // pivot_root also moves the cwd of every process that was at the old
+        // root.
+        if matches!(p.sys, Sys::Chdir | Sys::Fchdir | Sys::PivotRoot) && errno == 0 {
             // Threads and CLONE_FS siblings share the cwd: drop all caches.
             for t in self.tasks.values_mut() {
                 t.cwd = None;
