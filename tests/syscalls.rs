@@ -216,6 +216,10 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     assert_access(&m, &p("dgram.sock"), "bind", "ok");
     assert_access(&m, &p("dgram.sock"), "connect", "ok");
     assert_access(&m, &p("no-such.sock"), "connect", "ENOENT");
+    // so are sendmsg's and each of sendmmsg's destinations
+    assert_access(&m, &p("no-such-msg.sock"), "connect", "ENOENT");
+    assert_access(&m, &p("mmsg.sock"), "bind", "ok");
+    assert_access(&m, &p("mmsg.sock"), "connect", "ok");
 
     // chroot: recorded, and a warning once it succeeded
     assert_access(&m, &p("chroot-dir"), "chroot", "ok");
@@ -281,6 +285,10 @@ fn i386_socketcall_and_metadata_calls_are_decoded() {
     assert_access(&m, &p("no-such-dgram32.sock"), "connect", "ENOENT");
     // the direct i386 sendto
     assert_access(&m, &p("direct32.sock"), "connect", "ENOENT");
+    // sendmsg/sendmmsg with compat msghdrs, through socketcall and directly
+    assert_access(&m, &p("msg32.sock"), "connect", "ok");
+    assert_access(&m, &p("mmsg32.sock"), "connect", "ok");
+    assert_access(&m, &p("no-such-msg32.sock"), "connect", "ENOENT");
     // i386 numbers of chmod, lchown32, chown32, truncate64
     assert_access(&m, &p("chmod32"), "chmod", "ok");
     assert_access(&m, &p("chmod32-missing"), "chmod", "ENOENT");

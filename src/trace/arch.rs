@@ -38,8 +38,16 @@ pub enum Sys {
     Bind,
     /// `sendto` with a destination address (`send` is `sendto` without one).
     Sendto,
-    /// i386 `socketcall(call, args)`: connect, bind and sendto of 32-bit
-    /// programs that do not use the direct socket syscalls.
+    /// `sendmsg` and `sendmmsg`: a `msghdr` (or an array of `mmsghdr`) may
+    /// name an AF_UNIX destination, as journald's clients do.
+    Sendmsg,
+    Sendmmsg,
+    /// The same with i386 (compat) struct layouts.
+    Sendmsg32,
+    Sendmmsg32,
+    /// i386 `socketcall(call, args)`: connect, bind, sendto, sendmsg and
+    /// sendmmsg of 32-bit programs that do not use the direct socket
+    /// syscalls.
     Socketcall,
     Mknod,
     Mknodat,
@@ -168,6 +176,8 @@ const X86_64: &[(u32, Sys)] = &[
     (437, Sys::Openat2),
     (439, Sys::Faccessat2),
     (44, Sys::Sendto),
+    (46, Sys::Sendmsg),
+    (307, Sys::Sendmmsg),
     (76, Sys::Truncate),
     (90, Sys::Chmod),
     (92, Sys::Chown),
@@ -276,6 +286,8 @@ const I386: &[(u32, Sys)] = &[
     (320, Sys::Utimensat),
     (341, Sys::NameToHandleAt),
     (369, Sys::Sendto),
+    (370, Sys::Sendmsg32),
+    (345, Sys::Sendmmsg32),
     (412, Sys::Utimensat), // utimensat_time64
     (452, Sys::Fchmodat2),
     (463, Sys::Setxattrat),

@@ -26,7 +26,27 @@ pub enum Operand {
     /// the tracee, and `pair` is the address of the (sockaddr pointer,
     /// length) pair in it. Only AF_UNIX paths count.
     SocketcallSockaddr { pair: u64 },
+    /// `count` message headers at `addr`, `stride` bytes apart, each naming
+    /// its destination (`msg_name`, `msg_namelen`) at its start; `compat`
+    /// for i386 layouts (32-bit pointer). Only AF_UNIX paths count.
+    Msghdrs {
+        addr: u64,
+        count: u64,
+        stride: u64,
+        compat: bool,
+    },
+    /// i386 `socketcall` sendmsg/sendmmsg: the 32-bit arguments at `args`
+    /// hold the header pointer (and, for sendmmsg, the count).
+    SocketcallMsghdrs { args: u64, many: bool },
 }
+
+/// `struct msghdr` and `struct mmsghdr` sizes, native and i386.
+pub const MSGHDR: u64 = 56;
+pub const MMSGHDR: u64 = 64;
+pub const MSGHDR32: u64 = 28;
+pub const MMSGHDR32: u64 = 32;
+/// The kernel sends at most UIO_MAXIOV messages per sendmmsg.
+pub const MAX_MMSG: u64 = 1024;
 
 /// A set of [`Op`]s as a bit mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +123,8 @@ const IN_DONT_FOLLOW: u64 = libc::IN_DONT_FOLLOW as u64;
 pub const SYS_BIND: u64 = 2;
 pub const SYS_CONNECT: u64 = 3;
 pub const SYS_SENDTO: u64 = 11;
+pub const SYS_SENDMSG: u64 = 16;
+pub const SYS_SENDMMSG: u64 = 20;
 
 /// Ops and symlink-following of an `open` with these flags.
 pub fn open_ops(flags: u64) -> (Ops, bool) {
@@ -336,6 +358,27 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
             }),
             None,
         ],
+        Sys::Sendmsg | Sys::Sendmmsg | Sys::Sendmsg32 | Sys::Sendmmsg32 => {
+            let (count, stride, compat) = match sys {
+                Sys::Sendmsg => (1, MSGHDR, false),
+                Sys::Sendmmsg => (a[2].min(MAX_MMSG), MMSGHDR, false),
+                Sys::Sendmsg32 => (1, MSGHDR32, true),
+                _ => (a[2].min(MAX_MMSG), MMSGHDR32, true),
+            };
+            [
+                Some(Use {
+                    operand: Operand::Msghdrs {
+                        addr: a[1],
+                        count,
+                        stride,
+                        compat,
+                    },
+                    ops: Ops::one(Op::Connect),
+                    follow: true,
+                }),
+                None,
+            ]
+        }
         Sys::Socketcall => {
             // Offsets of the sockaddr in the array of 32-bit arguments:
             // connect/bind(fd, addr, len), sendto(fd, buf, n, flags, addr, len).
@@ -343,6 +386,19 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
                 SYS_CONNECT => (1, Op::Connect),
                 SYS_BIND => (1, Op::Bind),
                 SYS_SENDTO => (4, Op::Connect),
+                SYS_SENDMSG | SYS_SENDMMSG => {
+                    return [
+                        Some(Use {
+                            operand: Operand::SocketcallMsghdrs {
+                                args: a[1],
+                                many: a[0] == SYS_SENDMMSG,
+                            },
+                            ops: Ops::one(Op::Connect),
+                            follow: true,
+                        }),
+                        None,
+                    ]
+                }
                 _ => return [None, None],
             };
             [

@@ -75,6 +75,11 @@ pub fn read_cstr(pid: Pid, addr: u64) -> Option<Vec<u8>> {
     None
 }
 
+/// Reads `buf.len()` bytes at `addr`.
+pub fn read_bytes(pid: Pid, addr: u64, buf: &mut [u8]) -> Option<()> {
+    read_exact(pid, addr, buf)
+}
+
 pub fn read_u64(pid: Pid, addr: u64) -> Option<u64> {
     let mut b = [0u8; 8];
     read_exact(pid, addr, &mut b)?;

@@ -211,9 +211,13 @@ struct DirfdCache {
 /// Bound on cached descriptors (each holds a descriptor in jailtrace).
 const DIRFD_CACHE_MAX: usize = 256;
 
+/// One path a call names: absolute path, whether its last symlink is
+/// followed, and what the call does to it.
+type Item = (Vec<u8>, bool, decode::Ops);
+
 struct Pending {
     sys: Sys,
-    items: Vec<(Vec<u8>, bool, decode::Ops)>,
+    items: Vec<Item>,
 }
 
 struct Tracer<'a> {
@@ -695,7 +699,12 @@ impl Tracer<'_> {
         let uses = decode::decode(call, &args);
         let mut items = Vec::new();
         for u in uses.into_iter().flatten() {
-            if let Some(item) = self.read_use(pid, &u) {
+            if matches!(
+                u.operand,
+                Operand::Msghdrs { .. } | Operand::SocketcallMsghdrs { .. }
+            ) {
+                self.read_msg_destinations(pid, &u, &mut items);
+            } else if let Some(item) = self.read_use(pid, &u) {
                 items.push(item);
             }
         }
@@ -772,8 +781,70 @@ impl Tracer<'_> {
         }
     }
 
+    /// The AF_UNIX destinations named by the message headers of a
+    /// sendmsg/sendmmsg, each once. Messages without one (a connected
+    /// socket) add nothing, and then the call needs no exit stop.
+    fn read_msg_destinations(&mut self, pid: Pid, u: &Use, items: &mut Vec<Item>) -> Option<()> {
+        let (addr, count, stride, compat) = match u.operand {
+            Operand::Msghdrs {
+                addr,
+                count,
+                stride,
+                compat,
+            } => (addr, count, stride, compat),
+            Operand::SocketcallMsghdrs { args, many } => {
+                // The 32-bit arguments (fd, msg, ...): msg, then vlen.
+                let v = mem::read_u64(pid, args.wrapping_add(4))?;
+                let (msg, vlen) = (v & 0xffff_ffff, v >> 32);
+                if many {
+                    (msg, vlen.min(decode::MAX_MMSG), decode::MMSGHDR32, true)
+                } else {
+                    (msg, 1, decode::MSGHDR32, true)
+                }
+            }
+            _ => return None,
+        };
+        if addr == 0 || count == 0 {
+            return None;
+        }
+        // msg_name and msg_namelen lead every header: a single message
+        // needs only them.
+        let head = if compat { 8 } else { 16 };
+        let len = if count == 1 {
+            head
+        } else {
+            (count * stride) as usize
+        };
+        let mut buf = vec![0u8; len];
+        mem::read_bytes(pid, addr, &mut buf)?;
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for h in buf.chunks(stride as usize) {
+            let word = |at: usize, n: usize| -> u64 {
+                let mut b = [0u8; 8];
+                b[..n].copy_from_slice(&h[at..at + n]);
+                u64::from_ne_bytes(b)
+            };
+            let (name, namelen) = if compat {
+                (word(0, 4), word(4, 4))
+            } else {
+                (word(0, 8), word(8, 4))
+            };
+            let Some(p) = mem::read_unix_path(pid, name, namelen) else {
+                continue;
+            };
+            if seen.contains(&p) {
+                continue;
+            }
+            if let Some(abs) = self.absolute(pid, libc::AT_FDCWD, &p) {
+                items.push((abs, u.follow, u.ops));
+            }
+            seen.push(p);
+        }
+        Some(())
+    }
+
     /// Reads one operand at syscall entry and makes its path absolute.
-    fn read_use(&mut self, pid: Pid, u: &Use) -> Option<(Vec<u8>, bool, decode::Ops)> {
+    fn read_use(&mut self, pid: Pid, u: &Use) -> Option<Item> {
         let (path, ops) = match u.operand {
             Operand::Path {
                 dirfd,
@@ -811,6 +882,8 @@ impl Tracer<'_> {
                     u.ops,
                 )
             }
+            // Read by `read_msg_destinations`.
+            Operand::Msghdrs { .. } | Operand::SocketcallMsghdrs { .. } => return None,
             Operand::Openat2 { dirfd, addr, how } => {
                 let flags = mem::read_u64(pid, how)?;
                 let (ops, follow) = decode::open_ops(flags);

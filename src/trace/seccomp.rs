@@ -38,6 +38,8 @@ const SOCKETCALL_WITH_ADDR: &[u32] = &[
     decode::SYS_BIND as u32,
     decode::SYS_CONNECT as u32,
     decode::SYS_SENDTO as u32,
+    decode::SYS_SENDMSG as u32,
+    decode::SYS_SENDMMSG as u32,
 ];
 
 fn stop_rule(sys: Sys) -> Stop {
