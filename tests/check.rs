@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -228,20 +227,13 @@ fn every_planted_vector_is_flagged() {
     std::os::unix::fs::symlink("/usr/bin", jail.join("bin/hostbin")).unwrap();
 
     // A root process whose root is the jail.
-    let mut holder = jailtrace()
-        .arg("run")
-        .arg("--allow-root")
-        .arg(&jail)
-        .args(["--", "/bin/app", "hold"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "READY\n");
+    let (mut holder, _out) = common::spawn_ready(
+        jailtrace()
+            .arg("run")
+            .arg("--allow-root")
+            .arg(&jail)
+            .args(["--", "/bin/app", "hold"]),
+    );
 
     // proc mounted inside the jail, in a private mount namespace so that
     // the host never sees it, with check running in that namespace.

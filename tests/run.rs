@@ -432,16 +432,7 @@ fn proc_mount_works_and_stays_off_the_host() {
     assert!(out.trim().parse::<u64>().is_ok(), "{out}");
 
     // While the command runs, the mount exists only in its namespace.
-    let mut child = run_in(&jail, &opts, &["probe", "hold"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "READY\n");
+    let (mut child, _out) = common::spawn_ready(&mut run_in(&jail, &opts, &["probe", "hold"]));
     assert_eq!(
         under(&host_mount_points(), &jail.root),
         Vec::<String>::new()
@@ -614,29 +605,17 @@ fn signals_are_forwarded_to_the_command() {
     use nix::sys::signal::Signal;
     let jail = make_jail();
     for sig in [Signal::SIGTERM, Signal::SIGQUIT] {
-        let mut child = run_in(&jail, &["--user", "nobody"], &["probe", "hold"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "READY\n");
+        let (mut child, _out) = common::spawn_ready(&mut run_in(
+            &jail,
+            &["--user", "nobody"],
+            &["probe", "hold"],
+        ));
         let probe = children_of(child.id() as i32)[0].0;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("jailtrace did not end after {sig}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_timeout(&mut child, Duration::from_secs(10)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("jailtrace did not end after {sig}")
+        });
         // jailtrace survived the signal, passed it on, and reports the
         // command's death by it; the command is gone, not orphaned.
         assert_eq!(status.code(), Some(128 + sig as i32), "{sig}");
@@ -816,17 +795,10 @@ fn stopping_and_continuing_jailtrace_loses_nothing() {
     // the same session: otherwise, when the test runs in an orphaned
     // process group (a CI runner started with setsid), the kernel discards
     // SIGTSTP as POSIX requires, and nothing would stop.
-    let mut child = run_in(&jail, &["--user", "nobody"], &["probe", "hold"])
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, _out) = common::spawn_ready(
+        run_in(&jail, &["--user", "nobody"], &["probe", "hold"]).process_group(0),
+    );
     let jt = child.id() as i32;
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "READY\n");
     let probe = children_of(jt)[0].0;
     let pid = nix::unistd::Pid::from_raw(jt);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTSTP).unwrap();

@@ -66,6 +66,29 @@ pub fn on_a_terminal(cmd: &str) -> Command {
     c
 }
 
+/// Spawns `cmd` with stdin and stdout piped, and waits for its first line,
+/// which must be `READY` (what `run_probe hold` prints before it waits for
+/// the end of its input). The reader is returned so that the pipe stays
+/// open as long as the caller wants.
+pub fn spawn_ready(
+    cmd: &mut Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the first line");
+    assert_eq!(line, "READY\n");
+    (child, out)
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
