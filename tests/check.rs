@@ -11,14 +11,25 @@ use std::time::{Duration, Instant};
 use common::{jailtrace, output};
 use serde_json::Value;
 
+/// Creates `p` with `mode`, and any missing parent with 0755, whatever the
+/// umask (a 077 umask must not hide a jail's parents from its user).
 fn mkdirs(p: &Path, mode: u32) {
-    std::fs::create_dir_all(p).unwrap();
+    if let Some(d) = p.parent() {
+        if !d.exists() {
+            mkdirs(d, 0o755);
+        }
+    }
+    if !p.is_dir() {
+        std::fs::create_dir(p).unwrap();
+    }
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn write(p: &Path, content: &[u8], mode: u32) {
     if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).unwrap();
+        if !d.exists() {
+            mkdirs(d, 0o755);
+        }
     }
     std::fs::write(p, content).unwrap();
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();

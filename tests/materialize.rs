@@ -50,9 +50,12 @@ fn s(p: &Path) -> String {
     p.to_str().expect("test paths are UTF-8").to_string()
 }
 
+/// Writes a manifest readable by everyone whatever the umask: some tests
+/// materialize it as nobody.
 fn write_manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     p
 }
 
@@ -782,6 +785,7 @@ fn non_writable_directory_fails_cleanly() {
     let before = snapshot(&c);
     let jail = t.path().join("jail");
     std::fs::create_dir_all(jail.join("etc")).unwrap();
+    std::fs::set_permissions(jail.join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::chown(&jail, Some(NOBODY), Some(NOBODY)).unwrap();
     // JAIL/etc stays root's 0755: nobody cannot write into it.
     let mf = write_manifest(

@@ -90,7 +90,12 @@ pub fn spawn_ready(
 }
 
 /// A fresh temporary directory, removed when dropped.
+///
+/// Also sets the umask to 022 (for the whole test process, so every test
+/// sees the same): the tests build jails by hand and run them as nobody, and
+/// a runner's stricter umask would make those jails unreadable to it.
 pub fn tempdir() -> tempfile::TempDir {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     tempfile::Builder::new()
         .prefix("jailtrace-test-")
         .tempdir()
