@@ -48,6 +48,11 @@ fn stop_rule(sys: Sys) -> Stop {
         Sys::Sendto => Stop::ArgNonZero(4),
         // futimens()/futimes() pass a NULL path.
         Sys::Utimensat | Sys::Futimesat => Stop::ArgNonZero(1),
+        // A NULL path names nothing: with AT_EMPTY_PATH it is an fstat of
+        // the descriptor (Linux 6.11+; libcs that pass NULL for fstat then
+        // never stop), otherwise EFAULT. BPF cannot see an empty string,
+        // only a NULL pointer.
+        Sys::Newfstatat | Sys::Statx => Stop::ArgNonZero(1),
         // Every socket call of old i386 programs goes through socketcall.
         Sys::Socketcall => Stop::ArgIn(0, SOCKETCALL_WITH_ADDR),
         _ => Stop::Always,
@@ -312,6 +317,20 @@ mod tests {
         // utimensat: a NULL path is futimens.
         assert_eq!(run(&prog, x86, 280, [3, 0, 0, 0, 0, 0]), ALLOW);
         assert_eq!(run(&prog, x86, 280, [3, 0x1000, 0, 0, 0, 0]), TRACE);
+        // newfstatat and statx: a NULL path is an fstat, on both arches.
+        let empty = libc::AT_EMPTY_PATH as u64;
+        assert_eq!(run(&prog, x86, 262, [3, 0, 0x2000, empty, 0, 0]), ALLOW);
+        assert_eq!(run(&prog, x86, 262, [3, 0x1000, 0x2000, 0, 0, 0]), TRACE);
+        assert_eq!(run(&prog, x86, 332, [3, 0, empty, 0x7ff, 0x2000, 0]), ALLOW);
+        assert_eq!(
+            run(&prog, x86, 332, [3, 0x1000, 0, 0x7ff, 0x2000, 0]),
+            TRACE
+        );
+        assert_eq!(run(&prog, i386, 300, [3, 0, 0x2000, empty, 0, 0]), ALLOW);
+        assert_eq!(
+            run(&prog, i386, 383, [3, 0x1000, 0, 0x7ff, 0x2000, 0]),
+            TRACE
+        );
         // socketcall: socket (1) and recv (10) run, connect (3) stops.
         for (call, want) in [(1, ALLOW), (2, TRACE), (3, TRACE), (10, ALLOW), (11, TRACE)] {
             assert_eq!(
