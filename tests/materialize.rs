@@ -585,6 +585,9 @@ fn outputs_get_their_directory_but_no_data_unless_asked() {
     std::fs::create_dir(&outdir).unwrap();
     let log = outdir.join("log");
     std::fs::write(&log, "written by the program\n").unwrap();
+    // Written but never created: it was there before, and is copied.
+    let state = outdir.join("state");
+    std::fs::write(&state, "there before\n").unwrap();
     let jail = t.path().join("jail");
     let mf = write_manifest(
         t.path(),
@@ -592,7 +595,11 @@ fn outputs_get_their_directory_but_no_data_unless_asked() {
         &manifest(vec![
             e_dir(&s(&outdir)),
             json!({"path": s(&log), "kind": "file", "class": "regular", "output": true,
-                   "accesses": [{"op": "create", "result": "ok"}]}),
+                   "accesses": [{"op": "create", "result": "ok"},
+                                {"op": "write", "result": "ok"}]}),
+            json!({"path": s(&state), "kind": "file", "class": "regular", "output": true,
+                   "accesses": [{"op": "read", "result": "ok"},
+                                {"op": "write", "result": "ok"}]}),
             json!({"path": format!("{}/made", s(&outdir)), "kind": "dir", "class": "regular",
                    "output": true}),
         ]),
@@ -601,6 +608,10 @@ fn outputs_get_their_directory_but_no_data_unless_asked() {
     assert!(inside(&jail, &s(&outdir)).is_dir());
     assert!(!inside(&jail, &s(&log)).exists());
     assert!(!inside(&jail, &format!("{}/made", s(&outdir))).exists());
+    assert_eq!(
+        std::fs::read_to_string(inside(&jail, &s(&state))).unwrap(),
+        "there before\n"
+    );
     assert!(out.contains("its data not copied (--with-outputs"), "{out}");
 
     materialize_ok(&["--with-outputs"], &mf, &jail);
@@ -1013,6 +1024,33 @@ fn e2e_ls_etc_hostname() {
         return;
     };
     record_materialize_compare("ls", &[&ls, "-l", "/etc/hostname"]);
+}
+
+/// A file opened for writing without O_CREAT must be in the jail: `dd
+/// conv=nocreat` fails without it.
+#[test]
+fn e2e_a_file_written_in_place_is_in_the_jail() {
+    let name = "e2e_a_file_written_in_place_is_in_the_jail";
+    if !common::require_root(name) {
+        return;
+    }
+    let Some(dd) = prog(name, "dd") else {
+        return;
+    };
+    let t = common::tempdir();
+    let state = t.path().join("state.log");
+    std::fs::write(&state, "there before\n").unwrap();
+    let of = format!("of={}", s(&state));
+    record_materialize_compare(
+        "dd",
+        &[
+            &dd,
+            &of,
+            "conv=notrunc,nocreat",
+            "oflag=append",
+            "status=none",
+        ],
+    );
 }
 
 #[test]
