@@ -211,6 +211,8 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     // name_to_handle_at: a handle, like O_PATH
     assert_access(&m, &p("handle"), "path", "ok");
     assert_access(&m, &p("handle-missing"), "path", "ENOENT");
+    // open_by_handle_at: the file opened, read from the new descriptor
+    assert_access(&m, &p("handle"), "read", "ok");
 
     // sendto with an AF_UNIX destination is a connect
     assert_access(&m, &p("dgram.sock"), "bind", "ok");

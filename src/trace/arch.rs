@@ -77,6 +77,9 @@ pub enum Sys {
     Setxattrat,
     Removexattrat,
     InotifyAddWatch,
+    /// `open_by_handle_at(mount_fd, handle, flags)`: no path at entry; the
+    /// file opened is read from the new descriptor at exit.
+    OpenByHandleAt,
     /// `fanotify_mark(fd, flags, mask, dirfd, path)`.
     FanotifyMark,
     /// The i386 form, whose 64-bit mask takes two arguments.
@@ -204,6 +207,7 @@ const X86_64: &[(u32, Sys)] = &[
     (268, Sys::Fchmodat),
     (280, Sys::Utimensat),
     (303, Sys::NameToHandleAt),
+    (304, Sys::OpenByHandleAt),
     (452, Sys::Fchmodat2),
     (463, Sys::Setxattrat),
     (464, Sys::Getxattrat),
@@ -285,6 +289,7 @@ const I386: &[(u32, Sys)] = &[
     (306, Sys::Fchmodat),
     (320, Sys::Utimensat),
     (341, Sys::NameToHandleAt),
+    (342, Sys::OpenByHandleAt),
     (369, Sys::Sendto),
     (370, Sys::Sendmsg32),
     (345, Sys::Sendmmsg32),

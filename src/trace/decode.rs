@@ -464,7 +464,10 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
             path(cwd, a[0], Ops::one(Op::Chroot), true),
             path(cwd, a[1], Ops::one(Op::Stat), true),
         ],
-        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => [None, None],
+        // Its path is known only at exit (see `trace::Pending::result_fd`).
+        Sys::OpenByHandleAt | Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => {
+            [None, None]
+        }
     }
 }
 

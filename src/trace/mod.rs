@@ -218,6 +218,9 @@ type Item = (Vec<u8>, bool, decode::Ops);
 struct Pending {
     sys: Sys,
     items: Vec<Item>,
+    /// For calls that name no path (open_by_handle_at): on success, the
+    /// file the returned descriptor refers to gets these ops.
+    result_fd: Option<(decode::Ops, bool)>,
 }
 
 struct Tracer<'a> {
@@ -696,6 +699,16 @@ impl Tracer<'_> {
             );
             return self.resume(pid, 0);
         }
+        if call == Sys::OpenByHandleAt {
+            if let Some(task) = self.tasks.get_mut(&pid) {
+                task.pending = Some(Pending {
+                    sys: call,
+                    items: Vec::new(),
+                    result_fd: Some(decode::open_ops(args[2])),
+                });
+            }
+            return self.resume(pid, 0);
+        }
         let uses = decode::decode(call, &args);
         let mut items = Vec::new();
         for u in uses.into_iter().flatten() {
@@ -710,7 +723,11 @@ impl Tracer<'_> {
         }
         if !items.is_empty() {
             if let Some(task) = self.tasks.get_mut(&pid) {
-                task.pending = Some(Pending { sys: call, items });
+                task.pending = Some(Pending {
+                    sys: call,
+                    items,
+                    result_fd: None,
+                });
             }
         }
         self.resume(pid, 0);
@@ -733,6 +750,22 @@ impl Tracer<'_> {
                 mem::write_bytes(pid, buf, &mask[..n]);
             }
             return;
+        }
+        if !is_error {
+            let want = self
+                .tasks
+                .get(&pid)
+                .and_then(|t| t.pending.as_ref())
+                .and_then(|p| p.result_fd);
+            if let Some((ops, follow)) = want {
+                let path = self.fd_path(pid, rval as i32);
+                if let (Some(path), Some(p)) = (
+                    path,
+                    self.tasks.get_mut(&pid).and_then(|t| t.pending.as_mut()),
+                ) {
+                    p.items.push((path, follow, ops));
+                }
+            }
         }
         self.finish_pending(pid, if is_error { -rval as i32 } else { 0 });
     }
