@@ -216,3 +216,83 @@ fn nss_configuration_for_user_lookups() {
         &[real("/etc/nsswitch.conf"), real("/etc/passwd")],
     );
 }
+
+/// OpenSSL 3 loads its providers with dlopen: the legacy one from
+/// `ossl-modules/legacy.so`, which no `ldd` shows.
+#[test]
+fn openssl_provider_modules() {
+    let module = "/usr/lib/x86_64-linux-gnu/ossl-modules/legacy.so";
+    if !require_program("openssl providers", "openssl")
+        || !require_path("openssl providers", module)
+    {
+        return;
+    }
+    record_check_chroot(
+        "openssl providers",
+        &[],
+        &[
+            "openssl",
+            "list",
+            "-providers",
+            "-provider",
+            "legacy",
+            "-provider",
+            "default",
+        ],
+        &[real(module)],
+    );
+}
+
+/// The dynamic loader reads `/etc/ld.so.cache` to find libraries, and a
+/// jail without it only works by luck of the default directories.
+#[test]
+fn ld_so_cache() {
+    let m = record_check_chroot(
+        "ld.so.cache",
+        &[],
+        &["ls", "-d", "/etc"],
+        &[real("/etc/ld.so.cache")],
+    );
+    assert!(has_access(&m, &real("/etc/ld.so.cache"), "read", "ok"));
+}
+
+/// In a library directory the loader first probes the glibc-hwcaps
+/// subdirectories of the CPU (x86-64-v4, -v3, -v2), and loads the best
+/// variant found there: that variant, and the failed probes, are recorded.
+#[test]
+fn glibc_hwcaps_variants() {
+    let tmp = tempdir();
+    let lib = tmp.path().join("lib");
+    let v2 = lib.join("glibc-hwcaps/x86-64-v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A copy of the system's libc as the x86-64-v2 variant: every x86-64
+    // CPU that CI runs on supports v2.
+    let libc = real("/lib/x86_64-linux-gnu/libc.so.6");
+    std::fs::copy(&libc, v2.join("libc.so.6")).unwrap();
+    let lib_dir = lib.to_str().unwrap().to_string();
+    let variant = real(v2.join("libc.so.6").to_str().unwrap());
+    let m = record_check_chroot(
+        "glibc-hwcaps",
+        &[("LD_LIBRARY_PATH", &lib_dir)],
+        &["/bin/true"],
+        std::slice::from_ref(&variant),
+    );
+    assert!(has_access(&m, &variant, "read", "ok"));
+    // The better variants were probed first, and are missing.
+    let v3 = format!("{}/glibc-hwcaps/x86-64-v3/libc.so.6", real(&lib_dir));
+    assert!(
+        m["entries"].to_string().contains(&v3) || v3_unsupported(),
+        "no failed probe of {v3}"
+    );
+}
+
+/// Whether the loader on this CPU skips x86-64-v3 (then it is not probed).
+fn v3_unsupported() -> bool {
+    let out = output(Command::new("/lib64/ld-linux-x86-64.so.2").arg("--help"));
+    !String::from_utf8_lossy(&out.stdout).contains("x86-64-v3 (supported, searched)")
+}
