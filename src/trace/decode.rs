@@ -38,6 +38,9 @@ pub enum Operand {
     /// i386 `socketcall` sendmsg/sendmmsg: the 32-bit arguments at `args`
     /// hold the header pointer (and, for sendmmsg, the count).
     SocketcallMsghdrs { args: u64, many: bool },
+    /// No path at entry: on success, the file of the descriptor the call
+    /// returns (`open_by_handle_at`).
+    ReturnedFd,
 }
 
 /// `struct msghdr` and `struct mmsghdr` sizes, native and i386.
@@ -464,10 +467,18 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
             path(cwd, a[0], Ops::one(Op::Chroot), true),
             path(cwd, a[1], Ops::one(Op::Stat), true),
         ],
-        // Its path is known only at exit (see `trace::Pending::result_fd`).
-        Sys::OpenByHandleAt | Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => {
-            [None, None]
+        Sys::OpenByHandleAt => {
+            let (ops, follow) = open_ops(a[2]);
+            [
+                Some(Use {
+                    operand: Operand::ReturnedFd,
+                    ops,
+                    follow,
+                }),
+                None,
+            ]
         }
+        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => [None, None],
     }
 }
 

@@ -15,7 +15,7 @@ const FIRST_READ: usize = 256;
 
 /// Reads `buf.len()` bytes at `addr`; falls back to PTRACE_PEEKDATA when
 /// process_vm_readv is unavailable or refused.
-fn read_exact(pid: Pid, addr: u64, buf: &mut [u8]) -> Option<()> {
+pub fn read_exact(pid: Pid, addr: u64, buf: &mut [u8]) -> Option<()> {
     let remote = [RemoteIoVec {
         base: addr as usize,
         len: buf.len(),
@@ -73,11 +73,6 @@ pub fn read_cstr(pid: Pid, addr: u64) -> Option<Vec<u8>> {
         cur += want as u64;
     }
     None
-}
-
-/// Reads `buf.len()` bytes at `addr`.
-pub fn read_bytes(pid: Pid, addr: u64, buf: &mut [u8]) -> Option<()> {
-    read_exact(pid, addr, buf)
 }
 
 pub fn read_u64(pid: Pid, addr: u64) -> Option<u64> {

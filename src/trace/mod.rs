@@ -625,7 +625,7 @@ impl Tracer<'_> {
                     }
                     // A successful exec: record it now; the exit stop would
                     // only confirm it.
-                    self.finish_pending(pid, 0);
+                    self.finish_pending(pid, 0, 0);
                     self.resume(pid, 0);
                 }
                 _ => self.resume(pid, 0),
@@ -699,34 +699,22 @@ impl Tracer<'_> {
             );
             return self.resume(pid, 0);
         }
-        if call == Sys::OpenByHandleAt {
-            if let Some(task) = self.tasks.get_mut(&pid) {
-                task.pending = Some(Pending {
-                    sys: call,
-                    items: Vec::new(),
-                    result_fd: Some(decode::open_ops(args[2])),
-                });
-            }
-            return self.resume(pid, 0);
-        }
         let uses = decode::decode(call, &args);
         let mut items = Vec::new();
+        let mut result_fd = None;
         for u in uses.into_iter().flatten() {
-            if matches!(
-                u.operand,
-                Operand::Msghdrs { .. } | Operand::SocketcallMsghdrs { .. }
-            ) {
-                self.read_msg_destinations(pid, &u, &mut items);
-            } else if let Some(item) = self.read_use(pid, &u) {
-                items.push(item);
+            if u.operand == Operand::ReturnedFd {
+                result_fd = Some((u.ops, u.follow));
+            } else {
+                self.read_use(pid, &u, &mut items);
             }
         }
-        if !items.is_empty() {
+        if !items.is_empty() || result_fd.is_some() {
             if let Some(task) = self.tasks.get_mut(&pid) {
                 task.pending = Some(Pending {
                     sys: call,
                     items,
-                    result_fd: None,
+                    result_fd,
                 });
             }
         }
@@ -751,32 +739,27 @@ impl Tracer<'_> {
             }
             return;
         }
-        if !is_error {
-            let want = self
-                .tasks
-                .get(&pid)
-                .and_then(|t| t.pending.as_ref())
-                .and_then(|p| p.result_fd);
-            if let Some((ops, follow)) = want {
-                let path = self.fd_path(pid, rval as i32);
-                if let (Some(path), Some(p)) = (
-                    path,
-                    self.tasks.get_mut(&pid).and_then(|t| t.pending.as_mut()),
-                ) {
-                    p.items.push((path, follow, ops));
-                }
-            }
+        if is_error {
+            self.finish_pending(pid, -rval as i32, 0);
+        } else {
+            self.finish_pending(pid, 0, rval);
         }
-        self.finish_pending(pid, if is_error { -rval as i32 } else { 0 });
     }
 
-    fn finish_pending(&mut self, pid: Pid, errno: i32) {
+    /// Records a pending call's accesses with its outcome: `errno`, or 0
+    /// and the return value `rval`.
+    fn finish_pending(&mut self, pid: Pid, errno: i32, rval: i64) {
         let Some(task) = self.tasks.get_mut(&pid) else {
             return;
         };
-        let Some(p) = task.pending.take() else {
+        let Some(mut p) = task.pending.take() else {
             return;
         };
+        if let (0, Some((ops, follow))) = (errno, p.result_fd) {
+            if let Some(path) = self.fd_path(pid, rval as i32) {
+                p.items.push((path, follow, ops));
+            }
+        }
         // Interrupted by a signal. ERESTARTNOINTR is always restarted (and
         // stops again); the others end in EINTR unless the handler has
         // SA_RESTART, which the tracer cannot see: record the attempt as
@@ -843,13 +826,15 @@ impl Tracer<'_> {
         // msg_name and msg_namelen lead every header: a single message
         // needs only them.
         let head = if compat { 8 } else { 16 };
-        let len = if count == 1 {
-            head
+        let mut one = [0u8; 16];
+        let mut many = Vec::new();
+        let buf: &mut [u8] = if count == 1 {
+            &mut one[..head]
         } else {
-            (count * stride) as usize
+            many.resize((count * stride) as usize, 0);
+            &mut many
         };
-        let mut buf = vec![0u8; len];
-        mem::read_bytes(pid, addr, &mut buf)?;
+        mem::read_exact(pid, addr, buf)?;
         let mut seen: Vec<Vec<u8>> = Vec::new();
         for h in buf.chunks(stride as usize) {
             let word = |at: usize, n: usize| -> u64 {
@@ -876,8 +861,9 @@ impl Tracer<'_> {
         Some(())
     }
 
-    /// Reads one operand at syscall entry and makes its path absolute.
-    fn read_use(&mut self, pid: Pid, u: &Use) -> Option<Item> {
+    /// Reads one operand at syscall entry and adds the paths it names, made
+    /// absolute, to `items`.
+    fn read_use(&mut self, pid: Pid, u: &Use, items: &mut Vec<Item>) -> Option<()> {
         let (path, ops) = match u.operand {
             Operand::Path {
                 dirfd,
@@ -915,8 +901,9 @@ impl Tracer<'_> {
                     u.ops,
                 )
             }
-            // Read by `read_msg_destinations`.
-            Operand::Msghdrs { .. } | Operand::SocketcallMsghdrs { .. } => return None,
+            Operand::Msghdrs { .. } | Operand::SocketcallMsghdrs { .. } => {
+                return self.read_msg_destinations(pid, u, items)
+            }
             Operand::Openat2 { dirfd, addr, how } => {
                 let flags = mem::read_u64(pid, how)?;
                 let (ops, follow) = decode::open_ops(flags);
@@ -924,10 +911,14 @@ impl Tracer<'_> {
                 if p.is_empty() {
                     return None;
                 }
-                return Some((self.absolute(pid, dirfd, &p)?, follow, ops));
+                items.push((self.absolute(pid, dirfd, &p)?, follow, ops));
+                return Some(());
             }
+            // Known at exit only (`Pending::result_fd`).
+            Operand::ReturnedFd => return None,
         };
-        Some((path, u.follow, ops))
+        items.push((path, u.follow, ops));
+        Some(())
     }
 
     fn absolute(&mut self, pid: Pid, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
