@@ -541,16 +541,19 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
             Some(p) => Some(Manifest::load(p).map_err(|e| internal(e.to_string()))?),
             None => None,
         };
-        // The status the command had on the host, when the manifest says.
-        let expected = manifest
-            .as_ref()
-            .and_then(|m| m.command.exit_status)
-            .unwrap_or(0);
+        // The status the command had on the host, when the manifest says;
+        // success otherwise.
+        let on_host = manifest.as_ref().and_then(|m| m.command.exit_status);
+        let expected = on_host.unwrap_or(0);
         let failed = f.exit_status != Some(expected);
         print_findings(&f, &jail, failed);
         if failed {
+            let reference = match on_host {
+                Some(s) => format!("on the host: {s}"),
+                None => "expected 0; with --manifest, the status it had on the host".into(),
+            };
             println!(
-                "the command exited with {} in the jail (on the host: {expected})",
+                "the command exited with {} in the jail ({reference})",
                 f.exit_status.map_or("no status".into(), |s| s.to_string())
             );
         }
