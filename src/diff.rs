@@ -84,6 +84,8 @@ pub struct PathChange {
     pub class: Class,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub output: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
     pub accesses: Vec<Access>,
 }
 
@@ -217,7 +219,9 @@ impl Report {
 
         let summary = |p: &PathChange| {
             let mut s = format!("{}  {}", text_path(&p.path), kind_name(p.kind));
-            if p.output {
+            if p.created {
+                s.push_str("  created");
+            } else if p.output {
                 s.push_str("  output");
             }
             if !p.accesses.is_empty() {
@@ -389,26 +393,17 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
     // needs (the checkout path differs between CI and a laptop); the user
     // and the exit status do.
     let (oc, nc) = (&old.command, &new.command);
-    if oc.uid != nc.uid {
-        report.command.push(HeaderChange {
-            field: "uid",
-            old: json!(oc.uid),
-            new: json!(nc.uid),
-        });
-    }
-    if oc.gid != nc.gid {
-        report.command.push(HeaderChange {
-            field: "gid",
-            old: json!(oc.gid),
-            new: json!(nc.gid),
-        });
-    }
-    if oc.exit_status != nc.exit_status {
-        report.command.push(HeaderChange {
-            field: "exit_status",
-            old: json!(oc.exit_status),
-            new: json!(nc.exit_status),
-        });
+    let headers = [
+        ("uid", json!(oc.uid), json!(nc.uid)),
+        ("gid", json!(oc.gid), json!(nc.gid)),
+        ("exit_status", json!(oc.exit_status), json!(nc.exit_status)),
+        ("set_uids", json!(oc.set_uids), json!(nc.set_uids)),
+        ("set_gids", json!(oc.set_gids), json!(nc.set_gids)),
+    ];
+    for (field, old, new) in headers {
+        if old != new {
+            report.command.push(HeaderChange { field, old, new });
+        }
     }
     let ow: BTreeSet<&String> = old.warnings.iter().collect();
     let nw: BTreeSet<&String> = new.warnings.iter().collect();
@@ -444,6 +439,7 @@ fn path_change(path: &MPath, v: &Viewed) -> PathChange {
         kind: v.entry.kind,
         class: v.entry.class,
         output: v.entry.output,
+        created: v.entry.created,
         accesses,
     }
 }
@@ -483,6 +479,7 @@ fn compare_entry(path: &MPath, ov: &Viewed, nv: &Viewed, opts: &Options, report:
     field("major", json!(o.major), json!(n.major), false);
     field("minor", json!(o.minor), json!(n.minor), false);
     field("output", json!(o.output), json!(n.output), false);
+    field("created", json!(o.created), json!(n.created), false);
     if opts.content {
         field("size", json!(o.size), json!(n.size), true);
         field("sha256", json!(o.sha256), json!(n.sha256), true);
@@ -768,6 +765,8 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 exit_status: Some(0),
+                set_uids: vec![],
+                set_gids: vec![],
             },
             warnings: vec![],
             entries,

@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::pathenc::{Bytes, MPath};
 
-/// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Older versions this build still reads (see [`Manifest::upgrade`]).
+const OLDEST_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +45,15 @@ pub struct CommandInfo {
     /// the command never ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// User ids the program switched to (a successful `setuid`,
+    /// `setreuid`, `setresuid` or `setfsuid`), sorted, unique: the accounts
+    /// a jail must know besides the file owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_uids: Vec<u32>,
+    /// Group ids the program switched to (`setgid`, `setregid`,
+    /// `setresgid`, `setfsgid`, `setgroups`), sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_gids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,16 +138,14 @@ impl Op {
     /// (`chmod`, `chown`, `utime`, `xattr`) are not: they need the object to
     /// be there already, so a jail must have it, data included.
     pub fn is_output(self) -> bool {
+        self == Op::Write || self.creates()
+    }
+
+    /// Operations that can bring the object at this path into existence.
+    pub fn creates(self) -> bool {
         matches!(
             self,
-            Op::Write
-                | Op::Create
-                | Op::Mkdir
-                | Op::RenameTo
-                | Op::LinkTo
-                | Op::Symlink
-                | Op::Bind
-                | Op::Mknod
+            Op::Create | Op::Mkdir | Op::RenameTo | Op::LinkTo | Op::Symlink | Op::Bind | Op::Mknod
         )
     }
 
@@ -309,10 +319,16 @@ pub struct Entry {
     /// Hex SHA-256 of the content, with `record --hash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// The program created or wrote this path: a jail needs its directory,
-    /// but its data is not a dependency.
+    /// The program created or wrote this path.
     #[serde(default, skip_serializing_if = "is_false")]
     pub output: bool,
+    /// The run brought this object into existence: it was not there when
+    /// the program first touched the path, and a call of the program made
+    /// it. A pure output: a jail needs its directory, not the object.
+    /// Everything else that exists was found by the run, and is an input
+    /// whatever the program did to it afterwards.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub created: bool,
     /// Sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accesses: Vec<Access>,
@@ -338,6 +354,7 @@ impl Entry {
             minor: None,
             sha256: None,
             output: false,
+            created: false,
             accesses: Vec::new(),
         }
     }
@@ -364,7 +381,7 @@ pub enum ManifestError {
         column: usize,
         msg: String,
     },
-    #[error("{path}: unsupported schema version {found} (this jailtrace reads version {SCHEMA_VERSION})")]
+    #[error("{path}: unsupported schema version {found} (this jailtrace reads versions {OLDEST_SCHEMA} to {SCHEMA_VERSION})")]
     Schema { path: String, found: u64 },
     #[error("{path}: entry {entry}: {reason}")]
     Invalid {
@@ -403,7 +420,10 @@ impl Manifest {
         }
         let probe: Probe = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
         match probe.schema {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SCHEMA_VERSION as u64) => {}
+            Some(serde_json::Value::Number(n))
+                if n.as_u64().is_some_and(|v| {
+                    (OLDEST_SCHEMA as u64..=SCHEMA_VERSION as u64).contains(&v)
+                }) => {}
             Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
                 return Err(ManifestError::Schema {
                     path: name.to_string(),
@@ -421,9 +441,30 @@ impl Manifest {
                 })
             }
         }
-        let m: Manifest = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
+        let mut m: Manifest = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
         m.validate(name)?;
+        m.upgrade();
         Ok(m)
+    }
+
+    /// Brings a manifest of an older schema to the current one, in memory.
+    ///
+    /// Schema 1 had no `created`: it is derived the way jailtrace 0.1
+    /// decided what to leave out, from a successful creating call. That
+    /// counts a file found by an `O_CREAT` open or replaced by a rename as
+    /// created, which is the error schema 2 fixes by deciding at record
+    /// time: record again for exact answers. Devices are never created.
+    pub fn upgrade(&mut self) {
+        if self.schema == 1 {
+            for e in &mut self.entries {
+                e.created = e.output
+                    && !matches!(e.kind, Kind::Chardev | Kind::Blockdev)
+                    && e.accesses
+                        .iter()
+                        .any(|a| a.op.creates() && a.result.is_ok());
+            }
+        }
+        self.schema = SCHEMA_VERSION;
     }
 
     /// Reads and validates a manifest file.
@@ -506,6 +547,10 @@ impl Manifest {
             e.accesses.sort();
             e.accesses.dedup();
         }
+        self.command.set_uids.sort_unstable();
+        self.command.set_uids.dedup();
+        self.command.set_gids.sort_unstable();
+        self.command.set_gids.dedup();
         self.warnings.sort();
         self.warnings.dedup();
     }
@@ -644,6 +689,35 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_loads_with_created_derived() {
+        let v1 = sample().replace(
+            r#""accesses": [ { "op": "write", "result": "ok" } ] }"#,
+            r#""accesses": [ { "op": "create", "result": "ok" } ], "output": true },
+    { "path": "/log", "kind": "file", "class": "regular", "output": true,
+      "accesses": [ { "op": "create", "result": "ok" } ] },
+    { "path": "/w", "kind": "file", "class": "regular", "output": true,
+      "accesses": [ { "op": "write", "result": "ok" } ] }"#,
+        );
+        let m = Manifest::from_slice("t", v1.as_bytes()).unwrap();
+        assert_eq!(m.schema, SCHEMA_VERSION);
+        let created: Vec<_> = m
+            .entries
+            .iter()
+            .map(|e| (e.path.encoded(), e.created))
+            .collect();
+        // A device is never created; a file written in place was found.
+        assert_eq!(
+            created,
+            [
+                ("/bin".into(), false),
+                ("/dev/null".into(), false),
+                ("/log".into(), true),
+                ("/w".into(), false)
+            ]
+        );
+    }
+
+    #[test]
     fn reports_line_and_column() {
         let err = Manifest::from_slice("m.json", b"{\n  \"schema\": 1,\n  oops\n}").unwrap_err();
         let s = err.to_string();
@@ -652,10 +726,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_version_and_bad_paths() {
-        let v2 = sample().replace("\"schema\": 1", "\"schema\": 2");
+        let v3 = sample().replace("\"schema\": 1", "\"schema\": 3");
         assert!(matches!(
-            Manifest::from_slice("t", v2.as_bytes()),
-            Err(ManifestError::Schema { found: 2, .. })
+            Manifest::from_slice("t", v3.as_bytes()),
+            Err(ManifestError::Schema { found: 3, .. })
         ));
         for bad in ["bin", "/a/../b", "/a//b", "/a/"] {
             let m = sample().replace("\"/bin\"", &format!("{bad:?}"));

@@ -205,6 +205,12 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         conflicts.extend(found);
 
         merged.output = versions.iter().any(|(_, e)| e.output);
+        // An object that any recording found on the host is an input of
+        // the merge, even where another recording made it itself.
+        merged.created = versions.iter().any(|(_, e)| e.created)
+            && !versions
+                .iter()
+                .any(|(_, e)| !e.created && e.kind != Kind::Missing);
         merged.accesses = versions
             .iter()
             .flat_map(|(_, e)| e.accesses.iter().cloned())
@@ -238,7 +244,16 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         .iter()
         .flat_map(|(_, m)| m.warnings.iter().cloned())
         .collect();
-    let command = header(inputs, &mut warnings);
+    let mut command = header(inputs, &mut warnings);
+    // Every account any recording switched to is needed.
+    command.set_uids = inputs
+        .iter()
+        .flat_map(|(_, m)| m.command.set_uids.iter().copied())
+        .collect();
+    command.set_gids = inputs
+        .iter()
+        .flat_map(|(_, m)| m.command.set_gids.iter().copied())
+        .collect();
     let mut manifest = Manifest {
         schema: crate::manifest::SCHEMA_VERSION,
         generator: concat!("jailtrace ", env!("CARGO_PKG_VERSION")).to_string(),

@@ -178,6 +178,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
             exit_status: rec.exit_status,
+            set_uids: Vec::new(),
+            set_gids: Vec::new(),
         },
         warnings: rec.warnings.into_iter().chain(warnings).collect(),
         entries,

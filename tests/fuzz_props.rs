@@ -193,6 +193,8 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                 uid: 0,
                 gid: 0,
                 exit_status: Some(status),
+                set_uids: vec![],
+                set_gids: vec![],
             },
             warnings: vec![],
             entries: unique.into_values().collect(),

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nix::sys::stat::{lstat, stat, FileStat, SFlag};
 
-use crate::manifest::{Class, Entry, Kind, Manifest, Op};
+use crate::manifest::{Class, Entry, Kind, Manifest};
 use crate::pathenc::MPath;
 
 use super::jail::file_type;
@@ -116,26 +116,6 @@ fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
     Some(format!(
         "character device {major}:{minor} gives access to {what}; refused ({allow})"
     ))
-}
-
-/// A regular file the program wrote (or truncated) but never created: it
-/// was there before the program ran, and the program fails without it (an
-/// open without `O_CREAT` gets ENOENT). An input as much as an output, so
-/// it is copied like one.
-fn written_in_place(e: &Entry) -> bool {
-    let ok = |op: Op| e.accesses.iter().any(|a| a.op == op && a.result.is_ok());
-    e.kind == Kind::File
-        && ok(Op::Write)
-        && ![
-            Op::Create,
-            Op::Mknod,
-            Op::RenameTo,
-            Op::LinkTo,
-            Op::Symlink,
-            Op::Bind,
-        ]
-        .into_iter()
-        .any(ok)
 }
 
 fn socket_advice(e: &Entry, jail_hint: &str) -> String {
@@ -323,7 +303,11 @@ pub fn build(
             continue;
         }
 
-        if e.output && !opts.with_outputs && !written_in_place(e) {
+        // Only what the run itself brought into existence is left out: an
+        // object it found is an input, whatever the program did to it
+        // afterwards. A device is never an output.
+        let device = matches!(e.kind, Kind::Chardev | Kind::Blockdev);
+        if e.created && !device && !opts.with_outputs {
             let reason = match e.kind {
                 Kind::Dir => "directory the program created: not created (--with-outputs creates it)",
                 Kind::Socket => "socket the program creates itself when it runs",
