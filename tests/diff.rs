@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 /// A manifest as JSON text: a fixed header, `entries` as given.
 fn manifest(entries: Value) -> Value {
     json!({
-        "schema": 1,
+        "schema": 2,
         "generator": "jailtrace 0.1.0",
         "command": { "argv": ["/usr/bin/app"], "cwd": "/srv", "uid": 0, "gid": 0, "exit_status": 0 },
         "entries": entries,
@@ -706,9 +706,9 @@ fn errors_exit_2_with_one_line() {
     let good = write(dir.path(), "good.json", &manifest(base_entries()));
     let bad_json = dir.path().join("bad.json");
     std::fs::write(&bad_json, "{\n  \"schema\": 1,\n  oops\n}\n").unwrap();
-    let mut v2 = manifest(base_entries());
-    v2["schema"] = json!(2);
-    let v2 = write(dir.path(), "v2.json", &v2);
+    let mut v3 = manifest(base_entries());
+    v3["schema"] = json!(3);
+    let v3 = write(dir.path(), "v3.json", &v3);
     let missing = dir.path().join("nope.json");
     let relative = write(
         dir.path(),
@@ -718,7 +718,7 @@ fn errors_exit_2_with_one_line() {
 
     let cases: [(&Path, &str); 4] = [
         (&bad_json, "line 3 column 3"),
-        (&v2, "unsupported schema version 2"),
+        (&v3, "unsupported schema version 3"),
         (&missing, "cannot read"),
         (&relative, "not absolute"),
     ];

@@ -601,7 +601,7 @@ fn outputs_get_their_directory_but_no_data_unless_asked() {
                    "accesses": [{"op": "read", "result": "ok"},
                                 {"op": "write", "result": "ok"}]}),
             json!({"path": format!("{}/made", s(&outdir)), "kind": "dir", "class": "regular",
-                   "output": true}),
+                   "output": true, "accesses": [{"op": "mkdir", "result": "ok"}]}),
         ]),
     );
     let out = materialize_ok(&[], &mf, &jail);

@@ -59,6 +59,9 @@ struct Resolver {
     /// `None` when it is not an existing directory outside /proc.
     dirs: HashMap<Box<[u8]>, ResolvedDir>,
     accesses: HashMap<Vec<u8>, Vec<Access>>,
+    /// Real path -> (when, found) of the earliest raw access that reached
+    /// it: whether the object was there when the program first touched it.
+    first: HashMap<Vec<u8>, (u64, bool)>,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
@@ -104,13 +107,14 @@ const PARALLEL_MIN: usize = 4000;
 
 /// Resolves one part of the raw log; returns the resolver and the real
 /// paths of successful execs.
-fn resolve_part(keys: &[(Box<[u8]>, bool, crate::trace::Outcomes)]) -> (Resolver, Vec<Vec<u8>>) {
+fn resolve_part(keys: &[(Box<[u8]>, bool, crate::trace::Seen)]) -> (Resolver, Vec<Vec<u8>>) {
     let mut r = Resolver::default();
     let mut execs = Vec::new();
-    for (path, follow, ops) in keys {
+    for (path, follow, seen) in keys {
         let res = r.resolve(path, *follow);
         r.note_links(&res.links);
-        for &(op, errno) in ops {
+        r.note_first(&res.path, seen.first, seen.found);
+        for &(op, errno) in &seen.outcomes {
             let outcome = if errno == 0 {
                 Outcome::ok()
             } else {
@@ -138,6 +142,19 @@ impl Resolver {
         }
         for (path, meta) in other.cache {
             self.cache.entry(path).or_insert(meta);
+        }
+        for (path, (when, found)) in other.first {
+            self.note_first(&path, when, found);
+        }
+    }
+
+    fn note_first(&mut self, path: &[u8], when: u64, found: bool) {
+        match self.first.get_mut(path) {
+            Some(f) if f.0 <= when => {}
+            Some(f) => *f = (when, found),
+            None => {
+                self.first.insert(path.to_vec(), (when, found));
+            }
         }
     }
 
@@ -389,7 +406,8 @@ impl Resolver {
                 // nothing a jail needs.
                 continue;
             }
-            out.push(make_entry(path, meta, accesses, opts));
+            let found = self.first.get(path.as_bytes()).is_none_or(|f| f.1);
+            out.push(make_entry(path, meta, accesses, found, opts));
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
@@ -404,18 +422,30 @@ fn proc_root() -> MPath {
     MPath::new("/proc").expect("valid")
 }
 
-fn make_entry(path: MPath, meta: Option<Meta>, mut accesses: Vec<Access>, opts: &Options) -> Entry {
+/// `found`: whether the object was there when the program first touched
+/// the path (true for paths it never named itself, like ancestors).
+fn make_entry(
+    path: MPath,
+    meta: Option<Meta>,
+    mut accesses: Vec<Access>,
+    found: bool,
+    opts: &Options,
+) -> Entry {
     accesses.sort();
     let kind = meta.as_ref().map_or(Kind::Missing, |m| m.kind);
     let class = classify(&path, kind);
-    let output = accesses
-        .iter()
-        .any(|a| a.op.is_output() && a.result.is_ok());
+    // A device is a gate to the kernel, never something a program makes
+    // data in: writing /dev/null does not make it an output.
+    let device = matches!(kind, Kind::Chardev | Kind::Blockdev);
+    let ok = |pred: fn(Op) -> bool| accesses.iter().any(|a| pred(a.op) && a.result.is_ok());
+    let output = !device && ok(Op::is_output);
     let mut e = Entry::new(path, kind, class);
     e.output = output;
+    e.created = !device && !found && ok(Op::creates);
     if class == Class::Proc {
         // The tracer's own /proc is not the tracee's: keep only the kind,
         // and never claim a symlink target we cannot know.
+        e.created = false;
         if e.kind == Kind::Missing && accesses.iter().any(|a| a.result.is_ok()) {
             e.kind = Kind::File;
         }

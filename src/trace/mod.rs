@@ -29,18 +29,47 @@ pub use sys::Launch;
 /// The (operation, errno or 0) pairs seen for one raw path.
 pub type Outcomes = Vec<(Op, i32)>;
 
+/// Everything seen for one raw path.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub outcomes: Outcomes,
+    /// When the path was first touched: lower is earlier, across the whole
+    /// log, so that raw paths naming the same object can be ordered.
+    pub first: u64,
+    /// Whether an object was at the path when the program first touched
+    /// it. What the run found is an input; only what it made is an output.
+    pub found: bool,
+}
+
 /// Unique accesses seen during a trace: for each absolute path as the
 /// tracee named it (not yet resolved) and whether its last symlink is
-/// followed, the (operation, errno or 0) pairs. One map per `follow` value
-/// so that a repeated access is found by slice, without allocating.
+/// followed, the (operation, errno or 0) pairs and what was at the path
+/// when it was first touched. One map per `follow` value so that a repeated
+/// access is found by slice, without allocating.
 #[derive(Debug, Default)]
 pub struct RawLog {
-    follow: HashMap<Box<[u8]>, Outcomes>,
-    nofollow: HashMap<Box<[u8]>, Outcomes>,
+    follow: HashMap<Box<[u8]>, Seen>,
+    nofollow: HashMap<Box<[u8]>, Seen>,
+    touched: u64,
 }
 
 impl RawLog {
+    /// Adds an access whose success says the object was there, as for
+    /// every call that does not create (used where no tracer is involved).
     pub fn add(&mut self, path: &[u8], follow: bool, op: Op, errno: i32) {
+        self.add_with(path, follow, op, errno, || errno == 0 && !op.creates());
+    }
+
+    /// Adds an access; `found` is asked only when the path is new to the
+    /// log, and says whether an object was at it before this access.
+    pub fn add_with(
+        &mut self,
+        path: &[u8],
+        follow: bool,
+        op: Op,
+        errno: i32,
+        found: impl FnOnce() -> bool,
+    ) {
         let map = if follow {
             &mut self.follow
         } else {
@@ -48,18 +77,31 @@ impl RawLog {
         };
         let v = match map.get_mut(path) {
             Some(v) => v,
-            None => map.entry(Box::from(path)).or_default(),
+            None => {
+                self.touched += 1;
+                map.entry(Box::from(path)).or_insert(Seen {
+                    outcomes: Vec::new(),
+                    first: self.touched,
+                    found: found(),
+                })
+            }
         };
-        if !v.contains(&(op, errno)) {
-            v.push((op, errno));
+        if !v.outcomes.contains(&(op, errno)) {
+            v.outcomes.push((op, errno));
         }
+    }
+
+    /// Whether this (path, follow) has been touched at all.
+    pub fn contains(&self, path: &[u8], follow: bool) -> bool {
+        let map = if follow { &self.follow } else { &self.nofollow };
+        map.contains_key(path)
     }
 
     /// Whether this exact access has been seen with any outcome.
     pub fn has(&self, path: &[u8], follow: bool, op: Op) -> bool {
         let map = if follow { &self.follow } else { &self.nofollow };
         map.get(path)
-            .is_some_and(|v| v.iter().any(|&(o, _)| o == op))
+            .is_some_and(|v| v.outcomes.iter().any(|&(o, _)| o == op))
     }
 
     /// Number of unique (path, follow) keys.
@@ -73,17 +115,20 @@ impl RawLog {
 
     /// (path, follow, outcomes) for every key.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], bool, &[(Op, i32)])> {
-        let f = self.follow.iter().map(|(k, v)| (&**k, true, v.as_slice()));
+        let f = self
+            .follow
+            .iter()
+            .map(|(k, v)| (&**k, true, v.outcomes.as_slice()));
         let n = self
             .nofollow
             .iter()
-            .map(|(k, v)| (&**k, false, v.as_slice()));
+            .map(|(k, v)| (&**k, false, v.outcomes.as_slice()));
         f.chain(n)
     }
 }
 
 impl IntoIterator for RawLog {
-    type Item = (Box<[u8]>, bool, Outcomes);
+    type Item = (Box<[u8]>, bool, Seen);
     type IntoIter = Box<dyn Iterator<Item = Self::Item>>;
 
     /// Consumes the log, freeing it as it goes.
@@ -221,6 +266,10 @@ struct Pending {
     /// For calls that name no path (open_by_handle_at): on success, the
     /// file the returned descriptor refers to gets these ops.
     result_fd: Option<(decode::Ops, bool)>,
+    /// Per item: whether an object was at its path at syscall entry, for a
+    /// call that may create it and a path touched for the first time. Its
+    /// outcome cannot tell: an `O_CREAT` open succeeds either way.
+    found: Vec<Option<bool>>,
 }
 
 struct Tracer<'a> {
@@ -710,11 +759,19 @@ impl Tracer<'_> {
             }
         }
         if !items.is_empty() || result_fd.is_some() {
+            let found = items
+                .iter()
+                .map(|(path, follow, ops)| {
+                    (ops.iter().any(Op::creates) && !self.log.contains(path, *follow))
+                        .then(|| self.exists(path, *follow))
+                })
+                .collect();
             if let Some(task) = self.tasks.get_mut(&pid) {
                 task.pending = Some(Pending {
                     sys: call,
                     items,
                     result_fd,
+                    found,
                 });
             }
         }
@@ -790,11 +847,24 @@ impl Tracer<'_> {
                 t.cwd = None;
             }
         }
-        for (path, follow, ops) in p.items {
+        for (i, (path, follow, ops)) in p.items.into_iter().enumerate() {
+            let probed = p.found.get(i).copied().flatten();
             for op in ops.iter() {
-                self.log.add(&path, follow, op, errno);
+                let (log, root) = (&mut self.log, self.opts.root.as_deref());
+                log.add_with(&path, follow, op, errno, || match (probed, errno) {
+                    (Some(found), _) => found,
+                    // A call that does not create succeeded: it was there.
+                    (None, 0) => !ops.iter().any(Op::creates),
+                    (None, libc::ENOENT | libc::ENOTDIR) => false,
+                    // A failed call changed nothing: look now.
+                    (None, _) => exists(root, &path, follow),
+                });
             }
         }
+    }
+
+    fn exists(&self, path: &[u8], follow: bool) -> bool {
+        exists(self.opts.root.as_deref(), path, follow)
     }
 
     /// The AF_UNIX destinations named by the message headers of a
@@ -1054,6 +1124,24 @@ impl Tracer<'_> {
             _ => p,
         }
     }
+}
+
+/// Whether an object is at `path` as the tracee names it (beneath `root`
+/// when it runs chrooted). Called once per first-touched path that a call
+/// may create, never on the common path.
+fn exists(root: Option<&[u8]>, path: &[u8], follow: bool) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut full = root.unwrap_or_default().to_vec();
+    full.extend_from_slice(path);
+    let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&full));
+    let r = if follow {
+        std::fs::metadata(p)
+    } else {
+        std::fs::symlink_metadata(p)
+    };
+    // A lookup the tracer may not make (EACCES) tells nothing; the
+    // program, which made the call, could see it.
+    r.is_ok() || r.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 fn read_tgid(pid: Pid) -> Option<Pid> {
