@@ -1,0 +1,536 @@
+//! Real daemons with real clients: each is recorded on the host while its
+//! client uses it, materialized once (no `--with-outputs`), started in its
+//! jail with `jailtrace run` as the recommended user, and must give the
+//! client the same answer as on the host. Ports 40100–40199 and data
+//! directories are the tests' own. See docs/daemons.md.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
+
+/// A jailtrace process (`record` or `run`) holding a daemon. Dropping it
+/// kills what is left, so a failed test leaves no daemon behind.
+struct Held {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Held {
+    fn start(cmd: &mut Command, log: &Path) -> Held {
+        let f = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Held {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM to jailtrace, which forwards it to the daemon; SIGKILL if
+    /// it has not ended after 20 s.
+    fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("did not stop on SIGTERM within 20 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGKILL to jailtrace kills its tracees (PTRACE_O_EXITKILL),
+            // and `run` puts its command in jailtrace's lifetime too.
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the client until it succeeds (the daemon is up) and returns its
+/// trimmed stdout; panics after 30 s with the daemon's log.
+fn ask(client: &[String], held: &mut Held) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(&client[0])
+            .args(&client[1..])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", client[0]));
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        let last = String::from_utf8_lossy(&out.stderr);
+        if let Some(st) = held.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "the daemon ended ({st}) before answering; client said: {last}\ndaemon log:\n{}",
+                held.log()
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "no answer within 30 s; client said: {last}\ndaemon log:\n{}",
+                held.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// One daemon and its client.
+struct Case<'a> {
+    name: &'a str,
+    dir: &'a Path,
+    daemon: Vec<String>,
+    /// Record as this user (the daemon refuses root, or runs as it).
+    record_as: Option<&'a str>,
+    /// `jailtrace run` options choosing the user.
+    run_as: Vec<&'a str>,
+    client: Vec<String>,
+    expect: &'a str,
+}
+
+fn as_user(cmd: &mut Command, user: Option<&str>) {
+    if let Some(name) = user {
+        let u = User::from_name(name).unwrap().expect("user exists");
+        cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+    }
+}
+
+/// Records the daemon on the host, materializes its jail once, runs it
+/// there, and compares the client's answers. Returns the manifest and jail.
+fn record_materialize_run(c: &Case) -> (PathBuf, PathBuf) {
+    let manifest = c.dir.join("rec").join("m.json");
+    let jail = c.dir.join("jail");
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+    if let Some(name) = c.record_as {
+        let u = User::from_name(name).unwrap().expect("user exists");
+        nix::unistd::chown(manifest.parent().unwrap(), Some(u.uid), Some(u.gid)).unwrap();
+    }
+
+    let mut rec = common::jailtrace();
+    rec.arg("record")
+        .arg("-o")
+        .arg(&manifest)
+        .arg("--")
+        .args(&c.daemon)
+        .current_dir(c.dir);
+    as_user(&mut rec, c.record_as);
+    let mut held = Held::start(&mut rec, &c.dir.join("record.log"));
+    let host = ask(&c.client, &mut held);
+    held.stop();
+    assert_eq!(host, c.expect, "{}: host answer", c.name);
+    assert!(manifest.exists(), "{}: no manifest", c.name);
+
+    let out = common::output(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(&manifest)
+            .arg(&jail),
+    );
+    assert!(
+        out.status.success(),
+        "{}: materialize: {}",
+        c.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut run = common::jailtrace();
+    run.arg("run")
+        .arg(&jail)
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(&c.run_as)
+        .arg("--")
+        .args(&c.daemon);
+    let mut held = Held::start(&mut run, &c.dir.join("run.log"));
+    let jailed = ask(&c.client, &mut held);
+    held.stop();
+    assert_eq!(jailed, host, "{}: the jail answers differently", c.name);
+
+    // What check says of the jail is documented in docs/daemons.md; print
+    // it (with --nocapture) so that the table can be kept true.
+    let out = common::output(
+        common::jailtrace()
+            .args(["check", "--format", "json"])
+            .arg(&jail),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
+    let findings: Vec<String> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| format!("{} {} {}", f["severity"], f["check"], f["path"]))
+        .collect();
+    eprintln!(
+        "{}: check exit {:?}: {}",
+        c.name,
+        out.status.code(),
+        findings.join("; ")
+    );
+    (manifest, jail)
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A test directory daemons dropping to other users can read.
+fn open_tempdir() -> tempfile::TempDir {
+    let t = common::tempdir();
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    t
+}
+
+fn ready(test: &str, progs: &[&str]) -> bool {
+    common::require_root(test) && progs.iter().all(|p| common::require_program(test, p))
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn postgres_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
+    let data = dir.join("data");
+    let sock = dir.join("sock");
+    let pg = User::from_name("postgres").unwrap().unwrap();
+    std::fs::create_dir(&sock).unwrap();
+    nix::unistd::chown(&sock, Some(pg.uid), Some(pg.gid)).unwrap();
+    nix::unistd::chown(dir, Some(pg.uid), Some(pg.gid)).unwrap();
+    let mut initdb = Command::new(format!("{PG_BIN}/initdb"));
+    initdb
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&data)
+        .current_dir(dir);
+    as_user(&mut initdb, Some("postgres"));
+    common::success(&mut initdb);
+    Case {
+        name: "postgres",
+        dir,
+        daemon: vec![
+            format!("{PG_BIN}/postgres"),
+            "-D".into(),
+            s(&data),
+            "-k".into(),
+            s(&sock),
+            "-p".into(),
+            port.to_string(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+        ],
+        record_as: Some("postgres"),
+        run_as: vec!["--user", "postgres"],
+        client: strings(&[
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-Atc",
+            "SELECT 6 * 7",
+        ]),
+        expect: "42",
+    }
+}
+
+#[test]
+fn postgres_serves_psql_from_its_first_jail() {
+    let name = "postgres_serves_psql_from_its_first_jail";
+    if !ready(name, &["psql", &format!("{PG_BIN}/postgres")]) {
+        return;
+    }
+    let t = open_tempdir();
+    record_materialize_run(&postgres_case(t.path(), 40101));
+}
+
+fn sshd_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
+    for key in ["hostkey", "userkey"] {
+        common::success(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key)),
+        );
+    }
+    std::fs::copy(dir.join("userkey.pub"), dir.join("authorized_keys")).unwrap();
+    // The privilege separation directory the package's service would make.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let cfg = dir.join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PidFile {d}/sshd.pid\nStrictModes no\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    Case {
+        name: "sshd",
+        dir,
+        daemon: vec![
+            "/usr/sbin/sshd".into(),
+            "-D".into(),
+            "-e".into(),
+            "-f".into(),
+            s(&cfg),
+        ],
+        record_as: None,
+        // sshd drops privileges itself, per connection.
+        run_as: vec!["--allow-root"],
+        client: vec![
+            "ssh".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=no".into(),
+            "-o".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+            "-i".into(),
+            s(&dir.join("userkey")),
+            "-p".into(),
+            port.to_string(),
+            "root@127.0.0.1".into(),
+            "echo hello from sshd".into(),
+        ],
+        expect: "hello from sshd",
+    }
+}
+
+#[test]
+fn sshd_serves_ssh_from_its_first_jail() {
+    let name = "sshd_serves_ssh_from_its_first_jail";
+    if !ready(name, &["ssh", "ssh-keygen", "/usr/sbin/sshd"]) {
+        return;
+    }
+    let t = open_tempdir();
+    record_materialize_run(&sshd_case(t.path(), 40102));
+}
+
+fn www(dir: &Path) -> PathBuf {
+    let www = dir.join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hello from the jail\n").unwrap();
+    www
+}
+
+fn curl(port: u16) -> Vec<String> {
+    strings(&[
+        "curl",
+        "-sS",
+        "--fail",
+        "--max-time",
+        "5",
+        &format!("http://127.0.0.1:{port}/hello.txt"),
+    ])
+}
+
+fn lighttpd_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
+    let www = www(dir);
+    // lighttpd opens its error log after dropping to www-data.
+    let logs = dir.join("log");
+    std::fs::create_dir(&logs).unwrap();
+    let w = User::from_name("www-data")
+        .unwrap()
+        .expect("www-data exists");
+    nix::unistd::chown(&logs, Some(w.uid), Some(w.gid)).unwrap();
+    let cfg = dir.join("lighttpd.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server.document-root = \"{}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
+             server.username = \"www-data\"\nserver.groupname = \"www-data\"\n\
+             server.errorlog = \"{}/error.log\"\nmimetype.assign = (\".txt\" => \"text/plain\")\n",
+            www.display(),
+            logs.display()
+        ),
+    )
+    .unwrap();
+    Case {
+        name: "lighttpd",
+        dir,
+        daemon: vec![
+            "/usr/sbin/lighttpd".into(),
+            "-D".into(),
+            "-f".into(),
+            s(&cfg),
+        ],
+        record_as: None,
+        // lighttpd drops to www-data itself after binding.
+        run_as: vec!["--allow-root"],
+        client: curl(port),
+        expect: "hello from the jail",
+    }
+}
+
+#[test]
+fn lighttpd_serves_curl_from_its_first_jail() {
+    let name = "lighttpd_serves_curl_from_its_first_jail";
+    if !ready(name, &["curl", "/usr/sbin/lighttpd"]) {
+        return;
+    }
+    let t = open_tempdir();
+    record_materialize_run(&lighttpd_case(t.path(), 40103));
+}
+
+#[test]
+fn nginx_serves_curl_from_its_first_jail() {
+    let name = "nginx_serves_curl_from_its_first_jail";
+    if !ready(name, &["curl", "/usr/sbin/nginx"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let www = www(dir);
+    let port = 40104;
+    let cfg = dir.join("nginx.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "user www-data;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 16; }}\n\
+             http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {w}; }} }}\n",
+            d = dir.display(),
+            w = www.display()
+        ),
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "nginx",
+        dir,
+        daemon: vec![
+            "/usr/sbin/nginx".into(),
+            "-p".into(),
+            s(dir),
+            "-c".into(),
+            s(&cfg),
+            "-g".into(),
+            "daemon off;".into(),
+        ],
+        record_as: None,
+        // The master binds as root; workers run as www-data.
+        run_as: vec!["--allow-root"],
+        client: curl(port),
+        expect: "hello from the jail",
+    });
+}
+
+#[test]
+fn redis_serves_redis_cli_from_its_first_jail() {
+    let name = "redis_serves_redis_cli_from_its_first_jail";
+    if !ready(name, &["redis-server", "redis-cli"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let redis = User::from_name("redis").unwrap().unwrap();
+    nix::unistd::chown(dir, Some(redis.uid), Some(redis.gid)).unwrap();
+    let port = "40105";
+    record_materialize_run(&Case {
+        name: "redis",
+        dir,
+        daemon: strings(&[
+            "/usr/bin/redis-server",
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.to_str().unwrap(),
+        ]),
+        // redis does not drop privileges: it runs as its own user.
+        record_as: Some("redis"),
+        run_as: vec!["--user", "redis"],
+        client: strings(&["redis-cli", "-p", port, "ECHO", "hello from redis"]),
+        expect: "hello from redis",
+    });
+}
+
+#[test]
+fn unbound_answers_dig_from_its_first_jail() {
+    let name = "unbound_answers_dig_from_its_first_jail";
+    if !ready(name, &["dig", "/usr/sbin/unbound"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let port = 40106;
+    let cfg = dir.join("unbound.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n\
+             \x20 chroot: \"\"\n  username: \"unbound\"\n  directory: \"{d}\"\n  pidfile: \"\"\n\
+             \x20 use-syslog: no\n  logfile: \"\"\n  num-threads: 1\n\
+             \x20 local-zone: \"jailtrace.test.\" static\n\
+             \x20 local-data: \"www.jailtrace.test. IN A 192.0.2.7\"\n\
+             remote-control:\n  control-enable: no\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "unbound",
+        dir,
+        daemon: vec![
+            "/usr/sbin/unbound".into(),
+            "-d".into(),
+            "-c".into(),
+            s(&cfg),
+        ],
+        record_as: None,
+        // unbound binds as root and drops to its own user.
+        run_as: vec!["--allow-root"],
+        client: strings(&[
+            "dig",
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "www.jailtrace.test",
+        ]),
+        expect: "192.0.2.7",
+    });
+}
