@@ -6,9 +6,11 @@
 //! - [`resolve`]: host path resolution, symlink chains, ELF and `#!`
 //!   interpreters, classification into manifest entries.
 //! - [`manifest`] and [`pathenc`]: the manifest schema and its path encoding.
+//! - [`accounts`]: what of the account databases a jail gets.
 //! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
 //!   other commands.
 
+pub mod accounts;
 pub mod check;
 pub mod cli;
 pub mod diff;

@@ -609,6 +609,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
             dry_run: false,
             allow_device: Vec::new(),
             with_outputs: false,
+            keep_password_hashes: false,
+            accounts: None,
             manifest: mpath.clone(),
             jail: jail.clone(),
         })?;

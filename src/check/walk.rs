@@ -18,7 +18,13 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 /// How much of a small regular file is read to look for a private key.
 pub const KEY_SCAN_LIMIT: u64 = 64 * 1024;
 /// Files read whole for the account checks.
-pub const ACCOUNT_FILES: [&[u8]; 2] = [b"/etc/passwd", b"/etc/shadow"];
+pub const ACCOUNT_FILES: [&[u8]; 5] = [
+    b"/etc/passwd",
+    b"/etc/shadow",
+    b"/etc/gshadow",
+    b"/etc/shadow-",
+    b"/etc/gshadow-",
+];
 const ACCOUNT_LIMIT: u64 = 1024 * 1024;
 
 /// What a walk saw of one object in the jail.
@@ -40,7 +46,7 @@ pub struct Node {
     pub script: bool,
     /// Small file containing a PEM or OpenSSH private key header.
     pub private_key: bool,
-    /// Whole content, for `/etc/passwd` and `/etc/shadow` only.
+    /// Whole content, for the account files ([`ACCOUNT_FILES`]) only.
     pub content: Option<Vec<u8>>,
 }
 

@@ -32,6 +32,7 @@ use crate::pathenc::MPath;
 
 use super::jail::{file_type, kind_name, lookup, Jail, Lookup};
 use super::plan::{Item, Meta, Want};
+use crate::accounts::Rewrite;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -80,6 +81,18 @@ enum Credit {
     Symlink,
     Device,
     Fifo,
+}
+
+/// Account databases are read whole: a bound, since a host file can be
+/// anything.
+const ACCOUNTS_MAX: u64 = 64 << 20;
+
+/// What a file item asks for.
+struct FileWant<'a> {
+    mode_cap: u32,
+    sha256: Option<&'a str>,
+    output: bool,
+    rewrite: Option<&'a Rewrite>,
 }
 
 pub struct Executor<'a> {
@@ -267,15 +280,19 @@ impl<'a> Executor<'a> {
                 mode_cap,
                 sha256,
                 size_hint,
+                rewrite,
             } => {
                 let r = self.file(
                     p,
                     parent.as_ref(),
                     &name,
                     &cur,
-                    *mode_cap,
-                    sha256.as_deref(),
-                    item.output,
+                    FileWant {
+                        mode_cap: *mode_cap,
+                        sha256: sha256.as_deref(),
+                        output: item.output,
+                        rewrite: rewrite.as_ref(),
+                    },
                 );
                 self.progress.inc(*size_hint);
                 self.progress.set_message(format!(
@@ -284,9 +301,20 @@ impl<'a> Executor<'a> {
                 ));
                 r
             }
-            Want::Symlink { target, uid, gid } => {
-                self.symlink(p, parent.as_ref(), &name, &cur, target, *uid, *gid)
-            }
+            Want::Symlink {
+                target,
+                uid,
+                gid,
+                times,
+            } => self.symlink(
+                p,
+                parent.as_ref(),
+                &name,
+                &cur,
+                target,
+                (*uid, *gid),
+                *times,
+            ),
             Want::Device {
                 block,
                 major,
@@ -482,10 +510,14 @@ impl<'a> Executor<'a> {
         parent: Option<&OwnedFd>,
         name: &[u8],
         cur: &Lookup,
-        mode_cap: u32,
-        sha256: Option<&str>,
-        output: bool,
+        want: FileWant,
     ) -> Result<(), String> {
+        let FileWant {
+            mode_cap,
+            sha256,
+            output,
+            rewrite,
+        } = want;
         // The host file: opened without following a final symlink and
         // without blocking (should a FIFO now sit there), then checked.
         let src = match nix::fcntl::open(
@@ -555,7 +587,17 @@ impl<'a> Executor<'a> {
                 self.show(p)
             ));
         }
-        let size = hst.st_size as u64;
+        // An account database: the jail gets the rewritten text.
+        let text = match rewrite {
+            Some(r) => {
+                let mut host = Vec::new();
+                io::Read::read_to_end(&mut io::Read::take(&src, ACCOUNTS_MAX), &mut host)
+                    .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
+                Some(r.apply(&host))
+            }
+            None => None,
+        };
+        let size = text.as_ref().map_or(hst.st_size as u64, |t| t.len() as u64);
 
         if let Lookup::Present(fd, st) = cur {
             if file_type(st) == SFlag::S_IFREG
@@ -563,10 +605,15 @@ impl<'a> Executor<'a> {
                 && (st.st_uid, st.st_gid) == (uid, gid)
                 && st.st_size as u64 == size
             {
-                let same = match sha256 {
+                let same = match (&text, sha256) {
+                    (Some(t), _) => jail_file(fd).and_then(read_all).is_ok_and(|j| &j == t),
                     // With a recorded hash the content itself is compared.
-                    Some(h) => jail_file_sha256(fd).is_ok_and(|j| j.eq_ignore_ascii_case(h)),
-                    None => (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec),
+                    (None, Some(h)) => jail_file(fd)
+                        .and_then(crate::resolve::sha256_hex)
+                        .is_ok_and(|j| j.eq_ignore_ascii_case(h)),
+                    (None, None) => {
+                        (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec)
+                    }
                 };
                 if same {
                     self.report.stats.unchanged += 1;
@@ -607,9 +654,15 @@ impl<'a> Executor<'a> {
         .map_err(|e| errno_msg("cannot create the file", e))?;
         let dst = File::from(dst);
         let result = (|| -> Result<(), String> {
-            let reflinked = copy_data(&src, &dst, hst.st_size as u64, !self.no_reflink)
-                .map_err(|e| format!("copy failed: {}", errno_of(&e)))?;
-            self.no_reflink |= !reflinked;
+            match &text {
+                Some(t) => io::Write::write_all(&mut &dst, t)
+                    .map_err(|e| format!("write failed: {}", errno_of(&e)))?,
+                None => {
+                    let reflinked = copy_data(&src, &dst, size, !self.no_reflink)
+                        .map_err(|e| format!("copy failed: {}", errno_of(&e)))?;
+                    self.no_reflink |= !reflinked;
+                }
+            }
             // chown first: it clears setuid/setgid, which chmod then sets.
             if self.owners {
                 fchown(
@@ -644,12 +697,14 @@ impl<'a> Executor<'a> {
         name: &[u8],
         cur: &Lookup,
         target: &[u8],
-        uid: u32,
-        gid: u32,
+        (uid, gid): (u32, u32),
+        times: Option<[(i64, i64); 2]>,
     ) -> Result<(), String> {
         let (uid, gid) = self.owner(uid, gid);
         if let (Lookup::Present(_, st), Some(parent)) = (cur, parent) {
-            if file_type(st) == SFlag::S_IFLNK && (st.st_uid, st.st_gid) == (uid, gid) {
+            let same_time = times.is_none_or(|t| t[1] == (st.st_mtime, st.st_mtime_nsec));
+            if file_type(st) == SFlag::S_IFLNK && (st.st_uid, st.st_gid) == (uid, gid) && same_time
+            {
                 if let Ok(t) = readlinkat(parent, os(name)) {
                     if t.as_bytes() == target {
                         self.report.stats.unchanged += 1;
@@ -673,6 +728,20 @@ impl<'a> Executor<'a> {
         let tmp = self.tmp_name();
         nix::unistd::symlinkat(os(target), parent, os(&tmp))
             .map_err(|e| errno_msg("symlink", e))?;
+        if let Some([a, m]) = times {
+            // On the link itself: following it could reach outside the jail.
+            let r = nix::sys::stat::utimensat(
+                parent,
+                os(&tmp),
+                &TimeSpec::new(a.0, a.1),
+                &TimeSpec::new(m.0, m.1),
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            );
+            if let Err(e) = r {
+                let _ = unlinkat(parent, os(&tmp), UnlinkatFlags::NoRemoveDir);
+                return Err(errno_msg("cannot set its times", e));
+            }
+        }
         self.place(parent, &tmp, name, uid, gid)
     }
 
@@ -849,10 +918,17 @@ fn sha256_of(f: &File) -> io::Result<String> {
     crate::resolve::sha256_hex(At(f, 0))
 }
 
-/// Hashes a jail file given its `O_PATH` handle. It is reopened through
-/// `/proc/self/fd`, which reaches exactly the inode already checked to be a
-/// regular file, so a concurrent swap cannot make us open something else.
-fn jail_file_sha256(fd: &OwnedFd) -> io::Result<String> {
+fn read_all(mut f: File) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    io::Read::read_to_end(&mut f, &mut v)?;
+    Ok(v)
+}
+
+/// Opens a jail file for reading given its `O_PATH` handle. It is reopened
+/// through `/proc/self/fd`, which reaches exactly the inode already checked
+/// to be a regular file, so a concurrent swap cannot make us open something
+/// else.
+fn jail_file(fd: &OwnedFd) -> io::Result<File> {
     let mut f = std::fs::OpenOptions::new();
     std::os::unix::fs::OpenOptionsExt::custom_flags(
         &mut f,
@@ -865,5 +941,5 @@ fn jail_file_sha256(fd: &OwnedFd) -> io::Result<String> {
     if file_type(&st) != SFlag::S_IFREG {
         return Err(io::Error::other("not a regular file"));
     }
-    crate::resolve::sha256_hex(f)
+    Ok(f)
 }

@@ -43,6 +43,15 @@ pub struct MaterializeArgs {
     /// files are otherwise left out; their directories are always made).
     #[arg(long)]
     pub with_outputs: bool,
+    /// Copy the password hashes of /etc/shadow and /etc/gshadow into the
+    /// jail (by default each hash becomes `!`: key logins still work).
+    #[arg(long)]
+    pub keep_password_hashes: bool,
+    /// Keep only these accounts in the jail's passwd, group, shadow and
+    /// gshadow, plus root, the owners of the jail's files and the ids the
+    /// program switched to (comma-separated user or group names).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub accounts: Option<Vec<String>>,
     /// The manifest written by `jailtrace record`.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
@@ -126,6 +135,8 @@ pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
     let opts = plan::Options {
         with_outputs: args.with_outputs,
         allow_devices: allow,
+        keep_password_hashes: args.keep_password_hashes,
+        accounts: args.accounts.clone(),
     };
     let jail_shown = args.jail.display().to_string();
     let jail_hint = jail_shown.trim_end_matches('/');

@@ -12,6 +12,7 @@ use crate::manifest::{Class, Entry, Kind, Manifest};
 use crate::pathenc::MPath;
 
 use super::jail::file_type;
+use crate::accounts::{self, Rewrite};
 
 /// Permission bits and owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +31,16 @@ pub enum Want {
         mode_cap: u32,
         sha256: Option<String>,
         size_hint: u64,
+        /// An account database, rewritten rather than copied.
+        rewrite: Option<Rewrite>,
     },
     Symlink {
         target: Vec<u8>,
         uid: u32,
         gid: u32,
+        /// The host link's (atime, mtime) as (seconds, nanoseconds), kept
+        /// as `cp -a` keeps them (`ls -l` of a zoneinfo link shows them).
+        times: Option<[(i64, i64); 2]>,
     },
     Device {
         block: bool,
@@ -69,6 +75,11 @@ pub struct Plan {
 pub struct Options {
     pub with_outputs: bool,
     pub allow_devices: Vec<MPath>,
+    /// Copy password hashes of shadow and gshadow as they are.
+    pub keep_password_hashes: bool,
+    /// Keep only these accounts (and those the jail needs) in the account
+    /// databases.
+    pub accounts: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +228,16 @@ pub fn build(
 
     let mut plan = Plan::default();
     let mut ensured: HashSet<MPath> = HashSet::new();
+    let keep = match &opts.accounts {
+        None => None,
+        Some(names) => Some(std::sync::Arc::new(accounts_to_keep(m, names).map_err(
+            |reason| PlanError {
+                manifest: manifest_name.to_string(),
+                path: "/etc/passwd".into(),
+                reason,
+            },
+        )?)),
+    };
 
     for a in &opts.allow_devices {
         if !index
@@ -337,6 +358,11 @@ pub fn build(
                     mode_cap: e.mode.map_or(0o7777, |m| m.0),
                     sha256: e.sha256.clone(),
                     size_hint: size,
+                    rewrite: Rewrite::for_path(
+                        e.path.as_bytes(),
+                        opts.keep_password_hashes,
+                        keep.as_ref(),
+                    ),
                 }
             }
             Kind::Symlink => {
@@ -352,6 +378,8 @@ pub fn build(
                     target: target.0.clone(),
                     uid,
                     gid,
+                    times: host
+                        .map(|s| [(s.st_atime, s.st_atime_nsec), (s.st_mtime, s.st_mtime_nsec)]),
                 }
             }
             Kind::Chardev | Kind::Blockdev => {
@@ -402,6 +430,29 @@ pub fn build(
     Ok(plan)
 }
 
+/// What `--accounts NAMES` keeps: the names, root, the owners of whatever
+/// the jail gets, the recording's user and the ids the program switched to.
+fn accounts_to_keep(m: &Manifest, names: &[String]) -> Result<accounts::Keep, String> {
+    let mut uids: std::collections::BTreeSet<u32> = m.command.set_uids.iter().copied().collect();
+    let mut gids: std::collections::BTreeSet<u32> = m.command.set_gids.iter().copied().collect();
+    uids.insert(m.command.uid);
+    gids.insert(m.command.gid);
+    for e in &m.entries {
+        if e.kind != Kind::Missing && !e.created && e.class != Class::Proc {
+            uids.extend(e.uid);
+            gids.extend(e.gid);
+        }
+    }
+    let read = |p: &str| std::fs::read(p).map_err(|e| format!("--accounts: cannot read {p}: {e}"));
+    accounts::keep(
+        &read("/etc/passwd")?,
+        &read("/etc/group")?,
+        names,
+        &uids,
+        &gids,
+    )
+}
+
 /// Adds a directory item for every ancestor of `p` not planned yet, from its
 /// manifest entry, or from the host when the manifest has none.
 fn ensure_ancestors(
@@ -440,6 +491,8 @@ mod tests {
         Options {
             with_outputs: false,
             allow_devices: vec![],
+            keep_password_hashes: false,
+            accounts: None,
         }
     }
 
