@@ -7,6 +7,7 @@
 //!   interpreters, classification into manifest entries.
 //! - [`manifest`] and [`pathenc`]: the manifest schema and its path encoding.
 //! - [`accounts`]: what of the account databases a jail gets.
+//! - [`location`]: whether others can write above a jail.
 //! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
 //!   other commands.
 
@@ -15,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod location;
 pub mod manifest;
 pub mod materialize;
 pub mod merge;

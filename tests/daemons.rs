@@ -135,7 +135,14 @@ fn record_materialize_run(c: &Case) -> (PathBuf, PathBuf) {
     }
 
     let mut rec = common::jailtrace();
-    rec.arg("record")
+    // The environment a service manager gives: none of the test runner's
+    // (cargo's LD_LIBRARY_PATH would add the toolchain's directories).
+    rec.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .arg("record")
         .arg("-o")
         .arg(&manifest)
         .arg("--")
@@ -226,9 +233,12 @@ fn postgres_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
     let data = dir.join("data");
     let sock = dir.join("sock");
     let pg = User::from_name("postgres").unwrap().unwrap();
-    std::fs::create_dir(&sock).unwrap();
-    nix::unistd::chown(&sock, Some(pg.uid), Some(pg.gid)).unwrap();
-    nix::unistd::chown(dir, Some(pg.uid), Some(pg.gid)).unwrap();
+    // Owned by postgres below a directory only root writes, as a careful
+    // admin lays it out (check flags a jail under a directory others own).
+    for d in [&data, &sock] {
+        std::fs::create_dir(d).unwrap();
+        nix::unistd::chown(d, Some(pg.uid), Some(pg.gid)).unwrap();
+    }
     let mut initdb = Command::new(format!("{PG_BIN}/initdb"));
     initdb
         .args(["-A", "trust", "-U", "postgres", "-D"])
@@ -460,7 +470,9 @@ fn redis_serves_redis_cli_from_its_first_jail() {
     let t = open_tempdir();
     let dir = t.path();
     let redis = User::from_name("redis").unwrap().unwrap();
-    nix::unistd::chown(dir, Some(redis.uid), Some(redis.gid)).unwrap();
+    let data = dir.join("redis");
+    std::fs::create_dir(&data).unwrap();
+    nix::unistd::chown(&data, Some(redis.uid), Some(redis.gid)).unwrap();
     let port = "40105";
     record_materialize_run(&Case {
         name: "redis",
@@ -476,7 +488,7 @@ fn redis_serves_redis_cli_from_its_first_jail() {
             "--appendonly",
             "no",
             "--dir",
-            dir.to_str().unwrap(),
+            data.to_str().unwrap(),
         ]),
         // redis does not drop privileges: it runs as its own user.
         record_as: Some("redis"),

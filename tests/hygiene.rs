@@ -267,3 +267,131 @@ fn symlinks_keep_the_host_times() {
     let again = common::success(common::jailtrace().arg("materialize").arg(&m).arg(&jail));
     assert!(again.contains("nothing to do"), "{again}");
 }
+
+#[test]
+fn a_jail_under_a_directory_others_can_write_is_flagged() {
+    let name = "a_jail_under_a_directory_others_can_write_is_flagged";
+    if !common::require_root(name) {
+        return;
+    }
+    let m_dir = common::tempdir();
+    let m = write_manifest(
+        m_dir.path(),
+        &json!({"schema": 2, "generator": "test",
+                "command": {"argv": ["/x"], "cwd": "/", "uid": 0, "gid": 0},
+                "entries": [{"path": "/etc", "kind": "dir", "class": "regular"}]}),
+    );
+    let check = |jail: &Path| {
+        let out = common::output(
+            common::jailtrace()
+                .args(["check", "--format", "json"])
+                .arg(jail),
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<(String, String)> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "writable-ancestor")
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().into(),
+                    f["path"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        (out.status.code(), found)
+    };
+
+    // Under /tmp (1777): anyone can replace the jail.
+    let tmp = tempfile::Builder::new()
+        .prefix("jailtrace-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let jail = tmp.path().join("jail");
+    let out = common::success(common::jailtrace().arg("materialize").arg(&m).arg(&jail));
+    assert!(
+        out.contains("/tmp (mode 1777, sticky) can be written by"),
+        "{out}"
+    );
+    assert_eq!(
+        check(&jail),
+        (Some(1), vec![("high".into(), "/tmp".into())])
+    );
+
+    // Under a directory owned by someone else, with a safe mode.
+    let t = common::tempdir();
+    let theirs = t.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let jail = theirs.join("jail");
+    common::success(common::jailtrace().arg("materialize").arg(&m).arg(&jail));
+    let (code, found) = check(&jail);
+    assert_eq!((code, found), (Some(1), vec![("high".into(), s(&theirs))]));
+
+    // Where only root writes every ancestor: nothing to say.
+    let jail = t.path().join("jail");
+    let out = common::success(common::jailtrace().arg("materialize").arg(&m).arg(&jail));
+    assert!(!out.contains("can replace the jail"), "{out}");
+    assert_eq!(check(&jail), (Some(0), vec![]));
+}
+
+/// A PATH search through a directory that exists on the host but holds
+/// nothing the program runs leaves that directory out of the jail, and the
+/// jailed run sees the same ENOENT and prints the same.
+#[test]
+fn e2e_directories_of_vain_probes_are_left_out_with_the_same_result() {
+    let name = "e2e_directories_of_vain_probes_are_left_out_with_the_same_result";
+    if !common::require_root(name) {
+        return;
+    }
+    let t = common::tempdir();
+    let extra = t.path().join("extra").join("bin");
+    std::fs::create_dir_all(&extra).unwrap();
+    let script = format!("PATH={}:/usr/bin:/bin; id -un", s(&extra));
+    let argv = ["/bin/sh", "-c", script.as_str()];
+    let host = common::output(Command::new(argv[0]).args(&argv[1..]));
+    let m = common::record_in(t.path(), "rec", &argv, 0);
+    let probe = format!("{}/id", s(&extra));
+    assert!(
+        common::has_access(&m, &probe, "stat", "ENOENT"),
+        "no failed probe of {probe}"
+    );
+    let jail = t.path().join("jail");
+    let out = common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(t.path().join("rec.json"))
+            .arg(&jail),
+    );
+    assert!(out.contains("looked for in vain"), "{out}");
+    let inside = jail.join(s(&extra).trim_start_matches('/'));
+    assert!(!inside.exists(), "{} is clutter", s(&extra));
+    assert!(!inside.parent().unwrap().exists());
+    // The jailed run, traced: the same probe fails the same way, and the
+    // program prints the same.
+    let rec = t.path().join("jailed.json");
+    let jailed = common::output(
+        common::jailtrace()
+            .arg("record")
+            .arg("-o")
+            .arg(&rec)
+            .arg("--")
+            .arg("chroot")
+            .arg(&jail)
+            .args(argv),
+    );
+    assert_eq!(
+        (jailed.status.code(), &jailed.stdout),
+        (host.status.code(), &host.stdout),
+        "{}",
+        String::from_utf8_lossy(&jailed.stderr)
+    );
+    let jm: Value = serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+    assert!(
+        common::has_access(&jm, &probe, "stat", "ENOENT"),
+        "no failed probe of {probe} in the jail"
+    );
+    let check = common::output(common::jailtrace().arg("check").arg(&jail));
+    assert!(!String::from_utf8_lossy(&check.stdout).contains("extra"));
+}

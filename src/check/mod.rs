@@ -46,9 +46,10 @@ pub struct Finding {
     pub severity: Severity,
     /// Which rule: setuid, setgid, device, socket, hardlink, world-writable,
     /// modifiable, mount, sensitive-file, private-key, root-dotfile, tool,
-    /// root-account, root-process, unexamined.
+    /// root-account, root-process, writable-ancestor, unexamined.
     pub check: &'static str,
-    /// Path inside the jail, encoded as in manifests.
+    /// Path inside the jail, encoded as in manifests (for
+    /// writable-ancestor, the host directory above the jail).
     pub path: String,
     pub detail: String,
 }
@@ -170,6 +171,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         .filter(|(_, t)| rules::pseudo_fs_severity(t).is_some())
         .map(|(p, _)| p.clone())
         .collect();
+    let owner = nix::sys::stat::fstat(&root).map_err(io_err)?.st_uid;
     let w = walk::walk(root, &skip).map_err(io_err)?;
 
     let mut findings = Vec::new();
@@ -180,6 +182,14 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
     }
     rules::writable(&w.nodes, who, &mut findings);
     rules::hard_links(&w.nodes, &canon, who, &mut findings);
+    for a in crate::location::writable_ancestors(&canon, owner) {
+        findings.push(Finding {
+            severity: Severity::High,
+            check: "writable-ancestor",
+            path: a.dir.display().to_string(),
+            detail: a.why,
+        });
+    }
     let file = |p: &[u8]| {
         w.nodes
             .iter()

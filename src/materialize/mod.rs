@@ -183,6 +183,15 @@ pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
         );
     }
     warnings.append(&mut report.warnings);
+    if let Some(j) = &jail {
+        let owner = nix::sys::stat::fstat(j.root()).map_or(0, |s| s.st_uid);
+        for a in crate::location::writable_ancestors(&args.jail, owner) {
+            warnings.push(format!(
+                "{}; build jails under directories only root can write (check reports this as high)",
+                a.why
+            ));
+        }
+    }
 
     if read_only && !args.dry_run && report.stats.changes() > 0 {
         return Err(Failure::new(

@@ -250,6 +250,8 @@ pub fn build(
         }
     }
 
+    let probes_only = probe_only_dirs(&entries);
+
     for e in &entries {
         // The manifest records real host objects, so whatever holds another
         // entry must be a directory. Anything else (a file beneath a symlink
@@ -321,6 +323,15 @@ pub fn build(
             continue;
         }
         if e.kind == Kind::Missing {
+            continue;
+        }
+        if probes_only.contains(&e.path) {
+            plan.skipped.push((
+                e.path.clone(),
+                "directory that only holds paths the program looked for in vain (ENOENT): \
+                 not made, since without it they are just as missing"
+                    .into(),
+            ));
             continue;
         }
 
@@ -428,6 +439,42 @@ pub fn build(
     // created after all; don't also list it as skipped.
     plan.skipped.retain(|(p, _)| !ensured.contains(p));
     Ok(plan)
+}
+
+/// Directories that are in the manifest only to hold failed lookups (a PATH
+/// search through `/root/.cargo/bin`): no accesses of their own, and
+/// nothing below them but such directories and missing paths whose every
+/// lookup failed with ENOENT. Without them those lookups fail the same way.
+/// A probe that failed otherwise (EACCES, ENOTDIR) or a path the program
+/// made keeps its directory: its result depends on it.
+fn probe_only_dirs(entries: &[&Entry]) -> HashSet<MPath> {
+    let vain = |e: &Entry| {
+        e.kind == Kind::Missing
+            && !e.created
+            && e.accesses.iter().all(|a| a.result.as_str() == "ENOENT")
+    };
+    let mut holds: HashSet<MPath> = HashSet::new();
+    for e in entries {
+        holds.extend(e.path.parent());
+    }
+    // Children sort after their parents: walking backwards, every child is
+    // judged before its directory.
+    let mut needed: HashSet<MPath> = HashSet::new();
+    let mut out = HashSet::new();
+    for e in entries.iter().rev() {
+        let probe_dir = e.kind == Kind::Dir
+            && e.class == Class::Regular
+            && e.accesses.is_empty()
+            && !e.path.is_root()
+            && holds.contains(&e.path)
+            && !needed.contains(&e.path);
+        if probe_dir {
+            out.insert(e.path.clone());
+        } else if !vain(e) {
+            needed.extend(e.path.ancestors());
+        }
+    }
+    out
 }
 
 /// What `--accounts NAMES` keeps: the names, root, the owners of whatever
@@ -553,6 +600,28 @@ mod tests {
         o.allow_devices = vec![MPath::new("/dev/sda").unwrap()];
         let p = build(&m, "t", &o, "J").unwrap();
         assert!(p.items.iter().any(|i| i.path.encoded() == "/dev/sda"));
+    }
+
+    #[test]
+    fn directories_holding_only_vain_lookups_are_left_out() {
+        let m = manifest(
+            r#"{"path":"/a","kind":"dir","class":"regular"},
+               {"path":"/a/b","kind":"dir","class":"regular"},
+               {"path":"/a/b/x","kind":"missing","class":"regular","accesses":[{"op":"exec","result":"ENOENT"}]},
+               {"path":"/c","kind":"dir","class":"regular"},
+               {"path":"/c/x","kind":"missing","class":"regular","accesses":[{"op":"exec","result":"EACCES"}]},
+               {"path":"/d","kind":"dir","class":"regular"},
+               {"path":"/d/tmp","kind":"missing","class":"regular","created":true,"output":true,
+                "accesses":[{"op":"create","result":"ok"},{"op":"unlink","result":"ok"}]},
+               {"path":"/e","kind":"dir","class":"regular","accesses":[{"op":"stat","result":"ok"}]},
+               {"path":"/e/x","kind":"missing","class":"regular","accesses":[{"op":"stat","result":"ENOENT"}]},
+               {"path":"/f","kind":"dir","class":"regular"}"#,
+        );
+        let p = build(&m, "t", &opts(), "J").unwrap();
+        let made: Vec<String> = p.items.iter().map(|i| i.path.encoded()).collect();
+        assert_eq!(made, ["/", "/c", "/d", "/e", "/f"]);
+        let skipped: Vec<String> = p.skipped.iter().map(|s| s.0.encoded()).collect();
+        assert_eq!(skipped, ["/a", "/a/b"]);
     }
 
     #[test]

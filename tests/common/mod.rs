@@ -94,13 +94,26 @@ pub fn spawn_ready(
 /// Also sets the umask to 022 (for the whole test process, so every test
 /// sees the same): the tests build jails by hand and run them as nobody, and
 /// a runner's stricter umask would make those jails unreadable to it.
+///
+/// As root it lies in [`JAIL_BASE`], not in `/tmp`: a jail under a
+/// directory everyone can write is a finding of `check` of its own (see
+/// `tests/hygiene.rs`), which the other tests must not trip over.
 pub fn tempdir() -> tempfile::TempDir {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    tempfile::Builder::new()
-        .prefix("jailtrace-test-")
-        .tempdir()
-        .expect("create temp dir")
+    let mut b = tempfile::Builder::new();
+    b.prefix("jailtrace-test-");
+    if is_root() {
+        std::fs::create_dir_all(JAIL_BASE).expect("create the tests' jail base");
+        b.tempdir_in(JAIL_BASE)
+    } else {
+        b.tempdir()
+    }
+    .expect("create temp dir")
 }
+
+/// Where root's test directories go: only root can write it or anything
+/// above it.
+pub const JAIL_BASE: &str = "/var/cache/jailtrace-tests";
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
