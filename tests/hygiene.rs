@@ -7,6 +7,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -394,4 +395,104 @@ fn e2e_directories_of_vain_probes_are_left_out_with_the_same_result() {
     );
     let check = common::output(common::jailtrace().arg("check").arg(&jail));
     assert!(!String::from_utf8_lossy(&check.stdout).contains("extra"));
+}
+
+fn set_ids(m: &Value) -> (Value, Value) {
+    (
+        m["command"]["set_uids"].clone(),
+        m["command"]["set_gids"].clone(),
+    )
+}
+
+/// The credentials a program switches to are in the manifest, from every
+/// form of the set*id calls (i386's too); a call that fails adds nothing.
+#[test]
+fn switched_ids_are_recorded() {
+    let name = "switched_ids_are_recorded";
+    if !common::require_root(name) {
+        return;
+    }
+    let t = common::tempdir();
+    for flags in [&[][..], &["-m32"][..]] {
+        let bin = common::fixture("setid", flags);
+        let m = common::record_in(
+            t.path(),
+            "rec",
+            &[bin.to_str().unwrap(), "101", "104", "105"],
+            0,
+        );
+        // root's own ids stay in the real or saved ids until the last call.
+        assert_eq!(
+            set_ids(&m),
+            (json!([0, 101]), json!([0, 104, 105])),
+            "{flags:?}"
+        );
+    }
+    // As nobody every call fails: nothing was switched to.
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out_dir = t.path().join("nobody");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(65534), Some(65534)).unwrap();
+    let bin = common::fixture("setid", &[]);
+    let out = common::output(
+        common::jailtrace()
+            .uid(65534)
+            .gid(65534)
+            .arg("record")
+            .arg("-o")
+            .arg(out_dir.join("m.json"))
+            .arg("--")
+            .args([bin.to_str().unwrap(), "101", "104", "105"]),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&std::fs::read(out_dir.join("m.json")).unwrap()).unwrap();
+    assert_eq!(set_ids(&m), (Value::Null, Value::Null));
+}
+
+/// A real daemon that drops root: memcached -u nobody.
+#[test]
+fn a_daemon_dropping_root_records_its_user() {
+    let name = "a_daemon_dropping_root_records_its_user";
+    if !common::require_root(name) || !common::require_program(name, "memcached") {
+        return;
+    }
+    let t = common::tempdir();
+    let m = t.path().join("m.json");
+    common::output(
+        common::jailtrace()
+            .args(["record", "--timeout", "1s", "-o"])
+            .arg(&m)
+            .args([
+                "--",
+                "memcached",
+                "-u",
+                "nobody",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                "40121",
+                "-U",
+                "0",
+            ]),
+    );
+    let m: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let uids = m["command"]["set_uids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let gids = m["command"]["set_gids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(uids.contains(&json!(65534)), "{uids:?}");
+    assert!(gids.contains(&json!(65534)), "{gids:?}");
 }

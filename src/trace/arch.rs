@@ -99,6 +99,12 @@ pub enum Sys {
     /// Not recorded: the tracer drops the descriptors its dirfd cache holds,
     /// which would otherwise keep the file system busy.
     Umount,
+    /// Not a path syscall: `setuid`, `setgid`, `setreuid`, `setregid`,
+    /// `setresuid`, `setresgid`, `setfsuid`, `setfsgid`, `setgroups` (and
+    /// i386's 16-bit-id and `*32` forms). After a successful one the
+    /// thread's credentials are read, so that a jail knows the accounts a
+    /// daemon switches to.
+    SetId,
 }
 
 /// `AUDIT_ARCH_X86_64`.
@@ -213,6 +219,15 @@ const X86_64: &[(u32, Sys)] = &[
     (464, Sys::Getxattrat),
     (465, Sys::Listxattrat),
     (466, Sys::Removexattrat),
+    (105, Sys::SetId), // setuid
+    (106, Sys::SetId), // setgid
+    (113, Sys::SetId), // setreuid
+    (114, Sys::SetId), // setregid
+    (116, Sys::SetId), // setgroups
+    (117, Sys::SetId), // setresuid
+    (119, Sys::SetId), // setresgid
+    (122, Sys::SetId), // setfsuid
+    (123, Sys::SetId), // setfsgid
 ];
 
 /// i386 (from arch/x86/entry/syscalls/syscall_32.tbl). Old and 64-bit
@@ -299,6 +314,24 @@ const I386: &[(u32, Sys)] = &[
     (464, Sys::Getxattrat),
     (465, Sys::Listxattrat),
     (466, Sys::Removexattrat),
+    (23, Sys::SetId),  // setuid16
+    (46, Sys::SetId),  // setgid16
+    (70, Sys::SetId),  // setreuid16
+    (71, Sys::SetId),  // setregid16
+    (81, Sys::SetId),  // setgroups16
+    (138, Sys::SetId), // setfsuid16
+    (139, Sys::SetId), // setfsgid16
+    (164, Sys::SetId), // setresuid16
+    (170, Sys::SetId), // setresgid16
+    (203, Sys::SetId), // setreuid32
+    (204, Sys::SetId), // setregid32
+    (206, Sys::SetId), // setgroups32
+    (208, Sys::SetId), // setresuid32
+    (210, Sys::SetId), // setresgid32
+    (213, Sys::SetId), // setuid32
+    (214, Sys::SetId), // setgid32
+    (215, Sys::SetId), // setfsuid32
+    (216, Sys::SetId), // setfsgid32
 ];
 
 #[cfg(test)]

@@ -478,7 +478,7 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
                 None,
             ]
         }
-        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount => [None, None],
+        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount | Sys::SetId => [None, None],
     }
 }
 

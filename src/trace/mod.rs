@@ -188,6 +188,11 @@ pub struct Recording {
     pub start_failure: Option<crate::run::ChildError>,
     pub warnings: BTreeSet<String>,
     pub stats: Stats,
+    /// Every user and group id a traced thread held after a successful
+    /// set*id call (real, effective, saved, file system; supplementary
+    /// groups too).
+    pub set_uids: BTreeSet<u32>,
+    pub set_gids: BTreeSet<u32>,
     /// The tracer failed mid-trace (a bug): every tracee was killed, and the
     /// log holds what was seen until then.
     pub internal_error: Option<String>,
@@ -230,6 +235,8 @@ struct Task {
     group_stopped: bool,
     /// A sched_getaffinity in progress: (buffer, length) to rewrite at exit.
     affinity_call: Option<(u64, u64)>,
+    /// A set*id call in progress: the credentials are read at its exit.
+    setid_call: bool,
     /// `/proc/<tid>`, opened on first need: reading `fd/N` and `cwd`
     /// relative to it saves a path walk through procfs on every
     /// dirfd-relative call. A /proc directory stays bound to its task, so a
@@ -295,6 +302,9 @@ struct Tracer<'a> {
     /// Progress line: events since start, and when it was last redrawn.
     events: u64,
     last_draw: Instant,
+    /// See [`Recording::set_uids`].
+    set_uids: BTreeSet<u32>,
+    set_gids: BTreeSet<u32>,
     /// The i386 warning is given once, not built on every syscall.
     i386_seen: bool,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
@@ -345,6 +355,8 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
         log: RawLog::default(),
         warnings: BTreeSet::new(),
         stats: Stats::default(),
+        set_uids: BTreeSet::new(),
+        set_gids: BTreeSet::new(),
         term_sent: None,
         killed: false,
         signals_received: 0,
@@ -434,6 +446,8 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
         start_failure,
         warnings: t.warnings,
         stats: t.stats,
+        set_uids: t.set_uids,
+        set_gids: t.set_gids,
         internal_error,
     })
 }
@@ -458,6 +472,7 @@ impl Task {
             pending: None,
             group_stopped: false,
             affinity_call: None,
+            setid_call: false,
             proc_dir: None,
         }
     }
@@ -690,7 +705,7 @@ impl Tracer<'_> {
         let pending = self
             .tasks
             .get(&pid)
-            .is_some_and(|t| t.pending.is_some() || t.affinity_call.is_some());
+            .is_some_and(|t| t.pending.is_some() || t.affinity_call.is_some() || t.setid_call);
         let r = if pending {
             sys::cont_syscall(pid, sig)
         } else {
@@ -732,6 +747,12 @@ impl Tracer<'_> {
             // Our duplicates of the tracee's directory descriptors must not
             // make its umount fail with EBUSY.
             self.dirfds.entries.clear();
+            return self.resume(pid, 0);
+        }
+        if call == Sys::SetId {
+            if let Some(task) = self.tasks.get_mut(&pid) {
+                task.setid_call = true;
+            }
             return self.resume(pid, 0);
         }
         if call == Sys::SchedGetaffinity {
@@ -783,6 +804,14 @@ impl Tracer<'_> {
             Ok(sys::SyscallInfo::Exit { rval, is_error }) => (rval, is_error),
             _ => return,
         };
+        if let Some(task) = self.tasks.get_mut(&pid) {
+            if std::mem::take(&mut task.setid_call) {
+                if !is_error {
+                    self.note_credentials(pid);
+                }
+                return;
+            }
+        }
         if let Some((buf, len)) = self
             .tasks
             .get_mut(&pid)
@@ -861,6 +890,18 @@ impl Tracer<'_> {
                 });
             }
         }
+    }
+
+    /// Adds the thread's credentials after a successful set*id call. Read
+    /// rather than decoded from the arguments: -1 ("unchanged"), setfsuid's
+    /// return of the old id and the 16-bit forms then need no special case.
+    fn note_credentials(&mut self, tid: Pid) {
+        let Ok(st) = procfs::process::Process::new(tid.as_raw()).and_then(|p| p.status()) else {
+            return;
+        };
+        self.set_uids.extend([st.ruid, st.euid, st.suid, st.fuid]);
+        self.set_gids.extend([st.rgid, st.egid, st.sgid, st.fgid]);
+        self.set_gids.extend(st.groups.iter().copied());
     }
 
     fn exists(&self, path: &[u8], follow: bool) -> bool {
