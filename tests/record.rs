@@ -715,3 +715,50 @@ fn the_command_sees_its_own_cpus_in_every_placement() {
     let list = text.split_whitespace().last().unwrap_or_default();
     assert!(!list.contains(',') && !list.contains('-'), "{text}");
 }
+
+/// Thread ids leak nowhere: memcached names its worker threads through
+/// `/proc/self/task/TID/comm`, which is recorded as `/proc/thread-self`, so
+/// two recordings of a multithreaded daemon are byte-identical too.
+#[test]
+fn a_multithreaded_daemon_records_byte_identically() {
+    let name = "a_multithreaded_daemon_records_byte_identically";
+    if !common::require_program(name, "memcached") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    let mut texts = Vec::new();
+    for run in ["a", "b"] {
+        let out = d.join(format!("{run}.json"));
+        let mut argv = vec![
+            "memcached",
+            "-t",
+            "4",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            "40131",
+            "-U",
+            "0",
+        ];
+        if common::is_root() {
+            argv.extend(["-u", "nobody"]);
+        }
+        common::output(
+            jailtrace()
+                .current_dir(&d)
+                .args(["record", "--timeout", "1s", "-o"])
+                .arg(&out)
+                .arg("--")
+                .args(&argv),
+        );
+        texts.push(std::fs::read_to_string(out).unwrap());
+    }
+    assert!(texts[0] == texts[1], "manifests differ");
+    assert!(texts[0].contains("\"/proc/thread-self/comm\""));
+    let tid_path = regex::Regex::new(r#""/proc/[^"]*task/[0-9]+"#).unwrap();
+    assert!(
+        !tid_path.is_match(&texts[0]),
+        "a thread id leaked into the manifest"
+    );
+}

@@ -1050,26 +1050,38 @@ impl Tracer<'_> {
         Some(out)
     }
 
-    /// `/proc/<pid>` of a traced process is written `/proc/self`, so that
-    /// manifests hold no pids.
+    /// `/proc/<pid>` of a traced process is written `/proc/self`, and
+    /// `/proc/self/task/<tid>` of a traced thread `/proc/thread-self`, so
+    /// that manifests hold no pids or thread ids. A thread that names
+    /// another's task directory (a main thread naming its workers through
+    /// `task/TID/comm`) gets `thread-self` too: which thread it was is not
+    /// kept, since tids differ on every run, and a jail needs only /proc.
     fn rewrite_proc(&self, path: &mut Vec<u8>) {
-        let Some(rest) = path.strip_prefix(b"/proc/") else {
-            return;
-        };
-        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let comp = &rest[..end];
+        const PROC: &[u8] = b"/proc/";
+        const TASK: &[u8] = b"/proc/self/task/";
+        if let Some(end) = self.traced_id_at(path, PROC.len()) {
+            path.splice(PROC.len()..end, b"self".iter().copied());
+        }
+        if path.starts_with(TASK) {
+            if let Some(end) = self.traced_id_at(path, TASK.len()) {
+                path.splice(..end, b"/proc/thread-self".iter().copied());
+            }
+        }
+    }
+
+    /// The end of the path component starting at `at`, if it is the id of
+    /// a traced task.
+    fn traced_id_at(&self, path: &[u8], at: usize) -> Option<usize> {
+        let rest = path.get(at..)?;
+        let len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let comp = &rest[..len];
         if comp.is_empty() || !comp.iter().all(u8::is_ascii_digit) {
-            return;
+            return None;
         }
-        let Some(n) = std::str::from_utf8(comp)
-            .ok()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            return;
-        };
-        if self.tasks.contains_key(&Pid::from_raw(n)) {
-            path.splice(6..6 + end, b"self".iter().copied());
-        }
+        let n: i32 = std::str::from_utf8(comp).ok()?.parse().ok()?;
+        self.tasks
+            .contains_key(&Pid::from_raw(n))
+            .then_some(at + len)
     }
 
     /// Appends the tracee's working directory (cached) to `out`.
