@@ -28,6 +28,7 @@ pub struct VerifyArgs {
     /// When the command fails in the jail and no failed lookup explains it,
     /// run it once on the host (as the jail's user, from /, with the same
     /// environment) and compare what it used with what the jail has.
+    /// `--fix` does this by itself.
     #[arg(long)]
     pub host_reference: bool,
     /// Send SIGTERM to the command after this long (for daemons), then
@@ -108,7 +109,7 @@ pub fn trace_in_jail(args: &VerifyArgs) -> anyhow::Result<(Findings, Plan)> {
         }
     }
     let view = JailView::open(&plan.jail)?;
-    let mut f = analyse(&rec.log);
+    let mut f = analyse(&rec.log, &view);
     f.interpreters = missing_interpreters(&f, &view);
     f.incomplete_dirs = listed_dirs(&rec.log, &view);
     f.exit_status = rec.exit_status;
@@ -160,6 +161,31 @@ impl JailView {
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         use std::os::fd::AsFd;
         crate::run::openat2_retry(self.root.as_fd(), rel, how).ok()
+    }
+
+    /// Whether the jail lacks the host object of `e`, or holds a regular
+    /// file of another size in its place (made empty by an `O_CREAT` open
+    /// of the failed run, say): materialize would put it right.
+    fn lacks(&self, e: &Entry) -> bool {
+        use crate::manifest::Class;
+        use nix::fcntl::OFlag;
+        if e.kind == Kind::Missing || !matches!(e.class, Class::Regular | Class::Dev) {
+            return false;
+        }
+        let Some(fd) = self.openat(e.path.as_bytes(), OFlag::O_PATH | OFlag::O_NOFOLLOW) else {
+            return true;
+        };
+        if e.kind != Kind::File {
+            return false;
+        }
+        let (Ok(jail), Ok(host)) = (
+            nix::sys::stat::fstat(&fd),
+            std::fs::symlink_metadata(e.path.as_path()),
+        ) else {
+            return false;
+        };
+        use std::os::unix::fs::MetadataExt;
+        jail.st_size as u64 != host.size()
     }
 
     fn exists(&self, path: &[u8], follow: bool) -> bool {
@@ -313,12 +339,21 @@ fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec
     out
 }
 
-/// Failed accesses whose path exists on the host.
-fn analyse(log: &RawLog) -> Findings {
+/// Failed accesses of paths the jail lacks and the host has. EACCES counts
+/// too: a user who may not create in a directory gets EACCES, not ENOENT,
+/// for an `O_CREAT` open of what is missing there (a shell's `>/dev/null`
+/// as nobody). Other errors count only when the jail lacks the path:
+/// `/dev/tty` without a controlling terminal fails with ENXIO.
+fn analyse(log: &RawLog, view: &JailView) -> Findings {
     let mut f = Findings::default();
     for (path, follow, ops) in log.iter() {
         for &(op, errno) in ops {
-            if errno == 0 || !NOT_THERE.contains(&errno) || !needs_existing(op) {
+            // ENOENT from exec of a file the jail has: its interpreter
+            // is missing (see `missing_interpreters`).
+            let absent = matches!(errno, libc::ENOENT | libc::ENOTDIR)
+                || ((NOT_THERE.contains(&errno) || errno == libc::EACCES)
+                    && !view.exists(path, follow));
+            if errno == 0 || !absent || !needs_existing(op) {
                 continue;
             }
             if !on_host(path, follow) {
@@ -367,10 +402,15 @@ fn print_findings(f: &Findings, jail: &Path, failed: bool) {
         );
     }
     for d in &f.devices {
-        out += &format!(
-            "device: {} (materialize --allow-device if it is not in the safe set)\n",
-            encode(d)
-        );
+        let hint = if crate::materialize::SAFE_DEVICES
+            .iter()
+            .any(|s| s.0.as_bytes() == d.as_slice())
+        {
+            "in the safe set: --fix, or materialize, creates it"
+        } else {
+            "outside the safe set: materialize --allow-device creates it, if the program must have it"
+        };
+        out += &format!("device: {} ({hint})\n", encode(d));
     }
     for m in &f.mounts {
         out += &format!(
@@ -496,8 +536,9 @@ fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
 
 /// Adds `entries` to the manifest with `merge`'s rules (the manifest wins
 /// a conflict); returns how many paths are new or went from missing to
-/// present.
-fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>) -> usize {
+/// present. With `failed`, an entry the manifest holds as an output the
+/// recorded run created becomes an input: the command fails without it.
+fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> usize {
     let known: BTreeMap<_, Kind> = manifest
         .entries
         .iter()
@@ -509,6 +550,20 @@ fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>) -> usize {
             e.kind != Kind::Missing && known.get(&e.path).is_none_or(|k| *k == Kind::Missing)
         })
         .count();
+    let wanted: BTreeSet<_> = entries
+        .iter()
+        .filter(|e| e.kind != Kind::Missing)
+        .map(|e| e.path.clone())
+        .collect();
+    for e in manifest.entries.iter_mut() {
+        if failed && e.created && wanted.contains(&e.path) {
+            println!(
+                "restoring: {} (the recorded run made it, but the command fails without it)",
+                e.path
+            );
+            e.created = false;
+        }
+    }
     let found = Manifest {
         schema: manifest.schema,
         generator: manifest.generator.clone(),
@@ -536,7 +591,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         if args.fix {
             println!("verify round {round}:");
         }
-        let (f, plan) = trace_in_jail(args)?;
+        let (mut f, plan) = trace_in_jail(args)?;
         let mut manifest = match &args.jail.manifest {
             Some(p) => Some(Manifest::load(p).map_err(|e| internal(e.to_string()))?),
             None => None,
@@ -546,6 +601,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         let on_host = manifest.as_ref().and_then(|m| m.command.exit_status);
         let expected = on_host.unwrap_or(0);
         let failed = f.exit_status != Some(expected);
+        if let (Some(m), false) = (&manifest, failed) {
+            // What the recorded run made itself (a cache it rebuilds when
+            // absent) is no dependency of a run that went well.
+            let created: BTreeSet<&[u8]> = m
+                .entries
+                .iter()
+                .filter(|e| e.created)
+                .map(|e| e.path.as_bytes())
+                .collect();
+            f.missing.retain(|x| !created.contains(x.path.as_slice()));
+        }
         print_findings(&f, &jail, failed);
         if failed {
             let reference = match on_host {
@@ -565,7 +631,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         // reference is what the command uses on the host, if allowed to run
         // there.
         let host = if f.is_empty() {
-            if !args.host_reference {
+            if !args.host_reference && !args.fix {
                 println!(
                     "no failed lookup explains it: --host-reference runs the command once on the \
                      host, as the jail's user, to list what it uses there and the jail lacks"
@@ -595,17 +661,26 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
             None => entries_for(&f),
             Some(entries) => entries,
         };
-        let added = merge_entries(manifest, safe_additions(found, &plan));
-        if added == 0 {
-            println!("nothing left to add: the jail cannot be completed from the host");
+        let found = safe_additions(found, &plan);
+        let view = JailView::open(&jail)?;
+        let restorable = found.iter().filter(|e| view.lacks(e)).count();
+        let added = merge_entries(manifest, found, failed);
+        if added == 0 && restorable == 0 {
+            println!(
+                "nothing left to add: neither the manifest nor the host has what the command \
+                 lacks in the jail, so the jail cannot be completed from the host"
+            );
             return Ok(1);
         }
         manifest.save(&mpath).map_err(|e| internal(e.to_string()))?;
-        println!(
-            "added {added} entries to {}; materializing",
-            mpath.display()
-        );
-        let status = crate::materialize::run(&crate::materialize::MaterializeArgs {
+        if added > 0 {
+            println!("added {added} entries to {}", mpath.display());
+        }
+        // Materialized every round, not only after additions: the jail may
+        // lack what the manifest holds (removed by hand, built from an
+        // older manifest, or half-written by the failed run itself).
+        println!("materializing {} into {}", mpath.display(), jail.display());
+        let (status, changes) = crate::materialize::build(&crate::materialize::MaterializeArgs {
             dry_run: false,
             allow_device: Vec::new(),
             with_outputs: false,
@@ -619,6 +694,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
                 "materialize into {} failed; the jail is still incomplete",
                 jail.display()
             )));
+        }
+        if changes == 0 {
+            println!("materialize changed nothing: the jail cannot be completed from the host");
+            return Ok(1);
         }
     }
     eprintln!(

@@ -204,6 +204,59 @@ fn record_materialize_run(c: &Case) -> (PathBuf, PathBuf) {
     (manifest, jail)
 }
 
+/// Runs the daemon in its jail and returns the client's answer.
+fn serve_from_jail(c: &Case, manifest: &Path, jail: &Path) -> String {
+    let mut run = common::jailtrace();
+    run.arg("run")
+        .arg(jail)
+        .arg("--manifest")
+        .arg(manifest)
+        .args(&c.run_as)
+        .arg("--")
+        .args(&c.daemon);
+    let mut held = Held::start(&mut run, &c.dir.join("run2.log"));
+    let answer = ask(&c.client, &mut held);
+    held.stop();
+    answer
+}
+
+/// Takes `lost` away from a working jail and shows `verify --fix`
+/// completing it again in at most two rounds, after which the daemon
+/// serves its client from the jail.
+fn verify_fix_restores(c: &Case, lost: &str) {
+    let (manifest, jail) = record_materialize_run(c);
+    let inside = jail.join(lost.trim_start_matches('/'));
+    std::fs::remove_file(&inside).unwrap_or_else(|e| panic!("{}: {e}", inside.display()));
+    let out = common::output(
+        common::jailtrace()
+            .args(["verify", "--fix", "--timeout", "3s", "--manifest"])
+            .arg(&manifest)
+            .arg(&jail)
+            .args(&c.run_as)
+            .arg("--")
+            .args(&c.daemon),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rounds = text
+        .lines()
+        .filter(|l| l.starts_with("verify round"))
+        .count();
+    assert!(
+        out.status.success() && rounds <= 2,
+        "{}: verify --fix took {rounds} rounds, exit {:?}:\n{text}\n{}",
+        c.name,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{lost} (")),
+        "{}: {lost} not named:\n{text}",
+        c.name
+    );
+    assert!(std::fs::symlink_metadata(&inside).is_ok(), "{lost} is back");
+    assert_eq!(serve_from_jail(c, &manifest, &jail), c.expect, "{}", c.name);
+}
+
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
@@ -545,4 +598,36 @@ fn unbound_answers_dig_from_its_first_jail() {
         ]),
         expect: "192.0.2.7",
     });
+}
+
+#[test]
+fn verify_fix_restores_postgres_commit_log() {
+    let name = "verify_fix_restores_postgres_commit_log";
+    if !ready(name, &["psql", &format!("{PG_BIN}/postgres")]) {
+        return;
+    }
+    let t = open_tempdir();
+    let c = postgres_case(t.path(), 40111);
+    let lost = format!("{}/data/pg_xact/0000", s(t.path()));
+    verify_fix_restores(&c, &lost);
+}
+
+#[test]
+fn verify_fix_restores_dev_null_for_sshd() {
+    let name = "verify_fix_restores_dev_null_for_sshd";
+    if !ready(name, &["ssh", "ssh-keygen", "/usr/sbin/sshd"]) {
+        return;
+    }
+    let t = open_tempdir();
+    verify_fix_restores(&sshd_case(t.path(), 40112), "/dev/null");
+}
+
+#[test]
+fn verify_fix_restores_dev_null_for_lighttpd() {
+    let name = "verify_fix_restores_dev_null_for_lighttpd";
+    if !ready(name, &["curl", "/usr/sbin/lighttpd"]) {
+        return;
+    }
+    let t = open_tempdir();
+    verify_fix_restores(&lighttpd_case(t.path(), 40113), "/dev/null");
 }

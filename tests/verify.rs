@@ -348,3 +348,92 @@ fn a_jail_symlink_to_a_host_fifo_is_never_opened() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Verify's output, its exit status, and how many rounds it took.
+fn verify_fix(m: &Path, jail: &Path, opts: &[&str], argv: &[&str]) -> (Option<i32>, String, usize) {
+    let out = output(
+        jailtrace()
+            .args(["verify", "--fix", "--manifest"])
+            .arg(m)
+            .arg(jail)
+            .args(opts)
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rounds = text
+        .lines()
+        .filter(|l| l.starts_with("verify round"))
+        .count();
+    (out.status.code(), text, rounds)
+}
+
+/// A state file the program opens with O_RDWR|O_CREAT (postgres's commit
+/// log): the jail lacks it, so the jailed open makes an empty one and the
+/// program fails with no failed lookup to explain it. --fix runs the
+/// command on the host by itself, sees the state file, and puts it back.
+#[test]
+fn fix_restores_state_an_ocreat_open_replaced_with_an_empty_file() {
+    if !require_root("fix_restores_state_an_ocreat_open_replaced_with_an_empty_file") {
+        return;
+    }
+    let bin = common::fixture("verify_state", &[]);
+    let tmp = tempdir();
+    let d = tmp.path();
+    let state = d.join("state");
+    std::fs::write(&state, "checkpoint 42\n").unwrap();
+    let argv = [bin.to_str().unwrap(), state.to_str().unwrap()];
+    let m = incomplete_jail(d, &argv, r"/state$");
+    let jail = d.join("jail");
+    // As root, as postgres is for its own files: the O_CREAT open succeeds.
+    let (code, text, rounds) = verify_fix(&m, &jail, &["--allow-root"], &argv);
+    assert_eq!((code, rounds), (Some(0), 2), "{text}");
+    assert!(text.contains("no failed lookup explains it"), "{text}");
+    assert!(text.contains("complete:"), "{text}");
+    let inside = jail.join(state.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read_to_string(inside).unwrap(), "checkpoint 42\n");
+}
+
+/// As nobody, a shell's `>/dev/null` in a jail without /dev/null fails with
+/// EACCES (nobody may not create in /dev), not ENOENT: verify names the
+/// device, says it is in the safe set, and --fix creates it.
+#[test]
+fn fix_names_and_creates_dev_null_that_nobody_could_not_create() {
+    if !require_root("fix_names_and_creates_dev_null_that_nobody_could_not_create") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let argv = ["/bin/sh", "-c", "echo hidden >/dev/null && echo shown"];
+    let m = incomplete_jail(d, &argv, r"^/dev/null$");
+    let jail = d.join("jail");
+    assert!(!jail.join("dev/null").exists());
+    let (code, text, rounds) = verify_fix(&m, &jail, &["--user", "nobody"], &argv);
+    assert_eq!((code, rounds), (Some(0), 2), "{text}");
+    assert!(
+        text.contains("device: /dev/null (in the safe set"),
+        "{text}"
+    );
+    assert!(!text.contains("--allow-device /dev/null"), "{text}");
+    let md = std::fs::metadata(jail.join("dev/null")).unwrap();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(md.file_type().is_char_device());
+    assert_eq!(md.rdev(), nix::sys::stat::makedev(1, 3));
+}
+
+/// A failure the host cannot mend (the program insists on root, and the
+/// jail runs it as nobody) is the only case verify calls incomplete.
+#[test]
+fn fix_says_cannot_be_completed_only_when_true() {
+    if !require_root("fix_says_cannot_be_completed_only_when_true") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let argv = ["/bin/sh", "-c", "test \"$(id -u)\" = 0"];
+    let m = incomplete_jail(d, &argv, r"^/etc/ld\.so\.preload$");
+    let jail = d.join("jail");
+    let (code, text, rounds) = verify_fix(&m, &jail, &["--user", "nobody"], &argv);
+    assert_eq!((code, rounds), (Some(1), 1), "{text}");
+    assert!(text.contains("cannot be completed from the host"), "{text}");
+}

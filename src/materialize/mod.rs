@@ -122,6 +122,12 @@ fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
 }
 
 pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
+    build(args).map(|(status, _)| status)
+}
+
+/// Materializes, and also says how many objects were created or changed
+/// (`verify --fix` stops only when a round changes nothing).
+pub fn build(args: &MaterializeArgs) -> anyhow::Result<(i32, u64)> {
     // Everything is validated before anything is created, the jail included.
     // As a Failure: ManifestError's message already includes its cause,
     // which anyhow's chain would print a second time.
@@ -213,9 +219,9 @@ pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
             "jailtrace: {} entries could not be created in {jail_hint}",
             report.failures.len()
         );
-        return Ok(1);
+        return Ok((1, report.stats.changes()));
     }
-    Ok(0)
+    Ok((0, report.stats.changes()))
 }
 
 fn print_summary(
