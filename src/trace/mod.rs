@@ -780,13 +780,19 @@ impl Tracer<'_> {
             }
         }
         if !items.is_empty() || result_fd.is_some() {
-            let found = items
-                .iter()
-                .map(|(path, follow, ops)| {
-                    (ops.iter().any(Op::creates) && !self.log.contains(path, *follow))
-                        .then(|| self.exists(path, *follow))
-                })
-                .collect();
+            let creates = |ops: &decode::Ops| ops.iter().any(Op::creates);
+            // Empty (no allocation) for the common call that creates nothing.
+            let found = if items.iter().any(|i| creates(&i.2)) {
+                items
+                    .iter()
+                    .map(|(path, follow, ops)| {
+                        (creates(ops) && !self.log.contains(path, *follow))
+                            .then(|| self.exists(path, *follow))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             if let Some(task) = self.tasks.get_mut(&pid) {
                 task.pending = Some(Pending {
                     sys: call,
