@@ -343,9 +343,16 @@ pub fn build(
             let reason = match e.kind {
                 Kind::Dir => "directory the program created: not created (--with-outputs creates it)",
                 Kind::Socket => "socket the program creates itself when it runs",
-                _ => "written by the program: its directory is created, its data not copied (--with-outputs copies it)",
+                _ => "made by the program: its directory is created, the object not (--with-outputs copies it)",
             };
-            ensure_ancestors(&e.path, &index, &mut ensured, &mut plan);
+            // Its directory is made, unless the run made that too: the
+            // program's own mkdir must find nothing there.
+            let made_by_run = |a: &MPath| index.get(a).is_some_and(|x| x.created);
+            let anchor = match e.path.ancestors().into_iter().find(made_by_run) {
+                Some(top) => top,
+                None => e.path.clone(),
+            };
+            ensure_ancestors(&anchor, &index, &mut ensured, &mut plan);
             plan.skipped.push((e.path.clone(), reason.to_string()));
             continue;
         }
@@ -622,6 +629,24 @@ mod tests {
         assert_eq!(made, ["/", "/c", "/d", "/e", "/f"]);
         let skipped: Vec<String> = p.skipped.iter().map(|s| s.0.encoded()).collect();
         assert_eq!(skipped, ["/a", "/a/b"]);
+    }
+
+    #[test]
+    fn what_the_run_made_is_left_out_with_its_own_directories() {
+        let m = manifest(
+            r#"{"path":"/run","kind":"dir","class":"regular","accesses":[{"op":"stat","result":"ok"}]},
+               {"path":"/run/app","kind":"dir","class":"regular","created":true,"output":true,
+                "accesses":[{"op":"mkdir","result":"ok"}]},
+               {"path":"/run/app/pid","kind":"file","class":"regular","created":true,"output":true,
+                "accesses":[{"op":"create","result":"ok"}]},
+               {"path":"/var/log/app.log","kind":"file","class":"regular","created":true,"output":true,
+                "accesses":[{"op":"create","result":"ok"}]}"#,
+        );
+        let p = build(&m, "t", &opts(), "J").unwrap();
+        let made: Vec<String> = p.items.iter().map(|i| i.path.encoded()).collect();
+        assert_eq!(made, ["/", "/run", "/var", "/var/log"]);
+        let skipped: Vec<String> = p.skipped.iter().map(|s| s.0.encoded()).collect();
+        assert_eq!(skipped, ["/run/app", "/run/app/pid", "/var/log/app.log"]);
     }
 
     #[test]
