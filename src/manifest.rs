@@ -78,58 +78,81 @@ pub enum Class {
     Sys,
 }
 
-/// What the program did with a path.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum Op {
+/// Declares [`Op`] once: the enum, its manifest names and the list of all
+/// operations come from this one table, so an operation cannot be added to
+/// one and forgotten in another.
+macro_rules! ops {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// What the program did with a path.
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Op {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        impl Op {
+            /// Every operation, in declaration order (the order accesses
+            /// sort in).
+            pub const ALL: &'static [Op] = &[$(Op::$variant),*];
+
+            /// The name in manifests.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Op::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+ops! {
     /// Opened for reading (files) or listing (directories).
-    Read,
+    Read => "read",
     /// Opened for writing.
-    Write,
+    Write => "write",
     /// Opened with `O_CREAT` (or `creat`).
-    Create,
+    Create => "create",
     /// Opened with `O_PATH`: a handle, no data access.
-    Path,
+    Path => "path",
     /// `execve`/`execveat` of this file.
-    Exec,
+    Exec => "exec",
     /// Loaded by the kernel as the ELF interpreter of an executed binary.
-    Interp,
+    Interp => "interp",
     /// stat/lstat/newfstatat/statx.
-    Stat,
+    Stat => "stat",
     /// access/faccessat/faccessat2.
-    Access,
-    Readlink,
-    Chdir,
-    Mkdir,
-    Rmdir,
-    Unlink,
-    RenameFrom,
-    RenameTo,
-    LinkFrom,
-    LinkTo,
+    Access => "access",
+    Readlink => "readlink",
+    Chdir => "chdir",
+    Mkdir => "mkdir",
+    Rmdir => "rmdir",
+    Unlink => "unlink",
+    RenameFrom => "rename-from",
+    RenameTo => "rename-to",
+    LinkFrom => "link-from",
+    LinkTo => "link-to",
     /// The path of a symlink created with symlink/symlinkat.
-    Symlink,
+    Symlink => "symlink",
     /// A symlink met while resolving another accessed path.
-    Follow,
+    Follow => "follow",
     /// `connect` on an AF_UNIX socket path.
-    Connect,
+    Connect => "connect",
     /// `bind` on an AF_UNIX socket path.
-    Bind,
+    Bind => "bind",
     /// A node made with `mknod`/`mknodat` (FIFOs, devices, sockets, files).
-    Mknod,
+    Mknod => "mknod",
     /// `chmod`, `fchmodat`, `fchmodat2`.
-    Chmod,
+    Chmod => "chmod",
     /// `chown`, `lchown`, `fchownat`.
-    Chown,
+    Chown => "chown",
     /// Times set with `utime`, `utimes`, `utimensat`, `futimesat`.
-    Utime,
+    Utime => "utime",
     /// Extended attributes set or removed (`setxattr`, `removexattr` and
     /// their `l` and `at` forms); reading them is `stat`.
-    Xattr,
+    Xattr => "xattr",
     /// `inotify_add_watch`.
-    Watch,
+    Watch => "watch",
     /// `chroot` to this directory.
-    Chroot,
+    Chroot => "chroot",
 }
 
 impl Op {
@@ -147,39 +170,6 @@ impl Op {
             self,
             Op::Create | Op::Mkdir | Op::RenameTo | Op::LinkTo | Op::Symlink | Op::Bind | Op::Mknod
         )
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::Write => "write",
-            Op::Create => "create",
-            Op::Path => "path",
-            Op::Exec => "exec",
-            Op::Interp => "interp",
-            Op::Stat => "stat",
-            Op::Access => "access",
-            Op::Readlink => "readlink",
-            Op::Chdir => "chdir",
-            Op::Mkdir => "mkdir",
-            Op::Rmdir => "rmdir",
-            Op::Unlink => "unlink",
-            Op::RenameFrom => "rename-from",
-            Op::RenameTo => "rename-to",
-            Op::LinkFrom => "link-from",
-            Op::LinkTo => "link-to",
-            Op::Symlink => "symlink",
-            Op::Follow => "follow",
-            Op::Connect => "connect",
-            Op::Bind => "bind",
-            Op::Mknod => "mknod",
-            Op::Chmod => "chmod",
-            Op::Chown => "chown",
-            Op::Utime => "utime",
-            Op::Xattr => "xattr",
-            Op::Watch => "watch",
-            Op::Chroot => "chroot",
-        }
     }
 }
 
