@@ -321,7 +321,7 @@ impl Report {
 fn join(outcomes: &[Outcome]) -> String {
     outcomes
         .iter()
-        .map(|o| o.as_str())
+        .map(super::manifest::Outcome::as_str)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -407,8 +407,8 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
     }
     let ow: BTreeSet<&String> = old.warnings.iter().collect();
     let nw: BTreeSet<&String> = new.warnings.iter().collect();
-    report.warnings_added = nw.difference(&ow).map(|s| s.to_string()).collect();
-    report.warnings_removed = ow.difference(&nw).map(|s| s.to_string()).collect();
+    report.warnings_added = nw.difference(&ow).map(|s| (*s).clone()).collect();
+    report.warnings_removed = ow.difference(&nw).map(|s| (*s).clone()).collect();
 
     let old_index: HashMap<&MPath, &Entry> = old.entries.iter().map(|e| (&e.path, e)).collect();
     let new_index: HashMap<&MPath, &Entry> = new.entries.iter().map(|e| (&e.path, e)).collect();

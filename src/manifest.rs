@@ -383,7 +383,7 @@ pub enum ManifestError {
     Write { path: String, cause: std::io::Error },
 }
 
-fn json_error(path: &str, e: serde_json::Error) -> ManifestError {
+fn json_error(path: &str, e: &serde_json::Error) -> ManifestError {
     // serde_json appends " at line L column C" to its message; we report
     // those separately.
     let msg = e.to_string();
@@ -408,11 +408,11 @@ impl Manifest {
         struct Probe {
             schema: Option<serde_json::Value>,
         }
-        let probe: Probe = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
+        let probe: Probe = serde_json::from_slice(data).map_err(|e| json_error(name, &e))?;
         match probe.schema {
             Some(serde_json::Value::Number(n))
                 if n.as_u64().is_some_and(|v| {
-                    (OLDEST_SCHEMA as u64..=SCHEMA_VERSION as u64).contains(&v)
+                    (u64::from(OLDEST_SCHEMA)..=u64::from(SCHEMA_VERSION)).contains(&v)
                 }) => {}
             Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
                 return Err(ManifestError::Schema {
@@ -431,7 +431,7 @@ impl Manifest {
                 })
             }
         }
-        let mut m: Manifest = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
+        let mut m: Manifest = serde_json::from_slice(data).map_err(|e| json_error(name, &e))?;
         m.validate(name)?;
         m.upgrade();
         Ok(m)

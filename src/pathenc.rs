@@ -283,7 +283,7 @@ mod tests {
             .map(|p| MPath::new(*p).unwrap())
             .collect();
         v.sort();
-        let s: Vec<String> = v.iter().map(|p| p.encoded()).collect();
+        let s: Vec<String> = v.iter().map(super::MPath::encoded).collect();
         assert_eq!(s, ["/", "/a", "/usr", "/usr/lib", "/usr-x"]);
     }
 
@@ -292,7 +292,7 @@ mod tests {
         let p = MPath::new("/a/b/c").unwrap();
         assert_eq!(p.parent().unwrap().encoded(), "/a/b");
         assert_eq!(MPath::new("/a").unwrap().parent().unwrap(), MPath::root());
-        let anc: Vec<String> = p.ancestors().iter().map(|p| p.encoded()).collect();
+        let anc: Vec<String> = p.ancestors().iter().map(super::MPath::encoded).collect();
         assert_eq!(anc, ["/", "/a", "/a/b"]);
         assert!(p.starts_with(&MPath::new("/a/b").unwrap()));
         assert!(!MPath::new("/a/bc")

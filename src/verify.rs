@@ -328,9 +328,10 @@ fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec
         let Some(exe) = view.regular_file(&m.path) else {
             continue;
         };
-        let interp = match crate::resolve::loader_of(exe) {
-            Some(crate::resolve::Loader::Elf(i)) | Some(crate::resolve::Loader::Script(i)) => i,
-            None => continue,
+        let Some(crate::resolve::Loader::Elf(interp) | crate::resolve::Loader::Script(interp)) =
+            crate::resolve::loader_of(exe)
+        else {
+            continue;
         };
         if !view.exists(&interp, true) {
             out.insert((interp, m.path.clone()));
@@ -555,7 +556,7 @@ fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> 
         .filter(|e| e.kind != Kind::Missing)
         .map(|e| e.path.clone())
         .collect();
-    for e in manifest.entries.iter_mut() {
+    for e in &mut manifest.entries {
         if failed && e.created && wanted.contains(&e.path) {
             println!(
                 "restoring: {} (the recorded run made it, but the command fails without it)",

@@ -262,7 +262,7 @@ fn s(p: &Path) -> String {
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(std::string::ToString::to_string).collect()
 }
 
 /// A test directory daemons dropping to other users can read.

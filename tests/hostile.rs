@@ -40,7 +40,10 @@ fn manifest_lines(entries: &[String]) -> String {
 }
 
 fn manifest(entries: &[Value]) -> String {
-    let lines: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+    let lines: Vec<String> = entries
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     manifest_lines(&lines)
 }
 
@@ -585,7 +588,7 @@ fn bad_paths_are_refused_before_anything_is_written() {
     for (i, (path, want)) in cases.iter().enumerate() {
         for kind in ["symlink", "dir"] {
             let target = if kind == "symlink" {
-                format!(", \"target\": {:?}", canary)
+                format!(", \"target\": {canary:?}")
             } else {
                 String::new()
             };

@@ -177,7 +177,10 @@ fn ids_are_dropped_and_no_new_privs_is_set() {
     let nb = nobody();
     let name = std::ffi::CString::new(nb.name.clone()).unwrap();
     let groups = nix::unistd::getgrouplist(&name, nb.gid).unwrap();
-    let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let mut groups: Vec<String> = groups
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     groups.sort();
     groups.dedup();
     let out = common::success(&mut run_in(&jail, &["--user", "nobody"], &["probe", "ids"]));

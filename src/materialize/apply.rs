@@ -88,6 +88,7 @@ enum Credit {
 const ACCOUNTS_MAX: u64 = 64 << 20;
 
 /// What a file item asks for.
+#[derive(Clone, Copy)]
 struct FileWant<'a> {
     mode_cap: u32,
     sha256: Option<&'a str>,
@@ -332,7 +333,7 @@ impl<'a> Executor<'a> {
                     &name,
                     &cur,
                     ty,
-                    makedev(*major as u64, *minor as u64),
+                    makedev(u64::from(*major), u64::from(*minor)),
                     *meta,
                 )
             }
@@ -377,7 +378,7 @@ impl<'a> Executor<'a> {
         };
         match fstat(jail.root()) {
             Ok(st) if st.st_mode & 0o7777 == meta.mode && (st.st_uid, st.st_gid) == (uid, gid) => {
-                self.report.stats.unchanged += 1
+                self.report.stats.unchanged += 1;
             }
             Ok(st) => {
                 self.act(format!(

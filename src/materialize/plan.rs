@@ -193,7 +193,7 @@ fn node_meta(e: &Entry, ty: SFlag, rdev: Option<(u32, u32)>) -> Meta {
                 (
                     nix::sys::stat::major(s.st_rdev),
                     nix::sys::stat::minor(s.st_rdev),
-                ) == (ma as u64, mi as u64)
+                ) == (u64::from(ma), u64::from(mi))
             })
     });
     // Special bits make no sense on nodes; never create them.

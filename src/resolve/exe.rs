@@ -88,7 +88,7 @@ fn elf_interp(f: &mut std::fs::File, head: &[u8]) -> Option<Vec<u8>> {
         let mut v = 0u64;
         for i in 0..b.len() {
             let byte = if le { b[b.len() - 1 - i] } else { b[i] };
-            v = (v << 8) | byte as u64;
+            v = (v << 8) | u64::from(byte);
         }
         v
     };
@@ -96,9 +96,17 @@ fn elf_interp(f: &mut std::fs::File, head: &[u8]) -> Option<Vec<u8>> {
         if head.len() < 64 {
             return None;
         }
-        (uint(&head[32..40]), u16_at(54) as u64, u16_at(56) as u64)
+        (
+            uint(&head[32..40]),
+            u64::from(u16_at(54)),
+            u64::from(u16_at(56)),
+        )
     } else {
-        (uint(&head[28..32]), u16_at(42) as u64, u16_at(44) as u64)
+        (
+            uint(&head[28..32]),
+            u64::from(u16_at(42)),
+            u64::from(u16_at(44)),
+        )
     };
     if phentsize == 0 || phnum > 4096 {
         return None;

@@ -74,7 +74,7 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     // back its CPU mask by now). Each part has its own caches; the merge
     // is a union, so the result does not depend on the split.
     let parts = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(4)
         .min(keys.len() / PARALLEL_MIN + 1);
     let mut resolved: Vec<(Resolver, Vec<Vec<u8>>)> = if parts > 1 {
@@ -574,7 +574,7 @@ mod tests {
         with_tree(|d, r| {
             let res = r.resolve(&b(&d.join("abs")), true);
             assert_eq!(res.path, b(&d.join("usr/lib/libx.so.1")));
-            let links: Vec<_> = res.links.to_vec();
+            let links: Vec<_> = res.links.clone();
             assert_eq!(
                 links,
                 [

@@ -566,7 +566,7 @@ mod tests {
             (u[0].unwrap().ops, u[1].unwrap().ops),
             (Ops::one(Op::Chroot), Ops::one(Op::Stat))
         );
-        let dont_follow = libc::IN_DONT_FOLLOW as u64;
+        let dont_follow = u64::from(libc::IN_DONT_FOLLOW);
         assert_eq!(
             one(Sys::InotifyAddWatch, [3, x, 0, 0, 0, 0]),
             (Op::Watch, true)

@@ -403,7 +403,7 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()
-                .map(|s| s.to_string())
+                .map(std::string::ToString::to_string)
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             t.kill_all(libc::SIGKILL);
@@ -723,9 +723,8 @@ impl Tracer<'_> {
                 self.stats.syscalls
             );
         }
-        let (arch, nr, args) = match sys::syscall_info(pid) {
-            Ok(sys::SyscallInfo::Seccomp { arch, nr, args }) => (arch, nr, args),
-            _ => return self.resume(pid, 0),
+        let Ok(sys::SyscallInfo::Seccomp { arch, nr, args }) = sys::syscall_info(pid) else {
+            return self.resume(pid, 0);
         };
         let Some(call) = arch::lookup(arch, nr) else {
             const X32: &str = "x32 syscalls are not decoded: their accesses are missing";
@@ -806,9 +805,8 @@ impl Tracer<'_> {
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) {
-        let (rval, is_error) = match sys::syscall_info(pid) {
-            Ok(sys::SyscallInfo::Exit { rval, is_error }) => (rval, is_error),
-            _ => return,
+        let Ok(sys::SyscallInfo::Exit { rval, is_error }) = sys::syscall_info(pid) else {
+            return;
         };
         if let Some(task) = self.tasks.get_mut(&pid) {
             if std::mem::take(&mut task.setid_call) {

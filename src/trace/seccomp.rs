@@ -252,7 +252,7 @@ mod tests {
 
     /// What the filter must answer, from the tables and the rules.
     fn expected(arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let Some(sys) = arch::lookup(arch, nr as u64) else {
+        let Some(sys) = arch::lookup(arch, u64::from(nr)) else {
             return ALLOW;
         };
         let wide = arch == arch::AUDIT_ARCH_X86_64;
@@ -260,7 +260,7 @@ mod tests {
         let stops = match stop_rule(sys) {
             Stop::Always => true,
             Stop::ArgNonZero(i) => arg(i) != 0,
-            Stop::ArgIn(i, values) => values.iter().any(|&v| arg(i) == v as u64),
+            Stop::ArgIn(i, values) => values.iter().any(|&v| arg(i) == u64::from(v)),
         };
         if stops {
             TRACE
@@ -285,7 +285,7 @@ mod tests {
                         expected(arch, nr, args),
                         "arch {arch:#x} nr {nr} arg {p:#x}"
                     );
-                    traced += (got == TRACE) as u32;
+                    traced += u32::from(got == TRACE);
                 }
             }
             assert!(traced > 50, "{traced}");

@@ -124,7 +124,7 @@ pub fn syscall_info(pid: Pid) -> Result<SyscallInfo, Errno> {
 
 /// Reads one word of tracee memory (fallback when process_vm_readv fails).
 pub fn peek(pid: Pid, addr: u64) -> Result<[u8; 8], Errno> {
-    ptrace_raw(libc::PTRACE_PEEKDATA, pid, addr as usize, 0).map(|w| w.to_ne_bytes())
+    ptrace_raw(libc::PTRACE_PEEKDATA, pid, addr as usize, 0).map(i64::to_ne_bytes)
 }
 
 /// Stops jailtrace itself (job control) until a SIGCONT.

@@ -121,7 +121,9 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// and returns the binary's path. `extra` adds compiler flags, e.g.
 /// `-static` or `-pthread`; each distinct flag set gets its own binary.
 pub fn fixture(name: &str, extra: &[&str]) -> PathBuf {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(format!("{name}.c"));
