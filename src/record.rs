@@ -38,7 +38,7 @@ pub struct RecordArgs {
     /// CPU placement of the tracer and the traced command (see
     /// docs/performance.md).
     #[arg(long, value_enum, default_value = "same")]
-    pub cpu: trace::Placement,
+    pub cpu: CpuArg,
     /// Record the SHA-256 of every regular file read.
     #[arg(long)]
     pub hash: bool,
@@ -50,6 +50,29 @@ pub struct RecordArgs {
         value_name = "CMD"
     )]
     pub command: Vec<OsString>,
+}
+
+/// `--cpu`: the command line's name for [`trace::Placement`], so that clap
+/// stays out of the tracer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CpuArg {
+    /// Pin jailtrace and the command to the CPU jailtrace starts on (the
+    /// fastest; the command still sees its original CPU mask).
+    Same,
+    /// Pin only jailtrace.
+    Tracer,
+    /// Change nothing.
+    None,
+}
+
+impl From<CpuArg> for trace::Placement {
+    fn from(c: CpuArg) -> trace::Placement {
+        match c {
+            CpuArg::Same => trace::Placement::Same,
+            CpuArg::Tracer => trace::Placement::Tracer,
+            CpuArg::None => trace::Placement::None,
+        }
+    }
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -126,7 +149,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let opts = TraceOptions {
-        placement: args.cpu,
+        placement: args.cpu.into(),
         timeout: args.timeout,
         grace: args.grace,
         progress: std::io::stderr().is_terminal(),

@@ -142,7 +142,7 @@ impl IntoIterator for RawLog {
 /// Where the tracer and its tracees run. Every ptrace stop is a round trip
 /// between tracee and tracer; when they sit on different CPUs each trip
 /// costs a cross-CPU wake-up. See docs/performance.md for measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// Pin the tracer and the whole command to the CPU jailtrace starts on.
     /// The fastest on every measured workload, parallel builds included:
