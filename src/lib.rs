@@ -8,10 +8,12 @@
 //! - [`manifest`] and [`pathenc`]: the manifest schema and its path encoding.
 //! - [`accounts`]: what of the account databases a jail gets.
 //! - [`location`]: whether others can write above a jail.
+//! - [`beneath`]: the one way a path inside a jail is opened.
 //! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
 //!   other commands.
 
 pub mod accounts;
+pub mod beneath;
 pub mod check;
 pub mod cli;
 pub mod diff;

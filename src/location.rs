@@ -53,3 +53,12 @@ pub fn writable_ancestors(jail: &Path, owner: u32) -> Vec<WritableAncestor> {
     }
     out
 }
+
+/// True when `dir` is the host's root directory: the same (device, inode)
+/// as `/`. Comparing paths is not enough: a bind mount of `/` elsewhere, or
+/// a path that canonicalizes differently, names the same directory.
+pub fn is_host_root(dir: std::os::fd::BorrowedFd<'_>) -> nix::Result<bool> {
+    let d = nix::sys::stat::fstat(dir)?;
+    let r = nix::sys::stat::stat("/")?;
+    Ok((d.st_dev, d.st_ino) == (r.st_dev, r.st_ino))
+}

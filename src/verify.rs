@@ -143,7 +143,7 @@ impl JailView {
     }
 
     fn openat(&self, path: &[u8], flags: nix::fcntl::OFlag) -> Option<std::os::fd::OwnedFd> {
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use nix::fcntl::OFlag;
         let rel = std::ffi::OsStr::from_bytes(path.strip_prefix(b"/").unwrap_or(path));
         let rel = if rel.is_empty() {
             std::ffi::OsStr::new(".")
@@ -156,11 +156,14 @@ impl JailView {
         } else {
             OFlag::O_NOCTTY | OFlag::O_NONBLOCK
         };
-        let how = OpenHow::new()
-            .flags(flags | OFlag::O_CLOEXEC | extra)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         use std::os::fd::AsFd;
-        crate::run::openat2_retry(self.root.as_fd(), rel, how).ok()
+        crate::beneath::open(
+            self.root.as_fd(),
+            rel,
+            flags | extra,
+            crate::beneath::Resolve::InRoot,
+        )
+        .ok()
     }
 
     /// Whether the jail lacks the host object of `e`, or holds a regular

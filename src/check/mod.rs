@@ -157,7 +157,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         }
         e => io_err(e),
     })?;
-    if crate::run::is_host_root(root.as_fd()).map_err(io_err)? {
+    if crate::location::is_host_root(root.as_fd()).map_err(io_err)? {
         return Err(CheckError::HostRoot(shown));
     }
     let canon = std::fs::canonicalize(jail).map_err(|source| CheckError::Jail {

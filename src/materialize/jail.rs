@@ -15,17 +15,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, FileStat, SFlag};
 
+use crate::beneath::Resolve;
 use crate::pathenc::MPath;
-
-fn resolve_flags() -> ResolveFlag {
-    ResolveFlag::RESOLVE_BENEATH
-        | ResolveFlag::RESOLVE_NO_SYMLINKS
-        | ResolveFlag::RESOLVE_NO_MAGICLINKS
-        | ResolveFlag::RESOLVE_NO_XDEV
-}
 
 /// Opens `rel` (a relative path, `""` for `dir` itself) beneath `dir` without
 /// following any symlink or crossing any mount. `O_NOFOLLOW` is always added:
@@ -36,18 +30,7 @@ pub fn open_beneath(dir: impl AsFd, rel: &[u8], flags: OFlag) -> nix::Result<Own
     } else {
         Path::new(OsStr::from_bytes(rel))
     };
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-        .resolve(resolve_flags());
-    // openat2 returns EAGAIN when a concurrent rename might have raced the
-    // lookup; a few retries settle it.
-    let mut tries = 0;
-    loop {
-        match openat2(dir.as_fd(), rel, how) {
-            Err(Errno::EAGAIN | Errno::EINTR) if tries < 16 => tries += 1,
-            r => return r,
-        }
-    }
+    crate::beneath::open(dir.as_fd(), rel, flags | OFlag::O_NOFOLLOW, Resolve::Strict)
 }
 
 /// What is at a path in the jail.

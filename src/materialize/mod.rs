@@ -60,10 +60,6 @@ pub struct MaterializeArgs {
     pub jail: PathBuf,
 }
 
-fn is_fs_root(st: &nix::sys::stat::FileStat) -> bool {
-    nix::sys::stat::stat("/").is_ok_and(|r| (r.st_dev, r.st_ino) == (st.st_dev, st.st_ino))
-}
-
 /// Opens (and if needed creates) the jail directory. `Ok(None)`: a dry run
 /// into a jail that does not exist yet.
 fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<jail::Jail>> {
@@ -98,10 +94,9 @@ fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<jail::Jail>> {
             format!("{shown}: cannot open the jail directory: {}", e.desc()),
         )
     })?;
-    let st = nix::sys::stat::fstat(&fd)?;
     // Checked again on the open directory: a path can reach / in ways
     // canonicalize does not see (a bind mount of /).
-    if is_fs_root(&st) {
+    if crate::location::is_host_root(std::os::fd::AsFd::as_fd(&fd))? {
         return Err(refuse_root().into());
     }
     Ok(Some(jail::Jail::new(fd, path.to_path_buf())))

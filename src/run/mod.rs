@@ -28,9 +28,8 @@ use nix::unistd::{ForkResult, Pid};
 
 pub use child::{child_main, enter_jail, exec_command, read_report, ChildError, Step};
 pub use plan::{
-    exec_candidates, is_host_root, mounts_from_manifest, openat2_retry, parse_mount,
-    resolve_identity, safe_env, Identity, JailOptions, MountKind, MountSpec, Plan, PlanError,
-    DEFAULT_LOG_SOCKET, SAFE_PATH,
+    exec_candidates, mounts_from_manifest, parse_mount, resolve_identity, safe_env, Identity,
+    JailOptions, MountKind, MountSpec, Plan, PlanError, DEFAULT_LOG_SOCKET, SAFE_PATH,
 };
 
 use crate::error::{Failure, EXIT_INTERNAL};

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use libc::c_char;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Group, Uid, User};
 
+use crate::beneath::Resolve;
 use crate::manifest::{Class, Kind, Manifest};
 
 /// The PATH a jailed command gets when the environment is reset.
@@ -353,15 +354,6 @@ pub(crate) struct PreparedMount {
     pub source: Option<CString>,
 }
 
-/// True when `dir` is the host's root directory: the same (device, inode)
-/// as `/`. Comparing paths is not enough: a bind mount of `/` elsewhere, or
-/// a path that canonicalizes differently, names the same directory.
-pub fn is_host_root(dir: BorrowedFd<'_>) -> nix::Result<bool> {
-    let d = nix::sys::stat::fstat(dir)?;
-    let r = nix::sys::stat::stat("/")?;
-    Ok((d.st_dev, d.st_ino) == (r.st_dev, r.st_ino))
-}
-
 /// Everything needed to enter the jail and exec, prepared before the fork.
 /// The child side ([`super::enter_jail`], [`super::exec_command`]) only
 /// reads it.
@@ -417,7 +409,7 @@ impl Plan {
             }
             e => io_err(e),
         })?;
-        if is_host_root(jail_fd.as_fd()).map_err(io_err)? {
+        if crate::location::is_host_root(jail_fd.as_fd()).map_err(io_err)? {
             return Err(PlanError::HostRoot(shown));
         }
         let st = nix::sys::stat::fstat(jail_fd.as_fd()).map_err(io_err)?;
@@ -536,45 +528,6 @@ fn check_stdio() -> Result<(), PlanError> {
     Ok(())
 }
 
-/// `openat2`, retried when it fails with EAGAIN: with `RESOLVE_BENEATH` or
-/// `RESOLVE_IN_ROOT`, the kernel returns EAGAIN for a path with `..` when
-/// any rename or mount happened anywhere on the system during the lookup,
-/// since it cannot then prove the result stayed inside. A busy host must
-/// not make a jail unusable. Allocation-free: the child uses it too.
-pub fn openat2_retry<P: ?Sized + nix::NixPath>(
-    dir: BorrowedFd<'_>,
-    path: &P,
-    how: OpenHow,
-) -> nix::Result<OwnedFd> {
-    let mut tries = 0;
-    loop {
-        match nix::fcntl::openat2(dir, path, how) {
-            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
-            r => return r,
-        }
-    }
-}
-
-/// How openat2 resolves paths inside the jail: beneath the jail directory,
-/// through no symlink at all. A jail's `proc -> /etc` must not make us mount
-/// over the host's /etc, and a symlink that stays inside is refused too:
-/// the mount point must be exactly where it claims to be.
-fn jail_how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS)
-}
-
-/// The syslog socket's mount point may be a symlink, as `/dev/log` is on
-/// most hosts (`-> /run/systemd/journal/dev-log`) and so in a jail built
-/// from a recording: it is resolved with the jail as root, so that neither
-/// an absolute target nor `..` can lead out of it.
-fn in_root_how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
-}
-
 /// True when `path` (a path inside the jail) exists there, resolving
 /// symlinks with the jail as root when `follow` is set. For messages only.
 pub(crate) fn exists_in_jail(root: BorrowedFd<'_>, path: &std::ffi::CStr, follow: bool) -> bool {
@@ -583,7 +536,7 @@ pub(crate) fn exists_in_jail(root: BorrowedFd<'_>, path: &std::ffi::CStr, follow
     } else {
         OFlag::O_PATH | OFlag::O_NOFOLLOW
     };
-    openat2_retry(root, path, in_root_how(flags)).is_ok()
+    crate::beneath::open(root, path, flags, Resolve::InRoot).is_ok()
 }
 
 /// Opens a mount target, given relative to the jail's root descriptor, and
@@ -597,11 +550,11 @@ pub(crate) fn open_mount_target(
     target: &std::ffi::CStr,
     kind: MountKind,
 ) -> nix::Result<OwnedFd> {
-    let how = match kind {
-        MountKind::DevLog => in_root_how(OFlag::O_PATH),
-        MountKind::Proc | MountKind::Sys => jail_how(OFlag::O_PATH),
+    let rule = match kind {
+        MountKind::DevLog => Resolve::InRoot,
+        MountKind::Proc | MountKind::Sys => Resolve::NoSymlinks,
     };
-    let fd = openat2_retry(jail, target, how)?;
+    let fd = crate::beneath::open(jail, target, OFlag::O_PATH, rule)?;
     let st = nix::sys::stat::fstat(fd.as_fd())?;
     let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
     match (kind, fmt) {
@@ -667,13 +620,20 @@ fn prepare_mount_point(
         .try_clone_to_owned()
         .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     for comp in parents {
-        let how = || jail_how(OFlag::O_PATH | OFlag::O_DIRECTORY);
-        let next = match openat2_retry(dir.as_fd(), *comp, how()) {
+        let open = |dir: &OwnedFd| {
+            crate::beneath::open(
+                dir.as_fd(),
+                *comp,
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+                Resolve::NoSymlinks,
+            )
+        };
+        let next = match open(&dir) {
             Err(Errno::ENOENT) => {
                 nix::sys::stat::mkdirat(dir.as_fd(), *comp, Mode::from_bits_truncate(0o755))
                     .or_else(|e| if e == Errno::EEXIST { Ok(()) } else { Err(e) })
                     .map_err(fail)?;
-                openat2_retry(dir.as_fd(), *comp, how()).map_err(fail)?
+                open(&dir).map_err(fail)?
             }
             r => r.map_err(fail)?,
         };
@@ -720,10 +680,11 @@ fn prepare_mount_point(
             } else {
                 parent
             };
-            create_in = openat2_retry(
+            create_in = crate::beneath::open(
                 root,
                 parent.as_slice(),
-                in_root_how(OFlag::O_PATH | OFlag::O_DIRECTORY),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+                Resolve::InRoot,
             )
             .map_err(|e| PlanError::MountPoint {
                 path: shown.clone(),
