@@ -429,6 +429,9 @@ fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
+/// Hand-written rather than procfs's `MountInfo`: that keeps the kernel's
+/// octal escapes (`\040` for a space) in mount points, and a jail path with
+/// a space would then match no mount.
 pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|l| {
@@ -495,35 +498,22 @@ pub fn mount_findings(mounts: &[(Vec<u8>, String)], out: &mut Vec<Finding>) {
 /// Processes running as root (any of real, effective, saved, fs uid) whose
 /// root directory is the jail or inside it.
 pub fn root_processes(jail: &Path, out: &mut Vec<Finding>) {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(procs) = procfs::process::all_processes() else {
         return;
     };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(root) = std::fs::read_link(e.path().join("root")) else {
+    // A process that exits meanwhile is simply skipped.
+    for p in procs.flatten() {
+        let Ok(root) = p.root() else {
             continue;
         };
         if !root.starts_with(jail) {
             continue;
         }
-        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+        let Ok(st) = p.status() else {
             continue;
         };
-        let field = |k: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-                .unwrap_or_default()
-        };
-        if field("Uid:").iter().any(|u| u == "0") {
-            let comm = field("Name:").join(" ");
+        if [st.ruid, st.euid, st.suid, st.fuid].contains(&0) {
+            let (pid, comm) = (p.pid, st.name);
             let mut path = b"/".to_vec();
             if let Ok(rel) = root.strip_prefix(jail) {
                 path.extend_from_slice(rel.as_os_str().as_bytes());

@@ -453,15 +453,10 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
 }
 
 fn has_cap_sys_admin() -> bool {
-    // CapEff bit 21 in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 21) != 0)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        // CAP_SYS_ADMIN is capability 21.
+        .is_ok_and(|s| s.capeff & (1 << 21) != 0)
 }
 
 impl Task {
@@ -1201,8 +1196,10 @@ fn exists(root: Option<&[u8]>, path: &[u8], follow: bool) -> bool {
     r.is_ok() || r.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
+/// Once per new task, never per syscall.
 fn read_tgid(pid: Pid) -> Option<Pid> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let v = s.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
-    v.trim().parse().ok().map(Pid::from_raw)
+    let st = procfs::process::Process::new(pid.as_raw())
+        .and_then(|p| p.status())
+        .ok()?;
+    Some(Pid::from_raw(st.tgid))
 }
