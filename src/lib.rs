@@ -9,6 +9,7 @@
 //! - [`accounts`]: what of the account databases a jail gets.
 //! - [`location`]: whether others can write above a jail.
 //! - [`beneath`]: the one way a path inside a jail is opened.
+//! - [`devices`]: the device nodes a jail may hold.
 //! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
 //!   other commands.
 
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod beneath;
 pub mod check;
 pub mod cli;
+pub mod devices;
 pub mod diff;
 pub mod error;
 pub mod location;

@@ -643,6 +643,15 @@ fn current_umask() -> u32 {
     old.bits()
 }
 
+/// The hex SHA-256 of everything `r` yields: the one digest format of the
+/// manifest (`record --hash`, `materialize`'s checks).
+pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut r, &mut h)?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

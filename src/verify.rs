@@ -406,10 +406,7 @@ fn print_findings(f: &Findings, jail: &Path, failed: bool) {
         );
     }
     for d in &f.devices {
-        let hint = if crate::materialize::SAFE_DEVICES
-            .iter()
-            .any(|s| s.0.as_bytes() == d.as_slice())
-        {
+        let hint = if crate::devices::is_safe_path(d) {
             "in the safe set: --fix, or materialize, creates it"
         } else {
             "outside the safe set: materialize --allow-device creates it, if the program must have it"
@@ -514,11 +511,12 @@ fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
                     readable_by(e.path.as_path(), id.uid.as_raw(), id.gid.as_raw(), &groups)
                 }
                 Kind::Chardev | Kind::Blockdev => {
-                    crate::materialize::SAFE_DEVICES.iter().any(|d| {
-                        d.0 == e.path.encoded().as_str()
-                            && Some(d.1) == e.major
-                            && Some(d.2) == e.minor
-                    })
+                    e.kind == Kind::Chardev
+                        && crate::devices::is_safe(
+                            e.path.as_bytes(),
+                            e.major.unwrap_or(u32::MAX),
+                            e.minor.unwrap_or(u32::MAX),
+                        )
                 }
                 _ => true,
             };
@@ -684,14 +682,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         // lack what the manifest holds (removed by hand, built from an
         // older manifest, or half-written by the failed run itself).
         println!("materializing {} into {}", mpath.display(), jail.display());
-        let (status, changes) = crate::materialize::build(&crate::materialize::MaterializeArgs {
-            dry_run: false,
-            allow_device: Vec::new(),
-            with_outputs: false,
-            keep_password_hashes: false,
-            accounts: None,
+        let (status, changes) = crate::materialize::build(&crate::materialize::Request {
             manifest: mpath.clone(),
             jail: jail.clone(),
+            ..Default::default()
         })?;
         if status != 0 {
             return Err(internal(format!(

@@ -79,9 +79,7 @@ fn minor(rdev: u64) -> u64 {
 /// tty). Matched by number only: whatever its name, such a node gives
 /// nothing more than /dev/null or /dev/tty does.
 fn safe_char_device(maj: u64, min: u64) -> bool {
-    crate::materialize::SAFE_DEVICES
-        .iter()
-        .any(|&(_, ma, mi)| (u64::from(ma), u64::from(mi)) == (maj, min))
+    crate::devices::is_safe_number(maj, min)
 }
 /// Raw memory and I/O ports: /dev/mem, /dev/kmem, /dev/port.
 const MEMORY_DEVICES: [(u64, u64, &str); 3] =

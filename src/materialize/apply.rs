@@ -610,7 +610,7 @@ impl<'a> Executor<'a> {
                     (Some(t), _) => jail_file(fd).and_then(read_all).is_ok_and(|j| &j == t),
                     // With a recorded hash the content itself is compared.
                     (None, Some(h)) => jail_file(fd)
-                        .and_then(crate::resolve::sha256_hex)
+                        .and_then(crate::manifest::sha256_hex)
                         .is_ok_and(|j| j.eq_ignore_ascii_case(h)),
                     (None, None) => {
                         (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec)
@@ -916,7 +916,7 @@ fn sha256_of(f: &File) -> io::Result<String> {
             Ok(n)
         }
     }
-    crate::resolve::sha256_hex(At(f, 0))
+    crate::manifest::sha256_hex(At(f, 0))
 }
 
 fn read_all(mut f: File) -> io::Result<Vec<u8>> {

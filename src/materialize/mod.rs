@@ -28,8 +28,6 @@ use crate::error::Failure;
 use crate::manifest::Manifest;
 use crate::pathenc::MPath;
 
-pub use plan::SAFE_DEVICES;
-
 #[derive(Debug, clap::Args)]
 pub struct MaterializeArgs {
     /// Print what would be created or changed, and change nothing.
@@ -117,12 +115,39 @@ fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
 }
 
 pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
-    build(args).map(|(status, _)| status)
+    build(&args.request()).map(|(status, _)| status)
+}
+
+/// What to materialize, and how: the command line's options without clap,
+/// for callers other than the command (`verify --fix`).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub manifest: PathBuf,
+    pub jail: PathBuf,
+    pub dry_run: bool,
+    pub allow_device: Vec<PathBuf>,
+    pub with_outputs: bool,
+    pub keep_password_hashes: bool,
+    pub accounts: Option<Vec<String>>,
+}
+
+impl MaterializeArgs {
+    pub fn request(&self) -> Request {
+        Request {
+            manifest: self.manifest.clone(),
+            jail: self.jail.clone(),
+            dry_run: self.dry_run,
+            allow_device: self.allow_device.clone(),
+            with_outputs: self.with_outputs,
+            keep_password_hashes: self.keep_password_hashes,
+            accounts: self.accounts.clone(),
+        }
+    }
 }
 
 /// Materializes, and also says how many objects were created or changed
 /// (`verify --fix` stops only when a round changes nothing).
-pub fn build(args: &MaterializeArgs) -> anyhow::Result<(i32, u64)> {
+pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
     // Everything is validated before anything is created, the jail included.
     // As a Failure: ManifestError's message already includes its cause,
     // which anyhow's chain would print a second time.
@@ -220,7 +245,7 @@ pub fn build(args: &MaterializeArgs) -> anyhow::Result<(i32, u64)> {
 }
 
 fn print_summary(
-    args: &MaterializeArgs,
+    args: &Request,
     jail: &str,
     r: &apply::Report,
     warnings: &[String],

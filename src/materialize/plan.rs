@@ -90,18 +90,6 @@ pub struct PlanError {
     pub reason: String,
 }
 
-/// Devices created without `--allow-device`: harmless ones every libc and
-/// language runtime expects. Matched by path *and* number, so a manifest
-/// cannot pass off `/dev/sda` as `/dev/null`.
-pub const SAFE_DEVICES: [(&str, u32, u32); 6] = [
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
-
 fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
     let allow = format!("name it with --allow-device {} to create it", e.path);
     let path = e.path.encoded();
@@ -110,7 +98,7 @@ fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
             "block device {major}:{minor} gives raw access to a disk; refused ({allow})"
         ));
     }
-    if let Some(&(_, ma, mi)) = SAFE_DEVICES.iter().find(|d| d.0 == path) {
+    if let Some(&(_, ma, mi)) = crate::devices::SAFE.iter().find(|d| d.0 == path) {
         if (ma, mi) == (major, minor) {
             return None;
         }

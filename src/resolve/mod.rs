@@ -494,16 +494,7 @@ pub fn classify(path: &MPath, kind: Kind) -> Class {
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
-    sha256_hex(exe::open_regular(path)?).ok()
-}
-
-/// The hex SHA-256 of everything `r` yields: the one digest format of the
-/// manifest (`record --hash`, `materialize`'s checks).
-pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut r, &mut h)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    crate::manifest::sha256_hex(exe::open_regular(path)?).ok()
 }
 
 fn split(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
