@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Failure;
+use crate::error::{Exit, Failure};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,37 +49,39 @@ impl Command {
     }
 }
 
-/// Parses the process arguments, runs the command and returns the exit status.
-pub fn main() -> i32 {
+/// Parses the process arguments, runs the command and says how jailtrace
+/// ends (see [`Exit`]).
+pub fn main() -> Exit {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return match e.kind() {
+            return Exit::Code(match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => 2,
-            };
+            });
         }
     };
     let code = cli.command.error_code();
+    let code_only = |r: anyhow::Result<i32>| r.map(Exit::Code);
     let result = match &cli.command {
         Command::Record(a) => crate::record::run(a),
-        Command::Materialize(a) => crate::materialize::run(a),
-        Command::Diff(a) => crate::diff::run(a),
-        Command::Merge(a) => crate::merge::run(a),
+        Command::Materialize(a) => code_only(crate::materialize::run(a)),
+        Command::Diff(a) => code_only(crate::diff::run(a)),
+        Command::Merge(a) => code_only(crate::merge::run(a)),
         Command::Run(a) => crate::run::run(a),
-        Command::Verify(a) => crate::verify::run(a),
-        Command::Check(a) => crate::check::run(a),
+        Command::Verify(a) => code_only(crate::verify::run(a)),
+        Command::Check(a) => code_only(crate::check::run(a)),
     };
     match result {
-        Ok(status) => status,
+        Ok(exit) => exit,
         Err(err) => {
             if let Some(f) = err.downcast_ref::<Failure>() {
                 eprintln!("jailtrace: {}", f.message);
-                return f.code;
+                return Exit::Code(f.code);
             }
             eprintln!("jailtrace: {err:#}");
-            code
+            Exit::Code(code)
         }
     }
 }

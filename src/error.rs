@@ -28,6 +28,28 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// How jailtrace ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Exit with this status.
+    Code(i32),
+    /// The command that `record` traced or `run` ran was killed by this
+    /// signal: jailtrace kills itself with it, once its work is done, so
+    /// that a calling shell sees the signal as it would without jailtrace
+    /// (a `while` loop stops on ^C). As strace and GNU timeout do.
+    Signal(i32),
+}
+
+impl Exit {
+    /// The status a shell reports: the code, or 128+N.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(n) => 128 + n,
+        }
+    }
+}
+
 /// Exit status for jailtrace's own failures in commands that run a program
 /// (`record`, `run`, `verify`), as `chroot` and `env` use them.
 pub const EXIT_INTERNAL: i32 = 125;

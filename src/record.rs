@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use regex::Regex;
 
-use crate::error::{Failure, EXIT_CANNOT_EXEC, EXIT_INTERNAL, EXIT_NOT_FOUND};
+use crate::error::{Exit, Failure, EXIT_CANNOT_EXEC, EXIT_INTERNAL, EXIT_NOT_FOUND};
 use crate::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
 use crate::pathenc::{Bytes, MPath};
 use crate::run::Step;
@@ -128,7 +128,7 @@ fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
         .collect()
 }
 
-pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
+pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
     let internal = |msg: String| Failure::new(EXIT_INTERNAL, msg);
     let include = compile(&args.include, "--include").map_err(|e| internal(format!("{e:#}")))?;
     let exclude = compile(&args.exclude, "--exclude").map_err(|e| internal(format!("{e:#}")))?;
@@ -220,18 +220,18 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
             ),
             Err(e) => eprintln!("jailtrace: {e}"),
         }
-        return Ok(EXIT_INTERNAL);
+        return Ok(Exit::Code(EXIT_INTERNAL));
     }
     if let Err(e) = saved {
         // The command ran; say so even though its manifest is lost.
         eprintln!("jailtrace: {e}");
         eprintln!("jailtrace: the traced command exited with status {status}");
-        return Ok(EXIT_INTERNAL);
+        return Ok(Exit::Code(EXIT_INTERNAL));
     }
     for w in &manifest.warnings {
         eprintln!("jailtrace: warning: {w}");
     }
-    Ok(status)
+    Ok(rec.killed_by.map_or(Exit::Code(status), Exit::Signal))
 }
 
 /// Fails early, before the command runs, when the manifest could not be

@@ -31,8 +31,9 @@ pub use plan::{
     exec_candidates, mounts_from_manifest, parse_mount, resolve_identity, safe_env, Identity,
     JailOptions, MountKind, MountSpec, Plan, PlanError, DEFAULT_LOG_SOCKET, SAFE_PATH,
 };
+pub use sys::die_of;
 
-use crate::error::{Failure, EXIT_INTERNAL};
+use crate::error::{Exit, Failure, EXIT_INTERNAL};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -47,22 +48,22 @@ fn internal(msg: impl Into<String>) -> anyhow::Error {
     Failure::new(EXIT_INTERNAL, msg).into()
 }
 
-/// The exit status a shell would report for a wait status.
-pub fn exit_status(ws: WaitStatus) -> Option<i32> {
+/// How a wait status ends jailtrace: the exit code, or the signal.
+pub fn exit_of(ws: WaitStatus) -> Option<Exit> {
     match ws {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
         _ => None,
     }
 }
 
-/// Waits for `child` to end and returns its exit status.
-pub fn wait_exit(child: Pid) -> nix::Result<i32> {
+/// Waits for `child` to end and returns how it ended.
+pub fn wait_exit(child: Pid) -> nix::Result<Exit> {
     loop {
         match waitpid(child, None) {
             Ok(ws) => {
-                if let Some(code) = exit_status(ws) {
-                    return Ok(code);
+                if let Some(exit) = exit_of(ws) {
+                    return Ok(exit);
                 }
             }
             Err(nix::errno::Errno::EINTR) => continue,
@@ -71,7 +72,7 @@ pub fn wait_exit(child: Pid) -> nix::Result<i32> {
     }
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+pub fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     let plan = Plan::new(&args.jail, &args.command).map_err(|e| internal(e.to_string()))?;
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| internal(format!("cannot create a pipe: {e}")))?;

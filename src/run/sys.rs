@@ -296,6 +296,23 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Ends jailtrace by `sig`, the signal that killed the command, with its
+/// default action and without a core dump of jailtrace; 128+N if the
+/// signal's default is not to terminate.
+pub fn die_of(sig: i32) -> ! {
+    use nix::sys::resource::{setrlimit, Resource};
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if let Ok(s) = Signal::try_from(sig) {
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { nix::sys::signal::signal(s, SigHandler::SigDfl) };
+        let mut set = nix::sys::signal::SigSet::empty();
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = nix::sys::signal::raise(s);
+    }
+    std::process::exit(128 + sig)
+}
+
 /// Gives SIGPIPE back its default action. Rust ignores it at startup and
 /// an ignored disposition survives exec: without this, a jailed `cmd | head`
 /// would see EPIPE errors instead of ending quietly.

@@ -184,6 +184,8 @@ pub struct Recording {
     pub log: RawLog,
     /// The command's exit status as a shell reports it.
     pub exit_status: Option<i32>,
+    /// The signal that killed the command, if one did.
+    pub killed_by: Option<i32>,
     /// Set when the command could not be started.
     pub start_failure: Option<crate::run::ChildError>,
     pub warnings: BTreeSet<String>,
@@ -284,6 +286,8 @@ struct Tracer<'a> {
     tasks: HashMap<Pid, Task>,
     root: Pid,
     root_status: Option<i32>,
+    /// The signal that killed the command, if one did.
+    root_signal: Option<i32>,
     log: RawLog,
     warnings: BTreeSet<String>,
     stats: Stats,
@@ -352,6 +356,7 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
         tasks: HashMap::new(),
         root: child.pid,
         root_status: None,
+        root_signal: None,
         log: RawLog::default(),
         warnings: BTreeSet::new(),
         stats: Stats::default(),
@@ -443,6 +448,7 @@ pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceErr
     Ok(Recording {
         log: t.log,
         exit_status: t.root_status,
+        killed_by: t.root_signal,
         start_failure,
         warnings: t.warnings,
         stats: t.stats,
@@ -609,6 +615,7 @@ impl Tracer<'_> {
             }
             if pid == self.root {
                 self.root_status = Some(status_to_shell(s));
+                self.root_signal = libc::WIFSIGNALED(s).then(|| libc::WTERMSIG(s));
                 sys::set_forward_target(None);
             }
             return;

@@ -156,6 +156,11 @@ pub fn fixture(name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// The signal a process died of, if it did.
+pub fn killed_by(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
 /// Runs a command and returns its output, panicking with stderr if it could
 /// not be started.
 pub fn output(cmd: &mut Command) -> Output {
