@@ -1,32 +1,17 @@
-//! jailtrace as a library: each module has one job.
+//! jailtrace as a library, in two floors.
 //!
-//! - [`cli`]: argument parsing and dispatch.
-//! - [`record`]: the `record` command, tying tracing and resolution together.
-//! - [`trace`]: the ptrace engine (spawn, event loop, syscall decoding).
-//! - [`resolve`]: host path resolution, symlink chains, ELF and `#!`
-//!   interpreters, classification into manifest entries.
-//! - [`manifest`] and [`pathenc`]: the manifest schema and its path encoding.
-//! - [`accounts`]: what of the account databases a jail gets.
-//! - [`location`]: whether others can write above a jail.
-//! - [`beneath`]: the one way a path inside a jail is opened.
-//! - [`devices`]: the device nodes a jail may hold.
-//! - [`materialize`], [`diff`], [`merge`], [`run`], [`verify`], [`check`]: the
-//!   other commands.
+//! - [`commands`]: one thin file per subcommand. Each turns its clap
+//!   arguments into the core's options, calls the core, prints, and returns
+//!   how jailtrace ends; [`commands::main`] is the one exit policy. clap
+//!   never passes below this floor.
+//! - [`core`]: the work. [`core::trace`] (the ptrace engine), [`core::resolve`]
+//!   (host path resolution into manifest entries), [`core::manifest`] (the
+//!   schema), [`core::jail`] (building a jail: plan, apply, the one
+//!   beneath-root opener, accounts, devices, location), [`core::launch`]
+//!   (entering a jail and running a command in it), [`core::audit`] (check's
+//!   rules), [`core::diff`], [`core::merge`], [`core::verify`].
+//!
+//! Nothing in `core` uses `commands`. `docs/design.md` is the map.
 
-pub mod accounts;
-pub mod beneath;
-pub mod check;
-pub mod cli;
-pub mod devices;
-pub mod diff;
-pub mod error;
-pub mod location;
-pub mod manifest;
-pub mod materialize;
-pub mod merge;
-pub mod pathenc;
-pub mod record;
-pub mod resolve;
-pub mod run;
-pub mod trace;
-pub mod verify;
+pub mod commands;
+pub mod core;

@@ -8,10 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use jailtrace::diff::{compare, Options};
-use jailtrace::manifest::{Access, Class, CommandInfo, Entry, Kind, Manifest, Mode, Op, Outcome};
-use jailtrace::merge::{merge, Prefer};
-use jailtrace::pathenc::{Bytes, MPath};
+use jailtrace::core::diff::{compare, Options};
+use jailtrace::core::manifest::pathenc::{Bytes, MPath};
+use jailtrace::core::manifest::{
+    Access, Class, CommandInfo, Entry, Kind, Manifest, Mode, Op, Outcome,
+};
+use jailtrace::core::merge::{merge, Prefer};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {

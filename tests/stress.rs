@@ -337,7 +337,7 @@ fn long_paths_and_newlines_round_trip() {
     assert_access(&m, nl.to_str().unwrap(), "read", "ok");
     // And through the library: load and save give the same bytes.
     let text = std::fs::read(d.join("m.json")).unwrap();
-    let parsed = jailtrace::manifest::Manifest::from_slice("m.json", &text).unwrap();
+    let parsed = jailtrace::core::manifest::Manifest::from_slice("m.json", &text).unwrap();
     assert_eq!(parsed.to_bytes(), text);
 }
 
@@ -363,7 +363,7 @@ fn many_distinct_paths_round_trip() {
     );
     assert!(out.status.success());
     let text = std::fs::read(d.join("m.json")).unwrap();
-    let m = jailtrace::manifest::Manifest::from_slice("m.json", &text).unwrap();
+    let m = jailtrace::core::manifest::Manifest::from_slice("m.json", &text).unwrap();
     let files = m
         .entries
         .iter()
@@ -371,7 +371,7 @@ fn many_distinct_paths_round_trip() {
             e.path
                 .as_bytes()
                 .starts_with(d.as_os_str().as_encoded_bytes())
-                && e.has_ok(jailtrace::manifest::Op::Stat)
+                && e.has_ok(jailtrace::core::manifest::Op::Stat)
         })
         .count();
     assert!(files >= 20_000, "{files} paths stat'ed");

@@ -4,18 +4,17 @@
 use std::ffi::{CString, OsString};
 use std::io::IsTerminal;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use regex::Regex;
 
-use crate::error::{Exit, Failure, EXIT_CANNOT_EXEC, EXIT_INTERNAL, EXIT_NOT_FOUND};
-use crate::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
-use crate::pathenc::{Bytes, MPath};
-use crate::run::Step;
-use crate::trace::{self, Launch, TraceError, TraceOptions};
+use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
+use crate::core::launch::Step;
+use crate::core::manifest::pathenc::{Bytes, MPath};
+use crate::core::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
+use crate::core::trace::{self, Launch, TraceError, TraceOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -84,43 +83,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))
 }
 
-/// Finds `prog` like `execvp` would, so that "not found" is reported before
-/// anything is traced.
-pub fn find_program(prog: &Path) -> Result<PathBuf, Failure> {
-    let name = prog.display();
-    if prog.as_os_str().as_bytes().contains(&b'/') {
-        return match std::fs::metadata(prog) {
-            Ok(_) => Ok(prog.to_path_buf()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
-                EXIT_NOT_FOUND,
-                format!("{name}: no such file or directory"),
-            )),
-            Err(e) => Err(Failure::new(EXIT_CANNOT_EXEC, format!("{name}: {e}"))),
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut denied = None;
-    for dir in std::env::split_paths(&path) {
-        let cand = dir.join(prog);
-        if let Ok(md) = std::fs::metadata(&cand) {
-            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                return Ok(cand);
-            }
-            denied.get_or_insert(cand);
-        }
-    }
-    match denied {
-        Some(c) => Err(Failure::new(
-            EXIT_CANNOT_EXEC,
-            format!("{}: permission denied", c.display()),
-        )),
-        None => Err(Failure::new(
-            EXIT_NOT_FOUND,
-            format!("{name}: command not found"),
-        )),
-    }
-}
-
 fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
     patterns
         .iter()
@@ -132,7 +94,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
     let internal = |msg: String| Failure::new(EXIT_INTERNAL, msg);
     let include = compile(&args.include, "--include").map_err(|e| internal(format!("{e:#}")))?;
     let exclude = compile(&args.exclude, "--exclude").map_err(|e| internal(format!("{e:#}")))?;
-    let program = find_program(Path::new(&args.command[0]))?;
+    let program = crate::core::launch::find_program(Path::new(&args.command[0]))?;
     let cwd = std::env::current_dir()
         .map_err(|e| internal(format!("cannot read the working directory: {e}")))?;
     let cwd = MPath::new(cwd.into_os_string().into_vec())
@@ -176,11 +138,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         return Err(Failure::new(e.exit_code(), msg).into());
     }
 
-    let resolve_opts = crate::resolve::Options {
+    let resolve_opts = crate::core::resolve::Options {
         hash: args.hash,
         setuid_effective: nix::unistd::geteuid().is_root(),
     };
-    let (mut entries, warnings) = crate::resolve::build(rec.log, &resolve_opts);
+    let (mut entries, warnings) = crate::core::resolve::build(rec.log, &resolve_opts);
     if !include.is_empty() || !exclude.is_empty() {
         entries.retain(|e| {
             let p = e.path.encoded();

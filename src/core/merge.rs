@@ -10,30 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::error::Failure;
-use crate::manifest::{Class, CommandInfo, Entry, Kind, Manifest};
-use crate::pathenc::MPath;
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Class, CommandInfo, Entry, Kind, Manifest};
 
-#[derive(Debug, clap::Args)]
-pub struct MergeArgs {
-    /// The manifests to merge, oldest recording first (that order only
-    /// matters to --prefer).
-    #[arg(required = true, num_args = 2.., value_name = "MANIFEST")]
-    pub inputs: Vec<PathBuf>,
-    /// Where to write the merged manifest (`-` for stdout); written atomically.
-    #[arg(short = 'o', long = "output", value_name = "OUT")]
-    pub output: PathBuf,
-    /// Settle conflicts with the entry from the newest (last given) or the
-    /// oldest (first given) manifest that has the path.
-    #[arg(long, value_enum, value_name = "WHICH")]
-    pub prefer: Option<Prefer>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which input settles a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prefer {
     Newer,
     Older,
@@ -255,7 +239,7 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         .flat_map(|(_, m)| m.command.set_gids.iter().copied())
         .collect();
     let mut manifest = Manifest {
-        schema: crate::manifest::SCHEMA_VERSION,
+        schema: crate::core::manifest::SCHEMA_VERSION,
         generator: concat!("jailtrace ", env!("CARGO_PKG_VERSION")).to_string(),
         command,
         warnings,
@@ -292,42 +276,4 @@ fn header(inputs: &[(String, Manifest)], warnings: &mut Vec<String>) -> CommandI
         ));
     }
     commands[0].clone()
-}
-
-pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
-    let mut inputs = Vec::with_capacity(args.inputs.len());
-    for p in &args.inputs {
-        let m = Manifest::load(p).map_err(|e| Failure::new(1, e.to_string()))?;
-        inputs.push((p.display().to_string(), m));
-    }
-    let merged = merge(&inputs, args.prefer);
-    for c in &merged.conflicts {
-        let how = match args.prefer {
-            None => "",
-            Some(Prefer::Newer) => " (took the newer)",
-            Some(Prefer::Older) => " (took the older)",
-        };
-        eprintln!("jailtrace: {c}{how}");
-    }
-    if !merged.conflicts.is_empty() && args.prefer.is_none() {
-        return Err(Failure::new(
-            1,
-            format!(
-                "{} conflict{}: nothing written; pass --prefer newer or --prefer older to settle them",
-                merged.conflicts.len(),
-                if merged.conflicts.len() == 1 { "" } else { "s" }
-            ),
-        )
-        .into());
-    }
-    for (p, parent) in &merged.dropped {
-        eprintln!("jailtrace: left out {p}: {parent} is not a directory in the merged manifest");
-    }
-    // A last check that the union is a manifest we would load.
-    merged
-        .manifest
-        .validate("merged manifest")
-        .and_then(|()| merged.manifest.save(&args.output))
-        .map_err(|e| Failure::new(1, e.to_string()))?;
-    Ok(0)
 }

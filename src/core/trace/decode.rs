@@ -1,7 +1,7 @@
 //! Turns a syscall number and its raw arguments into the path operands to
 //! read from the tracee and the operations to record for them.
 
-use crate::manifest::Op;
+use crate::core::manifest::Op;
 
 use super::arch::Sys;
 

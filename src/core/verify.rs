@@ -10,35 +10,30 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Failure, EXIT_INTERNAL};
-use crate::manifest::{Entry, Kind, Manifest, Op};
-use crate::pathenc::encode;
-use crate::run::{JailOptions, Plan, Step};
-use crate::trace::{self, Launch, Placement, RawLog, TraceOptions};
+use crate::core::error::{Failure, EXIT_INTERNAL};
+use crate::core::launch::{JailOptions, Plan, Step};
+use crate::core::manifest::pathenc::encode;
+use crate::core::manifest::{Entry, Kind, Manifest, Op};
+use crate::core::trace::{self, Launch, Placement, RawLog, TraceOptions};
 
-#[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+/// What `verify` does; see `jailtrace verify --help`.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
     /// Add what is missing to the manifest given with --manifest, materialize
     /// it into JAIL, and run again, until nothing more is missing.
-    #[arg(long)]
     pub fix: bool,
     /// Give up after this many --fix rounds.
-    #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_rounds: u32,
     /// When the command fails in the jail and no failed lookup explains it,
     /// run it once on the host (as the jail's user, from /, with the same
     /// environment) and compare what it used with what the jail has.
     /// `--fix` does this by itself.
-    #[arg(long)]
     pub host_reference: bool,
     /// Send SIGTERM to the command after this long (for daemons), then
     /// SIGKILL after 5 seconds.
-    #[arg(long, value_name = "DURATION", value_parser = crate::record::parse_duration)]
     pub timeout: Option<Duration>,
-    #[command(flatten)]
     pub jail: JailOptions,
     /// The command to run in the jail.
-    #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -91,7 +86,7 @@ fn on_host(path: &[u8], follow: bool) -> bool {
 }
 
 /// Runs the command once in the jail under the tracer.
-pub fn trace_in_jail(args: &VerifyArgs) -> anyhow::Result<(Findings, Plan)> {
+pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
     let plan = Plan::new(&args.jail, &args.command).map_err(|e| internal(e.to_string()))?;
     let opts = TraceOptions {
         placement: Placement::Same,
@@ -157,11 +152,11 @@ impl JailView {
             OFlag::O_NOCTTY | OFlag::O_NONBLOCK
         };
         use std::os::fd::AsFd;
-        crate::beneath::open(
+        crate::core::jail::beneath::open(
             self.root.as_fd(),
             rel,
             flags | extra,
-            crate::beneath::Resolve::InRoot,
+            crate::core::jail::beneath::Resolve::InRoot,
         )
         .ok()
     }
@@ -170,7 +165,7 @@ impl JailView {
     /// file of another size in its place (made empty by an `O_CREAT` open
     /// of the failed run, say): materialize would put it right.
     fn lacks(&self, e: &Entry) -> bool {
-        use crate::manifest::Class;
+        use crate::core::manifest::Class;
         use nix::fcntl::OFlag;
         if e.kind == Kind::Missing || !matches!(e.class, Class::Regular | Class::Dev) {
             return false;
@@ -331,8 +326,10 @@ fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec
         let Some(exe) = view.regular_file(&m.path) else {
             continue;
         };
-        let Some(crate::resolve::Loader::Elf(interp) | crate::resolve::Loader::Script(interp)) =
-            crate::resolve::loader_of(exe)
+        let Some(
+            crate::core::resolve::Loader::Elf(interp)
+            | crate::core::resolve::Loader::Script(interp),
+        ) = crate::core::resolve::loader_of(exe)
         else {
             continue;
         };
@@ -379,7 +376,7 @@ fn analyse(log: &RawLog, view: &JailView) -> Findings {
                         path: path.to_vec(),
                         follow,
                         op,
-                        errno: crate::manifest::Outcome::from_errno(errno).to_string(),
+                        errno: crate::core::manifest::Outcome::from_errno(errno).to_string(),
                     });
                 }
             }
@@ -406,7 +403,7 @@ fn print_findings(f: &Findings, jail: &Path, failed: bool) {
         );
     }
     for d in &f.devices {
-        let hint = if crate::devices::is_safe_path(d) {
+        let hint = if crate::core::jail::devices::is_safe_path(d) {
             "in the safe set: --fix, or materialize, creates it"
         } else {
             "outside the safe set: materialize --allow-device creates it, if the program must have it"
@@ -453,11 +450,11 @@ fn entries_for(f: &Findings) -> Vec<Entry> {
         // provide the mount.
         log.add(format!("/{m}").as_bytes(), true, Op::Stat, 0);
     }
-    crate::resolve::build(log, &resolve_options()).0
+    crate::core::resolve::build(log, &resolve_options()).0
 }
 
-fn resolve_options() -> crate::resolve::Options {
-    crate::resolve::Options {
+fn resolve_options() -> crate::core::resolve::Options {
+    crate::core::resolve::Options {
         hash: false,
         setuid_effective: nix::unistd::geteuid().is_root(),
     }
@@ -467,8 +464,8 @@ fn resolve_options() -> crate::resolve::Options {
 /// user, from `/`, with the environment the jail gets: the reference for
 /// what the command uses when it works. It runs outside the jail, so it
 /// only happens with `--host-reference`.
-fn record_on_host(args: &VerifyArgs, plan: &Plan) -> anyhow::Result<Vec<Entry>> {
-    let program = crate::record::find_program(Path::new(&args.command[0]))?;
+fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry>> {
+    let program = crate::core::launch::find_program(Path::new(&args.command[0]))?;
     let program = std::ffi::CString::new(program.as_os_str().as_bytes())
         .map_err(|_| internal("the program path contains a NUL byte"))?;
     let id = &plan.identity;
@@ -494,7 +491,7 @@ fn record_on_host(args: &VerifyArgs, plan: &Plan) -> anyhow::Result<Vec<Entry>> 
             e.message(plan)
         )));
     }
-    Ok(crate::resolve::build(rec.log, &resolve_options()).0)
+    Ok(crate::core::resolve::build(rec.log, &resolve_options()).0)
 }
 
 /// Drops what `--fix` must not copy into the jail: files the jail's user
@@ -512,7 +509,7 @@ fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
                 }
                 Kind::Chardev | Kind::Blockdev => {
                     e.kind == Kind::Chardev
-                        && crate::devices::is_safe(
+                        && crate::core::jail::devices::is_safe(
                             e.path.as_bytes(),
                             e.major.unwrap_or(u32::MAX),
                             e.minor.unwrap_or(u32::MAX),
@@ -577,12 +574,12 @@ fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> 
         ("manifest".to_string(), manifest.clone()),
         ("found".to_string(), found),
     ];
-    let merged = crate::merge::merge(&inputs, Some(crate::merge::Prefer::Older));
+    let merged = crate::core::merge::merge(&inputs, Some(crate::core::merge::Prefer::Older));
     *manifest = merged.manifest;
     added
 }
 
-pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
+pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
     if args.fix && args.jail.manifest.is_none() {
         return Err(internal(
             "--fix needs --manifest M: the manifest to complete",
@@ -643,10 +640,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
             println!("no failed lookup explains it: running the command on the host for reference");
             let view = JailView::open(&jail)?;
             let entries = record_on_host(args, &plan)?;
-            for e in entries
-                .iter()
-                .filter(|e| e.kind != Kind::Missing && e.class == crate::manifest::Class::Regular)
-            {
+            for e in entries.iter().filter(|e| {
+                e.kind != Kind::Missing && e.class == crate::core::manifest::Class::Regular
+            }) {
                 if !view.exists(e.path.as_bytes(), false) {
                     println!("missing: {} (used on the host)", e.path);
                 }
@@ -682,7 +678,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         // lack what the manifest holds (removed by hand, built from an
         // older manifest, or half-written by the failed run itself).
         println!("materializing {} into {}", mpath.display(), jail.display());
-        let (status, changes) = crate::materialize::build(&crate::materialize::Request {
+        let (status, changes) = crate::core::jail::build(&crate::core::jail::Request {
             manifest: mpath.clone(),
             jail: jail.clone(),
             ..Default::default()

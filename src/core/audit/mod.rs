@@ -12,9 +12,7 @@ mod walk;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -54,26 +52,6 @@ pub struct Finding {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// The jail directory.
-    #[arg(value_name = "JAIL")]
-    pub jail: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
-    /// The user the jailed program runs as (name or uid, looked up on the
-    /// host); files it can modify are checked. Default: any non-root user.
-    #[arg(long, value_name = "USER")]
-    pub user: Option<String>,
-}
-
 /// The result of an audit.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -109,7 +87,7 @@ pub enum CheckError {
     #[error("--user {0}: root can modify everything; give the unprivileged user the jail runs as")]
     RootUser(String),
     #[error("{0}")]
-    User(#[from] crate::run::PlanError),
+    User(#[from] crate::core::launch::PlanError),
 }
 
 /// Resolves `--user` into the identity whose write access is checked.
@@ -119,9 +97,9 @@ pub fn who(user: Option<&str>) -> Result<Who, CheckError> {
     };
     // The group only matters for the supplementary list; a bare uid without
     // a passwd entry gets its uid as gid, which grants nothing extra.
-    let id = match crate::run::resolve_identity(Some(spec), None) {
-        Err(crate::run::PlanError::NoGroup(uid)) => {
-            crate::run::resolve_identity(Some(spec), Some(&uid.to_string()))?
+    let id = match crate::core::launch::resolve_identity(Some(spec), None) {
+        Err(crate::core::launch::PlanError::NoGroup(uid)) => {
+            crate::core::launch::resolve_identity(Some(spec), Some(&uid.to_string()))?
         }
         r => r?,
     };
@@ -157,7 +135,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         }
         e => io_err(e),
     })?;
-    if crate::location::is_host_root(root.as_fd()).map_err(io_err)? {
+    if crate::core::jail::location::is_host_root(root.as_fd()).map_err(io_err)? {
         return Err(CheckError::HostRoot(shown));
     }
     let canon = std::fs::canonicalize(jail).map_err(|source| CheckError::Jail {
@@ -182,7 +160,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
     }
     rules::writable(&w.nodes, who, &mut findings);
     rules::hard_links(&w.nodes, &canon, who, &mut findings);
-    for a in crate::location::writable_ancestors(&canon, owner) {
+    for a in crate::core::jail::location::writable_ancestors(&canon, owner) {
         findings.push(Finding {
             severity: Severity::High,
             check: "writable-ancestor",
@@ -206,7 +184,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         findings.push(Finding {
             severity: Severity::High,
             check: "unexamined",
-            path: crate::pathenc::encode(&e.path),
+            path: crate::core::manifest::pathenc::encode(&e.path),
             detail: format!(
                 "could not be examined ({}): the audit is incomplete, anything may hide there",
                 e.reason
@@ -226,61 +204,13 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         errors: w
             .errors
             .iter()
-            .map(|e| format!("{}: {}", crate::pathenc::encode(&e.path), e.reason))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    crate::core::manifest::pathenc::encode(&e.path),
+                    e.reason
+                )
+            })
             .collect(),
     })
-}
-
-fn print_text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    for f in &r.findings {
-        writeln!(
-            out,
-            "{:<6}  {:<14}  {}: {}",
-            f.severity, f.check, f.path, f.detail
-        )?;
-    }
-    writeln!(
-        out,
-        "{}: {} high, {} medium, {} low",
-        r.jail,
-        r.count(Severity::High),
-        r.count(Severity::Medium),
-        r.count(Severity::Low)
-    )
-}
-
-pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
-    let who = who(args.user.as_deref())?;
-    let report = audit(&args.jail, &who)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Text => print_text(&report, &mut out)?,
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Counts {
-                high: usize,
-                medium: usize,
-                low: usize,
-            }
-            #[derive(Serialize)]
-            struct Json<'a> {
-                #[serde(flatten)]
-                report: &'a Report,
-                counts: Counts,
-            }
-            let j = Json {
-                report: &report,
-                counts: Counts {
-                    high: report.count(Severity::High),
-                    medium: report.count(Severity::Medium),
-                    low: report.count(Severity::Low),
-                },
-            };
-            serde_json::to_writer_pretty(&mut out, &j)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    Ok(if report.has_high() { 1 } else { 0 })
 }

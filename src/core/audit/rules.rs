@@ -54,7 +54,7 @@ impl Who {
 }
 
 fn show(p: &[u8]) -> String {
-    crate::pathenc::encode(p)
+    crate::core::manifest::pathenc::encode(p)
 }
 
 fn finding(severity: Severity, check: &'static str, path: &[u8], detail: String) -> Finding {
@@ -79,7 +79,7 @@ fn minor(rdev: u64) -> u64 {
 /// tty). Matched by number only: whatever its name, such a node gives
 /// nothing more than /dev/null or /dev/tty does.
 fn safe_char_device(maj: u64, min: u64) -> bool {
-    crate::devices::is_safe_number(maj, min)
+    crate::core::jail::devices::is_safe_number(maj, min)
 }
 /// Raw memory and I/O ports: /dev/mem, /dev/kmem, /dev/port.
 const MEMORY_DEVICES: [(u64, u64, &str); 3] =
@@ -254,7 +254,7 @@ pub fn sensitive(n: &Node, out: &mut Vec<Finding>) {
         let hashless = n.path != b"/etc/sudoers"
             && n.content
                 .as_deref()
-                .is_some_and(|c| !crate::accounts::has_hash(c));
+                .is_some_and(|c| !crate::core::jail::accounts::has_hash(c));
         if !hashless {
             out.push(finding(
                 Severity::High,

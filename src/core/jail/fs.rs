@@ -18,8 +18,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, FileStat, SFlag};
 
-use crate::beneath::Resolve;
-use crate::pathenc::MPath;
+use crate::core::jail::beneath::Resolve;
+use crate::core::manifest::pathenc::MPath;
 
 /// Opens `rel` (a relative path, `""` for `dir` itself) beneath `dir` without
 /// following any symlink or crossing any mount. `O_NOFOLLOW` is always added:
@@ -30,7 +30,7 @@ pub fn open_beneath(dir: impl AsFd, rel: &[u8], flags: OFlag) -> nix::Result<Own
     } else {
         Path::new(OsStr::from_bytes(rel))
     };
-    crate::beneath::open(dir.as_fd(), rel, flags | OFlag::O_NOFOLLOW, Resolve::Strict)
+    crate::core::jail::beneath::open(dir.as_fd(), rel, flags | OFlag::O_NOFOLLOW, Resolve::Strict)
 }
 
 /// What is at a path in the jail.
@@ -112,7 +112,7 @@ impl Jail {
                 Ok(Lookup::Present(fd, st)) if file_type(&st) == SFlag::S_IFDIR => dir = fd,
                 Ok(Lookup::Present(_, st)) if file_type(&st) == SFlag::S_IFLNK => {
                     let target = nix::fcntl::readlinkat(&dir, Path::new(OsStr::from_bytes(comp)))
-                        .map(|t| crate::pathenc::encode(t.as_bytes()))
+                        .map(|t| crate::core::manifest::pathenc::encode(t.as_bytes()))
                         .unwrap_or_else(|_| "?".into());
                     return format!(
                         "{} is a symlink (-> {target}) in the jail, which is never followed",

@@ -33,16 +33,7 @@ pub use plan::{
 };
 pub use sys::die_of;
 
-use crate::error::{Exit, Failure, EXIT_INTERNAL};
-
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub jail: JailOptions,
-    /// The command to run, searched in the jail's PATH.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
-}
+use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
 
 fn internal(msg: impl Into<String>) -> anyhow::Error {
     Failure::new(EXIT_INTERNAL, msg).into()
@@ -72,8 +63,10 @@ pub fn wait_exit(child: Pid) -> nix::Result<Exit> {
     }
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<Exit> {
-    let plan = Plan::new(&args.jail, &args.command).map_err(|e| internal(e.to_string()))?;
+/// Runs `command` in the jail as `jail` says, forwarding signals, and says
+/// how it ended.
+pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<Exit> {
+    let plan = Plan::new(jail, command).map_err(|e| internal(e.to_string()))?;
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| internal(format!("cannot create a pipe: {e}")))?;
     let old_mask =
@@ -109,5 +102,51 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Exit> {
                 Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
             }
         }
+    }
+}
+
+/// Finds `prog` like `execvp` would, so that "not found" is reported before
+/// anything is traced.
+pub fn find_program(
+    prog: &std::path::Path,
+) -> Result<std::path::PathBuf, crate::core::error::Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let name = prog.display();
+    if prog.as_os_str().as_bytes().contains(&b'/') {
+        return match std::fs::metadata(prog) {
+            Ok(_) => Ok(prog.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(crate::core::error::Failure::new(
+                    crate::core::error::EXIT_NOT_FOUND,
+                    format!("{name}: no such file or directory"),
+                ))
+            }
+            Err(e) => Err(crate::core::error::Failure::new(
+                crate::core::error::EXIT_CANNOT_EXEC,
+                format!("{name}: {e}"),
+            )),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut denied = None;
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join(prog);
+        if let Ok(md) = std::fs::metadata(&cand) {
+            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                return Ok(cand);
+            }
+            denied.get_or_insert(cand);
+        }
+    }
+    match denied {
+        Some(c) => Err(crate::core::error::Failure::new(
+            crate::core::error::EXIT_CANNOT_EXEC,
+            format!("{}: permission denied", c.display()),
+        )),
+        None => Err(crate::core::error::Failure::new(
+            crate::core::error::EXIT_NOT_FOUND,
+            format!("{name}: command not found"),
+        )),
     }
 }

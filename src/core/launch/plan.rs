@@ -13,8 +13,8 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::beneath::Resolve;
-use crate::manifest::{Class, Kind, Manifest};
+use crate::core::jail::beneath::Resolve;
+use crate::core::manifest::{Class, Kind, Manifest};
 
 /// The PATH a jailed command gets when the environment is reset.
 pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -88,31 +88,24 @@ pub fn parse_mount(s: &str) -> Result<MountSpec, String> {
 }
 
 /// How to enter a jail: shared by `run` and `verify`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default)]
 pub struct JailOptions {
     /// The jail directory.
-    #[arg(value_name = "JAIL")]
     pub jail: PathBuf,
     /// Run as this user (name or uid, looked up on the host).
-    #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// Run with this primary group (name or gid, looked up on the host);
     /// default: the user's.
-    #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
     /// Mount inside the jail, in a private mount namespace: proc, sys, or
     /// dev-log[=PATH] (bind the host's syslog socket onto JAIL/dev/log).
-    #[arg(long = "mount", value_name = "proc|sys|dev-log[=PATH]", value_parser = parse_mount)]
     pub mounts: Vec<MountSpec>,
     /// Mount what this manifest shows the program needs (proc, sys, /dev/log).
-    #[arg(long, value_name = "M")]
     pub manifest: Option<PathBuf>,
     /// Keep jailtrace's environment instead of a minimal safe one.
-    #[arg(long)]
     pub keep_env: bool,
     /// Allow running the command as root inside the jail (root can break
     /// out of a chroot).
-    #[arg(long)]
     pub allow_root: bool,
 }
 
@@ -150,7 +143,7 @@ pub enum PlanError {
     )]
     Root,
     #[error("{0}")]
-    Manifest(#[from] crate::manifest::ManifestError),
+    Manifest(#[from] crate::core::manifest::ManifestError),
     #[error("{path}: cannot prepare the mount point for {what}: {reason}")]
     MountPoint {
         path: String,
@@ -409,7 +402,7 @@ impl Plan {
             }
             e => io_err(e),
         })?;
-        if crate::location::is_host_root(jail_fd.as_fd()).map_err(io_err)? {
+        if crate::core::jail::location::is_host_root(jail_fd.as_fd()).map_err(io_err)? {
             return Err(PlanError::HostRoot(shown));
         }
         let st = nix::sys::stat::fstat(jail_fd.as_fd()).map_err(io_err)?;
@@ -536,7 +529,7 @@ pub(crate) fn exists_in_jail(root: BorrowedFd<'_>, path: &std::ffi::CStr, follow
     } else {
         OFlag::O_PATH | OFlag::O_NOFOLLOW
     };
-    crate::beneath::open(root, path, flags, Resolve::InRoot).is_ok()
+    crate::core::jail::beneath::open(root, path, flags, Resolve::InRoot).is_ok()
 }
 
 /// Opens a mount target, given relative to the jail's root descriptor, and
@@ -554,7 +547,7 @@ pub(crate) fn open_mount_target(
         MountKind::DevLog => Resolve::InRoot,
         MountKind::Proc | MountKind::Sys => Resolve::NoSymlinks,
     };
-    let fd = crate::beneath::open(jail, target, OFlag::O_PATH, rule)?;
+    let fd = crate::core::jail::beneath::open(jail, target, OFlag::O_PATH, rule)?;
     let st = nix::sys::stat::fstat(fd.as_fd())?;
     let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
     match (kind, fmt) {
@@ -621,7 +614,7 @@ fn prepare_mount_point(
         .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     for comp in parents {
         let open = |dir: &OwnedFd| {
-            crate::beneath::open(
+            crate::core::jail::beneath::open(
                 dir.as_fd(),
                 *comp,
                 OFlag::O_PATH | OFlag::O_DIRECTORY,
@@ -680,7 +673,7 @@ fn prepare_mount_point(
             } else {
                 parent
             };
-            create_in = crate::beneath::open(
+            create_in = crate::core::jail::beneath::open(
                 root,
                 parent.as_slice(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY,

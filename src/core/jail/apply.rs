@@ -28,11 +28,11 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
 
-use crate::pathenc::MPath;
+use crate::core::manifest::pathenc::MPath;
 
-use super::jail::{file_type, kind_name, lookup, Jail, Lookup};
+use super::fs::{file_type, kind_name, lookup, Jail, Lookup};
 use super::plan::{Item, Meta, Want};
-use crate::accounts::Rewrite;
+use crate::core::jail::accounts::Rewrite;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -145,7 +145,7 @@ fn errno_msg(what: &str, e: Errno) -> String {
 fn describe(parent: &OwnedFd, name: &[u8], st: &FileStat) -> String {
     if file_type(st) == SFlag::S_IFLNK {
         let t = readlinkat(parent, os(name))
-            .map(|t| crate::pathenc::encode(t.as_bytes()))
+            .map(|t| crate::core::manifest::pathenc::encode(t.as_bytes()))
             .unwrap_or_else(|_| "?".into());
         format!("symlink -> {t}")
     } else {
@@ -182,7 +182,7 @@ impl<'a> Executor<'a> {
     }
 
     fn show(&self, p: &MPath) -> String {
-        super::jail::show(self.jail_path, p)
+        super::fs::show(self.jail_path, p)
     }
 
     fn fail(&mut self, p: &MPath, msg: String) {
@@ -610,7 +610,7 @@ impl<'a> Executor<'a> {
                     (Some(t), _) => jail_file(fd).and_then(read_all).is_ok_and(|j| &j == t),
                     // With a recorded hash the content itself is compared.
                     (None, Some(h)) => jail_file(fd)
-                        .and_then(crate::manifest::sha256_hex)
+                        .and_then(crate::core::manifest::sha256_hex)
                         .is_ok_and(|j| j.eq_ignore_ascii_case(h)),
                     (None, None) => {
                         (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec)
@@ -714,7 +714,7 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        let shown = crate::pathenc::encode(target);
+        let shown = crate::core::manifest::pathenc::encode(target);
         let clear = self.clear_for(parent, name, cur);
         self.note_replaced(p, &clear, SFlag::S_IFLNK);
         self.act(format!("symlink {p} -> {shown}"));
@@ -916,7 +916,7 @@ fn sha256_of(f: &File) -> io::Result<String> {
             Ok(n)
         }
     }
-    crate::manifest::sha256_hex(At(f, 0))
+    crate::core::manifest::sha256_hex(At(f, 0))
 }
 
 fn read_all(mut f: File) -> io::Result<Vec<u8>> {

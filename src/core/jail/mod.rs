@@ -10,8 +10,12 @@
 //!
 //! `docs/materialize.md` describes the behaviour for users; keep it in step.
 
+pub mod accounts;
 mod apply;
-mod jail;
+pub mod beneath;
+pub mod devices;
+mod fs;
+pub mod location;
 mod plan;
 mod sys;
 
@@ -24,43 +28,13 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::error::Failure;
-use crate::manifest::Manifest;
-use crate::pathenc::MPath;
-
-#[derive(Debug, clap::Args)]
-pub struct MaterializeArgs {
-    /// Print what would be created or changed, and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Create this device node although it is not in the safe set (null,
-    /// zero, full, random, urandom, tty). Repeat for several.
-    #[arg(long = "allow-device", value_name = "PATH")]
-    pub allow_device: Vec<PathBuf>,
-    /// Also create what the recorded program wrote or created (its output
-    /// files are otherwise left out; their directories are always made).
-    #[arg(long)]
-    pub with_outputs: bool,
-    /// Copy the password hashes of /etc/shadow and /etc/gshadow into the
-    /// jail (by default each hash becomes `!`: key logins still work).
-    #[arg(long)]
-    pub keep_password_hashes: bool,
-    /// Keep only these accounts in the jail's passwd, group, shadow and
-    /// gshadow, plus root, the owners of the jail's files and the ids the
-    /// program switched to (comma-separated user or group names).
-    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
-    pub accounts: Option<Vec<String>>,
-    /// The manifest written by `jailtrace record`.
-    #[arg(value_name = "MANIFEST")]
-    pub manifest: PathBuf,
-    /// The jail directory; created if it does not exist.
-    #[arg(value_name = "JAIL")]
-    pub jail: PathBuf,
-}
+use crate::core::error::Failure;
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::Manifest;
 
 /// Opens (and if needed creates) the jail directory. `Ok(None)`: a dry run
 /// into a jail that does not exist yet.
-fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<jail::Jail>> {
+fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<fs::Jail>> {
     let shown = path.display();
     if path.as_os_str().is_empty() {
         return Err(Failure::new(1, "JAIL must not be empty").into());
@@ -94,10 +68,10 @@ fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<jail::Jail>> {
     })?;
     // Checked again on the open directory: a path can reach / in ways
     // canonicalize does not see (a bind mount of /).
-    if crate::location::is_host_root(std::os::fd::AsFd::as_fd(&fd))? {
+    if crate::core::jail::location::is_host_root(std::os::fd::AsFd::as_fd(&fd))? {
         return Err(refuse_root().into());
     }
-    Ok(Some(jail::Jail::new(fd, path.to_path_buf())))
+    Ok(Some(fs::Jail::new(fd, path.to_path_buf())))
 }
 
 fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
@@ -114,10 +88,6 @@ fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
     pb
 }
 
-pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
-    build(&args.request()).map(|(status, _)| status)
-}
-
 /// What to materialize, and how: the command line's options without clap,
 /// for callers other than the command (`verify --fix`).
 #[derive(Debug, Clone, Default)]
@@ -129,20 +99,6 @@ pub struct Request {
     pub with_outputs: bool,
     pub keep_password_hashes: bool,
     pub accounts: Option<Vec<String>>,
-}
-
-impl MaterializeArgs {
-    pub fn request(&self) -> Request {
-        Request {
-            manifest: self.manifest.clone(),
-            jail: self.jail.clone(),
-            dry_run: self.dry_run,
-            allow_device: self.allow_device.clone(),
-            with_outputs: self.with_outputs,
-            keep_password_hashes: self.keep_password_hashes,
-            accounts: self.accounts.clone(),
-        }
-    }
 }
 
 /// Materializes, and also says how many objects were created or changed
@@ -211,7 +167,7 @@ pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
     warnings.append(&mut report.warnings);
     if let Some(j) = &jail {
         let owner = nix::sys::stat::fstat(j.root()).map_or(0, |s| s.st_uid);
-        for a in crate::location::writable_ancestors(&args.jail, owner) {
+        for a in crate::core::jail::location::writable_ancestors(&args.jail, owner) {
             warnings.push(format!(
                 "{}; build jails under directories only root can write (check reports this as high)",
                 a.why
@@ -299,7 +255,7 @@ fn print_summary(
     if !mounts.is_empty() {
         out += "mounts the jail needs (materialize does not mount anything):\n";
         for (m, fs) in mounts {
-            out += &format!("  mount -t {fs} {fs} {}\n", jail::show(Path::new(jail), m));
+            out += &format!("  mount -t {fs} {fs} {}\n", fs::show(Path::new(jail), m));
         }
     }
     if !r.failures.is_empty() {

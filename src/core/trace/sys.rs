@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use crate::run::{ChildError, Step};
+use crate::core::launch::{ChildError, Step};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use nix::errno::Errno;
@@ -268,7 +268,7 @@ pub enum Launch<'a> {
         groups: Vec<libc::gid_t>,
     },
     /// A command inside a jail, entered exactly as `jailtrace run` does.
-    Jail(&'a crate::run::Plan),
+    Jail(&'a crate::core::launch::Plan),
 }
 
 /// Everything the child needs, prepared before fork so that the child does
@@ -358,7 +358,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
         match &spec.launch {
             Launch::Jail(plan) => {
                 // The jail entry sets no_new_privs itself, after setuid.
-                if let Err(e) = crate::run::enter_jail(plan, Some(rep_w.as_raw_fd())) {
+                if let Err(e) = crate::core::launch::enter_jail(plan, Some(rep_w.as_raw_fd())) {
                     report(e);
                 }
             }
@@ -412,7 +412,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
                 unsafe { libc::execve(program.as_ptr(), host_argv.as_ptr(), host_env.as_ptr()) };
                 fail(Step::Exec)
             }
-            Launch::Jail(plan) => report(crate::run::exec_command(plan)),
+            Launch::Jail(plan) => report(crate::core::launch::exec_command(plan)),
         }
     }
     drop(go_r);
@@ -432,7 +432,9 @@ impl Child {
 
     /// After the child has exec'd or died: what failed in it, if anything.
     pub fn failure(&self) -> Option<ChildError> {
-        crate::run::read_report(self.report.as_fd()).ok().flatten()
+        crate::core::launch::read_report(self.report.as_fd())
+            .ok()
+            .flatten()
     }
 }
 

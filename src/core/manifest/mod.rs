@@ -2,6 +2,8 @@
 //!
 //! The format is documented in `docs/manifest.md`; keep the two in step.
 
+pub mod pathenc;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{BufWriter, Write};
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pathenc::{Bytes, MPath};
+use crate::core::manifest::pathenc::{Bytes, MPath};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 2;

@@ -7,69 +7,27 @@
 
 use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap, BTreeSet, HashMap};
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
 
 use regex::RegexSet;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::error::Failure;
-use crate::manifest::{Access, Class, Entry, Kind, Manifest, Op, Outcome};
-use crate::pathenc::{encode, MPath};
-
-#[derive(Debug, clap::Args)]
-pub struct DiffArgs {
-    /// The baseline manifest (for example the one committed to the repository).
-    pub old: PathBuf,
-    /// The manifest to compare with it (for example a fresh recording).
-    pub new: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Leave out paths whose encoded form matches REGEX (unanchored; use
-    /// `^...$` for a whole path). May be given several times.
-    #[arg(long, value_name = "REGEX")]
-    pub ignore: Vec<String>,
-    /// Leave out failed accesses unless the same operation on the same path
-    /// succeeded in one of the two manifests (probes that failed in both).
-    #[arg(long)]
-    pub ignore_failed: bool,
-    /// Also compare files the program created under /tmp, /var/tmp and
-    /// /dev/shm; by default they are left out (mkstemp names differ per run).
-    #[arg(long)]
-    pub keep_temp: bool,
-    /// Also report and count changes in file content (size, sha256).
-    #[arg(long)]
-    pub content: bool,
-    /// When to colour the text output: auto (a terminal, and NO_COLOR unset).
-    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
-    pub color: ColorWhen,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorWhen {
-    Auto,
-    Always,
-    Never,
-}
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Access, Class, Entry, Kind, Manifest, Op, Outcome};
 
 /// What to leave out of a comparison.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Entries whose encoded path matches any of these are left out.
     pub ignore: Option<RegexSet>,
-    /// See [`DiffArgs::ignore_failed`].
+    /// Leave out failed accesses unless the same operation on the same path
+    /// succeeded in one of the two manifests (`diff --ignore-failed`).
     pub ignore_failed: bool,
-    /// See [`DiffArgs::keep_temp`].
+    /// Also compare what the program created under the temporary
+    /// directories (`diff --keep-temp`).
     pub keep_temp: bool,
-    /// See [`DiffArgs::content`].
+    /// Also compare size and sha256 (`diff --content`).
     pub content: bool,
 }
 
@@ -657,88 +615,6 @@ fn view<'a>(
     out
 }
 
-/// A regex error on one line: the regex crate draws the pattern with a
-/// caret under the problem, and the last line says what it is.
-fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    match text.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
-        Some(reason) => format!("invalid regex: {reason}"),
-        None => format!(
-            "invalid regex: {}",
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        ),
-    }
-}
-
-/// Whether to colour stdout: `always`, `never`, or (auto) when stdout is a
-/// terminal and NO_COLOR is unset or empty (no-color.org).
-pub fn use_color(when: ColorWhen) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            std::io::stdout().is_terminal()
-                && !matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty())
-        }
-    }
-}
-
-/// Loads a manifest; the error is one line that already names the file and
-/// the cause (its Display includes the source, so the chain is not repeated).
-pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Manifest> {
-    Manifest::load(path).map_err(|e| Failure::new(2, e.to_string()).into())
-}
-
-pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
-    let ignore = if args.ignore.is_empty() {
-        None
-    } else {
-        // Check each pattern alone so the error names the bad one.
-        for re in &args.ignore {
-            if let Err(e) = regex::Regex::new(re) {
-                return Err(
-                    Failure::new(2, format!("--ignore {re:?}: {}", regex_reason(&e))).into(),
-                );
-            }
-        }
-        let set = RegexSet::new(&args.ignore)
-            .map_err(|e| Failure::new(2, format!("--ignore: {}", regex_reason(&e))))?;
-        Some(set)
-    };
-    let opts = Options {
-        ignore,
-        ignore_failed: args.ignore_failed,
-        keep_temp: args.keep_temp,
-        content: args.content,
-    };
-    let old = load(&args.old)?;
-    let new = load(&args.new)?;
-    let report = compare(&old, &new, &opts);
-    let status = if report.is_equivalent() { 0 } else { 1 };
-
-    let (old_name, new_name) = (
-        encode(args.old.as_os_str().as_encoded_bytes()),
-        encode(args.new.as_os_str().as_encoded_bytes()),
-    );
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let written = match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report.to_json(&old_name, &new_name))
-                .map_err(std::io::Error::from)
-                .and_then(|_| writeln!(out))
-        }
-        Format::Text => report.write_text(&mut out, use_color(args.color)),
-    }
-    .and_then(|_| out.flush());
-    match written {
-        Ok(()) => Ok(status),
-        // A reader that stopped early (`| head`) already has what it wanted.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(status),
-        Err(e) => Err(anyhow::Error::new(e).context("cannot write the diff to stdout")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,7 +635,7 @@ mod tests {
         Manifest {
             schema: 1,
             generator: "test".into(),
-            command: crate::manifest::CommandInfo {
+            command: crate::core::manifest::CommandInfo {
                 argv: vec![],
                 cwd: MPath::root(),
                 uid: 0,
@@ -809,10 +685,13 @@ mod tests {
     #[test]
     fn text_escapes_control_characters() {
         assert_eq!(text_safe("/a\nb\x1b[31m"), "/a\\x0ab\\x1b[31m");
-        assert_eq!(crate::pathenc::decode("/a\\x0ab").unwrap(), b"/a\nb");
+        assert_eq!(
+            crate::core::manifest::pathenc::decode("/a\\x0ab").unwrap(),
+            b"/a\nb"
+        );
         assert_eq!(text_safe("/\u{9b}"), "/\\xc2\\x9b");
         assert_eq!(
-            crate::pathenc::decode("/\\xc2\\x9b").unwrap(),
+            crate::core::manifest::pathenc::decode("/\\xc2\\x9b").unwrap(),
             "/\u{9b}".as_bytes()
         );
     }

@@ -102,9 +102,9 @@ impl ChildError {
     /// was not found, 126 when it could not be executed, 125 otherwise.
     pub fn exit_code(&self) -> i32 {
         match (self.step, self.errno) {
-            (Step::Exec, Errno::ENOENT) => crate::error::EXIT_NOT_FOUND,
-            (Step::Exec, _) => crate::error::EXIT_CANNOT_EXEC,
-            _ => crate::error::EXIT_INTERNAL,
+            (Step::Exec, Errno::ENOENT) => crate::core::error::EXIT_NOT_FOUND,
+            (Step::Exec, _) => crate::core::error::EXIT_CANNOT_EXEC,
+            _ => crate::core::error::EXIT_INTERNAL,
         }
     }
 

@@ -7,7 +7,7 @@
 //! tracee's cwd or dirfd as it is at that moment; the tracee is then resumed
 //! to its syscall-exit stop, where the outcome is attached. Path resolution
 //! against the host file system happens once per unique path, after the
-//! trace (see `crate::resolve`).
+//! trace (see `crate::core::resolve`).
 
 pub mod arch;
 pub mod decode;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::manifest::Op;
+use crate::core::manifest::Op;
 use arch::Sys;
 use decode::{Operand, Use};
 pub use sys::Launch;
@@ -187,7 +187,7 @@ pub struct Recording {
     /// The signal that killed the command, if one did.
     pub killed_by: Option<i32>,
     /// Set when the command could not be started.
-    pub start_failure: Option<crate::run::ChildError>,
+    pub start_failure: Option<crate::core::launch::ChildError>,
     pub warnings: BTreeSet<String>,
     pub stats: Stats,
     /// Every user and group id a traced thread held after a successful

@@ -1,9 +1,17 @@
 //! Command-line interface: parse, dispatch, and turn errors into one line
 //! and an exit status.
 
+pub mod check;
+pub mod diff;
+pub mod materialize;
+pub mod merge;
+pub mod record;
+pub mod run;
+pub mod verify;
+
 use clap::{Parser, Subcommand};
 
-use crate::error::{Exit, Failure};
+use crate::core::error::{Exit, Failure};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,19 +28,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command under ptrace and write a manifest of every path it used.
-    Record(crate::record::RecordArgs),
+    Record(crate::commands::record::RecordArgs),
     /// Build a chroot tree from a manifest.
-    Materialize(crate::materialize::MaterializeArgs),
+    Materialize(crate::commands::materialize::MaterializeArgs),
     /// Compare two manifests (exit 0 equal, 1 different, 2 error).
-    Diff(crate::diff::DiffArgs),
+    Diff(crate::commands::diff::DiffArgs),
     /// Merge several manifests into one.
-    Merge(crate::merge::MergeArgs),
+    Merge(crate::commands::merge::MergeArgs),
     /// Run a command inside a jail the secure way.
-    Run(crate::run::RunArgs),
+    Run(crate::commands::run::RunArgs),
     /// Run a command in its jail under the tracer and list what is missing.
-    Verify(crate::verify::VerifyArgs),
+    Verify(crate::commands::verify::VerifyArgs),
     /// Audit a jail for escape vectors.
-    Check(crate::check::CheckArgs),
+    Check(crate::commands::check::CheckArgs),
 }
 
 impl Command {
@@ -40,7 +48,7 @@ impl Command {
     fn error_code(&self) -> i32 {
         match self {
             Command::Record(_) | Command::Run(_) | Command::Verify(_) => {
-                crate::error::EXIT_INTERNAL
+                crate::core::error::EXIT_INTERNAL
             }
             Command::Diff(_) => 2,
             Command::Check(_) => 2,
@@ -65,13 +73,13 @@ pub fn main() -> Exit {
     let code = cli.command.error_code();
     let code_only = |r: anyhow::Result<i32>| r.map(Exit::Code);
     let result = match &cli.command {
-        Command::Record(a) => crate::record::run(a),
-        Command::Materialize(a) => code_only(crate::materialize::run(a)),
-        Command::Diff(a) => code_only(crate::diff::run(a)),
-        Command::Merge(a) => code_only(crate::merge::run(a)),
-        Command::Run(a) => crate::run::run(a),
-        Command::Verify(a) => code_only(crate::verify::run(a)),
-        Command::Check(a) => code_only(crate::check::run(a)),
+        Command::Record(a) => crate::commands::record::run(a),
+        Command::Materialize(a) => code_only(crate::commands::materialize::run(a)),
+        Command::Diff(a) => code_only(crate::commands::diff::run(a)),
+        Command::Merge(a) => code_only(crate::commands::merge::run(a)),
+        Command::Run(a) => crate::commands::run::run(a),
+        Command::Verify(a) => code_only(crate::commands::verify::run(a)),
+        Command::Check(a) => code_only(crate::commands::check::run(a)),
     };
     match result {
         Ok(exit) => exit,

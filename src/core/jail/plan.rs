@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nix::sys::stat::{lstat, stat, FileStat, SFlag};
 
-use crate::manifest::{Class, Entry, Kind, Manifest};
-use crate::pathenc::MPath;
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Class, Entry, Kind, Manifest};
 
-use super::jail::file_type;
-use crate::accounts::{self, Rewrite};
+use super::fs::file_type;
+use crate::core::jail::accounts::{self, Rewrite};
 
 /// Permission bits and owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,10 @@ fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
             "block device {major}:{minor} gives raw access to a disk; refused ({allow})"
         ));
     }
-    if let Some(&(_, ma, mi)) = crate::devices::SAFE.iter().find(|d| d.0 == path) {
+    if let Some(&(_, ma, mi)) = crate::core::jail::devices::SAFE
+        .iter()
+        .find(|d| d.0 == path)
+    {
         if (ma, mi) == (major, minor) {
             return None;
         }
@@ -640,7 +643,7 @@ mod tests {
     #[test]
     fn dir_modes_never_widen() {
         let mut e = Entry::new(MPath::new("/d").unwrap(), Kind::Dir, Class::Regular);
-        e.mode = Some(crate::manifest::Mode(0o4777));
+        e.mode = Some(crate::core::manifest::Mode(0o4777));
         let host = stat("/").unwrap();
         let m = dir_meta(Some(&e), Some(host));
         assert_eq!(m.mode, 0o4777 & (host.st_mode & 0o7777));

@@ -11,9 +11,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::manifest::{Access, Class, Entry, Kind, Mode, Op, Outcome};
-use crate::pathenc::MPath;
-use crate::trace::RawLog;
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Access, Class, Entry, Kind, Mode, Op, Outcome};
+use crate::core::trace::RawLog;
 
 pub use exe::{loader, loader_of, open_regular, Loader};
 
@@ -107,7 +107,7 @@ const PARALLEL_MIN: usize = 4000;
 
 /// Resolves one part of the raw log; returns the resolver and the real
 /// paths of successful execs.
-fn resolve_part(keys: &[(Box<[u8]>, bool, crate::trace::Seen)]) -> (Resolver, Vec<Vec<u8>>) {
+fn resolve_part(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> (Resolver, Vec<Vec<u8>>) {
     let mut r = Resolver::default();
     let mut execs = Vec::new();
     for (path, follow, seen) in keys {
@@ -342,9 +342,9 @@ impl Resolver {
                         "setgid"
                     };
                     warnings.push(if opts.setuid_effective {
-                        format!("{what} program executed: {} (it ran with its privileges; the jail keeps the bit only if the host has it)", crate::pathenc::encode(&exe))
+                        format!("{what} program executed: {} (it ran with its privileges; the jail keeps the bit only if the host has it)", crate::core::manifest::pathenc::encode(&exe))
                     } else {
-                        format!("{what} program executed: {} (under ptrace without CAP_SYS_PTRACE it ran WITHOUT its privileges, so its behaviour may differ)", crate::pathenc::encode(&exe))
+                        format!("{what} program executed: {} (under ptrace without CAP_SYS_PTRACE it ran WITHOUT its privileges, so its behaviour may differ)", crate::core::manifest::pathenc::encode(&exe))
                     });
                 }
             }
@@ -356,8 +356,8 @@ impl Resolver {
             if interp.first() != Some(&b'/') {
                 warnings.push(format!(
                     "relative interpreter {} of {} was not recorded",
-                    crate::pathenc::encode(&interp),
-                    crate::pathenc::encode(&exe)
+                    crate::core::manifest::pathenc::encode(&interp),
+                    crate::core::manifest::pathenc::encode(&exe)
                 ));
                 continue;
             }
@@ -463,7 +463,7 @@ fn make_entry(
                     e.sha256 = sha256_file(e.path.as_path());
                 }
             }
-            Kind::Symlink => e.target = m.target.map(crate::pathenc::Bytes),
+            Kind::Symlink => e.target = m.target.map(crate::core::manifest::pathenc::Bytes),
             Kind::Chardev | Kind::Blockdev => {
                 e.major = Some(libc::major(m.rdev));
                 e.minor = Some(libc::minor(m.rdev));
@@ -494,7 +494,7 @@ pub fn classify(path: &MPath, kind: Kind) -> Class {
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
-    crate::manifest::sha256_hex(exe::open_regular(path)?).ok()
+    crate::core::manifest::sha256_hex(exe::open_regular(path)?).ok()
 }
 
 fn split(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {

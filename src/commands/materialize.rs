@@ -1,0 +1,54 @@
+//! `jailtrace materialize`: build or update a jail from a manifest
+//! ([`crate::core::jail`]).
+
+use std::path::PathBuf;
+
+use crate::core::jail::{build, Request};
+
+#[derive(Debug, clap::Args)]
+pub struct MaterializeArgs {
+    /// Print what would be created or changed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create this device node although it is not in the safe set (null,
+    /// zero, full, random, urandom, tty). Repeat for several.
+    #[arg(long = "allow-device", value_name = "PATH")]
+    pub allow_device: Vec<PathBuf>,
+    /// Also create what the recorded program wrote or created (its output
+    /// files are otherwise left out; their directories are always made).
+    #[arg(long)]
+    pub with_outputs: bool,
+    /// Copy the password hashes of /etc/shadow and /etc/gshadow into the
+    /// jail (by default each hash becomes `!`: key logins still work).
+    #[arg(long)]
+    pub keep_password_hashes: bool,
+    /// Keep only these accounts in the jail's passwd, group, shadow and
+    /// gshadow, plus root, the owners of the jail's files and the ids the
+    /// program switched to (comma-separated user or group names).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub accounts: Option<Vec<String>>,
+    /// The manifest written by `jailtrace record`.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// The jail directory; created if it does not exist.
+    #[arg(value_name = "JAIL")]
+    pub jail: PathBuf,
+}
+
+impl MaterializeArgs {
+    pub fn request(&self) -> Request {
+        Request {
+            manifest: self.manifest.clone(),
+            jail: self.jail.clone(),
+            dry_run: self.dry_run,
+            allow_device: self.allow_device.clone(),
+            with_outputs: self.with_outputs,
+            keep_password_hashes: self.keep_password_hashes,
+            accounts: self.accounts.clone(),
+        }
+    }
+}
+
+pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
+    build(&args.request()).map(|(status, _)| status)
+}

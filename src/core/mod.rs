@@ -1,0 +1,12 @@
+//! The work behind the commands; see `docs/design.md`.
+
+pub mod audit;
+pub mod diff;
+pub mod error;
+pub mod jail;
+pub mod launch;
+pub mod manifest;
+pub mod merge;
+pub mod resolve;
+pub mod trace;
+pub mod verify;
