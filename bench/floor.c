@@ -2,9 +2,9 @@
  * floor: a do-nothing ptrace tracer, the cost of ptrace itself.
  *
  * It starts and follows the command exactly as `jailtrace record` does (see
- * src/trace/mod.rs and src/trace/sys.rs): PTRACE_SEIZE of a forked child
+ * src/core/trace/mod.rs and src/core/trace/sys.rs): PTRACE_SEIZE of a forked child
  * that waits on a pipe, the same seccomp filter (the x86_64 syscall list of
- * src/trace/arch.rs; foreign architectures and x32 calls always stop), the
+ * src/core/trace/arch.rs; foreign architectures and x32 calls always stop), the
  * same CPU placement (--cpu tracer|same|none), fork/vfork/clone followed,
  * signals re-injected, group-stops kept with PTRACE_LISTEN. At every seccomp
  * stop it resumes with PTRACE_SYSCALL to take the syscall-exit stop too, then
@@ -18,7 +18,7 @@
  *   what they cost. Neither is the floor of the issue-6 targets.
  * Exit status: the command's, as a shell reports it.
  *
- * Keep SYSCALLS in step with X86_64 in src/trace/arch.rs.
+ * Keep SYSCALLS in step with X86_64 in src/core/trace/arch.rs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The native syscalls jailtrace records (src/trace/arch.rs, X86_64). */
+/* The native syscalls jailtrace records (src/core/trace/arch.rs, X86_64). */
 static const unsigned SYSCALLS[] = {
     2,   /* open */
     4,   /* stat */
@@ -84,7 +84,7 @@ static void die(const char *what)
     exit(125);
 }
 
-/* The same program as src/trace/seccomp.rs builds. */
+/* The same program as src/core/trace/seccomp.rs builds. */
 static size_t build_filter(struct sock_filter *f, int all)
 {
     size_t n = 0;

@@ -10,7 +10,7 @@
 //!   directory, a read-only mount, mount points in the jail, `/` as the jail,
 //!   the basic device refusals (`refuses_dangerous_devices_unless_allowed`),
 //!   and the first manifest errors;
-//! - src/manifest.rs and src/materialize/plan.rs unit tests;
+//! - src/core/manifest/mod.rs and src/core/jail/plan.rs unit tests;
 //! - tests/fuzz_props.rs: arbitrary and mutated bytes never panic the parser,
 //!   `diff` or `merge`, and errors are one line;
 //! - tests/diff.rs: `diff` exits 2 on bad JSON, a newer schema, a missing
