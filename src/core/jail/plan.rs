@@ -82,9 +82,11 @@ pub struct Options {
     pub accounts: Option<Vec<String>>,
 }
 
+/// A manifest entry that cannot go into a jail as it stands (named, with
+/// the reason), found before anything is written.
 #[derive(Debug, thiserror::Error)]
 #[error("{manifest}: entry {path}: {reason}")]
-pub struct PlanError {
+pub struct EntryError {
     pub manifest: String,
     pub path: String,
     pub reason: String,
@@ -207,11 +209,11 @@ pub fn build(
     manifest_name: &str,
     opts: &Options,
     jail_hint: &str,
-) -> Result<Plan, PlanError> {
+) -> Result<Plan, EntryError> {
     let mut entries: Vec<&Entry> = m.entries.iter().collect();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let index: HashMap<&MPath, &Entry> = entries.iter().map(|e| (&e.path, *e)).collect();
-    let err = |e: &Entry, reason: String| PlanError {
+    let err = |e: &Entry, reason: String| EntryError {
         manifest: manifest_name.to_string(),
         path: e.path.encoded(),
         reason,
@@ -222,7 +224,7 @@ pub fn build(
     let keep = match &opts.accounts {
         None => None,
         Some(names) => Some(std::sync::Arc::new(accounts_to_keep(m, names).map_err(
-            |reason| PlanError {
+            |reason| EntryError {
                 manifest: manifest_name.to_string(),
                 path: "/etc/passwd".into(),
                 reason,
