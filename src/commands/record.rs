@@ -14,7 +14,7 @@ use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
 use crate::core::launch::Step;
 use crate::core::manifest::pathenc::{Bytes, MPath};
 use crate::core::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
-use crate::core::trace::{self, Launch, TraceError, TraceOptions};
+use crate::core::trace::{self, Backend, Launch, TraceError, TraceOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -121,7 +121,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         program: c_program,
         argv,
     };
-    let rec = trace::record(launch, &opts).map_err(|e| match e {
+    let rec = trace::Ptrace.record(launch, &opts).map_err(|e| match e {
         TraceError::PtraceDenied(_) => internal(e.to_string()),
         e => internal(e.to_string()),
     })?;

@@ -14,7 +14,7 @@ use crate::core::error::{Failure, EXIT_INTERNAL};
 use crate::core::launch::{JailOptions, Plan, Step};
 use crate::core::manifest::pathenc::encode;
 use crate::core::manifest::{Entry, Kind, Manifest, Op};
-use crate::core::trace::{self, Launch, Placement, RawLog, TraceOptions};
+use crate::core::trace::{self, Backend, Launch, Placement, RawLog, TraceOptions};
 
 /// What `verify` does; see `jailtrace verify --help`.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         progress: std::io::stderr().is_terminal(),
         root: Some(plan.jail.as_os_str().as_bytes().to_vec()),
     };
-    let rec = trace::record(Launch::Jail(&plan), &opts).map_err(|e| internal(e.to_string()))?;
+    let rec = trace::Ptrace.record(Launch::Jail(&plan), &opts).map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
         // A failed exec is a finding (the program or its interpreter is
         // missing), anything before it is an error.
@@ -484,7 +484,7 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
         progress: std::io::stderr().is_terminal(),
         root: None,
     };
-    let rec = trace::record(launch, &opts).map_err(|e| internal(e.to_string()))?;
+    let rec = trace::Ptrace.record(launch, &opts).map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
         return Err(internal(format!(
             "the reference run on the host failed: {}",

@@ -316,8 +316,34 @@ struct Tracer<'a> {
     failpoint: Option<u64>,
 }
 
+/// The seam between the commands and a tracing engine. `record` and
+/// `verify` use an engine only through this; what it yields, a
+/// [`Recording`], is all that resolution, the manifest and the commands
+/// see: the raw log (each path as the program named it, already made
+/// absolute against the cwd or dirfd the kernel used at that moment, with
+/// whether its last symlink is followed, the operations and their
+/// outcomes, and what was there at the first touch), the command's exit,
+/// warnings, and the ids it switched to. ptrace is one backend; another
+/// (eBPF) plugs in beside it without touching resolve, manifest or the
+/// commands. See docs/design.md.
+pub trait Backend {
+    /// Starts the command as `launch` says, held until it is being
+    /// recorded, and records it and everything it starts until the last of
+    /// them has exited.
+    fn record(&self, launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError>;
+}
+
+/// The ptrace backend: works without root and inside ordinary containers.
+pub struct Ptrace;
+
+impl Backend for Ptrace {
+    fn record(&self, launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
+        record(launch, opts)
+    }
+}
+
 /// Runs the command under the tracer until every traced process has exited.
-pub fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
+fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
     let original_mask = sys::get_affinity().ok();
     let pinned = match opts.placement {
         Placement::None => false,
