@@ -1,7 +1,8 @@
 //! Real daemons with real clients: each is recorded on the host while its
 //! client uses it, materialized once (no `--with-outputs`), started in its
 //! jail with `jailtrace run` as the recommended user, and must give the
-//! client the same answer as on the host. Ports 40100–40199 and data
+//! client the same answer as on the host. Ports 21100–21199 (below the
+//! kernel's ephemeral range, so that no client's source port takes one) and data
 //! directories are the tests' own. See docs/daemons.md.
 
 mod common;
@@ -337,7 +338,7 @@ fn postgres_serves_psql_from_its_first_jail() {
         return;
     }
     let t = open_tempdir();
-    record_materialize_run(&postgres_case(t.path(), 40101));
+    record_materialize_run(&postgres_case(t.path(), 21101));
 }
 
 fn sshd_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
@@ -403,7 +404,7 @@ fn sshd_serves_ssh_from_its_first_jail() {
         return;
     }
     let t = open_tempdir();
-    record_materialize_run(&sshd_case(t.path(), 40102));
+    record_materialize_run(&sshd_case(t.path(), 21102));
 }
 
 fn www(dir: &Path) -> PathBuf {
@@ -469,7 +470,7 @@ fn lighttpd_serves_curl_from_its_first_jail() {
         return;
     }
     let t = open_tempdir();
-    record_materialize_run(&lighttpd_case(t.path(), 40103));
+    record_materialize_run(&lighttpd_case(t.path(), 21103));
 }
 
 #[test]
@@ -481,7 +482,7 @@ fn nginx_serves_curl_from_its_first_jail() {
     let t = open_tempdir();
     let dir = t.path();
     let www = www(dir);
-    let port = 40104;
+    let port = 21104;
     let cfg = dir.join("nginx.conf");
     std::fs::write(
         &cfg,
@@ -526,7 +527,7 @@ fn redis_serves_redis_cli_from_its_first_jail() {
     let data = dir.join("redis");
     std::fs::create_dir(&data).unwrap();
     nix::unistd::chown(&data, Some(redis.uid), Some(redis.gid)).unwrap();
-    let port = "40105";
+    let port = "21105";
     record_materialize_run(&Case {
         name: "redis",
         dir,
@@ -559,7 +560,7 @@ fn unbound_answers_dig_from_its_first_jail() {
     }
     let t = open_tempdir();
     let dir = t.path();
-    let port = 40106;
+    let port = 21106;
     let cfg = dir.join("unbound.conf");
     std::fs::write(
         &cfg,
@@ -607,7 +608,7 @@ fn verify_fix_restores_postgres_commit_log() {
         return;
     }
     let t = open_tempdir();
-    let c = postgres_case(t.path(), 40111);
+    let c = postgres_case(t.path(), 21111);
     let lost = format!("{}/data/pg_xact/0000", s(t.path()));
     verify_fix_restores(&c, &lost);
 }
@@ -619,7 +620,7 @@ fn verify_fix_restores_dev_null_for_sshd() {
         return;
     }
     let t = open_tempdir();
-    verify_fix_restores(&sshd_case(t.path(), 40112), "/dev/null");
+    verify_fix_restores(&sshd_case(t.path(), 21112), "/dev/null");
 }
 
 #[test]
@@ -629,5 +630,5 @@ fn verify_fix_restores_dev_null_for_lighttpd() {
         return;
     }
     let t = open_tempdir();
-    verify_fix_restores(&lighttpd_case(t.path(), 40113), "/dev/null");
+    verify_fix_restores(&lighttpd_case(t.path(), 21113), "/dev/null");
 }

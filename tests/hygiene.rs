@@ -479,7 +479,7 @@ fn a_daemon_dropping_root_records_its_user() {
                 "-l",
                 "127.0.0.1",
                 "-p",
-                "40121",
+                "21121",
                 "-U",
                 "0",
             ]),

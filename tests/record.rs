@@ -740,7 +740,7 @@ fn a_multithreaded_daemon_records_byte_identically() {
             "-l",
             "127.0.0.1",
             "-p",
-            "40131",
+            "21131",
             "-U",
             "0",
         ];

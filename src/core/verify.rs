@@ -95,7 +95,9 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         progress: std::io::stderr().is_terminal(),
         root: Some(plan.jail.as_os_str().as_bytes().to_vec()),
     };
-    let rec = trace::Ptrace.record(Launch::Jail(&plan), &opts).map_err(|e| internal(e.to_string()))?;
+    let rec = trace::Ptrace
+        .record(Launch::Jail(&plan), &opts)
+        .map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
         // A failed exec is a finding (the program or its interpreter is
         // missing), anything before it is an error.
@@ -484,7 +486,9 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
         progress: std::io::stderr().is_terminal(),
         root: None,
     };
-    let rec = trace::Ptrace.record(launch, &opts).map_err(|e| internal(e.to_string()))?;
+    let rec = trace::Ptrace
+        .record(launch, &opts)
+        .map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
         return Err(internal(format!(
             "the reference run on the host failed: {}",

@@ -442,7 +442,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
             // registered (a child in its first stop).
             loop {
                 match sys::wait_any() {
-                    Ok(w) if libc::WIFSTOPPED(w.status) => {
+                    Ok(w) if !w.stop.is_end() && w.stop != sys::Stop::Other => {
                         let _ = sys::kill(w.pid, libc::SIGKILL);
                     }
                     Ok(_) | Err(Errno::EINTR) => {}
@@ -502,14 +502,6 @@ impl Task {
             setid_call: false,
             proc_dir: None,
         }
-    }
-}
-
-fn status_to_shell(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
     }
 }
 
@@ -630,9 +622,9 @@ impl Tracer<'_> {
     }
 
     fn handle(&mut self, w: sys::Wait) {
+        use sys::Stop;
         let pid = w.pid;
-        let s = w.status;
-        if libc::WIFEXITED(s) || libc::WIFSIGNALED(s) {
+        if let Stop::Exited(_) | Stop::Killed(_) = w.stop {
             if let Some(t) = self.tasks.remove(&pid) {
                 if t.tgid == pid && !self.dirfds.pidfds.is_empty() {
                     self.dirfds.pidfds.remove(&pid);
@@ -640,13 +632,16 @@ impl Tracer<'_> {
                 }
             }
             if pid == self.root {
-                self.root_status = Some(status_to_shell(s));
-                self.root_signal = libc::WIFSIGNALED(s).then(|| libc::WTERMSIG(s));
+                (self.root_status, self.root_signal) = match w.stop {
+                    Stop::Killed(n) => (Some(128 + n), Some(n)),
+                    Stop::Exited(c) => (Some(c), None),
+                    _ => unreachable!("matched above"),
+                };
                 sys::set_forward_target(None);
             }
             return;
         }
-        if !libc::WIFSTOPPED(s) {
+        if w.stop == Stop::Other {
             return;
         }
         if let std::collections::hash_map::Entry::Vacant(v) = self.tasks.entry(pid) {
@@ -656,76 +651,68 @@ impl Tracer<'_> {
             self.stats.processes += 1;
             self.late_signal(pid);
         }
-        let sig = libc::WSTOPSIG(s);
-        let event = (s >> 16) & 0xff;
         if let Some(t) = self.tasks.get_mut(&pid) {
             t.group_stopped = false;
         }
-        if sig == (libc::SIGTRAP | 0x80) {
-            self.on_syscall_exit(pid);
-            return self.resume(pid, 0);
-        }
-        if event == libc::PTRACE_EVENT_STOP {
-            if matches!(
-                sig,
-                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-            ) {
+        match w.stop {
+            Stop::SyscallExit => {
+                self.on_syscall_exit(pid);
+                self.resume(pid, 0);
+            }
+            Stop::Interrupt(libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) => {
                 // Group-stop: stay stopped, but let SIGCONT wake the tracee.
                 let _ = sys::listen(pid);
                 if let Some(t) = self.tasks.get_mut(&pid) {
                     t.group_stopped = true;
                 }
                 self.stop_if_job_stopped();
-            } else {
+            }
+            Stop::Seccomp => self.on_seccomp(pid),
+            Stop::Fork { clone } => {
+                if let Ok(new) = sys::event_msg(pid) {
+                    let new = Pid::from_raw(new as i32);
+                    if let std::collections::hash_map::Entry::Vacant(v) = self.tasks.entry(new) {
+                        let tgid = if clone {
+                            read_tgid(new).unwrap_or(new)
+                        } else {
+                            new
+                        };
+                        v.insert(Task::new(tgid));
+                        self.stats.processes += 1;
+                        self.late_signal(new);
+                    }
+                }
                 self.resume(pid, 0);
             }
-            return;
-        }
-        if sig == libc::SIGTRAP && event != 0 {
-            match event {
-                libc::PTRACE_EVENT_SECCOMP => self.on_seccomp(pid),
-                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
-                    if let Ok(new) = sys::event_msg(pid) {
-                        let new = Pid::from_raw(new as i32);
-                        if let std::collections::hash_map::Entry::Vacant(v) = self.tasks.entry(new)
-                        {
-                            let tgid = if event == libc::PTRACE_EVENT_CLONE {
-                                read_tgid(new).unwrap_or(new)
-                            } else {
-                                new
-                            };
-                            v.insert(Task::new(tgid));
-                            self.stats.processes += 1;
-                            self.late_signal(new);
+            Stop::Exec => {
+                // After an exec from a non-leader thread the thread takes
+                // over the leader's pid: carry its pending execve over.
+                if let Ok(former) = sys::event_msg(pid) {
+                    let former = Pid::from_raw(former as i32);
+                    if former != pid {
+                        if let Some(old) = self.tasks.remove(&former) {
+                            let task = self.tasks.entry(pid).or_insert_with(|| Task::new(pid));
+                            task.pending = old.pending;
+                            task.cwd = None;
+                            task.proc_dir = None;
                         }
                     }
-                    self.resume(pid, 0);
                 }
-                libc::PTRACE_EVENT_EXEC => {
-                    // After an exec from a non-leader thread the thread takes
-                    // over the leader's pid: carry its pending execve over.
-                    if let Ok(former) = sys::event_msg(pid) {
-                        let former = Pid::from_raw(former as i32);
-                        if former != pid {
-                            if let Some(old) = self.tasks.remove(&former) {
-                                let task = self.tasks.entry(pid).or_insert_with(|| Task::new(pid));
-                                task.pending = old.pending;
-                                task.cwd = None;
-                                task.proc_dir = None;
-                            }
-                        }
-                    }
-                    // A successful exec: record it now; the exit stop would
-                    // only confirm it.
-                    self.finish_pending(pid, 0, 0);
-                    self.resume(pid, 0);
-                }
-                _ => self.resume(pid, 0),
+                // A successful exec: record it now; the exit stop would
+                // only confirm it.
+                self.finish_pending(pid, 0, 0);
+                self.resume(pid, 0);
             }
-            return;
+            // Signal-delivery-stop: pass the signal on unchanged.
+            Stop::Signal(sig) => self.resume(pid, sig),
+            Stop::Interrupt(_)
+            | Stop::OtherEvent
+            | Stop::Exited(_)
+            | Stop::Killed(_)
+            | Stop::Other => {
+                self.resume(pid, 0);
+            }
         }
-        // Signal-delivery-stop: pass the signal on unchanged.
-        self.resume(pid, sig);
     }
 
     /// Resumes a tracee, to its syscall-exit stop if an access is pending.

@@ -10,15 +10,79 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-/// Raw `waitpid` status of one tracee.
+/// What `waitpid` reports of one tracee.
 #[derive(Debug, Clone, Copy)]
 pub struct Wait {
     pub pid: Pid,
-    pub status: i32,
+    pub stop: Stop,
 }
 
-/// `waitpid(-1, __WALL)`. Raw statuses, because the tracer must handle
-/// real-time signals and ptrace event bits that typed wrappers reject.
+/// A wait status, lifted from its bits. Decoded here rather than with
+/// nix's `WaitStatus`, which rejects the real-time signals and ptrace
+/// event bits a tracer must handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The task exited with this code.
+    Exited(i32),
+    /// The task was killed by this signal.
+    Killed(i32),
+    /// A syscall-exit stop (`PTRACE_O_TRACESYSGOOD`).
+    SyscallExit,
+    /// `PTRACE_EVENT_STOP` with this signal: a group-stop for job-control
+    /// signals, otherwise the stop of a seize or interrupt.
+    Interrupt(i32),
+    /// A seccomp `RET_TRACE` stop.
+    Seccomp,
+    /// A fork, vfork (`clone: false`) or clone (`clone: true`) event.
+    Fork { clone: bool },
+    /// A successful exec.
+    Exec,
+    /// Another ptrace event.
+    OtherEvent,
+    /// A signal about to be delivered.
+    Signal(i32),
+    /// Anything else (a continued task).
+    Other,
+}
+
+impl Stop {
+    pub fn of(s: i32) -> Stop {
+        if libc::WIFEXITED(s) {
+            return Stop::Exited(libc::WEXITSTATUS(s));
+        }
+        if libc::WIFSIGNALED(s) {
+            return Stop::Killed(libc::WTERMSIG(s));
+        }
+        if !libc::WIFSTOPPED(s) {
+            return Stop::Other;
+        }
+        let sig = libc::WSTOPSIG(s);
+        let event = (s >> 16) & 0xff;
+        if sig == (libc::SIGTRAP | 0x80) {
+            return Stop::SyscallExit;
+        }
+        if event == libc::PTRACE_EVENT_STOP {
+            return Stop::Interrupt(sig);
+        }
+        if sig == libc::SIGTRAP && event != 0 {
+            return match event {
+                libc::PTRACE_EVENT_SECCOMP => Stop::Seccomp,
+                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => Stop::Fork { clone: false },
+                libc::PTRACE_EVENT_CLONE => Stop::Fork { clone: true },
+                libc::PTRACE_EVENT_EXEC => Stop::Exec,
+                _ => Stop::OtherEvent,
+            };
+        }
+        Stop::Signal(sig)
+    }
+
+    /// Whether the task is gone.
+    pub fn is_end(self) -> bool {
+        matches!(self, Stop::Exited(_) | Stop::Killed(_))
+    }
+}
+
+/// `waitpid(-1, __WALL)`.
 pub fn wait_any() -> Result<Wait, Errno> {
     let mut status = 0;
     // SAFETY: waitpid only writes the status integer we pass.
@@ -28,7 +92,7 @@ pub fn wait_any() -> Result<Wait, Errno> {
     }
     Ok(Wait {
         pid: Pid::from_raw(pid),
-        status,
+        stop: Stop::of(status),
     })
 }
 
