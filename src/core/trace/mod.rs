@@ -11,6 +11,7 @@
 
 pub mod arch;
 pub mod decode;
+mod dirfd;
 mod mem;
 pub mod seccomp;
 mod sys;
@@ -24,6 +25,7 @@ use nix::unistd::Pid;
 use crate::core::manifest::Op;
 use arch::Sys;
 use decode::{Operand, Use};
+use dirfd::DirfdCache;
 pub use sys::Launch;
 
 /// The (operation, errno or 0) pairs seen for one raw path.
@@ -247,24 +249,6 @@ struct Task {
     proc_dir: Option<std::os::fd::OwnedFd>,
 }
 
-/// Paths of directory descriptors used as `dirfd`, so that the calls of a
-/// program walking a tree (tar, find) need no /proc readlink each. An
-/// entry holds a duplicate of the tracee's descriptor (`pidfd_getfd`) and is
-/// trusted only while `kcmp` says the tracee's descriptor is still that very
-/// open file: a close, dup2 or exec that changes it is always noticed. A
-/// traced rename drops the whole cache, since it may move a cached directory.
-struct DirfdCache {
-    /// Off when the kernel lacks pidfd_getfd or kcmp.
-    disabled: bool,
-    /// jailtrace's own pid, for kcmp.
-    me: Pid,
-    pidfds: HashMap<Pid, std::os::fd::OwnedFd>,
-    entries: HashMap<(Pid, i32), (Vec<u8>, std::os::fd::OwnedFd)>,
-}
-
-/// Bound on cached descriptors (each holds a descriptor in jailtrace).
-const DIRFD_CACHE_MAX: usize = 256;
-
 /// One path a call names: absolute path, whether its last symlink is
 /// followed, and what the call does to it.
 type Item = (Vec<u8>, bool, decode::Ops);
@@ -401,12 +385,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         events: 0,
         last_draw: Instant::now(),
         i386_seen: false,
-        dirfds: DirfdCache {
-            disabled: false,
-            me: nix::unistd::getpid(),
-            pidfds: HashMap::new(),
-            entries: HashMap::new(),
-        },
+        dirfds: DirfdCache::new(),
         failpoint: std::env::var("JAILTRACE_FAILPOINT")
             .ok()
             .and_then(|v| v.strip_prefix("panic-after:")?.parse().ok()),
@@ -626,9 +605,8 @@ impl Tracer<'_> {
         let pid = w.pid;
         if let Stop::Exited(_) | Stop::Killed(_) = w.stop {
             if let Some(t) = self.tasks.remove(&pid) {
-                if t.tgid == pid && !self.dirfds.pidfds.is_empty() {
-                    self.dirfds.pidfds.remove(&pid);
-                    self.dirfds.entries.retain(|&(g, _), _| g != pid);
+                if t.tgid == pid {
+                    self.dirfds.forget(pid);
                 }
             }
             if pid == self.root {
@@ -760,7 +738,7 @@ impl Tracer<'_> {
         if call == Sys::Umount {
             // Our duplicates of the tracee's directory descriptors must not
             // make its umount fail with EBUSY.
-            self.dirfds.entries.clear();
+            self.dirfds.clear();
             return self.resume(pid, 0);
         }
         if call == Sys::SetId {
@@ -875,7 +853,7 @@ impl Tracer<'_> {
             e => e,
         };
         if matches!(p.sys, Sys::Rename | Sys::Renameat | Sys::Renameat2) && errno == 0 {
-            self.dirfds.entries.clear();
+            self.dirfds.clear();
         }
         if p.sys == Sys::Chroot && errno == 0 {
             self.warnings.insert(
@@ -1140,40 +1118,18 @@ impl Tracer<'_> {
     /// Appends the path of a descriptor used as a `dirfd` to `out`,
     /// through the cache.
     fn append_dirfd_path(&mut self, pid: Pid, fd: i32, out: &mut Vec<u8>) -> Option<()> {
-        if self.dirfds.disabled {
+        if !self.dirfds.enabled() {
             out.extend_from_slice(&self.fd_path(pid, fd)?);
             return Some(());
         }
         let tgid = self.tasks.get(&pid)?.tgid;
-        if let Some((path, ours)) = self.dirfds.entries.get(&(tgid, fd)) {
-            match sys::same_file(pid, fd, self.dirfds.me, ours) {
-                Ok(true) => {
-                    out.extend_from_slice(path);
-                    return Some(());
-                }
-                Ok(false) => {}
-                Err(_) => self.dirfds.disabled = true,
-            }
-            self.dirfds.entries.remove(&(tgid, fd));
+        if let Some(path) = self.dirfds.get(pid, tgid, fd) {
+            out.extend_from_slice(path);
+            return Some(());
         }
         let path = self.fd_path(pid, fd)?;
-        if self.dirfds.entries.len() >= DIRFD_CACHE_MAX {
-            self.dirfds.entries.clear();
-        }
-        let pidfd = match self.dirfds.pidfds.entry(tgid) {
-            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                sys::pidfd_open(tgid).ok().map(|fd| v.insert(fd))
-            }
-        };
         out.extend_from_slice(&path);
-        match pidfd.map(|p| sys::pidfd_getfd(p, fd)) {
-            Some(Ok(ours)) => {
-                self.dirfds.entries.insert((tgid, fd), (path, ours));
-            }
-            Some(Err(Errno::ENOSYS | Errno::EPERM)) | None => self.dirfds.disabled = true,
-            Some(Err(_)) => {}
-        }
+        self.dirfds.insert(tgid, fd, path);
         Some(())
     }
 
