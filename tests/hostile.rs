@@ -179,59 +179,12 @@ fn diff(a: &Path, b: &Path) -> Run {
     run(c, 120)
 }
 
-/// Everything observable about a tree, without following symlinks.
-#[derive(Debug, PartialEq)]
-struct Node {
-    ino: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    nlink: u64,
-    rdev: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    content: Option<Vec<u8>>,
-    target: Option<PathBuf>,
-}
-
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                stack.push(e.unwrap().path());
-            }
-        }
-        let ft = md.file_type();
-        out.insert(
-            p.clone(),
-            Node {
-                ino: md.ino(),
-                mode: md.mode(),
-                uid: md.uid(),
-                gid: md.gid(),
-                nlink: md.nlink(),
-                rdev: md.rdev(),
-                mtime: (md.mtime(), md.mtime_nsec()),
-                ctime: (md.ctime(), md.ctime_nsec()),
-                content: ft.is_file().then(|| std::fs::read(&p).unwrap()),
-                target: ft.is_symlink().then(|| std::fs::read_link(&p).unwrap()),
-            },
-        );
-    }
-    out
-}
-
 /// Outside the jail: a directory with a file, a subdirectory and a symlink,
 /// which hostile manifests and jails point at. [`Canary::check`] proves that
 /// nothing in it changed, not even a ctime.
 struct Canary {
     dir: PathBuf,
-    before: BTreeMap<PathBuf, Node>,
+    before: BTreeMap<PathBuf, common::Node>,
 }
 
 impl Canary {
@@ -241,14 +194,14 @@ impl Canary {
         std::fs::write(dir.join("keep"), "canary\n").unwrap();
         std::fs::write(dir.join("sub/deep"), "deep canary\n").unwrap();
         std::os::unix::fs::symlink("keep", dir.join("link")).unwrap();
-        let before = snapshot(&dir);
+        let before = common::snapshot(&dir);
         Canary { dir, before }
     }
 
     fn check(&self, what: &str) {
         assert_eq!(
             self.before,
-            snapshot(&self.dir),
+            common::snapshot(&self.dir),
             "{what}: something outside the jail changed"
         );
     }
@@ -839,10 +792,14 @@ fn entries_beneath_a_manifest_symlink_are_refused_in_every_shape() {
             for link in ["a", "b", "x/y"] {
                 let _ = std::os::unix::fs::symlink(&c.dir, jail.join(link));
             }
-            let before = snapshot(&jail);
+            let before = common::snapshot(&jail);
             let r = materialize(args, &m, &jail);
             assert_one_line(&r, 1, &[entry, want], what);
-            assert_eq!(before, snapshot(&jail), "{what}: the prepared jail changed");
+            assert_eq!(
+                before,
+                common::snapshot(&jail),
+                "{what}: the prepared jail changed"
+            );
         }
         c.check(what);
     }
@@ -909,7 +866,7 @@ fn device_entries_are_refused_without_allow_device_and_nothing_is_made() {
     assert!(r.stdout.contains(", 0 devices"), "{}", r.stdout);
     // Not a single node anywhere in the jail, nor a temporary left behind:
     // exactly the two directories.
-    let found: Vec<PathBuf> = snapshot(&jail).into_keys().collect();
+    let found: Vec<PathBuf> = common::snapshot(&jail).into_keys().collect();
     assert_eq!(found, [jail.clone(), jail.join("dev"), jail.join("etc")]);
     c.check("devices");
 
@@ -926,7 +883,7 @@ fn device_entries_are_refused_without_allow_device_and_nothing_is_made() {
         ),
         (259, 0)
     );
-    let found: Vec<PathBuf> = snapshot(&jail).into_keys().collect();
+    let found: Vec<PathBuf> = common::snapshot(&jail).into_keys().collect();
     assert_eq!(found.len(), 4, "{found:?}");
     c.check("--allow-device");
 }

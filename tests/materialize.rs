@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -110,55 +109,6 @@ fn materialize_ok(args: &[&str], m: &Path, jail: &Path) -> String {
         code, 0,
         "materialize failed\nstdout:\n{out}\nstderr:\n{err}"
     );
-    out
-}
-
-/// Everything observable about a tree, without following symlinks: a changed
-/// inode or ctime means something was written.
-#[derive(Debug, PartialEq)]
-struct Node {
-    ino: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    rdev: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    target: Option<PathBuf>,
-}
-
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                stack.push(e.unwrap().path());
-            }
-        }
-        let target = md
-            .file_type()
-            .is_symlink()
-            .then(|| std::fs::read_link(&p).unwrap());
-        out.insert(
-            p,
-            Node {
-                ino: md.ino(),
-                mode: md.mode(),
-                uid: md.uid(),
-                gid: md.gid(),
-                size: md.size(),
-                rdev: md.rdev(),
-                mtime: (md.mtime(), md.mtime_nsec()),
-                ctime: (md.ctime(), md.ctime_nsec()),
-                target,
-            },
-        );
-    }
     out
 }
 
@@ -334,10 +284,14 @@ fn second_run_changes_nothing_and_says_so() {
     );
     let first = materialize_ok(&[], &mf, &jail);
     assert!(!first.contains("nothing to do"), "{first}");
-    let before = snapshot(&jail);
+    let before = common::snapshot(&jail);
     let second = materialize_ok(&[], &mf, &jail);
     assert!(second.contains("nothing to do"), "{second}");
-    assert_eq!(before, snapshot(&jail), "a second run changed the jail");
+    assert_eq!(
+        before,
+        common::snapshot(&jail),
+        "a second run changed the jail"
+    );
 }
 
 #[test]
@@ -357,7 +311,7 @@ fn a_new_manifest_updates_only_what_changed() {
         &manifest(vec![e_file(&s(&a)), e_file(&s(&b)), e_link("/l", "x")]),
     );
     materialize_ok(&[], &m1, &jail);
-    let before = snapshot(&jail);
+    let before = common::snapshot(&jail);
 
     // The host file changes, a symlink target changes, an entry is added.
     make_host_file(&a, "two!", 0o600, (0, 0), 1_600_000_000);
@@ -374,7 +328,7 @@ fn a_new_manifest_updates_only_what_changed() {
     let out = materialize_ok(&[], &m2, &jail);
     assert!(out.contains("created: 1 files"), "{out}");
     assert!(out.contains(", 2 symlinks"), "{out}");
-    let after = snapshot(&jail);
+    let after = common::snapshot(&jail);
     let ja = inside(&jail, &s(&a));
     assert_eq!(std::fs::read_to_string(&ja).unwrap(), "two!");
     assert_eq!(lmeta(&ja).mode() & 0o7777, 0o600);
@@ -461,14 +415,14 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     // The top directory of the data file's path (`/tmp`, `/var`).
     let top = format!("/{}", s(t.path()).split('/').nth(1).unwrap());
     std::os::unix::fs::symlink("/", jail.join(&top[1..])).unwrap();
-    let before = snapshot(&jail);
+    let before = common::snapshot(&jail);
     let out = materialize_ok(&["--dry-run"], &mf, &jail);
     assert!(out.contains(&format!("mkdir   {top}")), "{out}");
     assert!(
         out.contains(&format!("replace {top} (symlink -> /)")),
         "{out}"
     );
-    assert_eq!(before, snapshot(&jail));
+    assert_eq!(before, common::snapshot(&jail));
 }
 
 #[test]
@@ -638,7 +592,7 @@ fn outputs_get_their_directory_but_no_data_unless_asked() {
 fn manifest_symlink_then_file_beneath_it_writes_nothing() {
     let t = common::tempdir();
     let c = canary(t.path());
-    let before = snapshot(&c);
+    let before = common::snapshot(&c);
     let data = t.path().join("data");
     std::fs::write(&data, "d").unwrap();
     let jail = t.path().join("jail");
@@ -659,7 +613,7 @@ fn manifest_symlink_then_file_beneath_it_writes_nothing() {
         "{err}"
     );
     assert!(!jail.exists(), "the jail was created for a bad manifest");
-    assert_eq!(before, snapshot(&c));
+    assert_eq!(before, common::snapshot(&c));
 }
 
 #[test]
@@ -724,7 +678,7 @@ fn preexisting_usr_lib_symlink_outside_is_never_followed() {
     }
     let t = common::tempdir();
     let c = canary(t.path());
-    let before = snapshot(&c);
+    let before = common::snapshot(&c);
     let jail = t.path().join("jail");
     std::fs::create_dir_all(jail.join("usr")).unwrap();
     std::os::unix::fs::symlink(&c, jail.join("usr/lib")).unwrap();
@@ -751,7 +705,11 @@ fn preexisting_usr_lib_symlink_outside_is_never_followed() {
     let jd = inside(&jail, &s(&data));
     assert!(lmeta(&jd).is_file());
     assert_eq!(std::fs::read_to_string(&jd).unwrap(), "new");
-    assert_eq!(before, snapshot(&c), "the canary outside the jail changed");
+    assert_eq!(
+        before,
+        common::snapshot(&c),
+        "the canary outside the jail changed"
+    );
 }
 
 #[test]
@@ -803,7 +761,7 @@ fn non_writable_directory_fails_cleanly() {
     let t = common::tempdir();
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let c = canary(t.path());
-    let before = snapshot(&c);
+    let before = common::snapshot(&c);
     let jail = t.path().join("jail");
     std::fs::create_dir_all(jail.join("etc")).unwrap();
     std::fs::set_permissions(jail.join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -825,7 +783,7 @@ fn non_writable_directory_fails_cleanly() {
     assert!(err.contains("/etc/x: symlink: Permission denied"), "{err}");
     assert!(lmeta(&jail.join("ok")).file_type().is_symlink());
     assert!(!jail.join("etc/x").exists());
-    assert_eq!(before, snapshot(&c));
+    assert_eq!(before, common::snapshot(&c));
 }
 
 #[test]
@@ -875,7 +833,7 @@ fn mount_points_inside_the_jail_are_never_crossed() {
     }
     let t = common::tempdir();
     let c = canary(t.path());
-    let before = snapshot(&c);
+    let before = common::snapshot(&c);
     let jail = t.path().join("jail");
     std::fs::create_dir_all(jail.join("usr")).unwrap();
     let _m = Mounted::new(&["--bind", &s(&c)], &jail.join("usr"));
@@ -898,7 +856,7 @@ fn mount_points_inside_the_jail_are_never_crossed() {
     assert!(!err.contains("jailtrace: /usr:"), "{err}");
     assert!(lmeta(&jail.join("z")).file_type().is_symlink());
     drop(_m);
-    assert_eq!(before, snapshot(&c));
+    assert_eq!(before, common::snapshot(&c));
 }
 
 #[test]

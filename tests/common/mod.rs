@@ -221,3 +221,56 @@ pub fn has_access(m: &serde_json::Value, path: &str, op: &str, result: &str) -> 
             .is_some_and(|a| a.iter().any(|x| x["op"] == op && x["result"] == result))
     })
 }
+
+/// Everything observable about one object of a tree, without following
+/// symlinks: a changed inode, ctime or content means something was written.
+#[derive(Debug, PartialEq)]
+pub struct Node {
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u64,
+    pub size: u64,
+    pub rdev: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    pub content: Option<Vec<u8>>,
+    pub target: Option<PathBuf>,
+}
+
+/// Every object below `root` (itself included), for before/after
+/// comparisons: the one snapshot of the black-box tests.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, Node> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+        let ft = md.file_type();
+        out.insert(
+            p.clone(),
+            Node {
+                ino: md.ino(),
+                mode: md.mode(),
+                uid: md.uid(),
+                gid: md.gid(),
+                nlink: md.nlink(),
+                size: md.size(),
+                rdev: md.rdev(),
+                mtime: (md.mtime(), md.mtime_nsec()),
+                ctime: (md.ctime(), md.ctime_nsec()),
+                content: ft.is_file().then(|| std::fs::read(&p).unwrap_or_default()),
+                target: ft.is_symlink().then(|| std::fs::read_link(&p).unwrap()),
+            },
+        );
+    }
+    out
+}
