@@ -146,14 +146,43 @@ impl Report {
     /// The readable form: one line per difference, grouped, sorted, marked
     /// `+` (new), `-` (gone) or `~` (changed). Prints nothing when equivalent.
     pub fn write_text(&self, w: &mut dyn Write, color: bool) -> std::io::Result<()> {
-        let paint = |code: &str, s: String| {
-            if color {
-                format!("\x1b[{code}m{s}\x1b[0m")
-            } else {
-                s
+        let paint = |code: &str, s: String| paint(color, code, s);
+        let mut first = true;
+        for (title, lines) in self.text_groups(color) {
+            if lines.is_empty() {
+                continue;
             }
-        };
-        let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+            if !first {
+                writeln!(w)?;
+            }
+            first = false;
+            writeln!(w, "{}", paint("1", format!("{title} ({}):", lines.len())))?;
+            for l in lines {
+                writeln!(w, "{l}")?;
+            }
+        }
+        if !first {
+            writeln!(w)?;
+            writeln!(
+                w,
+                "{} difference{}: {} added, {} removed, {} metadata, {} accesses, {} command/warnings, {} content",
+                self.count(),
+                if self.count() == 1 { "" } else { "s" },
+                self.added.len(),
+                self.removed.len(),
+                self.changed.len(),
+                self.accesses.len(),
+                self.command.len() + self.warnings_added.len() + self.warnings_removed.len(),
+                self.content.len(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The text report's groups: a title and its lines each.
+    fn text_groups(&self, color: bool) -> Vec<(&'static str, Vec<String>)> {
+        let paint = |code: &str, s: String| paint(color, code, s);
+        let mut groups: Vec<(&'static str, Vec<String>)> = Vec::new();
 
         let mut lines = Vec::new();
         for c in &self.command {
@@ -242,37 +271,16 @@ impl Report {
             "Content changed",
             self.content.iter().map(field_line).collect(),
         ));
+        groups
+    }
+}
 
-        let mut first = true;
-        for (title, lines) in groups {
-            if lines.is_empty() {
-                continue;
-            }
-            if !first {
-                writeln!(w)?;
-            }
-            first = false;
-            writeln!(w, "{}", paint("1", format!("{title} ({}):", lines.len())))?;
-            for l in lines {
-                writeln!(w, "{l}")?;
-            }
-        }
-        if !first {
-            writeln!(w)?;
-            writeln!(
-                w,
-                "{} difference{}: {} added, {} removed, {} metadata, {} accesses, {} command/warnings, {} content",
-                self.count(),
-                if self.count() == 1 { "" } else { "s" },
-                self.added.len(),
-                self.removed.len(),
-                self.changed.len(),
-                self.accesses.len(),
-                self.command.len() + self.warnings_added.len() + self.warnings_removed.len(),
-                self.content.len(),
-            )?;
-        }
-        Ok(())
+/// `s` in the ANSI colour `code` when `color` is set.
+fn paint(color: bool, code: &str, s: String) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s
     }
 }
 

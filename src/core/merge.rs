@@ -87,6 +87,47 @@ fn same_attributes(a: &Entry, b: &Entry) -> bool {
         && (a.major, a.minor, a.size, &a.sha256) == (b.major, b.minor, b.size, &b.sha256)
 }
 
+/// The attributes on which the versions of `path` disagree.
+fn conflicts_of(
+    path: &MPath,
+    deciding: &[(usize, &Entry)],
+    inputs: &[(String, Manifest)],
+    proc_link: bool,
+) -> Vec<Conflict> {
+    let mut found = Vec::new();
+    // One version, or all alike (the common case): nothing to compare.
+    if deciding.windows(2).all(|w| same_attributes(w[0].1, w[1].1)) {
+        return found;
+    }
+    let attrs: Vec<_> = deciding.iter().map(|(_, e)| attributes(e)).collect();
+    for (k, field) in FIELDS.iter().enumerate() {
+        if proc_link && *field == "target" {
+            continue;
+        }
+        // Distinct non-null values in argument order; an attribute one
+        // recording lacks (no --hash, say) does not conflict.
+        let mut values: Vec<(Value, Vec<String>)> = Vec::new();
+        for ((i, _), a) in deciding.iter().zip(&attrs) {
+            let v = a[k].clone();
+            if v.is_null() {
+                continue;
+            }
+            match values.iter_mut().find(|(x, _)| *x == v) {
+                Some((_, names)) => names.push(inputs[*i].0.clone()),
+                None => values.push((v, vec![inputs[*i].0.clone()])),
+            }
+        }
+        if values.len() > 1 {
+            found.push(Conflict {
+                path: path.clone(),
+                field,
+                values,
+            });
+        }
+    }
+    found
+}
+
 /// Merges named manifests given oldest first. Without a preference the
 /// result does not depend on the order of `inputs`.
 pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
@@ -122,39 +163,7 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         let proc_link = deciding
             .iter()
             .all(|(_, e)| e.class == Class::Proc && e.kind == Kind::Symlink);
-        let mut found = Vec::new();
-        // One version, or all alike (the common case): nothing to compare.
-        let alike = deciding.windows(2).all(|w| same_attributes(w[0].1, w[1].1));
-        let attrs: Vec<_> = if alike {
-            Vec::new()
-        } else {
-            deciding.iter().map(|(_, e)| attributes(e)).collect()
-        };
-        for (k, field) in FIELDS.iter().enumerate() {
-            if alike || (proc_link && *field == "target") {
-                continue;
-            }
-            // Distinct non-null values in argument order; an attribute one
-            // recording lacks (no --hash, say) does not conflict.
-            let mut values: Vec<(Value, Vec<String>)> = Vec::new();
-            for ((i, _), a) in deciding.iter().zip(&attrs) {
-                let v = a[k].clone();
-                if v.is_null() {
-                    continue;
-                }
-                match values.iter_mut().find(|(x, _)| *x == v) {
-                    Some((_, names)) => names.push(inputs[*i].0.clone()),
-                    None => values.push((v, vec![inputs[*i].0.clone()])),
-                }
-            }
-            if values.len() > 1 {
-                found.push(Conflict {
-                    path: path.clone(),
-                    field,
-                    values,
-                });
-            }
-        }
+        let found = conflicts_of(path, deciding, inputs, proc_link);
 
         let mut merged = if found.is_empty() {
             // Everyone agrees: take each attribute from whoever has it.

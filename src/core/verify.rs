@@ -583,6 +583,46 @@ fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> 
     added
 }
 
+/// What the recorded run made itself (a cache it rebuilds when absent) is
+/// no dependency of a run that went well.
+fn drop_own_outputs(f: &mut Findings, m: &Manifest) {
+    let created: BTreeSet<&[u8]> = m
+        .entries
+        .iter()
+        .filter(|e| e.created)
+        .map(|e| e.path.as_bytes())
+        .collect();
+    f.missing.retain(|x| !created.contains(x.path.as_slice()));
+}
+
+fn print_status(f: &Findings, on_host: Option<i32>) {
+    let reference = match on_host {
+        Some(s) => format!("on the host: {s}"),
+        None => "expected 0; with --manifest, the status it had on the host".into(),
+    };
+    println!(
+        "the command exited with {} in the jail ({reference})",
+        f.exit_status.map_or("no status".into(), |s| s.to_string())
+    );
+}
+
+/// Runs the command on the host for reference and names what it used that
+/// the jail lacks; returns what it used.
+fn host_reference(args: &VerifyOptions, plan: &Plan, jail: &Path) -> anyhow::Result<Vec<Entry>> {
+    println!("no failed lookup explains it: running the command on the host for reference");
+    let view = JailView::open(jail)?;
+    let entries = record_on_host(args, plan)?;
+    for e in entries
+        .iter()
+        .filter(|e| e.kind != Kind::Missing && e.class == crate::core::manifest::Class::Regular)
+    {
+        if !view.exists(e.path.as_bytes(), false) {
+            println!("missing: {} (used on the host)", e.path);
+        }
+    }
+    Ok(entries)
+}
+
 pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
     if args.fix && args.jail.manifest.is_none() {
         return Err(internal(
@@ -605,26 +645,11 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
         let expected = on_host.unwrap_or(0);
         let failed = f.exit_status != Some(expected);
         if let (Some(m), false) = (&manifest, failed) {
-            // What the recorded run made itself (a cache it rebuilds when
-            // absent) is no dependency of a run that went well.
-            let created: BTreeSet<&[u8]> = m
-                .entries
-                .iter()
-                .filter(|e| e.created)
-                .map(|e| e.path.as_bytes())
-                .collect();
-            f.missing.retain(|x| !created.contains(x.path.as_slice()));
+            drop_own_outputs(&mut f, m);
         }
         print_findings(&f, &jail, failed);
         if failed {
-            let reference = match on_host {
-                Some(s) => format!("on the host: {s}"),
-                None => "expected 0; with --manifest, the status it had on the host".into(),
-            };
-            println!(
-                "the command exited with {} in the jail ({reference})",
-                f.exit_status.map_or("no status".into(), |s| s.to_string())
-            );
+            print_status(&f, on_host);
         }
         if f.is_empty() && !failed {
             return Ok(0);
@@ -641,17 +666,7 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
                 );
                 return Ok(1);
             }
-            println!("no failed lookup explains it: running the command on the host for reference");
-            let view = JailView::open(&jail)?;
-            let entries = record_on_host(args, &plan)?;
-            for e in entries.iter().filter(|e| {
-                e.kind != Kind::Missing && e.class == crate::core::manifest::Class::Regular
-            }) {
-                if !view.exists(e.path.as_bytes(), false) {
-                    println!("missing: {} (used on the host)", e.path);
-                }
-            }
-            Some(entries)
+            Some(host_reference(args, &plan, &jail)?)
         } else {
             None
         };
