@@ -275,72 +275,7 @@ impl<'a> Executor<'a> {
             }
             return;
         }
-        let r = match &item.want {
-            Want::Dir(meta) => self.dir(p, parent.as_ref(), &name, &cur, *meta),
-            Want::File {
-                mode_cap,
-                sha256,
-                size_hint,
-                rewrite,
-            } => {
-                let r = self.file(
-                    p,
-                    parent.as_ref(),
-                    &name,
-                    &cur,
-                    FileWant {
-                        mode_cap: *mode_cap,
-                        sha256: sha256.as_deref(),
-                        output: item.output,
-                        rewrite: rewrite.as_ref(),
-                    },
-                );
-                self.progress.inc(*size_hint);
-                self.progress.set_message(format!(
-                    "{} files",
-                    self.report.stats.files + self.report.stats.unchanged
-                ));
-                r
-            }
-            Want::Symlink {
-                target,
-                uid,
-                gid,
-                times,
-            } => self.symlink(
-                p,
-                parent.as_ref(),
-                &name,
-                &cur,
-                target,
-                (*uid, *gid),
-                *times,
-            ),
-            Want::Device {
-                block,
-                major,
-                minor,
-                meta,
-            } => {
-                let ty = if *block {
-                    SFlag::S_IFBLK
-                } else {
-                    SFlag::S_IFCHR
-                };
-                self.node(
-                    p,
-                    parent.as_ref(),
-                    &name,
-                    &cur,
-                    ty,
-                    makedev(u64::from(*major), u64::from(*minor)),
-                    *meta,
-                )
-            }
-            Want::Fifo(meta) => {
-                self.node(p, parent.as_ref(), &name, &cur, SFlag::S_IFIFO, 0, *meta)
-            }
-        };
+        let r = self.make(item, parent.as_ref(), &name, &cur);
         // Counted only once it is really there.
         let credit = self.credit.take();
         if r.is_ok() {
@@ -362,6 +297,75 @@ impl<'a> Executor<'a> {
                 self.failed_dirs.insert(p.clone());
             }
             self.fail(p, msg);
+        }
+    }
+
+    /// Creates or replaces the object `item` wants, given its parent
+    /// directory (`None` in a dry run into what does not exist yet), its
+    /// name and what is there now.
+    fn make(
+        &mut self,
+        item: &Item,
+        parent: Option<&OwnedFd>,
+        name: &[u8],
+        cur: &Lookup,
+    ) -> Result<(), String> {
+        let p = &item.path;
+        match &item.want {
+            Want::Dir(meta) => self.dir(p, parent, name, cur, *meta),
+            Want::File {
+                mode_cap,
+                sha256,
+                size_hint,
+                rewrite,
+            } => {
+                let r = self.file(
+                    p,
+                    parent,
+                    name,
+                    cur,
+                    FileWant {
+                        mode_cap: *mode_cap,
+                        sha256: sha256.as_deref(),
+                        output: item.output,
+                        rewrite: rewrite.as_ref(),
+                    },
+                );
+                self.progress.inc(*size_hint);
+                self.progress.set_message(format!(
+                    "{} files",
+                    self.report.stats.files + self.report.stats.unchanged
+                ));
+                r
+            }
+            Want::Symlink {
+                target,
+                uid,
+                gid,
+                times,
+            } => self.symlink(p, parent, name, cur, target, (*uid, *gid), *times),
+            Want::Device {
+                block,
+                major,
+                minor,
+                meta,
+            } => {
+                let ty = if *block {
+                    SFlag::S_IFBLK
+                } else {
+                    SFlag::S_IFCHR
+                };
+                self.node(
+                    p,
+                    parent,
+                    name,
+                    cur,
+                    ty,
+                    makedev(u64::from(*major), u64::from(*minor)),
+                    *meta,
+                )
+            }
+            Want::Fifo(meta) => self.node(p, parent, name, cur, SFlag::S_IFIFO, 0, *meta),
         }
     }
 

@@ -361,79 +361,15 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         .release()
         .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
 
-    let mut t = Tracer {
-        opts,
-        tasks: HashMap::new(),
-        root: child.pid,
-        root_status: None,
-        root_signal: None,
-        log: RawLog::default(),
-        warnings: BTreeSet::new(),
-        stats: Stats::default(),
-        set_uids: BTreeSet::new(),
-        set_gids: BTreeSet::new(),
-        term_sent: None,
-        killed: false,
-        signals_received: 0,
-        deadline: opts.timeout.map(|d| Instant::now() + d),
-        progress: None,
-        stop_requested: false,
-        virtual_mask: match (pinned, opts.placement, &original_mask) {
-            (true, Placement::Same, Some(m)) => Some(sys::mask_bytes(m)),
-            _ => None,
-        },
-        events: 0,
-        last_draw: Instant::now(),
-        i386_seen: false,
-        dirfds: DirfdCache::new(),
-        failpoint: std::env::var("JAILTRACE_FAILPOINT")
-            .ok()
-            .and_then(|v| v.strip_prefix("panic-after:")?.parse().ok()),
+    let virtual_mask = match (pinned, opts.placement, &original_mask) {
+        (true, Placement::Same, Some(m)) => Some(sys::mask_bytes(m)),
+        _ => None,
     };
-    t.tasks.insert(child.pid, Task::new(child.pid));
-    t.stats.processes = 1;
-    if opts.progress {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                .expect("valid template"),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        t.progress = Some(pb);
-        t.update_progress();
-    }
+    let mut t = Tracer::new(opts, child.pid, virtual_mask);
     if opts.timeout.is_some() {
         let _ = sys::set_alarm(100);
     }
-    // Policy on an internal error (a panic in the loop): kill every tracee,
-    // reap them, and still hand back what was seen. Tracees are never left
-    // stopped; PTRACE_O_EXITKILL covers jailtrace dying outright.
-    let internal_error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run())) {
-        Ok(()) => None,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(std::string::ToString::to_string)
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            t.kill_all(libc::SIGKILL);
-            // Reap everything, killing also tracees the loop never
-            // registered (a child in its first stop).
-            loop {
-                match sys::wait_any() {
-                    Ok(w) if !w.stop.is_end() && w.stop != sys::Stop::Other => {
-                        let _ = sys::kill(w.pid, libc::SIGKILL);
-                    }
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(_) => break,
-                }
-            }
-            t.warnings.insert(format!(
-                "incomplete recording: internal tracer error ({msg}); traced processes were killed"
-            ));
-            Some(msg)
-        }
-    };
+    let internal_error = t.run_guarded();
     let _ = sys::set_alarm(0);
     sys::set_forward_target(None);
     if let Some(pb) = &t.progress {
@@ -484,7 +420,78 @@ impl Task {
     }
 }
 
-impl Tracer<'_> {
+impl<'a> Tracer<'a> {
+    fn new(opts: &'a TraceOptions, root: Pid, virtual_mask: Option<Vec<u8>>) -> Tracer<'a> {
+        let mut t = Tracer {
+            opts,
+            tasks: HashMap::new(),
+            root,
+            root_status: None,
+            root_signal: None,
+            log: RawLog::default(),
+            warnings: BTreeSet::new(),
+            stats: Stats::default(),
+            set_uids: BTreeSet::new(),
+            set_gids: BTreeSet::new(),
+            term_sent: None,
+            killed: false,
+            signals_received: 0,
+            deadline: opts.timeout.map(|d| Instant::now() + d),
+            progress: None,
+            stop_requested: false,
+            virtual_mask,
+            events: 0,
+            last_draw: Instant::now(),
+            i386_seen: false,
+            dirfds: DirfdCache::new(),
+            failpoint: std::env::var("JAILTRACE_FAILPOINT")
+                .ok()
+                .and_then(|v| v.strip_prefix("panic-after:")?.parse().ok()),
+        };
+        t.tasks.insert(root, Task::new(root));
+        t.stats.processes = 1;
+        if opts.progress {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .expect("valid template"),
+            );
+            pb.enable_steady_tick(Duration::from_millis(200));
+            t.progress = Some(pb);
+            t.update_progress();
+        }
+        t
+    }
+
+    /// Runs the loop. Policy on an internal error (a panic in the loop):
+    /// kill every tracee, reap them, and still hand back what was seen, with
+    /// the panic's message. Tracees are never left stopped;
+    /// PTRACE_O_EXITKILL covers jailtrace dying outright.
+    fn run_guarded(&mut self) -> Option<String> {
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())).err()?;
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(std::string::ToString::to_string)
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        self.kill_all(libc::SIGKILL);
+        // Reap everything, killing also tracees the loop never registered
+        // (a child in its first stop).
+        loop {
+            match sys::wait_any() {
+                Ok(w) if !w.stop.is_end() && w.stop != sys::Stop::Other => {
+                    let _ = sys::kill(w.pid, libc::SIGKILL);
+                }
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        self.warnings.insert(format!(
+            "incomplete recording: internal tracer error ({msg}); traced processes were killed"
+        ));
+        Some(msg)
+    }
+
     fn run(&mut self) {
         loop {
             self.handle_signals_and_deadlines();

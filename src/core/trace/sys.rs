@@ -384,100 +384,14 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
         return Err(Errno::last());
     }
     if pid == 0 {
-        let report = |e: ChildError| -> ! {
-            let b = e.to_bytes();
-            // SAFETY: write and _exit are async-signal-safe; `b` is ours.
-            unsafe {
-                libc::write(
-                    rep_w.as_raw_fd(),
-                    b.as_ptr() as *const libc::c_void,
-                    b.len(),
-                );
-                libc::_exit(e.exit_code())
-            }
-        };
-        let fail = |step: Step| -> ! {
-            report(ChildError {
-                step,
-                errno: Errno::last(),
-            })
-        };
-        let mut byte = 0u8;
-        // SAFETY: child side of fork; only raw syscalls on pre-built data.
-        unsafe {
-            // Wait until the parent has seized us.
-            libc::read(
-                go_r.as_raw_fd(),
-                &mut byte as *mut u8 as *mut libc::c_void,
-                1,
-            );
-            // Rust's runtime ignores SIGPIPE; the traced program must not
-            // inherit that.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            if let Some(mask) = &spec.child_affinity {
-                // Best effort: on failure the command runs on the tracer's CPU.
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask);
-            }
-        }
-        match &spec.launch {
-            Launch::Jail(plan) => {
-                // The jail entry sets no_new_privs itself, after setuid.
-                if let Err(e) = crate::core::launch::enter_jail(plan, Some(rep_w.as_raw_fd())) {
-                    report(e);
-                }
-            }
-            Launch::HostAs {
-                uid, gid, groups, ..
-            } => {
-                // SAFETY: plain syscalls on data prepared before the fork.
-                unsafe {
-                    if libc::chdir(c"/".as_ptr()) != 0 {
-                        fail(Step::ChdirRoot);
-                    }
-                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                        fail(Step::Setgroups);
-                    }
-                    if libc::setgid(*gid) != 0 {
-                        fail(Step::Setgid);
-                    }
-                    if libc::setuid(*uid) != 0 {
-                        fail(Step::Setuid);
-                    }
-                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                        fail(Step::NoNewPrivs);
-                    }
-                }
-            }
-            Launch::Host { .. } => {}
-        }
-        // SAFETY: prctl reads the filter program prepared before the fork.
-        unsafe {
-            if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                fail(Step::Seccomp);
-            }
-            if libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-            ) != 0
-            {
-                fail(Step::Seccomp);
-            }
-        }
-        match &spec.launch {
-            Launch::Host { program, .. } => {
-                // SAFETY: program and argv are NUL-terminated C strings and a
-                // NULL-terminated pointer array built before the fork.
-                unsafe { libc::execv(program.as_ptr(), host_argv.as_ptr()) };
-                fail(Step::Exec)
-            }
-            Launch::HostAs { program, .. } => {
-                // SAFETY: as above, with an environment array built the same way.
-                unsafe { libc::execve(program.as_ptr(), host_argv.as_ptr(), host_env.as_ptr()) };
-                fail(Step::Exec)
-            }
-            Launch::Jail(plan) => report(crate::core::launch::exec_command(plan)),
-        }
+        child_side(
+            spec,
+            go_r.as_raw_fd(),
+            rep_w.as_raw_fd(),
+            &prog,
+            &host_argv,
+            &host_env,
+        );
     }
     drop(go_r);
     drop(rep_w);
@@ -486,6 +400,106 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
         go: go_w,
         report: rep_r,
     })
+}
+
+/// The child side of [`spawn`]: waits until the tracer has seized it, sets
+/// up what the launch asks for, installs the filter and execs. Failures go
+/// to the tracer through `report_fd` as a [`ChildError`]. Async-signal-safe
+/// only: every buffer was prepared before the fork.
+fn child_side(
+    spec: &ChildSpec,
+    go: std::os::fd::RawFd,
+    report_fd: std::os::fd::RawFd,
+    prog: &libc::sock_fprog,
+    host_argv: &[*const libc::c_char],
+    host_env: &[*const libc::c_char],
+) -> ! {
+    let report = |e: ChildError| -> ! {
+        let b = e.to_bytes();
+        // SAFETY: write and _exit are async-signal-safe; `b` is ours.
+        unsafe {
+            libc::write(report_fd, b.as_ptr() as *const libc::c_void, b.len());
+            libc::_exit(e.exit_code())
+        }
+    };
+    let fail = |step: Step| -> ! {
+        report(ChildError {
+            step,
+            errno: Errno::last(),
+        })
+    };
+    let mut byte = 0u8;
+    // SAFETY: child side of fork; only raw syscalls on pre-built data.
+    unsafe {
+        // Wait until the parent has seized us.
+        libc::read(go, &mut byte as *mut u8 as *mut libc::c_void, 1);
+        // Rust's runtime ignores SIGPIPE; the traced program must not
+        // inherit that.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if let Some(mask) = &spec.child_affinity {
+            // Best effort: on failure the command runs on the tracer's CPU.
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask);
+        }
+    }
+    match &spec.launch {
+        Launch::Jail(plan) => {
+            // The jail entry sets no_new_privs itself, after setuid.
+            if let Err(e) = crate::core::launch::enter_jail(plan, Some(report_fd)) {
+                report(e);
+            }
+        }
+        Launch::HostAs {
+            uid, gid, groups, ..
+        } => {
+            // SAFETY: plain syscalls on data prepared before the fork.
+            unsafe {
+                if libc::chdir(c"/".as_ptr()) != 0 {
+                    fail(Step::ChdirRoot);
+                }
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    fail(Step::Setgroups);
+                }
+                if libc::setgid(*gid) != 0 {
+                    fail(Step::Setgid);
+                }
+                if libc::setuid(*uid) != 0 {
+                    fail(Step::Setuid);
+                }
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    fail(Step::NoNewPrivs);
+                }
+            }
+        }
+        Launch::Host { .. } => {}
+    }
+    // SAFETY: prctl reads the filter program prepared before the fork.
+    unsafe {
+        if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail(Step::Seccomp);
+        }
+        if libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            std::ptr::from_ref(prog),
+        ) != 0
+        {
+            fail(Step::Seccomp);
+        }
+    }
+    match &spec.launch {
+        Launch::Host { program, .. } => {
+            // SAFETY: program and argv are NUL-terminated C strings and a
+            // NULL-terminated pointer array built before the fork.
+            unsafe { libc::execv(program.as_ptr(), host_argv.as_ptr()) };
+            fail(Step::Exec)
+        }
+        Launch::HostAs { program, .. } => {
+            // SAFETY: as above, with an environment array built the same way.
+            unsafe { libc::execve(program.as_ptr(), host_argv.as_ptr(), host_env.as_ptr()) };
+            fail(Step::Exec)
+        }
+        Launch::Jail(plan) => report(crate::core::launch::exec_command(plan)),
+    }
 }
 
 impl Child {
