@@ -87,6 +87,25 @@ fn same_attributes(a: &Entry, b: &Entry) -> bool {
         && (a.major, a.minor, a.size, &a.sha256) == (b.major, b.minor, b.size, &b.sha256)
 }
 
+/// The entry of versions that agree: each attribute from whoever has it.
+fn agreed(deciding: &[(usize, &Entry)], proc_link: bool) -> Entry {
+    let mut m = deciding[0].1.clone();
+    for (_, e) in &deciding[1..] {
+        m.mode = m.mode.or(e.mode);
+        m.uid = m.uid.or(e.uid);
+        m.gid = m.gid.or(e.gid);
+        m.size = m.size.or(e.size);
+        m.target = m.target.take().or_else(|| e.target.clone());
+        m.major = m.major.or(e.major);
+        m.minor = m.minor.or(e.minor);
+        m.sha256 = m.sha256.take().or_else(|| e.sha256.clone());
+    }
+    if proc_link && deciding.iter().any(|(_, e)| e.target != m.target) {
+        m.target = None;
+    }
+    m
+}
+
 /// The attributes on which the versions of `path` disagree.
 fn conflicts_of(
     path: &MPath,
@@ -166,22 +185,7 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         let found = conflicts_of(path, deciding, inputs, proc_link);
 
         let mut merged = if found.is_empty() {
-            // Everyone agrees: take each attribute from whoever has it.
-            let mut m = deciding[0].1.clone();
-            for (_, e) in &deciding[1..] {
-                m.mode = m.mode.or(e.mode);
-                m.uid = m.uid.or(e.uid);
-                m.gid = m.gid.or(e.gid);
-                m.size = m.size.or(e.size);
-                m.target = m.target.take().or_else(|| e.target.clone());
-                m.major = m.major.or(e.major);
-                m.minor = m.minor.or(e.minor);
-                m.sha256 = m.sha256.take().or_else(|| e.sha256.clone());
-            }
-            if proc_link && deciding.iter().any(|(_, e)| e.target != m.target) {
-                m.target = None;
-            }
-            m
+            agreed(deciding, proc_link)
         } else {
             // The preferred version as a whole: its attributes belong
             // together (a symlink's target, a device's numbers).

@@ -523,75 +523,11 @@ impl<'a> Executor<'a> {
             output,
             rewrite,
         } = want;
-        // The host file: opened without following a final symlink and
-        // without blocking (should a FIFO now sit there), then checked.
-        let src = match nix::fcntl::open(
-            p.as_path(),
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::ENOENT) if output => {
-                self.report.skipped.push((
-                    p.clone(),
-                    "written by the program, and no longer on the host".into(),
-                ));
-                return Ok(());
-            }
-            Err(Errno::ENOENT) => return Err("not copied: it no longer exists on the host".into()),
-            Err(Errno::ELOOP) => {
-                return Err("not copied: it is a symlink on the host now (record again)".into())
-            }
-            Err(e) => return Err(errno_msg("cannot open the host file", e)),
+        let Some((src, hst)) = self.host_file(p, output)? else {
+            return Ok(());
         };
-        let hst = fstat(src.as_fd()).map_err(|e| errno_msg("cannot stat the host file", e))?;
-        if file_type(&hst) != SFlag::S_IFREG {
-            return Err(format!(
-                "not copied: the host file is a {} now (record again)",
-                kind_name(&hst)
-            ));
-        }
-        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
-            use nix::sys::statfs::*;
-            let pseudo = [
-                PROC_SUPER_MAGIC,
-                SYSFS_MAGIC,
-                DEBUGFS_MAGIC,
-                SECURITYFS_MAGIC,
-                TRACEFS_MAGIC,
-                CGROUP2_SUPER_MAGIC,
-                BPF_FS_MAGIC,
-            ];
-            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
-        });
-        if pseudo {
-            return Err(
-                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
-                 its content is not data and is never copied"
-                    .into(),
-            );
-        }
         let (uid, gid) = self.owner(hst.st_uid, hst.st_gid);
-        let mut mode = hst.st_mode & 0o7777 & mode_cap;
-        if !self.owners {
-            // setuid to whoever runs materialize is not what the host had.
-            mode &= !0o6000;
-        }
-        if mode & 0o6000 != 0 {
-            let bits = match mode & 0o6000 {
-                0o4000 => "setuid",
-                0o2000 => "setgid",
-                _ => "setuid and setgid",
-            };
-            self.report.warnings.push(format!(
-                "{}: {bits} (mode {mode:04o}, owner {uid}:{gid}), as on the host",
-                self.show(p)
-            ));
-        }
+        let mode = self.file_mode(p, &hst, mode_cap, (uid, gid));
         // An account database: the jail gets the rewritten text.
         let text = match rewrite {
             Some(r) => {
@@ -605,25 +541,10 @@ impl<'a> Executor<'a> {
         let size = text.as_ref().map_or(hst.st_size as u64, |t| t.len() as u64);
 
         if let Lookup::Present(fd, st) = cur {
-            if file_type(st) == SFlag::S_IFREG
-                && st.st_mode & 0o7777 == mode
-                && (st.st_uid, st.st_gid) == (uid, gid)
-                && st.st_size as u64 == size
-            {
-                let same = match (&text, sha256) {
-                    (Some(t), _) => jail_file(fd).and_then(read_all).is_ok_and(|j| &j == t),
-                    // With a recorded hash the content itself is compared.
-                    (None, Some(h)) => jail_file(fd)
-                        .and_then(crate::core::manifest::sha256_hex)
-                        .is_ok_and(|j| j.eq_ignore_ascii_case(h)),
-                    (None, None) => {
-                        (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec)
-                    }
-                };
-                if same {
-                    self.report.stats.unchanged += 1;
-                    return Ok(());
-                }
+            let wanted = (mode, (uid, gid), size);
+            if up_to_date(fd, st, &hst, wanted, text.as_deref(), sha256) {
+                self.report.stats.unchanged += 1;
+                return Ok(());
             }
         }
         if let Some(h) = sha256 {
@@ -692,6 +613,93 @@ impl<'a> Executor<'a> {
             let _ = unlinkat(parent, os(&tmp), UnlinkatFlags::NoRemoveDir);
         }
         result
+    }
+
+    /// The copy's mode: the host's, no wider than the recorded one, and
+    /// without setuid/setgid when materialize cannot give the host's owner;
+    /// kept special bits are warned about.
+    fn file_mode(
+        &mut self,
+        p: &MPath,
+        hst: &FileStat,
+        mode_cap: u32,
+        (uid, gid): (u32, u32),
+    ) -> u32 {
+        let mut mode = hst.st_mode & 0o7777 & mode_cap;
+        if !self.owners {
+            // setuid to whoever runs materialize is not what the host had.
+            mode &= !0o6000;
+        }
+        if mode & 0o6000 != 0 {
+            let bits = match mode & 0o6000 {
+                0o4000 => "setuid",
+                0o2000 => "setgid",
+                _ => "setuid and setgid",
+            };
+            self.report.warnings.push(format!(
+                "{}: {bits} (mode {mode:04o}, owner {uid}:{gid}), as on the host",
+                self.show(p)
+            ));
+        }
+        mode
+    }
+
+    /// The host file to copy, opened without following a final symlink and
+    /// without blocking (should a FIFO now sit there), and checked to be a
+    /// regular file on a real file system. `None`: an output that is gone,
+    /// which is a skip.
+    fn host_file(&mut self, p: &MPath, output: bool) -> Result<Option<(File, FileStat)>, String> {
+        let src = match nix::fcntl::open(
+            p.as_path(),
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) if output => {
+                self.report.skipped.push((
+                    p.clone(),
+                    "written by the program, and no longer on the host".into(),
+                ));
+                return Ok(None);
+            }
+            Err(Errno::ENOENT) => return Err("not copied: it no longer exists on the host".into()),
+            Err(Errno::ELOOP) => {
+                return Err("not copied: it is a symlink on the host now (record again)".into())
+            }
+            Err(e) => return Err(errno_msg("cannot open the host file", e)),
+        };
+        let hst = fstat(src.as_fd()).map_err(|e| errno_msg("cannot stat the host file", e))?;
+        if file_type(&hst) != SFlag::S_IFREG {
+            return Err(format!(
+                "not copied: the host file is a {} now (record again)",
+                kind_name(&hst)
+            ));
+        }
+        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
+            use nix::sys::statfs::*;
+            let pseudo = [
+                PROC_SUPER_MAGIC,
+                SYSFS_MAGIC,
+                DEBUGFS_MAGIC,
+                SECURITYFS_MAGIC,
+                TRACEFS_MAGIC,
+                CGROUP2_SUPER_MAGIC,
+                BPF_FS_MAGIC,
+            ];
+            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
+        });
+        if pseudo {
+            return Err(
+                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
+             its content is not data and is never copied"
+                    .into(),
+            );
+        }
+        Ok(Some((src, hst)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -921,6 +929,35 @@ fn sha256_of(f: &File) -> io::Result<String> {
         }
     }
     crate::core::manifest::sha256_hex(At(f, 0))
+}
+
+/// Whether the jail's file `st` (open as `fd`) already is what would be
+/// written: a regular file with the wanted (mode, owner, size), and the same
+/// content (the rewritten text, or the recorded hash) or, without either,
+/// the host file's mtime.
+fn up_to_date(
+    fd: &OwnedFd,
+    st: &FileStat,
+    hst: &FileStat,
+    (mode, owner, size): (u32, (u32, u32), u64),
+    text: Option<&[u8]>,
+    sha256: Option<&str>,
+) -> bool {
+    if file_type(st) != SFlag::S_IFREG
+        || st.st_mode & 0o7777 != mode
+        || (st.st_uid, st.st_gid) != owner
+        || st.st_size as u64 != size
+    {
+        return false;
+    }
+    match (text, sha256) {
+        (Some(t), _) => jail_file(fd).and_then(read_all).is_ok_and(|j| j == t),
+        // With a recorded hash the content itself is compared.
+        (None, Some(h)) => jail_file(fd)
+            .and_then(crate::core::manifest::sha256_hex)
+            .is_ok_and(|j| j.eq_ignore_ascii_case(h)),
+        (None, None) => (st.st_mtime, st.st_mtime_nsec) == (hst.st_mtime, hst.st_mtime_nsec),
+    }
 }
 
 fn read_all(mut f: File) -> io::Result<Vec<u8>> {

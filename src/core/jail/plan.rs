@@ -231,47 +231,16 @@ pub fn build(
             },
         )?)),
     };
-
-    for a in &opts.allow_devices {
-        if !index
-            .get(a)
-            .is_some_and(|e| matches!(e.kind, Kind::Chardev | Kind::Blockdev))
-        {
-            plan.warnings.push(format!(
-                "--allow-device {a}: the manifest has no device at that path"
-            ));
-        }
-    }
+    plan.warnings.extend(unknown_allowed_devices(opts, &index));
 
     let probes_only = probe_only_dirs(&entries);
 
     for e in &entries {
-        // The manifest records real host objects, so whatever holds another
-        // entry must be a directory. Anything else (a file beneath a symlink
-        // entry, typically) is a forged or corrupt manifest. Checked before
-        // the proc/sys branch too: a `class` is only a claim of the manifest,
-        // and a "proc" entry beneath a symlink is just as contradictory.
-        // Ancestors of class proc or sys are exempt (`/proc/self` is a
-        // symlink with entries beneath it); only their mount point is made.
-        if e.kind != Kind::Missing {
-            for a in e.path.ancestors() {
-                let Some(p) = index.get(&a) else { continue };
-                if p.kind == Kind::Dir || matches!(p.class, Class::Proc | Class::Sys) {
-                    continue;
-                }
-                let what = match p.kind {
-                    Kind::Symlink => "a symlink",
-                    Kind::Missing => "missing",
-                    _ => "not a directory",
-                };
-                return Err(err(
-                    e,
-                    format!(
-                        "lies beneath {a}, which the manifest records as {what}; \
-                         a manifest path never has such a parent"
-                    ),
-                ));
-            }
+        // Checked before the proc/sys branch too: a `class` is only a claim
+        // of the manifest, and a "proc" entry beneath a symlink is just as
+        // contradictory.
+        if let Some(reason) = bad_parent(e, &index) {
+            return Err(err(e, reason));
         }
 
         // Entries inside a proc or sys mount belong to that mount.
@@ -283,35 +252,8 @@ pub fn build(
             .find(|a| matches!(a.class, Class::Proc | Class::Sys));
         if matches!(e.class, Class::Proc | Class::Sys) || pseudo_parent.is_some() {
             let class = pseudo_parent.map_or(e.class, |p| p.class);
-            // The mount point: the topmost ancestor-or-self that is not a
-            // recorded ordinary directory (`/proc` for `/proc/self/stat`).
-            let mut chain = e.path.ancestors();
-            chain.push(e.path.clone());
-            let mount = chain
-                .iter()
-                .skip(1)
-                .find(|a| index.get(a).is_none_or(|x| x.class == class))
-                .cloned()
-                .unwrap_or_else(|| e.path.clone());
             if e.kind != Kind::Missing {
-                if !ensured.contains(&mount) {
-                    ensure_ancestors(&mount, &index, &mut ensured, &mut plan);
-                    let meta = dir_meta(index.get(&mount).copied(), host_stat(&mount, true));
-                    plan.items.push(Item {
-                        path: mount.clone(),
-                        want: Want::Dir(meta),
-                        output: false,
-                    });
-                    ensured.insert(mount.clone());
-                }
-                let fs = mount_fs(class);
-                plan.mounts.insert(mount.clone(), fs);
-                if e.path != mount {
-                    plan.skipped.push((
-                        e.path.clone(),
-                        format!("on the {fs} file system: needs {fs} mounted at {mount}"),
-                    ));
-                }
+                plan_mount(e, class, &index, &mut ensured, &mut plan);
             }
             continue;
         }
@@ -319,12 +261,7 @@ pub fn build(
             continue;
         }
         if probes_only.contains(&e.path) {
-            plan.skipped.push((
-                e.path.clone(),
-                "directory that only holds paths the program looked for in vain (ENOENT): \
-                 not made, since without it they are just as missing"
-                    .into(),
-            ));
+            plan.skipped.push((e.path.clone(), VAIN_PROBES.into()));
             continue;
         }
 
@@ -333,20 +270,7 @@ pub fn build(
         // afterwards. A device is never an output.
         let device = matches!(e.kind, Kind::Chardev | Kind::Blockdev);
         if e.created && !device && !opts.with_outputs {
-            let reason = match e.kind {
-                Kind::Dir => "directory the program created: not created (--with-outputs creates it)",
-                Kind::Socket => "socket the program creates itself when it runs",
-                _ => "made by the program: its directory is created, the object not (--with-outputs copies it)",
-            };
-            // Its directory is made, unless the run made that too: the
-            // program's own mkdir must find nothing there.
-            let made_by_run = |a: &MPath| index.get(a).is_some_and(|x| x.created);
-            let anchor = match e.path.ancestors().into_iter().find(made_by_run) {
-                Some(top) => top,
-                None => e.path.clone(),
-            };
-            ensure_ancestors(&anchor, &index, &mut ensured, &mut plan);
-            plan.skipped.push((e.path.clone(), reason.to_string()));
+            skip_created(e, &index, &mut ensured, &mut plan);
             continue;
         }
 
@@ -359,63 +283,22 @@ pub fn build(
                 Want::Dir(dir_meta(Some(e), host_stat(&e.path, false)))
             }
             Kind::File => {
-                plan.files += 1;
-                let size = e
-                    .size
-                    .or_else(|| host_stat(&e.path, false).map(|s| s.st_size as u64))
-                    .unwrap_or(0);
-                plan.bytes += size;
-                Want::File {
-                    mode_cap: e.mode.map_or(0o7777, |m| m.0),
-                    sha256: e.sha256.clone(),
-                    size_hint: size,
-                    rewrite: Rewrite::for_path(
-                        e.path.as_bytes(),
-                        opts.keep_password_hashes,
-                        keep.as_ref(),
-                    ),
+                let want = file_want(e, opts, keep.as_ref());
+                if let Want::File { size_hint, .. } = want {
+                    plan.files += 1;
+                    plan.bytes += size_hint;
                 }
+                want
             }
-            Kind::Symlink => {
-                let Some(target) = &e.target else {
-                    return Err(err(e, "symlink without a target".into()));
-                };
-                let host = host_stat(&e.path, false).filter(|s| file_type(s) == SFlag::S_IFLNK);
-                let (uid, gid) = match host {
-                    Some(s) => (s.st_uid, s.st_gid),
-                    None => (e.uid.unwrap_or(0), e.gid.unwrap_or(0)),
-                };
-                Want::Symlink {
-                    target: target.0.clone(),
-                    uid,
-                    gid,
-                    times: host
-                        .map(|s| [(s.st_atime, s.st_atime_nsec), (s.st_mtime, s.st_mtime_nsec)]),
+            Kind::Symlink => symlink_want(e).map_err(|r| err(e, r))?,
+            Kind::Chardev | Kind::Blockdev => match device_want(e, opts) {
+                Ok(want) => want,
+                Err(Refusal::Skip(reason)) => {
+                    plan.skipped.push((e.path.clone(), reason));
+                    continue;
                 }
-            }
-            Kind::Chardev | Kind::Blockdev => {
-                let (Some(major), Some(minor)) = (e.major, e.minor) else {
-                    return Err(err(e, "device without major and minor".into()));
-                };
-                if !opts.allow_devices.contains(&e.path) {
-                    if let Some(reason) = device_refusal(e, major, minor) {
-                        plan.skipped.push((e.path.clone(), reason));
-                        continue;
-                    }
-                }
-                let block = e.kind == Kind::Blockdev;
-                let ty = if block {
-                    SFlag::S_IFBLK
-                } else {
-                    SFlag::S_IFCHR
-                };
-                Want::Device {
-                    block,
-                    major,
-                    minor,
-                    meta: node_meta(e, ty, Some((major, minor))),
-                }
-            }
+                Err(Refusal::Invalid(reason)) => return Err(err(e, reason)),
+            },
             Kind::Socket => {
                 // Its directory is made, so a bind mount has somewhere to go.
                 ensure_ancestors(&e.path, &index, &mut ensured, &mut plan);
@@ -439,6 +322,175 @@ pub fn build(
     // created after all; don't also list it as skipped.
     plan.skipped.retain(|(p, _)| !ensured.contains(p));
     Ok(plan)
+}
+
+/// Why `e` cannot be where the manifest puts it: whatever holds another
+/// entry must be a directory, since a manifest records real host objects.
+/// Anything else (a file beneath a symlink entry, typically) is a forged or
+/// corrupt manifest. Ancestors of class proc or sys are exempt
+/// (`/proc/self` is a symlink with entries beneath it).
+fn bad_parent(e: &Entry, index: &HashMap<&MPath, &Entry>) -> Option<String> {
+    if e.kind == Kind::Missing {
+        return None;
+    }
+    for a in e.path.ancestors() {
+        let Some(p) = index.get(&a) else { continue };
+        if p.kind == Kind::Dir || matches!(p.class, Class::Proc | Class::Sys) {
+            continue;
+        }
+        let what = match p.kind {
+            Kind::Symlink => "a symlink",
+            Kind::Missing => "missing",
+            _ => "not a directory",
+        };
+        return Some(format!(
+            "lies beneath {a}, which the manifest records as {what}; \
+             a manifest path never has such a parent"
+        ));
+    }
+    None
+}
+
+/// An entry on a proc or sys mount: only the mount point is made, and the
+/// mount is listed as needed.
+fn plan_mount(
+    e: &Entry,
+    class: Class,
+    index: &HashMap<&MPath, &Entry>,
+    ensured: &mut HashSet<MPath>,
+    plan: &mut Plan,
+) {
+    // The mount point: the topmost ancestor-or-self that is not a recorded
+    // ordinary directory (`/proc` for `/proc/self/stat`).
+    let mut chain = e.path.ancestors();
+    chain.push(e.path.clone());
+    let mount = chain
+        .iter()
+        .skip(1)
+        .find(|a| index.get(a).is_none_or(|x| x.class == class))
+        .cloned()
+        .unwrap_or_else(|| e.path.clone());
+    if !ensured.contains(&mount) {
+        ensure_ancestors(&mount, index, ensured, plan);
+        let meta = dir_meta(index.get(&mount).copied(), host_stat(&mount, true));
+        plan.items.push(Item {
+            path: mount.clone(),
+            want: Want::Dir(meta),
+            output: false,
+        });
+        ensured.insert(mount.clone());
+    }
+    let fs = mount_fs(class);
+    plan.mounts.insert(mount.clone(), fs);
+    if e.path != mount {
+        plan.skipped.push((
+            e.path.clone(),
+            format!("on the {fs} file system: needs {fs} mounted at {mount}"),
+        ));
+    }
+}
+
+/// What the run made itself: left out, with its directory made, unless the
+/// run made that too (the program's own mkdir must find nothing there).
+fn skip_created(
+    e: &Entry,
+    index: &HashMap<&MPath, &Entry>,
+    ensured: &mut HashSet<MPath>,
+    plan: &mut Plan,
+) {
+    let reason = match e.kind {
+        Kind::Dir => "directory the program created: not created (--with-outputs creates it)",
+        Kind::Socket => "socket the program creates itself when it runs",
+        _ => "made by the program: its directory is created, the object not (--with-outputs copies it)",
+    };
+    let made_by_run = |a: &MPath| index.get(a).is_some_and(|x| x.created);
+    let anchor = match e.path.ancestors().into_iter().find(made_by_run) {
+        Some(top) => top,
+        None => e.path.clone(),
+    };
+    ensure_ancestors(&anchor, index, ensured, plan);
+    plan.skipped.push((e.path.clone(), reason.to_string()));
+}
+
+/// A regular file: copied from the host at apply time, or rewritten if it
+/// is an account database.
+fn file_want(e: &Entry, opts: &Options, keep: Option<&std::sync::Arc<accounts::Keep>>) -> Want {
+    let size = e
+        .size
+        .or_else(|| host_stat(&e.path, false).map(|s| s.st_size as u64))
+        .unwrap_or(0);
+    Want::File {
+        mode_cap: e.mode.map_or(0o7777, |m| m.0),
+        sha256: e.sha256.clone(),
+        size_hint: size,
+        rewrite: Rewrite::for_path(e.path.as_bytes(), opts.keep_password_hashes, keep),
+    }
+}
+
+const VAIN_PROBES: &str = "directory that only holds paths the program looked for in vain \
+     (ENOENT): not made, since without it they are just as missing";
+
+/// `--allow-device` paths where the manifest has no device.
+fn unknown_allowed_devices(opts: &Options, index: &HashMap<&MPath, &Entry>) -> Vec<String> {
+    opts.allow_devices
+        .iter()
+        .filter(|a| {
+            !index
+                .get(a)
+                .is_some_and(|e| matches!(e.kind, Kind::Chardev | Kind::Blockdev))
+        })
+        .map(|a| format!("--allow-device {a}: the manifest has no device at that path"))
+        .collect()
+}
+
+/// Why a device entry gives no device.
+enum Refusal {
+    /// Left out, for this reason (not in the safe set).
+    Skip(String),
+    /// The entry itself is malformed.
+    Invalid(String),
+}
+
+/// A device node: the safe set, or what `--allow-device` names.
+fn device_want(e: &Entry, opts: &Options) -> Result<Want, Refusal> {
+    let (Some(major), Some(minor)) = (e.major, e.minor) else {
+        return Err(Refusal::Invalid("device without major and minor".into()));
+    };
+    if !opts.allow_devices.contains(&e.path) {
+        if let Some(reason) = device_refusal(e, major, minor) {
+            return Err(Refusal::Skip(reason));
+        }
+    }
+    let block = e.kind == Kind::Blockdev;
+    let ty = if block {
+        SFlag::S_IFBLK
+    } else {
+        SFlag::S_IFCHR
+    };
+    Ok(Want::Device {
+        block,
+        major,
+        minor,
+        meta: node_meta(e, ty, Some((major, minor))),
+    })
+}
+
+/// A symlink with the recorded target and the host link's owner and times.
+fn symlink_want(e: &Entry) -> Result<Want, String> {
+    let Some(target) = &e.target else {
+        return Err("symlink without a target".into());
+    };
+    let host = host_stat(&e.path, false).filter(|s| file_type(s) == SFlag::S_IFLNK);
+    let (uid, gid) = match host {
+        Some(s) => (s.st_uid, s.st_gid),
+        None => (e.uid.unwrap_or(0), e.gid.unwrap_or(0)),
+    };
+    Ok(Want::Symlink {
+        target: target.0.clone(),
+        uid,
+        gid,
+        times: host.map(|s| [(s.st_atime, s.st_atime_nsec), (s.st_mtime, s.st_mtime_nsec)]),
+    })
 }
 
 /// Directories that are in the manifest only to hold failed lookups (a PATH
