@@ -580,6 +580,41 @@ pub(crate) fn mount_point_reason(kind: MountKind, e: Errno) -> String {
 /// (directories 0755 on the way, 0555 for proc and sys, an empty 0644 file
 /// for /dev/log), never following a symlink, then checks it as the child
 /// will.
+/// Where a symlink `link` at `target` (a jail path without its leading
+/// `/`) points, as (directory, name) inside the jail; `None` when the name
+/// is empty, `.` or `..`.
+fn link_destination(target: &str, link: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut inside = if link.starts_with(b"/") {
+        link.to_vec()
+    } else {
+        let mut p = target
+            .rsplit_once('/')
+            .map(|(d, _)| d)
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec();
+        p.push(b'/');
+        p.extend_from_slice(link);
+        p
+    };
+    while inside.ends_with(b"/") {
+        inside.pop();
+    }
+    let (parent, base) = match inside.iter().rposition(|&b| b == b'/') {
+        Some(i) => (inside[..i].to_vec(), inside[i + 1..].to_vec()),
+        None => (Vec::new(), inside.clone()),
+    };
+    if base.is_empty() || base == b"." || base == b".." {
+        return None;
+    }
+    let parent = if parent.is_empty() {
+        b".".to_vec()
+    } else {
+        parent
+    };
+    Some((parent, base))
+}
+
 fn prepare_mount_point(
     root: BorrowedFd<'_>,
     jail: &Path,
@@ -645,33 +680,8 @@ fn prepare_mount_point(
     if spec.kind == MountKind::DevLog {
         if let Ok(link) = nix::fcntl::readlinkat(create_in.as_fd(), *last) {
             let link = link.as_bytes();
-            let mut inside = if link.starts_with(b"/") {
-                link.to_vec()
-            } else {
-                let mut p = target
-                    .rsplit_once('/')
-                    .map(|(d, _)| d)
-                    .unwrap_or("")
-                    .as_bytes()
-                    .to_vec();
-                p.push(b'/');
-                p.extend_from_slice(link);
-                p
-            };
-            while inside.ends_with(b"/") {
-                inside.pop();
-            }
-            let (parent, base) = match inside.iter().rposition(|&b| b == b'/') {
-                Some(i) => (inside[..i].to_vec(), inside[i + 1..].to_vec()),
-                None => (Vec::new(), inside.clone()),
-            };
-            if base.is_empty() || base == b"." || base == b".." {
+            let Some((parent, base)) = link_destination(target, link) else {
                 return Err(fail(Errno::EINVAL));
-            }
-            let parent = if parent.is_empty() {
-                b".".to_vec()
-            } else {
-                parent
             };
             create_in = crate::core::jail::beneath::open(
                 root,
