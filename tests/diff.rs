@@ -8,14 +8,13 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-/// A manifest as JSON text: a fixed header, `entries` as given.
+/// A manifest as JSON: a fixed header, `entries` as given.
 fn manifest(entries: Value) -> Value {
-    json!({
-        "schema": 2,
-        "generator": "jailtrace 0.1.0",
-        "command": { "argv": ["/usr/bin/app"], "cwd": "/srv", "uid": 0, "gid": 0, "exit_status": 0 },
-        "entries": entries,
-    })
+    let mut m = common::manifest(entries);
+    m["generator"] = json!("jailtrace 0.1.0");
+    m["command"] =
+        json!({ "argv": ["/usr/bin/app"], "cwd": "/srv", "uid": 0, "gid": 0, "exit_status": 0 });
+    m
 }
 
 /// The entries of a small program: its binary, a library, a config file.

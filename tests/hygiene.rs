@@ -95,18 +95,16 @@ fn accounts_manifest(dir: &Path) -> PathBuf {
     std::fs::write(&data, "x").unwrap();
     std::os::unix::fs::chown(&data, Some(1000), Some(1000)).unwrap();
     let file = |p: &str| json!({"path": p, "kind": "file", "class": "regular", "accesses": [{"op": "read", "result": "ok"}]});
-    write_manifest(
-        dir,
-        &json!({
-            "schema": 2, "generator": "test",
-            "command": {"argv": ["/x"], "cwd": "/", "uid": 0, "gid": 0, "set_uids": [101], "set_gids": [104]},
-            "entries": [
-                file("/etc/passwd"), file("/etc/group"), file("/etc/shadow"), file("/etc/gshadow"),
-                {"path": s(&data), "kind": "file", "class": "regular", "uid": 1000, "gid": 1000,
-                 "accesses": [{"op": "read", "result": "ok"}]},
-            ],
-        }),
-    )
+    write_manifest(dir, &{
+        let mut m = common::manifest(json!([
+            file("/etc/passwd"), file("/etc/group"), file("/etc/shadow"), file("/etc/gshadow"),
+            {"path": s(&data), "kind": "file", "class": "regular", "uid": 1000, "gid": 1000,
+             "accesses": [{"op": "read", "result": "ok"}]},
+        ]));
+        m["command"]["set_uids"] = json!([101]);
+        m["command"]["set_gids"] = json!([104]);
+        m
+    })
 }
 
 #[test]
@@ -247,12 +245,10 @@ fn symlinks_keep_the_host_times() {
     .unwrap();
     let m = write_manifest(
         t.path(),
-        &json!({
-            "schema": 2, "generator": "test",
-            "command": {"argv": ["/x"], "cwd": "/", "uid": 0, "gid": 0},
-            "entries": [{"path": s(&link), "kind": "symlink", "class": "regular", "target": "Etc/UTC",
-                         "accesses": [{"op": "follow", "result": "ok"}]}],
-        }),
+        &common::manifest(
+            json!([{"path": s(&link), "kind": "symlink", "class": "regular",
+            "target": "Etc/UTC", "accesses": [{"op": "follow", "result": "ok"}]}]),
+        ),
     );
     let jail = t.path().join("jail");
     common::success(common::jailtrace().arg("materialize").arg(&m).arg(&jail));
@@ -278,9 +274,7 @@ fn a_jail_under_a_directory_others_can_write_is_flagged() {
     let m_dir = common::tempdir();
     let m = write_manifest(
         m_dir.path(),
-        &json!({"schema": 2, "generator": "test",
-                "command": {"argv": ["/x"], "cwd": "/", "uid": 0, "gid": 0},
-                "entries": [{"path": "/etc", "kind": "dir", "class": "regular"}]}),
+        &common::manifest(json!([{"path": "/etc", "kind": "dir", "class": "regular"}])),
     );
     let check = |jail: &Path| {
         let out = common::output(

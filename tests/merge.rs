@@ -8,12 +8,11 @@ use std::process::Output;
 use serde_json::{json, Value};
 
 fn manifest(argv: &[&str], exit_status: i32, entries: Value) -> Value {
-    json!({
-        "schema": 1,
-        "generator": "jailtrace 0.0.1",
-        "command": { "argv": argv, "cwd": "/srv", "uid": 0, "gid": 0, "exit_status": exit_status },
-        "entries": entries,
-    })
+    let mut m = common::manifest(entries);
+    m["schema"] = json!(1);
+    m["command"] =
+        json!({ "argv": argv, "cwd": "/srv", "uid": 0, "gid": 0, "exit_status": exit_status });
+    m
 }
 
 fn dir_entry(path: &str) -> Value {

@@ -274,3 +274,17 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, Node> {
     }
     out
 }
+
+/// A manifest as JSON, the one builder of the black-box tests: the current
+/// schema, a generic header (`/bin/true` run as root from `/`), and
+/// `entries`. Tests change what they care about, e.g.
+/// `m["command"]["argv"] = json!([...])`, or `m["schema"] = json!(1)` to
+/// exercise the loading of old manifests.
+pub fn manifest(entries: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "schema": 2,
+        "generator": "test",
+        "command": {"argv": ["/bin/true"], "cwd": "/", "uid": 0, "gid": 0},
+        "entries": entries,
+    })
+}
