@@ -417,9 +417,9 @@ fn bad_input_is_one_clear_error() {
     );
     assert!(!out.exists());
 
-    // One input is not a merge.
+    // One input is not a merge: a usage error, with merge's error status.
     let o = merge(&[&a], &out, &[]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert!(!out.exists());
 
     // An output directory that does not exist: the error names it.

@@ -765,3 +765,25 @@ fn a_multithreaded_daemon_records_byte_identically() {
         "a thread id leaked into the manifest"
     );
 }
+
+/// One exit policy for every command, usage errors included.
+#[test]
+fn usage_errors_follow_each_commands_convention() {
+    let code = |args: &[&str]| output(jailtrace().args(args)).status.code();
+    for (args, expect) in [
+        (&["record", "--timeout", "soon", "--", "true"][..], 125),
+        (&["record", "--include", "(", "--", "true"], 125),
+        (&["run", "--bogus", "/tmp", "--", "true"], 125),
+        (&["verify", "--bogus", "/tmp", "--", "true"], 125),
+        (&["materialize", "--bogus", "m", "j"], 1),
+        (&["merge", "--bogus", "a", "b", "-o", "c"], 1),
+        (&["diff", "--bogus", "a", "b"], 2),
+        (&["diff", "--ignore", "(", "a", "b"], 2),
+        (&["check", "--bogus", "/tmp"], 2),
+        (&["--bogus"], 2),
+        (&["record", "--help"], 0),
+        (&["--version"], 0),
+    ] {
+        assert_eq!(code(args), Some(expect), "{args:?}");
+    }
+}

@@ -660,8 +660,9 @@ fn bad_jails_get_one_clear_line() {
     let out = output(jailtrace().args(["run", "/", "--allow-root", "--", "true"]));
     assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("host's root directory"));
+    // A usage error: run's own failures, and so its usage errors, exit 125.
     let out = output(jailtrace().args(["run", "/tmp", "--mount", "tmpfs", "--", "true"]));
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("expected proc, sys or dev-log"));
 }
 

@@ -82,7 +82,7 @@ pub fn use_color(when: ColorWhen) -> bool {
 /// Loads a manifest; the error is one line that already names the file and
 /// the cause (its Display includes the source, so the chain is not repeated).
 pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Manifest> {
-    Manifest::load(path).map_err(|e| Failure::new(2, e.to_string()).into())
+    Manifest::load(path).map_err(|e| Failure::new(e.to_string()).into())
 }
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
@@ -92,13 +92,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         // Check each pattern alone so the error names the bad one.
         for re in &args.ignore {
             if let Err(e) = regex::Regex::new(re) {
-                return Err(
-                    Failure::new(2, format!("--ignore {re:?}: {}", regex_reason(&e))).into(),
-                );
+                return Err(Failure::new(format!("--ignore {re:?}: {}", regex_reason(&e))).into());
             }
         }
         let set = RegexSet::new(&args.ignore)
-            .map_err(|e| Failure::new(2, format!("--ignore: {}", regex_reason(&e))))?;
+            .map_err(|e| Failure::new(format!("--ignore: {}", regex_reason(&e))))?;
         Some(set)
     };
     let opts = Options {

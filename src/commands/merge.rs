@@ -41,7 +41,7 @@ impl From<PreferArg> for Prefer {
 pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
     let mut inputs = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
-        let m = Manifest::load(p).map_err(|e| Failure::new(1, e.to_string()))?;
+        let m = Manifest::load(p).map_err(|e| Failure::new(e.to_string()))?;
         inputs.push((p.display().to_string(), m));
     }
     let prefer = args.prefer.map(Prefer::from);
@@ -55,14 +55,11 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
         eprintln!("jailtrace: {c}{how}");
     }
     if !merged.conflicts.is_empty() && args.prefer.is_none() {
-        return Err(Failure::new(
-            1,
-            format!(
-                "{} conflict{}: nothing written; pass --prefer newer or --prefer older to settle them",
-                merged.conflicts.len(),
-                if merged.conflicts.len() == 1 { "" } else { "s" }
-            ),
-        )
+        return Err(Failure::new(format!(
+            "{} conflict{}: nothing written; pass --prefer newer or --prefer older to settle them",
+            merged.conflicts.len(),
+            if merged.conflicts.len() == 1 { "" } else { "s" }
+        ))
         .into());
     }
     for (p, parent) in &merged.dropped {
@@ -73,6 +70,6 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
         .manifest
         .validate("merged manifest")
         .and_then(|()| merged.manifest.save(&args.output))
-        .map_err(|e| Failure::new(1, e.to_string()))?;
+        .map_err(|e| Failure::new(e.to_string()))?;
     Ok(0)
 }

@@ -43,22 +43,35 @@ pub enum Command {
     Check(crate::commands::check::CheckArgs),
 }
 
+/// The exit policy: the status of a failure of `subcommand` that no
+/// convention fixes, usage errors included. The commands that run a program
+/// use 125 for their own failures, as `env` and `chroot` do (126 and 127 are
+/// the program's); `diff` and `check` keep 0 and 1 for their answers and
+/// use 2; `materialize` and `merge` use 1.
+pub fn error_code(subcommand: &str) -> i32 {
+    match subcommand {
+        "record" | "run" | "verify" => crate::core::error::EXIT_INTERNAL,
+        "materialize" | "merge" => 1,
+        _ => 2,
+    }
+}
+
 impl Command {
-    /// The exit status for an error that carries none of its own.
-    fn error_code(&self) -> i32 {
+    fn name(&self) -> &'static str {
         match self {
-            Command::Record(_) | Command::Run(_) | Command::Verify(_) => {
-                crate::core::error::EXIT_INTERNAL
-            }
-            Command::Diff(_) => 2,
-            Command::Check(_) => 2,
-            Command::Materialize(_) | Command::Merge(_) => 1,
+            Command::Record(_) => "record",
+            Command::Materialize(_) => "materialize",
+            Command::Diff(_) => "diff",
+            Command::Merge(_) => "merge",
+            Command::Run(_) => "run",
+            Command::Verify(_) => "verify",
+            Command::Check(_) => "check",
         }
     }
 }
 
 /// Parses the process arguments, runs the command and says how jailtrace
-/// ends (see [`Exit`]).
+/// ends (see [`Exit`]). Every status is decided here.
 pub fn main() -> Exit {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -66,11 +79,18 @@ pub fn main() -> Exit {
             let _ = e.print();
             return Exit::Code(match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => 2,
+                // A usage error follows its subcommand's convention.
+                _ => error_code(
+                    std::env::args_os()
+                        .nth(1)
+                        .as_deref()
+                        .and_then(std::ffi::OsStr::to_str)
+                        .unwrap_or_default(),
+                ),
             });
         }
     };
-    let code = cli.command.error_code();
+    let code = error_code(cli.command.name());
     let code_only = |r: anyhow::Result<i32>| r.map(Exit::Code);
     let result = match &cli.command {
         Command::Record(a) => crate::commands::record::run(a),
@@ -86,7 +106,7 @@ pub fn main() -> Exit {
         Err(err) => {
             if let Some(f) = err.downcast_ref::<Failure>() {
                 eprintln!("jailtrace: {}", f.message);
-                return Exit::Code(f.code);
+                return Exit::Code(f.code.unwrap_or(code));
             }
             eprintln!("jailtrace: {err:#}");
             Exit::Code(code)

@@ -91,7 +91,7 @@ fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
 }
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
-    let internal = |msg: String| Failure::new(EXIT_INTERNAL, msg);
+    let internal = |msg: String| Failure::new(msg);
     let include = compile(&args.include, "--include").map_err(|e| internal(format!("{e:#}")))?;
     let exclude = compile(&args.exclude, "--exclude").map_err(|e| internal(format!("{e:#}")))?;
     let program = crate::core::launch::find_program(Path::new(&args.command[0]))?;
@@ -135,7 +135,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
             ),
             _ => format!("cannot start the command: {}", e.errno.desc()),
         };
-        return Err(Failure::new(e.exit_code(), msg).into());
+        return Err(Failure::exit(e.exit_code(), msg).into());
     }
 
     let resolve_opts = crate::core::resolve::Options {
@@ -208,17 +208,15 @@ fn check_output_dir(out: &Path) -> Result<(), Failure> {
     };
     match std::fs::metadata(dir) {
         Ok(md) if md.is_dir() => Ok(()),
-        Ok(_) => Err(Failure::new(
-            EXIT_INTERNAL,
-            format!(
-                "{}: not a directory (output {})",
-                dir.display(),
-                out.display()
-            ),
-        )),
-        Err(e) => Err(Failure::new(
-            EXIT_INTERNAL,
-            format!("cannot write {}: {}: {e}", out.display(), dir.display()),
-        )),
+        Ok(_) => Err(Failure::new(format!(
+            "{}: not a directory (output {})",
+            dir.display(),
+            out.display()
+        ))),
+        Err(e) => Err(Failure::new(format!(
+            "cannot write {}: {}: {e}",
+            out.display(),
+            dir.display()
+        ))),
     }
 }

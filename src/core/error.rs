@@ -2,19 +2,30 @@
 
 use std::fmt;
 
-/// A failure whose exit status is fixed by convention (for example 127 when
-/// the command to trace is not found). `main` prints the message on one line
-/// and exits with `code`.
+/// A failure with a message of one line. `commands::main` prints it and
+/// exits with the failing command's error status (the one exit policy,
+/// see `commands::error_code`), or with `code` when a convention fixes it:
+/// 126 and 127 when the command to run cannot be executed or is not found,
+/// as `env` and `chroot` do.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: i32,
+    pub code: Option<i32>,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+    /// A failure of the command: its status comes from the exit policy.
+    pub fn new(message: impl Into<String>) -> Failure {
         Failure {
-            code,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A failure whose status a convention fixes.
+    pub fn exit(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code: Some(code),
             message: message.into(),
         }
     }

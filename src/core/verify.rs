@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::core::error::{Failure, EXIT_INTERNAL};
+use crate::core::error::Failure;
 use crate::core::launch::{JailOptions, Plan, Step};
 use crate::core::manifest::pathenc::encode;
 use crate::core::manifest::{Entry, Kind, Manifest, Op};
@@ -72,7 +72,7 @@ impl Findings {
 }
 
 fn internal(msg: impl Into<String>) -> anyhow::Error {
-    Failure::new(EXIT_INTERNAL, msg).into()
+    Failure::new(msg).into()
 }
 
 /// Whether the host has what `path` names (after the same symlink rule).
@@ -102,7 +102,7 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         // A failed exec is a finding (the program or its interpreter is
         // missing), anything before it is an error.
         if e.step != Step::Exec {
-            return Err(Failure::new(e.exit_code(), e.message(&plan)).into());
+            return Err(Failure::exit(e.exit_code(), e.message(&plan)).into());
         }
     }
     let view = JailView::open(&plan.jail)?;

@@ -37,13 +37,12 @@ use crate::core::manifest::Manifest;
 fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<fs::Jail>> {
     let shown = path.display();
     if path.as_os_str().is_empty() {
-        return Err(Failure::new(1, "JAIL must not be empty").into());
+        return Err(Failure::new("JAIL must not be empty").into());
     }
     let refuse_root = || {
-        Failure::new(
-            1,
-            format!("{shown}: refusing to materialize into / (JAIL is the host's root directory)"),
-        )
+        Failure::new(format!(
+            "{shown}: refusing to materialize into / (JAIL is the host's root directory)"
+        ))
     };
     if path.exists() {
         if path.canonicalize().is_ok_and(|c| c == Path::new("/")) {
@@ -61,10 +60,10 @@ fn open_jail(path: &Path, dry_run: bool) -> anyhow::Result<Option<fs::Jail>> {
         Mode::empty(),
     )
     .map_err(|e| {
-        Failure::new(
-            1,
-            format!("{shown}: cannot open the jail directory: {}", e.desc()),
-        )
+        Failure::new(format!(
+            "{shown}: cannot open the jail directory: {}",
+            e.desc()
+        ))
     })?;
     // Checked again on the open directory: a path can reach / in ways
     // canonicalize does not see (a bind mount of /).
@@ -107,11 +106,11 @@ pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
     // Everything is validated before anything is created, the jail included.
     // As a Failure: ManifestError's message already includes its cause,
     // which anyhow's chain would print a second time.
-    let manifest = Manifest::load(&args.manifest).map_err(|e| Failure::new(1, e.to_string()))?;
+    let manifest = Manifest::load(&args.manifest).map_err(|e| Failure::new(e.to_string()))?;
     let mut allow = Vec::new();
     for a in &args.allow_device {
         let p = MPath::new(a.as_os_str().as_bytes().to_vec())
-            .map_err(|e| Failure::new(1, format!("--allow-device {}: {e}", a.display())))?;
+            .map_err(|e| Failure::new(format!("--allow-device {}: {e}", a.display())))?;
         allow.push(p);
     }
     let opts = plan::Options {
@@ -176,13 +175,10 @@ pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
     }
 
     if read_only && !args.dry_run && report.stats.changes() > 0 {
-        return Err(Failure::new(
-            1,
-            format!(
-                "{jail_hint}: read-only file system: {} changes needed, nothing written",
-                report.stats.changes()
-            ),
-        )
+        return Err(Failure::new(format!(
+            "{jail_hint}: read-only file system: {} changes needed, nothing written",
+            report.stats.changes()
+        ))
         .into());
     }
 

@@ -33,10 +33,10 @@ pub use plan::{
 };
 pub use sys::die_of;
 
-use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
+use crate::core::error::{Exit, Failure};
 
 fn internal(msg: impl Into<String>) -> anyhow::Error {
-    Failure::new(EXIT_INTERNAL, msg).into()
+    Failure::new(msg).into()
 }
 
 /// How a wait status ends jailtrace: the exit code, or the signal.
@@ -97,7 +97,7 @@ pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<E
             let status =
                 status.map_err(|e| internal(format!("cannot wait for the command: {e}")))?;
             match report {
-                Ok(Some(err)) => Err(Failure::new(err.exit_code(), err.message(&plan)).into()),
+                Ok(Some(err)) => Err(Failure::exit(err.exit_code(), err.message(&plan)).into()),
                 Ok(None) => Ok(status),
                 Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
             }
@@ -117,12 +117,12 @@ pub fn find_program(
         return match std::fs::metadata(prog) {
             Ok(_) => Ok(prog.to_path_buf()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(crate::core::error::Failure::new(
+                Err(crate::core::error::Failure::exit(
                     crate::core::error::EXIT_NOT_FOUND,
                     format!("{name}: no such file or directory"),
                 ))
             }
-            Err(e) => Err(crate::core::error::Failure::new(
+            Err(e) => Err(crate::core::error::Failure::exit(
                 crate::core::error::EXIT_CANNOT_EXEC,
                 format!("{name}: {e}"),
             )),
@@ -140,11 +140,11 @@ pub fn find_program(
         }
     }
     match denied {
-        Some(c) => Err(crate::core::error::Failure::new(
+        Some(c) => Err(crate::core::error::Failure::exit(
             crate::core::error::EXIT_CANNOT_EXEC,
             format!("{}: permission denied", c.display()),
         )),
-        None => Err(crate::core::error::Failure::new(
+        None => Err(crate::core::error::Failure::exit(
             crate::core::error::EXIT_NOT_FOUND,
             format!("{name}: command not found"),
         )),
