@@ -6,7 +6,7 @@
 //! C strings and pointer arrays built before the fork.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_char;
@@ -55,95 +55,66 @@ pub fn close_fds_above_stderr(keep: Option<RawFd>) -> nix::Result<()> {
     }
 }
 
-fn fd_result(r: libc::c_long) -> nix::Result<OwnedFd> {
-    let fd = Errno::result(r)? as RawFd;
-    // SAFETY: the system call just returned this new descriptor, which
-    // nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+// The new mount API through rustix, which wraps each call safely and
+// without allocating (`&CStr` arguments are passed as they are): the child
+// calls these between fork and exec.
+
+fn from_rustix(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
 }
 
 /// `fsopen(fstype)`: a filesystem context for a new, detached mount.
 pub fn fsopen(fstype: &CStr) -> nix::Result<OwnedFd> {
-    // SAFETY: valid C string; flags are a plain integer.
-    fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })
+    rustix::mount::fsopen(fstype, rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).map_err(from_rustix)
 }
 
 /// `fsconfig(FSCONFIG_SET_STRING, key, value)`.
 pub fn fsconfig_string(fs: BorrowedFd<'_>, key: &CStr, value: &CStr) -> nix::Result<()> {
-    // SAFETY: valid descriptor and C strings; aux must be 0 for SET_STRING.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        )
-    };
-    Errno::result(r).map(drop)
+    rustix::mount::fsconfig_set_string(fs, key, value).map_err(from_rustix)
 }
 
 /// `fsconfig(FSCONFIG_CMD_CREATE)`: creates the superblock.
 pub fn fsconfig_create(fs: BorrowedFd<'_>) -> nix::Result<()> {
-    // SAFETY: valid descriptor; key, value and aux must be null/0 for CMD_CREATE.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_CMD_CREATE,
-            std::ptr::null::<c_char>(),
-            std::ptr::null::<c_char>(),
-            0,
-        )
-    };
-    Errno::result(r).map(drop)
+    rustix::mount::fsconfig_create(fs).map_err(from_rustix)
 }
 
 /// `fsmount`: turns a configured context into a detached mount with the
 /// given `MOUNT_ATTR_*` flags.
 pub fn fsmount(fs: BorrowedFd<'_>, attrs: u64) -> nix::Result<OwnedFd> {
-    // SAFETY: valid descriptor and plain integer flags.
-    fd_result(unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            libc::FSMOUNT_CLOEXEC,
-            attrs,
-        )
-    })
+    let attrs = u32::try_from(attrs).map_err(|_| Errno::EINVAL)?;
+    rustix::mount::fsmount(
+        fs,
+        rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+        rustix::mount::MountAttrFlags::from_bits_retain(attrs),
+    )
+    .map_err(from_rustix)
 }
 
 /// `open_tree(OPEN_TREE_CLONE)`: a detached bind mount of a host path.
 pub fn open_tree_clone(path: &CStr) -> nix::Result<OwnedFd> {
-    // SAFETY: valid C string; AT_FDCWD resolves it from our (host) root.
-    fd_result(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    })
+    use rustix::mount::OpenTreeFlags;
+    // AT_FDCWD resolves it from our (host) root.
+    rustix::mount::open_tree(
+        rustix::fs::CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(from_rustix)
 }
 
 /// Attaches the detached mount `mnt` onto the object `target` refers to.
 /// Working on descriptors means no path is resolved again, so nothing can
 /// redirect the mount through a symlink swapped in meanwhile.
 pub fn move_mount(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()> {
-    // SAFETY: valid descriptors and empty C strings, as the EMPTY_PATH
-    // flags require.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    Errno::result(r).map(drop)
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        mnt,
+        c"",
+        target,
+        c"",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(from_rustix)
 }
 
 /// The child that forwarded signals go to (0: none yet).
