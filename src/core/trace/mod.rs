@@ -13,6 +13,7 @@ pub mod arch;
 pub mod decode;
 mod dirfd;
 mod mem;
+mod placement;
 pub mod seccomp;
 mod sys;
 
@@ -328,20 +329,12 @@ impl Backend for Ptrace {
 
 /// Runs the command under the tracer until every traced process has exited.
 fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
-    let original_mask = sys::get_affinity().ok();
-    let pinned = match opts.placement {
-        Placement::None => false,
-        Placement::Tracer | Placement::Same => sys::pin_to_current_cpu().is_ok(),
-    };
+    let placed = placement::Placed::new(opts.placement);
     let spec = sys::ChildSpec {
         launch,
         filter: seccomp::filter(),
         no_new_privs: !has_cap_sys_admin(),
-        child_affinity: if pinned && opts.placement == Placement::Tracer {
-            original_mask
-        } else {
-            None
-        },
+        child_affinity: placed.child_affinity(),
     };
     // Restored when this function returns: hashing, saving and verify's
     // later rounds must stay interruptible.
@@ -361,11 +354,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         .release()
         .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
 
-    let virtual_mask = match (pinned, opts.placement, &original_mask) {
-        (true, Placement::Same, Some(m)) => Some(sys::mask_bytes(m)),
-        _ => None,
-    };
-    let mut t = Tracer::new(opts, child.pid, virtual_mask);
+    let mut t = Tracer::new(opts, child.pid, placed.virtual_mask());
     if opts.timeout.is_some() {
         let _ = sys::set_alarm(100);
     }
@@ -375,10 +364,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     if let Some(pb) = &t.progress {
         pb.finish_and_clear();
     }
-    if let (true, Some(mask)) = (pinned, &original_mask) {
-        // The rest (resolution, hashing, materialize rounds) may use every CPU.
-        sys::set_affinity(mask);
-    }
+    placed.restore();
     // From here on signals act on jailtrace itself (resolution, hashing and
     // saving stay interruptible). One that arrived while the last tracee
     // was exiting was meant for the command, and is dropped rather than
