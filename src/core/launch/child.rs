@@ -336,18 +336,6 @@ pub fn exec_command(plan: &Plan) -> ChildError {
     }
 }
 
-/// The whole child side of `run`: enter, exec, and on failure write the
-/// error to `report` and exit with its status.
-pub fn child_main(plan: &Plan, report: BorrowedFd<'_>) -> ! {
-    use std::os::fd::AsRawFd;
-    let err = match enter_jail(plan, Some(report.as_raw_fd())) {
-        Ok(()) => exec_command(plan),
-        Err(e) => e,
-    };
-    let _ = nix::unistd::write(report, &err.to_bytes());
-    sys::exit_now(err.exit_code())
-}
-
 /// Reads a [`ChildError`] from the parent's end of the pipe: `None` when the
 /// pipe closed without one, i.e. the exec succeeded.
 pub fn read_report(fd: BorrowedFd<'_>) -> std::io::Result<Option<ChildError>> {

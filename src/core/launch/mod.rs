@@ -1,6 +1,9 @@
-//! The `run` command: run a command inside a jail the secure way.
+//! Launching a command: on the host or inside a jail, the secure way. One
+//! launch path serves `run`, and `record`'s and `verify`'s tracer:
+//! [`spawn`] forks; its child waits to be seized when asked, enters the jail
+//! or switches user, installs the tracer's seccomp filter when there is one,
+//! and execs, sending any failure back as a [`ChildError`].
 //!
-//! The work is split so that `verify` can reuse it:
 //! - [`Plan::new`] (parent, before fork): resolve the user and group on the
 //!   host, decide the mounts (`--mount`, `--manifest`), create missing mount
 //!   points safely, build argv, the environment and the exec candidates as
@@ -10,7 +13,7 @@
 //!   Allocation-free.
 //! - [`exec_command`] (child): PATH search inside the jail and execve.
 //!
-//! [`run`] forks, runs [`child_main`] in the child, forwards SIGINT, SIGTERM,
+//! [`run_in_jail`] spawns, forwards SIGINT, SIGTERM,
 //! SIGHUP and SIGQUIT to the child's process group (the child leads its own session
 //! and group), and returns the command's exit status (128+N for signal N).
 //! SIGTSTP stops the child's group along with jailtrace, and continuing
@@ -21,17 +24,16 @@ mod plan;
 mod sys;
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
 
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
-pub use child::{child_main, enter_jail, exec_command, read_report, ChildError, Step};
+pub use child::{enter_jail, exec_command, read_report, ChildError, Step};
 pub use plan::{
     exec_candidates, mounts_from_manifest, parse_mount, resolve_identity, safe_env, Identity,
     JailOptions, MountKind, MountSpec, Plan, PlanError, DEFAULT_LOG_SOCKET, SAFE_PATH,
 };
-pub use sys::die_of;
+pub use sys::{die_of, spawn, Child, ChildSpec, Launch};
 
 use crate::core::error::{Exit, Failure};
 
@@ -67,41 +69,43 @@ pub fn wait_exit(child: Pid) -> nix::Result<Exit> {
 /// how it ended.
 pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<Exit> {
     let plan = Plan::new(jail, command).map_err(|e| internal(e.to_string()))?;
-    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| internal(format!("cannot create a pipe: {e}")))?;
+    // Blocked around the fork, so that a signal cannot reach jailtrace
+    // between the fork and the forwarding to the child; the child restores
+    // the mask before exec.
     let old_mask =
         sys::block_forwarded().map_err(|e| internal(format!("cannot block signals: {e}")))?;
-    match sys::fork() {
-        Err(e) => Err(internal(format!("cannot fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            drop(report_r);
-            // The child starts with the parent's dispositions (default) and
-            // must not keep the forwarded signals blocked across exec.
+    let spec = ChildSpec {
+        launch: Launch::Jail(&plan),
+        hold: false,
+        mask: Some(&old_mask),
+        filter: None,
+        no_new_privs: false,
+        child_affinity: None,
+    };
+    let child = match spawn(&spec) {
+        Ok(c) => c,
+        Err(e) => {
             let _ = sys::restore_mask(&old_mask);
-            child_main(&plan, report_w.as_fd())
+            return Err(internal(format!("cannot fork: {e}")));
         }
-        Ok(ForkResult::Parent { child }) => {
-            drop(report_w);
-            let installed = sys::forward_signals_to(child);
-            let _ = sys::restore_mask(&old_mask);
-            if let Err(e) = installed {
-                // Without forwarding the child would outlive an interrupted
-                // jailtrace unnoticed: stop it.
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                let _ = wait_exit(child);
-                return Err(internal(format!("cannot install signal handlers: {e}")));
-            }
-            let report = read_report(report_r.as_fd());
-            let status = wait_exit(child);
-            sys::stop_forwarding();
-            let status =
-                status.map_err(|e| internal(format!("cannot wait for the command: {e}")))?;
-            match report {
-                Ok(Some(err)) => Err(Failure::exit(err.exit_code(), err.message(&plan)).into()),
-                Ok(None) => Ok(status),
-                Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
-            }
-        }
+    };
+    let installed = sys::forward_signals_to(child.pid);
+    let _ = sys::restore_mask(&old_mask);
+    if let Err(e) = installed {
+        // Without forwarding the child would outlive an interrupted
+        // jailtrace unnoticed: stop it.
+        let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_exit(child.pid);
+        return Err(internal(format!("cannot install signal handlers: {e}")));
+    }
+    let report = child.report();
+    let status = wait_exit(child.pid);
+    sys::stop_forwarding();
+    let status = status.map_err(|e| internal(format!("cannot wait for the command: {e}")))?;
+    match report {
+        Ok(Some(err)) => Err(Failure::exit(err.exit_code(), err.message(&plan)).into()),
+        Ok(None) => Ok(status),
+        Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
     }
 }
 

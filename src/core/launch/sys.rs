@@ -5,22 +5,16 @@
 //! The functions used in the forked child are allocation-free: they take
 //! C strings and pointer arrays built before the fork.
 
-use std::ffi::CStr;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_char;
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::unistd::{ForkResult, Pid};
 
-/// Forks the process.
-pub fn fork() -> nix::Result<ForkResult> {
-    // SAFETY: jailtrace is single-threaded when it forks, so the child owns
-    // a consistent copy of every lock and allocator state; the child side
-    // only makes allocation-free system calls until it execs or `_exit`s.
-    unsafe { nix::unistd::fork() }
-}
+use super::{ChildError, Step};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
 
 /// Executes `path`; returns only on failure, with the errno. `argv` and
 /// `envp` are null-terminated arrays of pointers into C strings that the
@@ -115,6 +109,231 @@ pub fn move_mount(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> nix::Result<()
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
     .map_err(from_rustix)
+}
+
+// --- spawning -------------------------------------------------------------
+
+/// What the child runs.
+pub enum Launch<'a> {
+    /// A program on the host, with jailtrace's environment.
+    Host {
+        program: CString,
+        argv: Vec<CString>,
+    },
+    /// A program on the host run as another user, from `/`, with the given
+    /// environment: `verify`'s reference run, with the jail's identity.
+    HostAs {
+        program: CString,
+        argv: Vec<CString>,
+        env: Vec<CString>,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        groups: Vec<libc::gid_t>,
+    },
+    /// A command inside a jail, entered exactly as `jailtrace run` does.
+    Jail(&'a super::Plan),
+}
+
+/// Everything the child needs, prepared before fork so that the child does
+/// no allocation.
+pub struct ChildSpec<'a> {
+    pub launch: Launch<'a>,
+    /// Wait for [`Child::release`] before going on (the tracer seizes the
+    /// child first).
+    pub hold: bool,
+    /// The signal mask the child restores (the parent blocks the signals
+    /// it forwards around the fork).
+    pub mask: Option<&'a nix::sys::signal::SigSet>,
+    /// A seccomp filter to install right before the exec (the tracer's).
+    pub filter: Option<Vec<libc::sock_filter>>,
+    /// Set PR_SET_NO_NEW_PRIVS before installing the filter (required
+    /// without CAP_SYS_ADMIN).
+    pub no_new_privs: bool,
+    /// CPU mask to restore in the child before exec (when the tracer pinned
+    /// itself but the command must keep its original CPUs).
+    pub child_affinity: Option<libc::cpu_set_t>,
+}
+
+pub struct Child {
+    pub pid: Pid,
+    go: OwnedFd,
+    report: OwnedFd,
+}
+
+/// The one launch path of `record`, `verify` and `run`: forks a child that
+/// (with `hold`) waits for [`Child::release`], restores the signal mask,
+/// enters the jail or switches user as `launch` says, installs the seccomp
+/// filter if there is one, and execs. A failure before the exec
+/// is sent back as a [`ChildError`] through a close-on-exec pipe.
+pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (host_argv, host_env) = match &spec.launch {
+        Launch::Host { argv, .. } => (ptrs(argv), Vec::new()),
+        Launch::HostAs { argv, env, .. } => (ptrs(argv), ptrs(env)),
+        Launch::Jail(_) => (Vec::new(), Vec::new()),
+    };
+    let prog = spec.filter.as_ref().map(|f| libc::sock_fprog {
+        len: f.len() as u16,
+        filter: f.as_ptr().cast_mut(),
+    });
+    // SAFETY: the child below only makes async-signal-safe raw system calls
+    // (and run's allocation-free jail entry) on memory prepared before the
+    // fork, so no lock another thread held (a progress ticker of an earlier
+    // round) can be needed in it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    if pid == 0 {
+        child_side(
+            spec,
+            go_r.as_raw_fd(),
+            rep_w.as_raw_fd(),
+            prog.as_ref(),
+            &host_argv,
+            &host_env,
+        );
+    }
+    drop(go_r);
+    drop(rep_w);
+    Ok(Child {
+        pid: Pid::from_raw(pid),
+        go: go_w,
+        report: rep_r,
+    })
+}
+
+/// The child side of [`spawn`]: waits until the tracer has seized it, sets
+/// up what the launch asks for, installs the filter and execs. Failures go
+/// to the tracer through `report_fd` as a [`ChildError`]. Async-signal-safe
+/// only: every buffer was prepared before the fork.
+fn child_side(
+    spec: &ChildSpec,
+    go: std::os::fd::RawFd,
+    report_fd: std::os::fd::RawFd,
+    prog: Option<&libc::sock_fprog>,
+    host_argv: &[*const libc::c_char],
+    host_env: &[*const libc::c_char],
+) -> ! {
+    let report = |e: ChildError| -> ! {
+        let b = e.to_bytes();
+        // SAFETY: write and _exit are async-signal-safe; `b` is ours.
+        unsafe {
+            libc::write(report_fd, b.as_ptr() as *const libc::c_void, b.len());
+            libc::_exit(e.exit_code())
+        }
+    };
+    let fail = |step: Step| -> ! {
+        report(ChildError {
+            step,
+            errno: Errno::last(),
+        })
+    };
+    let mut byte = 0u8;
+    if let Some(mask) = spec.mask {
+        // The forwarded signals must not stay blocked across exec.
+        let _ = mask.thread_set_mask();
+    }
+    // SAFETY: child side of fork; only raw syscalls on pre-built data.
+    unsafe {
+        if spec.hold {
+            // Wait until the parent has seized us.
+            libc::read(go, &mut byte as *mut u8 as *mut libc::c_void, 1);
+        }
+        // Rust's runtime ignores SIGPIPE; the traced program must not
+        // inherit that.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if let Some(mask) = &spec.child_affinity {
+            // Best effort: on failure the command runs on the tracer's CPU.
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask);
+        }
+    }
+    match &spec.launch {
+        Launch::Jail(plan) => {
+            // The jail entry sets no_new_privs itself, after setuid.
+            if let Err(e) = super::enter_jail(plan, Some(report_fd)) {
+                report(e);
+            }
+        }
+        Launch::HostAs {
+            uid, gid, groups, ..
+        } => {
+            // SAFETY: plain syscalls on data prepared before the fork.
+            unsafe {
+                if libc::chdir(c"/".as_ptr()) != 0 {
+                    fail(Step::ChdirRoot);
+                }
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    fail(Step::Setgroups);
+                }
+                if libc::setgid(*gid) != 0 {
+                    fail(Step::Setgid);
+                }
+                if libc::setuid(*uid) != 0 {
+                    fail(Step::Setuid);
+                }
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    fail(Step::NoNewPrivs);
+                }
+            }
+        }
+        Launch::Host { .. } => {}
+    }
+    if let Some(prog) = prog {
+        // SAFETY: prctl reads the filter program prepared before the fork.
+        unsafe {
+            if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(Step::Seccomp);
+            }
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                std::ptr::from_ref(prog),
+            ) != 0
+            {
+                fail(Step::Seccomp);
+            }
+        }
+    }
+    match &spec.launch {
+        Launch::Host { program, .. } => {
+            // SAFETY: program and argv are NUL-terminated C strings and a
+            // NULL-terminated pointer array built before the fork.
+            unsafe { libc::execv(program.as_ptr(), host_argv.as_ptr()) };
+            fail(Step::Exec)
+        }
+        Launch::HostAs { program, .. } => {
+            // SAFETY: as above, with an environment array built the same way.
+            unsafe { libc::execve(program.as_ptr(), host_argv.as_ptr(), host_env.as_ptr()) };
+            fail(Step::Exec)
+        }
+        Launch::Jail(plan) => report(super::exec_command(plan)),
+    }
+}
+
+impl Child {
+    /// Lets the child go on to exec.
+    pub fn release(&self) -> Result<(), Errno> {
+        nix::unistd::write(&self.go, &[1]).map(drop)
+    }
+
+    /// Waits until the child has exec'd or died, and says what failed in
+    /// it, if anything.
+    pub fn report(&self) -> std::io::Result<Option<ChildError>> {
+        super::read_report(self.report.as_fd())
+    }
+
+    /// As [`Child::report`], a failure to read the report counting as none.
+    pub fn failure(&self) -> Option<ChildError> {
+        self.report().ok().flatten()
+    }
 }
 
 /// The child that forwarded signals go to (0: none yet).
@@ -258,13 +477,6 @@ pub fn forward_signals_to(child: Pid) -> nix::Result<()> {
 /// reused by an unrelated process.
 pub fn stop_forwarding() {
     CHILD.store(0, Ordering::Relaxed);
-}
-
-/// Ends the forked child at once, without running the parent's atexit
-/// handlers or flushing its copied stdio buffers.
-pub fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit is async-signal-safe and takes a plain integer.
-    unsafe { libc::_exit(code) }
 }
 
 /// Ends jailtrace by `sig`, the signal that killed the command, with its

@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+pub use crate::core::launch::Launch;
 use crate::core::manifest::Op;
 use arch::Sys;
 use decode::{Operand, Use};
 use dirfd::DirfdCache;
-pub use sys::Launch;
 
 /// The (operation, errno or 0) pairs seen for one raw path.
 pub type Outcomes = Vec<(Op, i32)>;
@@ -330,9 +330,11 @@ impl Backend for Ptrace {
 /// Runs the command under the tracer until every traced process has exited.
 fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
     let placed = placement::Placed::new(opts.placement);
-    let spec = sys::ChildSpec {
+    let spec = crate::core::launch::ChildSpec {
         launch,
-        filter: seccomp::filter(),
+        hold: true,
+        mask: None,
+        filter: Some(seccomp::filter()),
         no_new_privs: !has_cap_sys_admin(),
         child_affinity: placed.child_affinity(),
     };
@@ -340,7 +342,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     // later rounds must stay interruptible.
     let handlers = sys::install_signal_handlers()
         .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
-    let child = sys::spawn(&spec).map_err(TraceError::Spawn)?;
+    let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
     if let Err(e) = sys::seize(child.pid, OPTIONS) {
         let _ = sys::kill(child.pid, libc::SIGKILL);
         let _ = nix::sys::wait::waitpid(child.pid, None);
