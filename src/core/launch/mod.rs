@@ -33,7 +33,7 @@ pub use plan::{
     exec_candidates, mounts_from_manifest, parse_mount, resolve_identity, safe_env, Identity,
     JailOptions, MountKind, MountSpec, Plan, PlanError, DEFAULT_LOG_SOCKET, SAFE_PATH,
 };
-pub use sys::{die_of, spawn, Child, ChildSpec, Launch};
+pub use sys::{die_of, from_terminal, pass_on, spawn, Child, ChildSpec, Launch};
 
 use crate::core::error::{Exit, Failure};
 

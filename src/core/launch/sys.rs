@@ -341,28 +341,43 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     let child = CHILD.load(Ordering::Relaxed);
-    if child <= 0 {
+    // SAFETY: the kernel passes a valid (or null) siginfo to an SA_SIGINFO
+    // handler; pass_on is async-signal-safe.
+    unsafe { pass_on(child, sig, from_terminal(info)) }
+}
+
+/// Whether a signal's siginfo says the kernel sent it for the terminal
+/// (Ctrl-C, `Ctrl-\`, hangup) rather than a process with kill.
+///
+/// # Safety
+/// `info` is null or points to the siginfo the kernel gave the handler.
+pub unsafe fn from_terminal(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: as the caller promises.
+    !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL
+}
+
+/// The one forwarding rule of `run` and of the tracer, called from their
+/// signal handlers: passes `sig` on to the command `pid` (0: none). A command
+/// that leads its own process group (it called setsid, as the jail entry
+/// does) gets it in its whole group, so that what it runs in the foreground
+/// (`sh -c 'sleep 6'`) gets it too, as from a terminal. Otherwise it is still
+/// in jailtrace's group, where a terminal's signal already reached it:
+/// forwarding that would deliver it twice, so only a signal from a process
+/// is passed on, to the command alone.
+///
+/// # Safety
+/// Only async-signal-safe calls; callable from a signal handler.
+pub unsafe fn pass_on(pid: libc::pid_t, sig: libc::c_int, from_terminal: bool) {
+    if pid <= 0 {
         return;
     }
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler;
-    // getpgid, getpgrp and kill are async-signal-safe system calls.
+    // SAFETY: getpgid and kill are async-signal-safe and take integers.
     unsafe {
-        // A signal from the terminal (Ctrl-C, hangup) already went to the
-        // whole foreground process group, the child included while it has
-        // not yet left it with setsid: sending it again would deliver it
-        // twice.
-        if !info.is_null()
-            && (*info).si_code == libc::SI_KERNEL
-            && libc::getpgid(child) == libc::getpgrp()
-        {
-            return;
+        if libc::getpgid(pid) == pid {
+            libc::kill(-pid, sig);
+        } else if !from_terminal {
+            libc::kill(pid, sig);
         }
-        // The child calls setsid, so it leads its own session and process
-        // group: the signal goes to that whole group, so that what the
-        // command runs in the foreground (`sh -c 'sleep 6'`) gets it too,
-        // as it would from a terminal. Before the setsid, the group does not
-        // exist yet (ESRCH): then the child alone gets it.
-        signal_group(child, sig);
     }
 }
 

@@ -214,25 +214,11 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
     if sig == libc::SIGALRM || info.is_null() {
         return;
     }
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let code = unsafe { (*info).si_code };
-    let from_terminal = code == libc::SI_KERNEL;
     let pid = FORWARD_TO.load(Ordering::SeqCst);
-    if pid <= 0 {
-        return;
-    }
-    // SAFETY: getpgid and kill are async-signal-safe.
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler,
+    // and `pass_on` is async-signal-safe.
     unsafe {
-        if libc::getpgid(pid) == pid {
-            // The command leads its own process group (verify's jail entry
-            // starts a new session): no terminal signal reached it, so the
-            // whole group gets every one.
-            libc::kill(-pid, sig);
-        } else if !from_terminal {
-            // A terminal's ^C already reached the whole foreground group,
-            // the command included: forwarding it would deliver it twice.
-            libc::kill(pid, sig);
-        }
+        crate::core::launch::pass_on(pid, sig, crate::core::launch::from_terminal(info));
     }
 }
 
