@@ -227,28 +227,25 @@ fn readable_by(path: &Path, uid: u32, gid: u32, groups: &[u32]) -> bool {
     if uid == 0 {
         return true;
     }
+    let mut gids = groups.to_vec();
+    gids.push(gid);
     let allowed = |md: &std::fs::Metadata, bit: u32| {
-        let mode = md.mode();
-        if md.uid() == uid {
-            mode & (bit << 6) != 0
-        } else if md.gid() == gid || groups.contains(&md.gid()) {
-            mode & (bit << 3) != 0
-        } else {
-            mode & bit != 0
-        }
+        crate::core::perm::bits_for(md.mode(), (md.uid(), md.gid()), uid, &gids) & bit != 0
     };
     let Ok(real) = std::fs::canonicalize(path) else {
         return false;
     };
     for anc in real.ancestors().skip(1) {
         match std::fs::metadata(anc) {
-            Ok(md) if allowed(&md, 0o1) => {}
+            Ok(md) if allowed(&md, crate::core::perm::SEARCH) => {}
             _ => return false,
         }
     }
     match std::fs::metadata(&real) {
-        Ok(md) if md.is_dir() => allowed(&md, 0o4) || allowed(&md, 0o1),
-        Ok(md) => allowed(&md, 0o4),
+        Ok(md) if md.is_dir() => {
+            allowed(&md, crate::core::perm::READ) || allowed(&md, crate::core::perm::SEARCH)
+        }
+        Ok(md) => allowed(&md, crate::core::perm::READ),
         Err(_) => false,
     }
 }

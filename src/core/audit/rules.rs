@@ -34,13 +34,9 @@ impl Who {
                 (n.uid != 0 && p & 0o200 != 0) || (n.gid != 0 && p & 0o020 != 0) || p & 0o002 != 0
             }
             Who::User { uid, gids } => {
-                if n.uid == *uid {
-                    p & 0o200 != 0
-                } else if gids.contains(&n.gid) {
-                    p & 0o020 != 0
-                } else {
-                    p & 0o002 != 0
-                }
+                crate::core::perm::bits_for(p, (n.uid, n.gid), *uid, gids)
+                    & crate::core::perm::WRITE
+                    != 0
             }
         }
     }

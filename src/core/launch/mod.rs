@@ -114,7 +114,7 @@ pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<E
 pub fn find_program(
     prog: &std::path::Path,
 ) -> Result<std::path::PathBuf, crate::core::error::Failure> {
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::os::unix::fs::PermissionsExt;
     let name = prog.display();
     if prog.as_os_str().as_bytes().contains(&b'/') {
@@ -134,8 +134,8 @@ pub fn find_program(
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let mut denied = None;
-    for dir in std::env::split_paths(&path) {
-        let cand = dir.join(prog);
+    for cand in exec_candidates(prog.as_os_str().as_bytes(), path.as_bytes(), b".") {
+        let cand = std::path::PathBuf::from(std::ffi::OsString::from_vec(cand));
         if let Ok(md) = std::fs::metadata(&cand) {
             if md.is_file() && md.permissions().mode() & 0o111 != 0 {
                 return Ok(cand);

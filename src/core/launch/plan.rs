@@ -306,16 +306,18 @@ pub fn safe_env(id: &Identity, term: Option<&OsStr>) -> Vec<(OsString, OsString)
     env
 }
 
-/// The paths inside the jail to try for `cmd`, as execvp does: the name
-/// itself when it has a slash, else each PATH directory in turn.
-pub fn exec_candidates(cmd: &[u8], path: &[u8]) -> Vec<Vec<u8>> {
+/// The paths to try for `cmd`, as execvp does: the name itself when it has
+/// a slash, else each PATH directory in turn. An empty PATH element means
+/// the current directory, `here` (`/` inside a jail, `.` on the host). The
+/// one PATH search of jailtrace: `find_program` uses it on the host, `run`
+/// inside the jail.
+pub fn exec_candidates(cmd: &[u8], path: &[u8], here: &[u8]) -> Vec<Vec<u8>> {
     if cmd.contains(&b'/') {
         return vec![cmd.to_vec()];
     }
     path.split(|&b| b == b':')
         .map(|dir| {
-            // An empty PATH element means the current directory: "/" here.
-            let dir = if dir.is_empty() { b"/".as_slice() } else { dir };
+            let dir = if dir.is_empty() { here } else { dir };
             let mut p = dir.to_vec();
             if !p.ends_with(b"/") {
                 p.push(b'/');
@@ -454,7 +456,7 @@ impl Plan {
             .map(|a| cstring(a.as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
         let cmd = command.first().map(|c| c.as_bytes()).unwrap_or_default();
-        let candidates = exec_candidates(cmd, &path_var)
+        let candidates = exec_candidates(cmd, &path_var, b"/")
             .iter()
             .map(|c| cstring(c))
             .collect::<Result<Vec<_>, _>>()?;
@@ -749,12 +751,12 @@ mod tests {
     #[test]
     fn candidates_follow_execvp() {
         assert_eq!(
-            exec_candidates(b"/bin/ls", b"/a:/b"),
+            exec_candidates(b"/bin/ls", b"/a:/b", b"/"),
             vec![b"/bin/ls".to_vec()]
         );
-        assert_eq!(exec_candidates(b"./x", b"/a"), vec![b"./x".to_vec()]);
+        assert_eq!(exec_candidates(b"./x", b"/a", b"/"), vec![b"./x".to_vec()]);
         assert_eq!(
-            exec_candidates(b"ls", b"/usr/bin:/bin/::"),
+            exec_candidates(b"ls", b"/usr/bin:/bin/::", b"/"),
             vec![
                 b"/usr/bin/ls".to_vec(),
                 b"/bin/ls".to_vec(),
