@@ -14,6 +14,7 @@ pub mod decode;
 mod dirfd;
 mod mem;
 mod placement;
+mod progress;
 pub mod seccomp;
 mod sys;
 
@@ -280,7 +281,7 @@ struct Tracer<'a> {
     killed: bool,
     signals_received: u32,
     deadline: Option<Instant>,
-    progress: Option<indicatif::ProgressBar>,
+    progress: Option<progress::Progress>,
     /// SIGTSTP received: stop jailtrace too once every tracee has stopped,
     /// so that the shell sees the job stopped, as it would untraced.
     stop_requested: bool,
@@ -288,9 +289,6 @@ struct Tracer<'a> {
     /// With `--cpu same`: the command's original CPU mask, as the bytes
     /// sched_getaffinity returns.
     virtual_mask: Option<Vec<u8>>,
-    /// Progress line: events since start, and when it was last redrawn.
-    events: u64,
-    last_draw: Instant,
     /// See [`Recording::set_uids`].
     set_uids: BTreeSet<u32>,
     set_gids: BTreeSet<u32>,
@@ -363,8 +361,8 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     let internal_error = t.run_guarded();
     let _ = sys::set_alarm(0);
     sys::set_forward_target(None);
-    if let Some(pb) = &t.progress {
-        pb.finish_and_clear();
+    if let Some(p) = &t.progress {
+        p.finish();
     }
     placed.restore();
     // From here on signals act on jailtrace itself (resolution, hashing and
@@ -428,8 +426,6 @@ impl<'a> Tracer<'a> {
             progress: None,
             stop_requested: false,
             virtual_mask,
-            events: 0,
-            last_draw: Instant::now(),
             i386_seen: false,
             dirfds: DirfdCache::new(),
             failpoint: std::env::var("JAILTRACE_FAILPOINT")
@@ -439,14 +435,9 @@ impl<'a> Tracer<'a> {
         t.tasks.insert(root, Task::new(root));
         t.stats.processes = 1;
         if opts.progress {
-            let pb = indicatif::ProgressBar::new_spinner();
-            pb.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                    .expect("valid template"),
-            );
-            pb.enable_steady_tick(Duration::from_millis(200));
-            t.progress = Some(pb);
-            t.update_progress();
+            let p = progress::Progress::new();
+            p.draw(t.progress_line());
+            t.progress = Some(p);
         }
         t
     }
@@ -495,26 +486,20 @@ impl<'a> Tracer<'a> {
                 }
             };
             self.handle(w);
-            if self.progress.is_some() {
-                self.events += 1;
-                // Cheap test per event; a redraw at most every 100 ms.
-                if self.events % 64 == 0 && self.last_draw.elapsed() >= Duration::from_millis(100) {
-                    self.update_progress();
-                    self.last_draw = Instant::now();
-                }
+            if let Some(mut p) = self.progress.take() {
+                p.tick(|| self.progress_line());
+                self.progress = Some(p);
             }
         }
     }
 
-    fn update_progress(&self) {
-        if let Some(pb) = &self.progress {
-            pb.set_message(format!(
-                "tracing: {} processes, {} syscalls, {} paths",
-                self.stats.processes,
-                self.stats.syscalls,
-                self.log.len()
-            ));
-        }
+    fn progress_line(&self) -> String {
+        format!(
+            "tracing: {} processes, {} syscalls, {} paths",
+            self.stats.processes,
+            self.stats.syscalls,
+            self.log.len()
+        )
     }
 
     fn handle_signals_and_deadlines(&mut self) {
