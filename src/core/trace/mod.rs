@@ -17,6 +17,7 @@ mod placement;
 mod progress;
 pub mod seccomp;
 mod sys;
+mod task;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use crate::core::manifest::Op;
 use arch::Sys;
 use decode::{Operand, Use};
 use dirfd::DirfdCache;
+use task::{Item, Pending, Task};
 
 /// The (operation, errno or 0) pairs seen for one raw path.
 pub type Outcomes = Vec<(Op, i32)>;
@@ -230,43 +232,6 @@ const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
     // syscall would fail with ENOSYS (seccomp RET_TRACE without a tracer).
     | libc::PTRACE_O_EXITKILL;
 
-/// Per-thread state.
-struct Task {
-    tgid: Pid,
-    /// Cached working directory (invalidated on chdir/fchdir).
-    cwd: Option<Vec<u8>>,
-    /// Accesses read at syscall entry, awaiting the outcome.
-    pending: Option<Pending>,
-    /// In a group-stop (job control), parked with PTRACE_LISTEN.
-    group_stopped: bool,
-    /// A sched_getaffinity in progress: (buffer, length) to rewrite at exit.
-    affinity_call: Option<(u64, u64)>,
-    /// A set*id call in progress: the credentials are read at its exit.
-    setid_call: bool,
-    /// `/proc/<tid>`, opened on first need: reading `fd/N` and `cwd`
-    /// relative to it saves a path walk through procfs on every
-    /// dirfd-relative call. A /proc directory stays bound to its task, so a
-    /// reused pid can never be read through it; it is closed when the task
-    /// goes.
-    proc_dir: Option<std::os::fd::OwnedFd>,
-}
-
-/// One path a call names: absolute path, whether its last symlink is
-/// followed, and what the call does to it.
-type Item = (Vec<u8>, bool, decode::Ops);
-
-struct Pending {
-    sys: Sys,
-    items: Vec<Item>,
-    /// For calls that name no path (open_by_handle_at): on success, the
-    /// file the returned descriptor refers to gets these ops.
-    result_fd: Option<(decode::Ops, bool)>,
-    /// Per item: whether an object was at its path at syscall entry, for a
-    /// call that may create it and a path touched for the first time. Its
-    /// outcome cannot tell: an `O_CREAT` open succeeds either way.
-    found: Vec<Option<bool>>,
-}
-
 struct Tracer<'a> {
     opts: &'a TraceOptions,
     tasks: HashMap<Pid, Task>,
@@ -390,20 +355,6 @@ fn has_cap_sys_admin() -> bool {
         .and_then(|p| p.status())
         // CAP_SYS_ADMIN is capability 21.
         .is_ok_and(|s| s.capeff & (1 << 21) != 0)
-}
-
-impl Task {
-    fn new(tgid: Pid) -> Task {
-        Task {
-            tgid,
-            cwd: None,
-            pending: None,
-            group_stopped: false,
-            affinity_call: None,
-            setid_call: false,
-            proc_dir: None,
-        }
-    }
 }
 
 impl<'a> Tracer<'a> {

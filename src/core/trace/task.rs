@@ -1,0 +1,57 @@
+//! What the tracer keeps per traced thread, and the call it is inside.
+
+use nix::unistd::Pid;
+
+use super::arch::Sys;
+use super::decode;
+
+/// Per-thread state.
+pub struct Task {
+    pub tgid: Pid,
+    /// Cached working directory (invalidated on chdir/fchdir).
+    pub cwd: Option<Vec<u8>>,
+    /// Accesses read at syscall entry, awaiting the outcome.
+    pub pending: Option<Pending>,
+    /// In a group-stop (job control), parked with PTRACE_LISTEN.
+    pub group_stopped: bool,
+    /// A sched_getaffinity in progress: (buffer, length) to rewrite at exit.
+    pub affinity_call: Option<(u64, u64)>,
+    /// A set*id call in progress: the credentials are read at its exit.
+    pub setid_call: bool,
+    /// `/proc/<tid>`, opened on first need: reading `fd/N` and `cwd`
+    /// relative to it saves a path walk through procfs on every
+    /// dirfd-relative call. A /proc directory stays bound to its task, so a
+    /// reused pid can never be read through it; it is closed when the task
+    /// goes.
+    pub proc_dir: Option<std::os::fd::OwnedFd>,
+}
+
+/// One path a call names: absolute path, whether its last symlink is
+/// followed, and what the call does to it.
+pub type Item = (Vec<u8>, bool, decode::Ops);
+
+pub struct Pending {
+    pub sys: Sys,
+    pub items: Vec<Item>,
+    /// For calls that name no path (open_by_handle_at): on success, the
+    /// file the returned descriptor refers to gets these ops.
+    pub result_fd: Option<(decode::Ops, bool)>,
+    /// Per item: whether an object was at its path at syscall entry, for a
+    /// call that may create it and a path touched for the first time. Its
+    /// outcome cannot tell: an `O_CREAT` open succeeds either way.
+    pub found: Vec<Option<bool>>,
+}
+
+impl Task {
+    pub fn new(tgid: Pid) -> Task {
+        Task {
+            tgid,
+            cwd: None,
+            pending: None,
+            group_stopped: false,
+            affinity_call: None,
+            setid_call: false,
+            proc_dir: None,
+        }
+    }
+}
