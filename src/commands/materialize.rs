@@ -50,5 +50,5 @@ impl MaterializeArgs {
 }
 
 pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
-    build(&args.request()).map(|(status, _)| status)
+    build(&mut std::io::stdout().lock(), &args.request()).map(|(status, _)| status)
 }

@@ -48,5 +48,5 @@ impl VerifyArgs {
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    crate::core::verify::run(&args.options())
+    crate::core::verify::run(&args.options(), &mut std::io::stdout().lock())
 }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -384,7 +385,12 @@ fn analyse(log: &RawLog, view: &JailView) -> Findings {
     f
 }
 
-fn print_findings(f: &Findings, jail: &Path, failed: bool) {
+fn print_findings(
+    w: &mut dyn Write,
+    f: &Findings,
+    jail: &Path,
+    failed: bool,
+) -> std::io::Result<()> {
     let mut out = String::new();
     for m in &f.missing {
         out += &format!(
@@ -430,7 +436,7 @@ fn print_findings(f: &Findings, jail: &Path, failed: bool) {
     if f.is_empty() && !failed {
         out += "complete: nothing the command looked for is missing from the jail\n";
     }
-    print!("{out}");
+    w.write_all(out.as_bytes())
 }
 
 /// Host entries for everything found: the paths themselves (as if the
@@ -498,7 +504,7 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
 /// Drops what `--fix` must not copy into the jail: files the jail's user
 /// cannot read on the host (shadow files, private keys, /root), and device
 /// nodes outside the safe set (left for a human: `materialize --allow-device`).
-fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
+fn safe_additions(w: &mut dyn Write, entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
     let id = &plan.identity;
     let groups: Vec<u32> = id.groups.iter().map(|g| g.as_raw()).collect();
     entries
@@ -519,7 +525,8 @@ fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
                 _ => true,
             };
             if !ok {
-                println!(
+                let _ = writeln!(
+                    w,
                     "not added: {} ({})",
                     e.path,
                     if e.kind == Kind::File {
@@ -538,7 +545,12 @@ fn safe_additions(entries: Vec<Entry>, plan: &Plan) -> Vec<Entry> {
 /// a conflict); returns how many paths are new or went from missing to
 /// present. With `failed`, an entry the manifest holds as an output the
 /// recorded run created becomes an input: the command fails without it.
-fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> usize {
+fn merge_entries(
+    w: &mut dyn Write,
+    manifest: &mut Manifest,
+    entries: Vec<Entry>,
+    failed: bool,
+) -> usize {
     let known: BTreeMap<_, Kind> = manifest
         .entries
         .iter()
@@ -557,7 +569,8 @@ fn merge_entries(manifest: &mut Manifest, entries: Vec<Entry>, failed: bool) -> 
         .collect();
     for e in &mut manifest.entries {
         if failed && e.created && wanted.contains(&e.path) {
-            println!(
+            let _ = writeln!(
+                w,
                 "restoring: {} (the recorded run made it, but the command fails without it)",
                 e.path
             );
@@ -592,12 +605,13 @@ fn drop_own_outputs(f: &mut Findings, m: &Manifest) {
     f.missing.retain(|x| !created.contains(x.path.as_slice()));
 }
 
-fn print_status(f: &Findings, on_host: Option<i32>) {
+fn print_status(w: &mut dyn Write, f: &Findings, on_host: Option<i32>) {
     let reference = match on_host {
         Some(s) => format!("on the host: {s}"),
         None => "expected 0; with --manifest, the status it had on the host".into(),
     };
-    println!(
+    let _ = writeln!(
+        w,
         "the command exited with {} in the jail ({reference})",
         f.exit_status.map_or("no status".into(), |s| s.to_string())
     );
@@ -605,8 +619,16 @@ fn print_status(f: &Findings, on_host: Option<i32>) {
 
 /// Runs the command on the host for reference and names what it used that
 /// the jail lacks; returns what it used.
-fn host_reference(args: &VerifyOptions, plan: &Plan, jail: &Path) -> anyhow::Result<Vec<Entry>> {
-    println!("no failed lookup explains it: running the command on the host for reference");
+fn host_reference(
+    w: &mut dyn Write,
+    args: &VerifyOptions,
+    plan: &Plan,
+    jail: &Path,
+) -> anyhow::Result<Vec<Entry>> {
+    let _ = writeln!(
+        w,
+        "no failed lookup explains it: running the command on the host for reference"
+    );
     let view = JailView::open(jail)?;
     let entries = record_on_host(args, plan)?;
     for e in entries
@@ -614,13 +636,14 @@ fn host_reference(args: &VerifyOptions, plan: &Plan, jail: &Path) -> anyhow::Res
         .filter(|e| e.kind != Kind::Missing && e.class == crate::core::manifest::Class::Regular)
     {
         if !view.exists(e.path.as_bytes(), false) {
-            println!("missing: {} (used on the host)", e.path);
+            let _ = writeln!(w, "missing: {} (used on the host)", e.path);
         }
     }
     Ok(entries)
 }
 
-pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
+/// Runs `verify`, writing its report to `w`.
+pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
     if args.fix && args.jail.manifest.is_none() {
         return Err(internal(
             "--fix needs --manifest M: the manifest to complete",
@@ -629,7 +652,7 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
     let jail = args.jail.jail.clone();
     for round in 1..=args.max_rounds.max(1) {
         if args.fix {
-            println!("verify round {round}:");
+            let _ = writeln!(w, "verify round {round}:");
         }
         let (mut f, plan) = trace_in_jail(args)?;
         let mut manifest = match &args.jail.manifest {
@@ -644,9 +667,9 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
         if let (Some(m), false) = (&manifest, failed) {
             drop_own_outputs(&mut f, m);
         }
-        print_findings(&f, &jail, failed);
+        print_findings(w, &f, &jail, failed)?;
         if failed {
-            print_status(&f, on_host);
+            print_status(w, &f, on_host);
         }
         if f.is_empty() && !failed {
             return Ok(0);
@@ -657,13 +680,14 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
         // there.
         let host = if f.is_empty() {
             if !args.host_reference && !args.fix {
-                println!(
+                let _ = writeln!(
+                    w,
                     "no failed lookup explains it: --host-reference runs the command once on the \
                      host, as the jail's user, to list what it uses there and the jail lacks"
                 );
                 return Ok(1);
             }
-            Some(host_reference(args, &plan, &jail)?)
+            Some(host_reference(w, args, &plan, &jail)?)
         } else {
             None
         };
@@ -675,12 +699,13 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
             None => entries_for(&f),
             Some(entries) => entries,
         };
-        let found = safe_additions(found, &plan);
+        let found = safe_additions(w, found, &plan);
         let view = JailView::open(&jail)?;
         let restorable = found.iter().filter(|e| view.lacks(e)).count();
-        let added = merge_entries(manifest, found, failed);
+        let added = merge_entries(w, manifest, found, failed);
         if added == 0 && restorable == 0 {
-            println!(
+            let _ = writeln!(
+                w,
                 "nothing left to add: neither the manifest nor the host has what the command \
                  lacks in the jail, so the jail cannot be completed from the host"
             );
@@ -688,17 +713,25 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
         }
         manifest.save(&mpath).map_err(|e| internal(e.to_string()))?;
         if added > 0 {
-            println!("added {added} entries to {}", mpath.display());
+            let _ = writeln!(w, "added {added} entries to {}", mpath.display());
         }
         // Materialized every round, not only after additions: the jail may
         // lack what the manifest holds (removed by hand, built from an
         // older manifest, or half-written by the failed run itself).
-        println!("materializing {} into {}", mpath.display(), jail.display());
-        let (status, changes) = crate::core::jail::build(&crate::core::jail::Request {
-            manifest: mpath.clone(),
-            jail: jail.clone(),
-            ..Default::default()
-        })?;
+        let _ = writeln!(
+            w,
+            "materializing {} into {}",
+            mpath.display(),
+            jail.display()
+        );
+        let (status, changes) = crate::core::jail::build(
+            w,
+            &crate::core::jail::Request {
+                manifest: mpath.clone(),
+                jail: jail.clone(),
+                ..Default::default()
+            },
+        )?;
         if status != 0 {
             return Err(internal(format!(
                 "materialize into {} failed; the jail is still incomplete",
@@ -706,7 +739,10 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
             )));
         }
         if changes == 0 {
-            println!("materialize changed nothing: the jail cannot be completed from the host");
+            let _ = writeln!(
+                w,
+                "materialize changed nothing: the jail cannot be completed from the host"
+            );
             return Ok(1);
         }
     }

@@ -102,7 +102,7 @@ pub struct Request {
 
 /// Materializes, and also says how many objects were created or changed
 /// (`verify --fix` stops only when a round changes nothing).
-pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
+pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32, u64)> {
     // Everything is validated before anything is created, the jail included.
     // As a Failure: ManifestError's message already includes its cause,
     // which anyhow's chain would print a second time.
@@ -182,7 +182,7 @@ pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
         .into());
     }
 
-    print_summary(args, jail_hint, &report, &warnings, &plan.mounts);
+    print_summary(w, args, jail_hint, &report, &warnings, &plan.mounts)?;
     for (p, msg) in &report.failures {
         eprintln!("jailtrace: {p}: {msg}");
     }
@@ -197,12 +197,13 @@ pub fn build(args: &Request) -> anyhow::Result<(i32, u64)> {
 }
 
 fn print_summary(
+    w: &mut dyn std::io::Write,
     args: &Request,
     jail: &str,
     r: &apply::Report,
     warnings: &[String],
     mounts: &std::collections::BTreeMap<MPath, &'static str>,
-) {
+) -> std::io::Result<()> {
     let s = &r.stats;
     let mut out = String::new();
     if args.dry_run {
@@ -257,5 +258,5 @@ fn print_summary(
     if !r.failures.is_empty() {
         out += &format!("failed: {} (listed on stderr)\n", r.failures.len());
     }
-    print!("{out}");
+    w.write_all(out.as_bytes())
 }
