@@ -40,24 +40,24 @@ impl DirfdCache {
         !self.disabled
     }
 
-    /// The cached path of descriptor `fd` of thread `pid` (in thread group
-    /// `tgid`), if the tracee's descriptor is still the cached open file.
-    pub fn get(&mut self, pid: Pid, tgid: Pid, fd: i32) -> Option<&[u8]> {
-        let valid = match self.entries.get(&(tgid, fd)) {
-            None => return None,
-            Some((_, ours)) => match sys::same_file(pid, fd, self.me, ours) {
-                Ok(same) => same,
-                Err(_) => {
-                    self.disabled = true;
-                    false
-                }
-            },
+    /// Appends the cached path of descriptor `fd` of thread `pid` (in
+    /// thread group `tgid`) to `out` and returns true, if the tracee's
+    /// descriptor is still the cached open file. One map lookup on a hit:
+    /// this runs for every dirfd-relative call of a tree walk.
+    pub fn append(&mut self, pid: Pid, tgid: Pid, fd: i32, out: &mut Vec<u8>) -> bool {
+        let Some((path, ours)) = self.entries.get(&(tgid, fd)) else {
+            return false;
         };
-        if !valid {
-            self.entries.remove(&(tgid, fd));
-            return None;
+        match sys::same_file(pid, fd, self.me, ours) {
+            Ok(true) => {
+                out.extend_from_slice(path);
+                return true;
+            }
+            Ok(false) => {}
+            Err(_) => self.disabled = true,
         }
-        self.entries.get(&(tgid, fd)).map(|(p, _)| p.as_slice())
+        self.entries.remove(&(tgid, fd));
+        false
     }
 
     /// Caches `path` for descriptor `fd` of thread group `tgid`.

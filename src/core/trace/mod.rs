@@ -732,19 +732,18 @@ impl<'a> Tracer<'a> {
         let Ok(sys::SyscallInfo::Exit { rval, is_error }) = sys::syscall_info(pid) else {
             return;
         };
-        if let Some(task) = self.tasks.get_mut(&pid) {
-            if std::mem::take(&mut task.setid_call) {
-                if !is_error {
-                    self.note_credentials(pid);
-                }
-                return;
+        // One lookup per exit stop for the rare calls handled here.
+        let (setid, affinity) = match self.tasks.get_mut(&pid) {
+            Some(t) => (std::mem::take(&mut t.setid_call), t.affinity_call.take()),
+            None => (false, None),
+        };
+        if setid {
+            if !is_error {
+                self.note_credentials(pid);
             }
+            return;
         }
-        if let Some((buf, len)) = self
-            .tasks
-            .get_mut(&pid)
-            .and_then(|t| t.affinity_call.take())
-        {
+        if let Some((buf, len)) = affinity {
             // The kernel copied `rval` bytes of the pinned mask: show the
             // command its original one instead.
             if let (false, Some(mask)) = (is_error, &self.virtual_mask) {
@@ -1054,8 +1053,7 @@ impl<'a> Tracer<'a> {
             return Some(());
         }
         let tgid = self.tasks.get(&pid)?.tgid;
-        if let Some(path) = self.dirfds.get(pid, tgid, fd) {
-            out.extend_from_slice(path);
+        if self.dirfds.append(pid, tgid, fd, out) {
             return Some(());
         }
         let path = self.fd_path(pid, fd)?;
