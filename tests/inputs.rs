@@ -10,11 +10,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// A directory holding what `fixtures/found.c` expects to find.
-fn prepare(dir: &Path) {
+/// `<t>/data`, holding what `fixtures/found.c` expects to find.
+fn prepare(t: &Path) -> std::path::PathBuf {
+    let dir = t.join("data");
+    std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("state"), "there before\n").unwrap();
     std::fs::write(dir.join("locked"), "").unwrap();
     std::fs::create_dir(dir.join("olddir")).unwrap();
+    dir
 }
 
 fn flag(m: &Value, path: &str, field: &str) -> bool {
@@ -26,9 +29,7 @@ fn flag(m: &Value, path: &str, field: &str) -> bool {
 fn found_and_created_are_told_apart() {
     let found = common::fixture("found", &[]);
     let t = common::tempdir();
-    let d = t.path().join("data");
-    std::fs::create_dir(&d).unwrap();
-    prepare(&d);
+    let d = prepare(t.path());
     let dir = d.to_str().unwrap();
     let m = common::record_in(t.path(), "rec", &[found.to_str().unwrap(), dir], 0);
     let at = |name: &str| format!("{dir}/{name}");
@@ -99,9 +100,7 @@ fn e2e_the_jail_holds_what_the_run_found_and_not_what_it_made() {
     }
     let found = common::fixture("found", &[]);
     let t = common::tempdir();
-    let d = t.path().join("data");
-    std::fs::create_dir(&d).unwrap();
-    prepare(&d);
+    let d = prepare(t.path());
     let dir = d.to_str().unwrap();
     common::record_in(t.path(), "rec", &[found.to_str().unwrap(), dir], 0);
     let jail = t.path().join("jail");
