@@ -232,6 +232,21 @@ const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
     // syscall would fail with ENOSYS (seccomp RET_TRACE without a tracer).
     | libc::PTRACE_O_EXITKILL;
 
+/// How a trace is being ended: jailtrace's signals, the timeout, job
+/// control.
+#[derive(Default)]
+struct Ends {
+    /// When SIGTERM went to every tracee (the timeout, or a third signal).
+    term_sent: Option<Instant>,
+    /// SIGKILL went to every tracee.
+    killed: bool,
+    signals_received: u32,
+    deadline: Option<Instant>,
+    /// SIGTSTP received: stop jailtrace too once every tracee has stopped,
+    /// so that the shell sees the job stopped, as it would untraced.
+    stop_requested: bool,
+}
+
 struct Tracer<'a> {
     opts: &'a TraceOptions,
     tasks: HashMap<Pid, Task>,
@@ -242,21 +257,15 @@ struct Tracer<'a> {
     log: RawLog,
     warnings: BTreeSet<String>,
     stats: Stats,
-    term_sent: Option<Instant>,
-    killed: bool,
-    signals_received: u32,
-    deadline: Option<Instant>,
+    /// Signals to jailtrace, the timeout, and what they led to.
+    ends: Ends,
     progress: Option<progress::Progress>,
-    /// SIGTSTP received: stop jailtrace too once every tracee has stopped,
-    /// so that the shell sees the job stopped, as it would untraced.
-    stop_requested: bool,
     dirfds: DirfdCache,
     /// With `--cpu same`: the command's original CPU mask, as the bytes
     /// sched_getaffinity returns.
     virtual_mask: Option<Vec<u8>>,
-    /// See [`Recording::set_uids`].
-    set_uids: BTreeSet<u32>,
-    set_gids: BTreeSet<u32>,
+    /// See [`Recording::set_uids`]: (user ids, group ids).
+    ids: (BTreeSet<u32>, BTreeSet<u32>),
     /// The i386 warning is given once, not built on every syscall.
     i386_seen: bool,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
@@ -344,8 +353,8 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         start_failure,
         warnings: t.warnings,
         stats: t.stats,
-        set_uids: t.set_uids,
-        set_gids: t.set_gids,
+        set_uids: t.ids.0,
+        set_gids: t.ids.1,
         internal_error,
     })
 }
@@ -368,14 +377,12 @@ impl<'a> Tracer<'a> {
             log: RawLog::default(),
             warnings: BTreeSet::new(),
             stats: Stats::default(),
-            set_uids: BTreeSet::new(),
-            set_gids: BTreeSet::new(),
-            term_sent: None,
-            killed: false,
-            signals_received: 0,
-            deadline: opts.timeout.map(|d| Instant::now() + d),
+            ids: (BTreeSet::new(), BTreeSet::new()),
+            ends: Ends {
+                deadline: opts.timeout.map(|d| Instant::now() + d),
+                ..Ends::default()
+            },
             progress: None,
-            stop_requested: false,
             virtual_mask,
             i386_seen: false,
             dirfds: DirfdCache::new(),
@@ -460,36 +467,36 @@ impl<'a> Tracer<'a> {
             if sigs & (1 << sig) == 0 {
                 continue;
             }
-            self.signals_received += 1;
+            self.ends.signals_received += 1;
             // The handler already forwarded it to the command if it lives.
             // If the command is gone (a daemon that forked away), pass it to
             // every traced process instead.
             if self.root_status.is_some() {
                 self.kill_all(sig);
             }
-            if self.signals_received >= 3 && !self.killed {
+            if self.ends.signals_received >= 3 && !self.ends.killed {
                 self.warnings.insert(
                     "jailtrace was interrupted three times: traced processes were killed".into(),
                 );
                 self.kill_all(libc::SIGKILL);
-                self.killed = true;
+                self.ends.killed = true;
             }
         }
         if sigs & (1 << libc::SIGTSTP) != 0 {
-            self.stop_requested = true;
+            self.ends.stop_requested = true;
             self.stop_if_job_stopped();
         }
         let now = Instant::now();
-        if let Some(deadline) = self.deadline {
-            if now >= deadline && self.term_sent.is_none() {
+        if let Some(deadline) = self.ends.deadline {
+            if now >= deadline && self.ends.term_sent.is_none() {
                 self.kill_all(libc::SIGTERM);
-                self.term_sent = Some(now);
+                self.ends.term_sent = Some(now);
             }
         }
-        if let Some(sent) = self.term_sent {
-            if now >= sent + self.opts.grace && !self.killed {
+        if let Some(sent) = self.ends.term_sent {
+            if now >= sent + self.opts.grace && !self.ends.killed {
                 self.kill_all(libc::SIGKILL);
-                self.killed = true;
+                self.ends.killed = true;
             }
         }
     }
@@ -498,11 +505,11 @@ impl<'a> Tracer<'a> {
     /// tracees are in group-stop, and goes on after SIGCONT (which also
     /// wakes the tracees parked with PTRACE_LISTEN).
     fn stop_if_job_stopped(&mut self) {
-        if self.stop_requested
+        if self.ends.stop_requested
             && !self.tasks.is_empty()
             && self.tasks.values().all(|t| t.group_stopped)
         {
-            self.stop_requested = false;
+            self.ends.stop_requested = false;
             if let Some(pb) = &self.progress {
                 pb.suspend(sys::stop_self);
             } else {
@@ -514,9 +521,9 @@ impl<'a> Tracer<'a> {
     /// A task that appears after the timeout's SIGTERM or the final SIGKILL
     /// gets it too, so that a command forking in a loop cannot outlive them.
     fn late_signal(&self, pid: Pid) {
-        if self.killed {
+        if self.ends.killed {
             let _ = sys::kill(pid, libc::SIGKILL);
-        } else if self.term_sent.is_some() {
+        } else if self.ends.term_sent.is_some() {
             let _ = sys::kill(pid, libc::SIGTERM);
         }
     }
@@ -826,9 +833,9 @@ impl<'a> Tracer<'a> {
         let Ok(st) = procfs::process::Process::new(tid.as_raw()).and_then(|p| p.status()) else {
             return;
         };
-        self.set_uids.extend([st.ruid, st.euid, st.suid, st.fuid]);
-        self.set_gids.extend([st.rgid, st.egid, st.sgid, st.fgid]);
-        self.set_gids.extend(st.groups.iter().copied());
+        self.ids.0.extend([st.ruid, st.euid, st.suid, st.fuid]);
+        self.ids.1.extend([st.rgid, st.egid, st.sgid, st.fgid]);
+        self.ids.1.extend(st.groups.iter().copied());
     }
 
     fn exists(&self, path: &[u8], follow: bool) -> bool {
