@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod docs;
 pub mod materialize;
 pub mod merge;
 pub mod record;
@@ -41,13 +42,17 @@ pub enum Command {
     Verify(crate::commands::verify::VerifyArgs),
     /// Audit a jail for escape vectors.
     Check(crate::commands::check::CheckArgs),
+    /// Write a shell completion script (bash, zsh, fish, ...) to stdout.
+    Completions(crate::commands::docs::CompletionsArgs),
+    /// Write the manual page (roff) to stdout.
+    Man(crate::commands::docs::ManArgs),
 }
 
 /// The exit policy: the status of a failure of `subcommand` that no
 /// convention fixes, usage errors included. The commands that run a program
 /// use 125 for their own failures, as `env` and `chroot` do (126 and 127 are
 /// the program's); `diff` and `check` keep 0 and 1 for their answers and
-/// use 2; `materialize` and `merge` use 1.
+/// use 2, as do `completions` and `man`; `materialize` and `merge` use 1.
 pub fn error_code(subcommand: &str) -> i32 {
     match subcommand {
         "record" | "run" | "verify" => crate::core::error::EXIT_INTERNAL,
@@ -66,6 +71,8 @@ impl Command {
             Command::Run(_) => "run",
             Command::Verify(_) => "verify",
             Command::Check(_) => "check",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 }
@@ -100,6 +107,8 @@ pub fn main() -> Exit {
         Command::Run(a) => crate::commands::run::run(a),
         Command::Verify(a) => code_only(crate::commands::verify::run(a)),
         Command::Check(a) => code_only(crate::commands::check::run(a)),
+        Command::Completions(a) => code_only(crate::commands::docs::completions(a)),
+        Command::Man(a) => code_only(crate::commands::docs::man(a)),
     };
     match result {
         Ok(exit) => exit,
