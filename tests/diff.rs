@@ -400,6 +400,7 @@ fn json_report_has_the_documented_shape() {
             "old": a.to_str().unwrap(),
             "new": b.to_str().unwrap(),
             "equivalent": false,
+            "packages": { "added": [], "removed": [] },
             "command": [ { "field": "exit_status", "old": 0, "new": 3 } ],
             "warnings": { "added": [], "removed": [] },
             "added": [ { "path": "/etc/extra.conf", "kind": "file", "class": "regular", "output": true,

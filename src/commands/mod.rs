@@ -6,6 +6,7 @@ pub mod diff;
 pub mod docs;
 pub mod materialize;
 pub mod merge;
+pub mod packages;
 pub mod record;
 pub mod run;
 pub mod verify;
@@ -36,6 +37,8 @@ pub enum Command {
     Diff(crate::commands::diff::DiffArgs),
     /// Merge several manifests into one.
     Merge(crate::commands::merge::MergeArgs),
+    /// List the Debian packages a manifest's files come from.
+    Packages(crate::commands::packages::PackagesArgs),
     /// Run a command inside a jail the secure way.
     Run(crate::commands::run::RunArgs),
     /// Run a command in its jail under the tracer and list what is missing.
@@ -56,7 +59,7 @@ pub enum Command {
 pub fn error_code(subcommand: &str) -> i32 {
     match subcommand {
         "record" | "run" | "verify" => crate::core::error::EXIT_INTERNAL,
-        "materialize" | "merge" => 1,
+        "materialize" | "merge" | "packages" | "export" => 1,
         _ => 2,
     }
 }
@@ -68,6 +71,7 @@ impl Command {
             Command::Materialize(_) => "materialize",
             Command::Diff(_) => "diff",
             Command::Merge(_) => "merge",
+            Command::Packages(_) => "packages",
             Command::Run(_) => "run",
             Command::Verify(_) => "verify",
             Command::Check(_) => "check",
@@ -104,6 +108,7 @@ pub fn main() -> Exit {
         Command::Materialize(a) => code_only(crate::commands::materialize::run(a)),
         Command::Diff(a) => code_only(crate::commands::diff::run(a)),
         Command::Merge(a) => code_only(crate::commands::merge::run(a)),
+        Command::Packages(a) => code_only(crate::commands::packages::run(a)),
         Command::Run(a) => crate::commands::run::run(a),
         Command::Verify(a) => code_only(crate::commands::verify::run(a)),
         Command::Check(a) => code_only(crate::commands::check::run(a)),

@@ -41,6 +41,10 @@ pub struct RecordArgs {
     /// Record the SHA-256 of every regular file read.
     #[arg(long)]
     pub hash: bool,
+    /// Name the Debian package that owns each file (from dpkg's database),
+    /// so that `diff` reports new and removed packages first.
+    #[arg(long)]
+    pub packages: bool,
     /// The command to trace.
     #[arg(
         required = true,
@@ -100,6 +104,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
     let cwd = MPath::new(cwd.into_os_string().into_vec())
         .map_err(|e| internal(format!("working directory: {e}")))?;
     check_output_dir(&args.output)?;
+    // Before the command runs: no database is a usage error, not a lost run.
+    let dpkg = if args.packages {
+        Some(crate::core::packages::Db::host()?)
+    } else {
+        None
+    };
 
     let to_c =
         |s: &[u8]| CString::new(s).map_err(|_| internal("an argument contains a NUL byte".into()));
@@ -170,6 +180,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         entries,
     };
     manifest.normalize();
+    if let Some(db) = &dpkg {
+        if let Err(e) = crate::core::packages::annotate(&mut manifest, db) {
+            manifest
+                .warnings
+                .push(format!("--packages: no package names: {e:#}"));
+        }
+    }
     let status = rec.exit_status.unwrap_or(EXIT_INTERNAL);
     let saved = manifest.save(&args.output);
     if let Some(bug) = &rec.internal_error {

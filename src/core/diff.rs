@@ -78,6 +78,11 @@ pub struct HeaderChange {
 /// is [`Report::to_json`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
+    /// Packages only the new (added) or the old (removed) manifest's files
+    /// come from; compared when both carry package names
+    /// (`record --packages`).
+    pub packages_added: Vec<String>,
+    pub packages_removed: Vec<String>,
     pub command: Vec<HeaderChange>,
     pub warnings_added: Vec<String>,
     pub warnings_removed: Vec<String>,
@@ -96,7 +101,9 @@ impl Report {
     }
 
     pub fn count(&self) -> usize {
-        self.command.len()
+        self.packages_added.len()
+            + self.packages_removed.len()
+            + self.command.len()
             + self.warnings_added.len()
             + self.warnings_removed.len()
             + self.added.len()
@@ -114,10 +121,16 @@ impl Report {
             removed: &'a [String],
         }
         #[derive(Serialize)]
+        struct Packages<'a> {
+            added: &'a [String],
+            removed: &'a [String],
+        }
+        #[derive(Serialize)]
         struct Json<'a> {
             old: &'a str,
             new: &'a str,
             equivalent: bool,
+            packages: Packages<'a>,
             command: &'a [HeaderChange],
             warnings: Warnings<'a>,
             added: &'a [PathChange],
@@ -130,6 +143,10 @@ impl Report {
             old,
             new,
             equivalent: self.is_equivalent(),
+            packages: Packages {
+                added: &self.packages_added,
+                removed: &self.packages_removed,
+            },
             command: &self.command,
             warnings: Warnings {
                 added: &self.warnings_added,
@@ -163,11 +180,13 @@ impl Report {
         }
         if !first {
             writeln!(w)?;
+            let packages = self.packages_added.len() + self.packages_removed.len();
             writeln!(
                 w,
-                "{} difference{}: {} added, {} removed, {} metadata, {} accesses, {} command/warnings, {} content",
+                "{} difference{}: {}{} added, {} removed, {} metadata, {} accesses, {} command/warnings, {} content",
                 self.count(),
                 if self.count() == 1 { "" } else { "s" },
+                if packages > 0 { format!("{packages} packages, ") } else { String::new() },
                 self.added.len(),
                 self.removed.len(),
                 self.changed.len(),
@@ -183,6 +202,16 @@ impl Report {
     fn text_groups(&self, color: bool) -> Vec<(&'static str, Vec<String>)> {
         let paint = |code: &str, s: String| paint(color, code, s);
         let mut groups: Vec<(&'static str, Vec<String>)> = Vec::new();
+
+        // What a reviewer understands first: which packages came or went.
+        let mut lines = Vec::new();
+        for p in &self.packages_added {
+            lines.push(paint("32", format!("+ new package: {}", text_safe(p))));
+        }
+        for p in &self.packages_removed {
+            lines.push(paint("31", format!("- package gone: {}", text_safe(p))));
+        }
+        groups.push(("Packages", lines));
 
         let mut lines = Vec::new();
         for c in &self.command {
@@ -376,6 +405,16 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
     report.warnings_added = nw.difference(&ow).map(|s| (*s).clone()).collect();
     report.warnings_removed = ow.difference(&nw).map(|s| (*s).clone()).collect();
 
+    let packages = crate::core::packages::annotated(old) && crate::core::packages::annotated(new);
+    if packages {
+        let (op, np) = (
+            crate::core::packages::names(old),
+            crate::core::packages::names(new),
+        );
+        report.packages_added = np.difference(&op).cloned().collect();
+        report.packages_removed = op.difference(&np).cloned().collect();
+    }
+
     let old_index: HashMap<&MPath, &Entry> = old.entries.iter().map(|e| (&e.path, e)).collect();
     let new_index: HashMap<&MPath, &Entry> = new.entries.iter().map(|e| (&e.path, e)).collect();
     let old_view = view(old, &new_index, opts);
@@ -384,7 +423,17 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
     for (path, o) in &old_view {
         match new_view.get(path) {
             None => report.removed.push(path_change(path, o)),
-            Some(n) => compare_entry(path, o, n, opts, &mut report),
+            Some(n) => {
+                compare_entry(path, o, n, opts, &mut report);
+                if packages && o.entry.package != n.entry.package {
+                    report.changed.push(FieldChange {
+                        path: path.clone().into_owned(),
+                        field: "package",
+                        old: json!(o.entry.package),
+                        new: json!(n.entry.package),
+                    });
+                }
+            }
         }
     }
     for (path, n) in &new_view {

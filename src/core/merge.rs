@@ -99,6 +99,8 @@ fn agreed(deciding: &[(usize, &Entry)], proc_link: bool) -> Entry {
         m.major = m.major.or(e.major);
         m.minor = m.minor.or(e.minor);
         m.sha256 = m.sha256.take().or_else(|| e.sha256.clone());
+        // Package names describe the host, not the program: whoever has one.
+        m.package = m.package.take().or_else(|| e.package.clone());
     }
     if proc_link && deciding.iter().any(|(_, e)| e.target != m.target) {
         m.target = None;

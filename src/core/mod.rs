@@ -7,6 +7,7 @@ pub mod jail;
 pub mod launch;
 pub mod manifest;
 pub mod merge;
+pub mod packages;
 pub mod perm;
 pub mod resolve;
 pub mod trace;

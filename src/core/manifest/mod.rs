@@ -321,6 +321,10 @@ pub struct Entry {
     /// whatever the program did to it afterwards.
     #[serde(default, skip_serializing_if = "is_false")]
     pub created: bool,
+    /// The Debian package that owns this file (several joined by `", "`),
+    /// with `record --packages`; absent when none does or none was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// Sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accesses: Vec<Access>,
@@ -347,6 +351,7 @@ impl Entry {
             sha256: None,
             output: false,
             created: false,
+            package: None,
             accesses: Vec::new(),
         }
     }

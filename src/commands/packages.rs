@@ -1,0 +1,71 @@
+//! `jailtrace packages`: the Debian packages a manifest's files come from
+//! ([`crate::core::packages`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::core::packages::{self, Db};
+
+#[derive(Debug, clap::Args)]
+pub struct PackagesArgs {
+    /// The manifest to report on.
+    pub manifest: PathBuf,
+    /// Look the files up in this host's dpkg database even when the
+    /// manifest carries package names (from `record --packages`).
+    #[arg(long)]
+    pub host: bool,
+    /// Also list each package's files.
+    #[arg(long)]
+    pub files: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::commands::diff::Format::Text)]
+    pub format: crate::commands::diff::Format,
+}
+
+pub fn run(args: &PackagesArgs) -> anyhow::Result<i32> {
+    let m = crate::commands::diff::load(&args.manifest)?;
+    let (report, source) = if packages::annotated(&m) && !args.host {
+        (packages::from_manifest(&m), "the manifest")
+    } else {
+        (
+            packages::from_db(&m, &Db::host()?)?,
+            "this host's dpkg database",
+        )
+    };
+    let mut out = String::new();
+    match args.format {
+        crate::commands::diff::Format::Json => {
+            let v = serde_json::json!({
+                "source": source,
+                "packages": report.packages.iter().map(|(name, files)| {
+                    serde_json::json!({"name": name, "files": files})
+                }).collect::<Vec<_>>(),
+                "unowned": report.unowned,
+            });
+            out = serde_json::to_string_pretty(&v)? + "\n";
+        }
+        crate::commands::diff::Format::Text => {
+            out += &format!("packages ({}, from {source}):\n", report.packages.len());
+            for (name, files) in &report.packages {
+                let n = files.len();
+                out += &format!("  {name} ({n} file{})\n", if n == 1 { "" } else { "s" });
+                if args.files {
+                    for f in files {
+                        out += &format!("    {f}\n");
+                    }
+                }
+            }
+            if !report.unowned.is_empty() {
+                out += &format!("files no package owns ({}):\n", report.unowned.len());
+                for f in &report.unowned {
+                    out += &format!("  {f}\n");
+                }
+            }
+        }
+    }
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
