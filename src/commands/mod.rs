@@ -4,6 +4,7 @@
 pub mod check;
 pub mod diff;
 pub mod docs;
+pub mod export;
 pub mod materialize;
 pub mod merge;
 pub mod packages;
@@ -43,6 +44,8 @@ pub enum Command {
     Run(crate::commands::run::RunArgs),
     /// Run a command in its jail under the tracer and list what is missing.
     Verify(crate::commands::verify::VerifyArgs),
+    /// Write the recording as a bubblewrap sandbox or an OCI image archive.
+    Export(crate::commands::export::ExportArgs),
     /// Audit a jail for escape vectors.
     Check(crate::commands::check::CheckArgs),
     /// Write a shell completion script (bash, zsh, fish, ...) to stdout.
@@ -55,7 +58,7 @@ pub enum Command {
 /// convention fixes, usage errors included. The commands that run a program
 /// use 125 for their own failures, as `env` and `chroot` do (126 and 127 are
 /// the program's); `diff` and `check` keep 0 and 1 for their answers and
-/// use 2, as do `completions` and `man`; `materialize` and `merge` use 1.
+/// use 2, as do `completions` and `man`; `materialize`, `merge`, `export` and `packages` use 1.
 pub fn error_code(subcommand: &str) -> i32 {
     match subcommand {
         "record" | "run" | "verify" => crate::core::error::EXIT_INTERNAL,
@@ -75,6 +78,7 @@ impl Command {
             Command::Run(_) => "run",
             Command::Verify(_) => "verify",
             Command::Check(_) => "check",
+            Command::Export(_) => "export",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
         }
@@ -112,6 +116,7 @@ pub fn main() -> Exit {
         Command::Run(a) => crate::commands::run::run(a),
         Command::Verify(a) => code_only(crate::commands::verify::run(a)),
         Command::Check(a) => code_only(crate::commands::check::run(a)),
+        Command::Export(a) => code_only(crate::commands::export::run(a)),
         Command::Completions(a) => code_only(crate::commands::docs::completions(a)),
         Command::Man(a) => code_only(crate::commands::docs::man(a)),
     };

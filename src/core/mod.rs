@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod diff;
 pub mod error;
+pub mod export;
 pub mod jail;
 pub mod launch;
 pub mod manifest;

@@ -16,7 +16,7 @@ pub mod beneath;
 pub mod devices;
 mod fs;
 pub mod location;
-mod plan;
+pub mod plan;
 mod sys;
 
 use std::io::IsTerminal;

@@ -92,7 +92,7 @@ pub struct EntryError {
     pub reason: String,
 }
 
-fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
+pub(crate) fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
     let allow = format!("name it with --allow-device {} to create it", e.path);
     let path = e.path.encoded();
     if e.kind == Kind::Blockdev {

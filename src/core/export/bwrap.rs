@@ -1,0 +1,553 @@
+//! The bubblewrap export: the program sees the host objects the manifest
+//! lists, bound read-only where they are (never copied), and nothing else.
+//!
+//! The sandbox is built in path order, so a directory always exists before
+//! what goes into it:
+//!
+//! - directories are made (`--dir`, with the jail's mode), files bound
+//!   read-only, symlinks recreated, the allowed devices bound one by one,
+//!   sockets the program found bound (a container runtime's refused);
+//! - `/proc` is a new procfs and `/sys` the host's, read-only, each only
+//!   when the program used it;
+//! - what the program writes: the directories it adds or removes entries
+//!   in and the files it changes in place are the host's, read-write (a
+//!   system directory refused), or private with `--ephemeral`; temporary
+//!   directories are always private (`--tmpfs`);
+//! - account databases that `materialize` rewrites (password hashes, or
+//!   `--accounts`) are passed as data, never bound;
+//! - the root is read-only at the end, so nothing else can be created.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::core::error::Failure;
+use crate::core::export::{self, Common, Writes};
+use crate::core::jail::plan::{Item, Want};
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Entry, Kind, Manifest};
+
+/// Who the program runs as (`--user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    /// The host account name, for supplementary groups.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub common: Common,
+    /// Private (tmpfs) directories instead of the host's for what the
+    /// program writes.
+    pub ephemeral: bool,
+    /// Keep the host's network.
+    pub share_net: bool,
+    pub user: Option<User>,
+    /// Binds refused by default that the user allows: a system directory
+    /// written, a container runtime's socket.
+    pub allow_binds: Vec<MPath>,
+}
+
+/// Data the sandbox gets through a file descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// A rewritten account database.
+    Text(Vec<u8>),
+    /// A host file copied into a private directory.
+    HostFile(MPath),
+}
+
+/// The sandbox, ready to render.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// bwrap's options, in order, without the command: one option with
+    /// its values each (a `--perms` goes with the option it applies to).
+    pub args: Vec<Vec<Vec<u8>>>,
+    /// Descriptor number and what it carries.
+    pub data: Vec<(u8, MPath, Data)>,
+    pub user: Option<User>,
+    /// The recorded command line.
+    pub command: Vec<Vec<u8>>,
+    pub warnings: Vec<String>,
+}
+
+/// The descriptors a POSIX shell can redirect (dash takes one digit).
+const FIRST_FD: u8 = 3;
+const LAST_FD: u8 = 9;
+
+fn arg(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+fn path(p: &MPath) -> Vec<u8> {
+    p.as_bytes().to_vec()
+}
+
+fn perms(mode: u32) -> [Vec<u8>; 2] {
+    [
+        arg("--perms"),
+        format!("{:04o}", mode & 0o1777).into_bytes(),
+    ]
+}
+
+fn refuse(what: String) -> anyhow::Error {
+    Failure::new(what).into()
+}
+
+/// Whether the program changes `e` itself or its name.
+fn changed(e: &Entry) -> bool {
+    e.accesses
+        .iter()
+        .any(|a| a.result.is_ok() && export::changing_ops().any(|op| op == a.op))
+}
+
+struct Builder<'a> {
+    opts: &'a Options,
+    index: HashMap<&'a MPath, &'a Entry>,
+    writes: Writes,
+    /// Private directories.
+    tmpfs: BTreeSet<MPath>,
+    ops: BTreeMap<MPath, Vec<Vec<u8>>>,
+    data: Vec<(u8, MPath, Data)>,
+    warnings: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Beneath (not at) a directory bound from the host read-write: the
+    /// bind brings it.
+    fn under_host_dir(&self, p: &MPath) -> bool {
+        self.writes
+            .dirs
+            .iter()
+            .any(|d| p != d && p.starts_with(d) && !self.tmpfs.contains(d))
+    }
+
+    fn under_tmpfs(&self, p: &MPath) -> bool {
+        self.tmpfs.iter().any(|d| p != d && p.starts_with(d))
+    }
+
+    fn add_data(&mut self, p: &MPath, d: Data) -> anyhow::Result<Vec<u8>> {
+        let fd = FIRST_FD + u8::try_from(self.data.len()).unwrap_or(u8::MAX);
+        if fd > LAST_FD {
+            return Err(refuse(format!(
+                "{p}: more than {} files need to be passed as data (rewritten account \
+                 databases, copies into private directories); a shell script can pass no more",
+                LAST_FD - FIRST_FD + 1
+            )));
+        }
+        self.data.push((fd, p.clone(), d));
+        Ok(fd.to_string().into_bytes())
+    }
+
+    fn item(&mut self, item: &Item, mounts: &BTreeMap<MPath, &'static str>) -> anyhow::Result<()> {
+        let p = &item.path;
+        if p.is_root() || self.under_host_dir(p) {
+            return Ok(());
+        }
+        let op: Vec<Vec<u8>> = match &item.want {
+            Want::Dir(meta) => {
+                if let Some(fs) = mounts.get(p) {
+                    if *fs == "proc" {
+                        vec![arg("--proc"), path(p)]
+                    } else {
+                        vec![arg("--ro-bind"), arg("/sys"), path(p)]
+                    }
+                } else if self.tmpfs.contains(p) {
+                    let [a, b] = perms(meta.mode);
+                    vec![a, b, arg("--tmpfs"), path(p)]
+                } else if self.writes.dirs.contains(p) {
+                    vec![arg("--bind"), path(p), path(p)]
+                } else {
+                    let [a, b] = perms(meta.mode);
+                    vec![a, b, arg("--dir"), path(p)]
+                }
+            }
+            Want::File {
+                mode_cap, rewrite, ..
+            } => self.file(p, *mode_cap, rewrite.as_ref())?,
+            Want::Symlink { target, .. } => vec![arg("--symlink"), target.clone(), path(p)],
+            Want::Device {
+                major,
+                minor,
+                block,
+                ..
+            } => {
+                let st = nix::sys::stat::stat(p.as_path()).map_err(|e| {
+                    refuse(format!(
+                        "{p}: the host has no such device now: {}",
+                        e.desc()
+                    ))
+                })?;
+                let ty = if *block { libc::S_IFBLK } else { libc::S_IFCHR };
+                let now = (
+                    nix::sys::stat::major(st.st_rdev),
+                    nix::sys::stat::minor(st.st_rdev),
+                );
+                if st.st_mode & libc::S_IFMT != ty || now != (u64::from(*major), u64::from(*minor))
+                {
+                    return Err(refuse(format!(
+                        "{p}: the manifest records device {major}:{minor}, the host's is not that \
+                         device now (record again)"
+                    )));
+                }
+                vec![arg("--dev-bind"), path(p), path(p)]
+            }
+            Want::Fifo(_) => vec![arg("--bind"), path(p), path(p)],
+        };
+        self.ops.insert(p.clone(), op);
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        p: &MPath,
+        mode_cap: u32,
+        rewrite: Option<&crate::core::jail::accounts::Rewrite>,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
+        let host_mode = || -> anyhow::Result<u32> {
+            let st = nix::sys::stat::stat(p.as_path())
+                .map_err(|e| refuse(format!("{p}: cannot stat the host file: {}", e.desc())))?;
+            Ok(st.st_mode & 0o777 & mode_cap)
+        };
+        if let Some(r) = rewrite {
+            let host = std::fs::read(p.as_path())
+                .map_err(|e| refuse(format!("{p}: cannot read the host file: {e}")))?;
+            let mode = host_mode()?;
+            let fd = self.add_data(p, Data::Text(r.apply(&host)))?;
+            let [a, b] = perms(mode);
+            return Ok(vec![a, b, arg("--ro-bind-data"), fd, path(p)]);
+        }
+        if self.writes.objects.contains(p) && !self.opts.ephemeral {
+            return Ok(vec![arg("--bind"), path(p), path(p)]);
+        }
+        let private = self.under_tmpfs(p) || self.writes.objects.contains(p);
+        if private && self.index.get(p).is_some_and(|e| changed(e)) {
+            // A bind cannot be renamed over or removed: a private copy.
+            let mode = host_mode()?;
+            let fd = self.add_data(p, Data::HostFile(p.clone()))?;
+            let [a, b] = perms(mode);
+            return Ok(vec![a, b, arg("--file"), fd, path(p)]);
+        }
+        Ok(vec![arg("--ro-bind"), path(p), path(p)])
+    }
+}
+
+/// Builds the sandbox for `m` (named `name` in messages).
+pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
+    let plan = export::plan_of(m, name, &opts.common)?;
+    let device_warnings = export::refuse_devices(m, name, &opts.common)?;
+    let mut writes = export::writes(m);
+    let mut tmpfs: BTreeSet<MPath> = BTreeSet::new();
+    for t in export::TEMP_DIRS {
+        let t = MPath::new(t).expect("constant path");
+        let inside = |p: &MPath| p.starts_with(&t);
+        if writes.dirs.iter().any(inside) || writes.objects.iter().any(inside) {
+            tmpfs.insert(t.clone());
+            writes.dirs.retain(|p| !inside(p));
+            writes.objects.retain(|p| !inside(p));
+        }
+    }
+    let allowed = |p: &MPath| opts.allow_binds.contains(p);
+    if opts.ephemeral {
+        tmpfs.extend(writes.dirs.iter().cloned());
+        tmpfs.extend(writes.objects.iter().filter_map(MPath::parent));
+    } else {
+        for d in writes.dirs.iter().chain(&writes.objects) {
+            if export::system_dir(d) && !allowed(d) {
+                return Err(refuse(format!(
+                    "{name}: the program writes {d}; binding the host's {d} read-write would \
+                     open it to the program; refused (--ephemeral gives it a private one, \
+                     --allow-bind {d} binds it anyway)"
+                )));
+            }
+            if std::fs::symlink_metadata(d.as_path()).is_err() {
+                return Err(refuse(format!(
+                    "{name}: the program writes {d}, which no longer exists on the host \
+                     (create it, or use --ephemeral)"
+                )));
+            }
+        }
+    }
+    let mut b = Builder {
+        opts,
+        index: m.entries.iter().map(|e| (&e.path, e)).collect(),
+        writes,
+        tmpfs,
+        ops: BTreeMap::new(),
+        data: Vec::new(),
+        warnings: plan
+            .warnings
+            .iter()
+            .cloned()
+            .chain(device_warnings)
+            .collect(),
+    };
+    for item in &plan.items {
+        b.item(item, &plan.mounts)?;
+    }
+    sockets(m, name, &mut b)?;
+    // Written directories the plan has no item for, and private ones.
+    let extra: Vec<(MPath, bool)> = b
+        .tmpfs
+        .iter()
+        .map(|d| (d.clone(), true))
+        .chain(b.writes.dirs.iter().map(|d| (d.clone(), false)))
+        .collect();
+    for (d, private) in extra {
+        if b.ops.contains_key(&d) || b.under_host_dir(&d) {
+            continue;
+        }
+        let op = if private {
+            vec![arg("--tmpfs"), path(&d)]
+        } else {
+            vec![arg("--bind"), path(&d), path(&d)]
+        };
+        b.ops.insert(d, op);
+    }
+    switched_ids(m, opts, &mut b.warnings);
+    // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
+    for e in &m.entries {
+        let pseudo = matches!(
+            e.class,
+            crate::core::manifest::Class::Proc | crate::core::manifest::Class::Sys
+        );
+        let wrote = e
+            .accesses
+            .iter()
+            .any(|a| a.result.is_ok() && a.op == crate::core::manifest::Op::Write);
+        let proc_self = e.path.as_bytes().starts_with(b"/proc/self/")
+            || e.path.as_bytes().starts_with(b"/proc/thread-self/");
+        if pseudo && wrote && !proc_self {
+            b.warnings.push(format!(
+                "{}: the program wrote it; inside the sandbox it is read-only, so that write fails",
+                e.path
+            ));
+        }
+    }
+
+    let mut args = vec![vec![arg("--unshare-all")]];
+    if opts.share_net {
+        args.push(vec![arg("--share-net")]);
+    }
+    args.extend([vec![arg("--die-with-parent")], vec![arg("--new-session")]]);
+    if let Some(u) = &opts.user {
+        args.push(vec![arg("--uid"), u.uid.to_string().into_bytes()]);
+        args.push(vec![arg("--gid"), u.gid.to_string().into_bytes()]);
+    }
+    let root_private = b.tmpfs.iter().any(MPath::is_root);
+    args.extend(std::mem::take(&mut b.ops).into_values());
+    // The recorded working directory when the sandbox has it.
+    let cwd = &m.command.cwd;
+    let has_cwd = plan
+        .items
+        .iter()
+        .any(|i| i.path == *cwd && matches!(i.want, Want::Dir(_)))
+        || b.writes
+            .dirs
+            .iter()
+            .chain(&b.tmpfs)
+            .any(|d| cwd.starts_with(d));
+    args.push(vec![
+        arg("--chdir"),
+        if has_cwd { path(cwd) } else { arg("/") },
+    ]);
+    if !root_private {
+        args.push(vec![arg("--remount-ro"), arg("/")]);
+    }
+    Ok(Sandbox {
+        args,
+        data: b.data,
+        user: opts.user.clone(),
+        command: m.command.argv.iter().map(|a| a.0.clone()).collect(),
+        warnings: b.warnings,
+    })
+}
+
+/// Sockets the program found: bound, but never one that hands out the host.
+fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> {
+    for e in &m.entries {
+        if e.kind != Kind::Socket || e.created || b.under_host_dir(&e.path) {
+            continue;
+        }
+        let p = &e.path;
+        let dangerous = export::DANGEROUS_SOCKETS
+            .iter()
+            .any(|s| s.as_bytes() == p.as_bytes());
+        if dangerous && !b.opts.allow_binds.contains(p) {
+            return Err(refuse(format!(
+                "{name}: entry {p}: this socket gives control of the host (a container \
+                 runtime or the system bus); refused (--allow-bind {p} binds it anyway)"
+            )));
+        }
+        b.ops
+            .insert(p.clone(), vec![arg("--bind"), path(p), path(p)]);
+    }
+    Ok(())
+}
+
+/// A daemon that switches to its own user at run time cannot inside the
+/// sandbox, which maps one user only.
+fn switched_ids(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
+    let own = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
+    let others: Vec<String> = m
+        .command
+        .set_uids
+        .iter()
+        .filter(|&&u| u != own)
+        .map(u32::to_string)
+        .collect();
+    if !others.is_empty() {
+        warnings.push(format!(
+            "the program switched to uid {} when it was recorded; bubblewrap maps a single \
+             user, so that switch fails inside: export with --user and start the program \
+             without its own switch",
+            others.join(", ")
+        ));
+    }
+}
+
+/// The NUL-separated argument list `bwrap --args FD` reads (options only;
+/// the command follows on bwrap's own command line).
+pub fn render_args(s: &Sandbox) -> anyhow::Result<Vec<u8>> {
+    if let Some((_, p, _)) = s.data.first() {
+        return Err(refuse(format!(
+            "{p} has to be passed to bwrap as data on a file descriptor (a rewritten account \
+             database or a private copy); an argument list cannot carry it: use --script"
+        )));
+    }
+    let mut out = Vec::new();
+    for a in s.args.iter().flatten() {
+        if a.contains(&0) {
+            return Err(refuse("an argument contains a NUL byte".into()));
+        }
+        out.extend_from_slice(a);
+        out.push(0);
+    }
+    Ok(out)
+}
+
+/// `s` quoted for a POSIX shell (as it is when nothing in it is special).
+fn quote(s: &[u8]) -> Vec<u8> {
+    let plain = |c: &u8| c.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(c);
+    if !s.is_empty() && s.iter().all(plain) {
+        return s.to_vec();
+    }
+    let mut out = vec![b'\''];
+    for &c in s {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// A POSIX sh script that execs bwrap with the recorded command, or with
+/// the script's own arguments.
+pub fn render_script(s: &Sandbox, manifest: &str) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let line = |out: &mut Vec<u8>, l: &[u8]| {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    };
+    line(&mut out, b"#!/bin/sh");
+    line(
+        &mut out,
+        format!(
+            "# Written by jailtrace {} from {}: runs the recorded command under\n\
+             # bubblewrap, where it sees only what its recording used.\n\
+             # Usage: $0 [COMMAND [ARG...]]  (without one: the recorded command)",
+            env!("CARGO_PKG_VERSION"),
+            manifest.replace('\n', "?")
+        )
+        .as_bytes(),
+    );
+    line(&mut out, b"set -eu");
+    line(&mut out, b"if [ \"$#\" -eq 0 ]; then");
+    let mut set = b"  set --".to_vec();
+    for a in &s.command {
+        set.push(b' ');
+        set.extend(quote(a));
+    }
+    line(&mut out, &set);
+    line(&mut out, b"fi");
+    match &s.user {
+        None => line(&mut out, b"as="),
+        Some(u) => {
+            let groups = match &u.name {
+                Some(_) => "--init-groups",
+                None => "--clear-groups",
+            };
+            line(
+                &mut out,
+                format!(
+                    "# bwrap acts on the host's files as whoever starts it: root becomes\n\
+                     # uid {uid} first.\n\
+                     case \"$(id -u)\" in\n\
+                     0) as=\"setpriv --reuid={uid} --regid={gid} {groups} --\" ;;\n\
+                     {uid}) as= ;;\n\
+                     *) echo \"$0: run this as root or as uid {uid}\" >&2; exit 125 ;;\n\
+                     esac",
+                    uid = u.uid,
+                    gid = u.gid,
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    line(&mut out, b"exec $as bwrap \\");
+    for group in &s.args {
+        let mut l = b" ".to_vec();
+        for a in group {
+            l.push(b' ');
+            l.extend(quote(a));
+        }
+        l.extend_from_slice(b" \\");
+        line(&mut out, &l);
+    }
+    let mut last = b"  -- \"$@\"".to_vec();
+    let mut heredocs = Vec::new();
+    for (fd, p, d) in &s.data {
+        match d {
+            Data::HostFile(src) => {
+                last.extend_from_slice(format!(" {fd}<").as_bytes());
+                last.extend(quote(src.as_bytes()));
+            }
+            Data::Text(text) => {
+                let mut tag = format!("JAILTRACE_DATA_{fd}");
+                while text.split(|&c| c == b'\n').any(|l| l == tag.as_bytes()) {
+                    tag.push('_');
+                }
+                last.extend_from_slice(format!(" {fd}<<'{tag}'").as_bytes());
+                if !text.is_empty() && !text.ends_with(b"\n") {
+                    return Err(refuse(format!(
+                        "{p}: does not end with a newline; a shell here-document cannot carry it"
+                    )));
+                }
+                heredocs.push((tag, text));
+            }
+        }
+    }
+    line(&mut out, &last);
+    for (tag, text) in heredocs {
+        out.extend_from_slice(text);
+        line(&mut out, tag.as_bytes());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_newlines() {
+        assert_eq!(quote(b"a'b"), b"'a'\\''b'".to_vec());
+        assert_eq!(quote(b"/usr/lib"), b"/usr/lib".to_vec());
+        assert_eq!(quote(b""), b"''".to_vec());
+        assert_eq!(quote(b"$HOME"), b"'$HOME'".to_vec());
+        assert_eq!(quote(b"x\ny"), b"'x\ny'".to_vec());
+    }
+}

@@ -1,0 +1,237 @@
+//! `export`: the same recording as something other than a copied chroot.
+//!
+//! - [`bwrap`]: a bubblewrap command line that shows the program the host
+//!   objects the manifest lists, bound in place (no copy, so the host's
+//!   security updates reach them).
+//! - [`oci`]: a reproducible OCI image archive whose one layer is the jail
+//!   `materialize` would build.
+//!
+//! Both start from the plan `materialize` uses ([`crate::core::jail::plan`]),
+//! so the safety rules (the device allowlist, rewritten account databases,
+//! entries that contradict each other) are the same in every output.
+//! `docs/export.md` describes them for users; keep it in step.
+
+pub mod bwrap;
+pub mod oci;
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::core::error::Failure;
+use crate::core::jail::plan::{self, Plan};
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Class, Entry, Kind, Manifest, Op};
+
+/// What every format shares.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub allow_devices: Vec<MPath>,
+    pub keep_password_hashes: bool,
+    pub accounts: Option<Vec<String>>,
+}
+
+/// The plan of the jail the manifest describes, without what the run
+/// created, as `materialize` makes it.
+pub fn plan_of(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Plan> {
+    let opts = plan::Options {
+        with_outputs: false,
+        allow_devices: c.allow_devices.clone(),
+        keep_password_hashes: c.keep_password_hashes,
+        accounts: c.accounts.clone(),
+    };
+    Ok(plan::build(m, name, &opts, "JAIL").map_err(|e| Failure::new(e.to_string()))?)
+}
+
+/// The directories whose contents are private to the program: temporary
+/// files need no host directory.
+pub const TEMP_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
+
+/// Sockets that hand out control of the host (a container runtime's or
+/// the system bus, through which systemd starts anything as root).
+pub const DANGEROUS_SOCKETS: [&str; 10] = [
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock.ttrpc",
+    "/run/podman/podman.sock",
+    "/run/crio/crio.sock",
+    "/run/buildkit/buildkitd.sock",
+    "/run/systemd/private",
+    "/run/dbus/system_bus_socket",
+    "/var/run/dbus/system_bus_socket",
+];
+
+/// Directories a read-write bind of the host's own would open to the
+/// program: the system, every user's home, every service's state or log.
+pub const SYSTEM_DIRS: [&str; 21] = [
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/usr", "/var", "/var/lib", "/var/log",
+];
+
+/// Whether a read-write bind of `p` opens the system: one of
+/// [`SYSTEM_DIRS`], or anything under `/usr`, `/etc`, `/boot` or `/lib*`
+/// (binaries, libraries and configuration of everything else).
+pub fn system_dir(p: &MPath) -> bool {
+    let s = p.as_bytes();
+    SYSTEM_DIRS.iter().any(|d| d.as_bytes() == s)
+        || ["/usr", "/etc", "/boot", "/bin", "/sbin", "/lib", "/lib64"]
+            .iter()
+            .any(|d| p.starts_with(&MPath::new(*d).expect("constant path")))
+}
+
+/// What the program writes: directories whose entries it adds, removes or
+/// renames, and objects it found and changed in place. Beneath a directory
+/// of `dirs` nothing is listed in `objects`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Writes {
+    pub dirs: BTreeSet<MPath>,
+    pub objects: BTreeSet<MPath>,
+}
+
+/// Operations that change the entries of the directory holding the path.
+const NAME_CHANGES: [Op; 9] = [
+    Op::Mkdir,
+    Op::Rmdir,
+    Op::Unlink,
+    Op::RenameFrom,
+    Op::RenameTo,
+    Op::LinkTo,
+    Op::Symlink,
+    Op::Bind,
+    Op::Mknod,
+];
+
+/// Operations that change the object itself.
+const OBJECT_CHANGES: [Op; 6] = [
+    Op::Write,
+    Op::Create,
+    Op::Chmod,
+    Op::Chown,
+    Op::Utime,
+    Op::Xattr,
+];
+
+/// Works out [`Writes`] from the successful accesses. Devices (writing
+/// `/dev/null` changes nothing) and `/proc` and `/sys` are left out.
+pub fn writes(m: &Manifest) -> Writes {
+    let index: HashMap<&MPath, &Entry> = m.entries.iter().map(|e| (&e.path, e)).collect();
+    // The nearest directory the run found, holding `p`.
+    let found_dir = |p: &MPath| -> Option<MPath> {
+        p.ancestors()
+            .into_iter()
+            .rev()
+            .find(|a| !index.get(a).is_some_and(|e| e.created))
+    };
+    let mut w = Writes::default();
+    for e in &m.entries {
+        if matches!(e.class, Class::Proc | Class::Sys)
+            || matches!(e.kind, Kind::Chardev | Kind::Blockdev)
+        {
+            continue;
+        }
+        let ok = |op: Op| e.accesses.iter().any(|a| a.op == op && a.result.is_ok());
+        let renames = NAME_CHANGES.iter().any(|&op| ok(op));
+        let changes = OBJECT_CHANGES.iter().any(|&op| ok(op));
+        if e.created || renames {
+            // A created object, or one that came or went: its directory.
+            w.dirs.extend(found_dir(&e.path));
+        } else if changes && e.kind != Kind::Missing {
+            if e.kind == Kind::Dir {
+                w.dirs.insert(e.path.clone());
+            } else {
+                w.objects.insert(e.path.clone());
+            }
+        }
+    }
+    // Only the topmost: a bind of a directory carries what is beneath it.
+    let dirs: Vec<MPath> = w.dirs.iter().cloned().collect();
+    w.dirs
+        .retain(|d| !dirs.iter().any(|o| o != d && d.starts_with(o)));
+    let dirs = w.dirs.clone();
+    w.objects.retain(|o| !dirs.iter().any(|d| o.starts_with(d)));
+    w
+}
+
+/// The program's path: `argv[0]` if it holds a `/`, else the first
+/// file (or symlink) of that name in a PATH directory of the host that the
+/// manifest shows executed (or followed) (an image has no PATH to search unless `--env`
+/// gives it one).
+pub fn program_path(m: &Manifest) -> anyhow::Result<MPath> {
+    let argv0 = m
+        .command
+        .argv
+        .first()
+        .ok_or_else(|| Failure::new("the manifest's command has no argv"))?;
+    let a = argv0.0.as_slice();
+    if a.contains(&b'/') {
+        if a.starts_with(b"/") {
+            return MPath::new(a.to_vec()).map_err(|e| Failure::new(e).into());
+        }
+        let mut p = m.command.cwd.as_bytes().to_vec();
+        p.push(b'/');
+        p.extend_from_slice(a);
+        return MPath::new(p).map_err(|e| Failure::new(e).into());
+    }
+    // What exec found, by name, in the order of the host's PATH.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| crate::core::launch::SAFE_PATH.into());
+    for dir in std::env::split_paths(&path) {
+        let Ok(dir) = MPath::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str()).to_vec())
+        else {
+            continue;
+        };
+        let cand = dir.join(a);
+        // Executed there, or followed there (a symlink to the binary).
+        let ran = m.entries.iter().any(|e| {
+            e.path == cand
+                && e.accesses.iter().any(|x| {
+                    x.result.is_ok()
+                        && match e.kind {
+                            Kind::File => x.op == Op::Exec,
+                            Kind::Symlink => x.op == Op::Follow,
+                            _ => false,
+                        }
+                })
+        });
+        if ran {
+            return Ok(cand);
+        }
+    }
+    Err(Failure::new(format!(
+        "cannot tell which file the recorded command {argv0} is: no successful exec of it in a PATH directory"
+    ))
+    .into())
+}
+
+/// Every operation that changes an object or its directory.
+pub fn changing_ops() -> impl Iterator<Item = Op> {
+    NAME_CHANGES.into_iter().chain(OBJECT_CHANGES)
+}
+
+/// Devices outside the safe set that the program opened fail the export
+/// unless `--allow-device` names them: binding one (a disk, `/dev/mem`)
+/// hands the program the host. One it only looked at is left out, with a
+/// warning.
+pub fn refuse_devices(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for e in &m.entries {
+        if !matches!(e.kind, Kind::Chardev | Kind::Blockdev) || c.allow_devices.contains(&e.path) {
+            continue;
+        }
+        let (Some(major), Some(minor)) = (e.major, e.minor) else {
+            continue;
+        };
+        let Some(reason) = plan::device_refusal(e, major, minor) else {
+            continue;
+        };
+        let opened = e.accesses.iter().any(|a| {
+            a.result.is_ok() && matches!(a.op, Op::Read | Op::Write | Op::Create | Op::Path)
+        });
+        if opened {
+            return Err(Failure::new(format!("{name}: entry {}: {reason}", e.path)).into());
+        }
+        warnings.push(format!(
+            "{}: left out: a device the program only looked at ({reason})",
+            e.path
+        ));
+    }
+    Ok(warnings)
+}

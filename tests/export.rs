@@ -1,0 +1,682 @@
+//! `jailtrace export`: the recordings of the materialize end-to-end tests
+//! run under the real bubblewrap and give the host's output; what the
+//! manifest does not list is not there; dangerous binds are refused; the
+//! OCI archive of a redis recording goes through real consumers (skopeo,
+//! umoci) and runs.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn export(args: &[&str], manifest: &Path) -> Output {
+    common::output(common::jailtrace().arg("export").args(args).arg(manifest))
+}
+
+fn export_ok(args: &[&str], manifest: &Path) {
+    let out = export(args, manifest);
+    assert!(
+        out.status.success(),
+        "export {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (status, stdout, stderr) of a run from `/` with no input.
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = common::output(cmd.stdin(Stdio::null()).current_dir("/"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn needs(test: &str) -> bool {
+    common::require_root(test)
+        && common::require_program(test, "bwrap")
+        && common::require_program(test, "setpriv")
+}
+
+/// Records `argv`, exports it as a bwrap script, runs the script and
+/// compares status, stdout and stderr with the host's run. Returns the
+/// script.
+fn record_export_compare(t: &Path, test: &str, argv: &[&str], extra: &[&str]) -> PathBuf {
+    let host = run(Command::new(argv[0]).args(&argv[1..]));
+    common::record_in(t, "rec", argv, host.0.expect("host run not killed"));
+    let script = t.join("rec.sh");
+    let mut args = vec!["--format", "bwrap", "--script", "-o"];
+    let script_s = s(&script);
+    args.push(&script_s);
+    args.extend(extra);
+    export_ok(&args, &t.join("rec.json"));
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "{test}: the script is executable");
+    let boxed = run(&mut Command::new(&script));
+    assert_eq!(host, boxed, "{test}: host, then under bwrap");
+    script
+}
+
+#[test]
+fn bwrap_ls() {
+    if !needs("bwrap_ls") {
+        return;
+    }
+    let t = common::tempdir();
+    let ls = s(&common::which("ls").unwrap());
+    let script = record_export_compare(t.path(), "ls", &[&ls, "-l", "/etc/hostname"], &[]);
+
+    // What the manifest does not list is not there: the proof that the
+    // program sees nothing else.
+    let (status, _, err) = run(Command::new(&script).args(["cat", "/etc/os-release"]));
+    assert_ne!(status, Some(0), "{err}");
+    let (status, _, err) = run(Command::new(&script).args([&ls, "/etc/os-release"]));
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    let (status, out, _) = run(Command::new(&script).args([&ls, "/"]));
+    assert_eq!(status, Some(0));
+    // Exactly the top-level names the manifest has (with cargo's
+    // LD_LIBRARY_PATH that includes /root, probed by the loader), not the
+    // host's others.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("rec.json")).unwrap()).unwrap();
+    let mut listed: Vec<String> = m["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] != "missing")
+        .filter_map(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .nth(1)
+                .map(String::from)
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    listed.sort();
+    listed.dedup();
+    let top: Vec<String> = out.lines().map(String::from).collect();
+    assert!(
+        top.iter().all(|n| listed.contains(n)),
+        "{top:?} beyond {listed:?}"
+    );
+    let hidden: Vec<String> = std::fs::read_dir("/")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !listed.contains(n))
+        .collect();
+    assert!(
+        !hidden.is_empty(),
+        "the host has nothing the manifest lacks?"
+    );
+    assert!(
+        !top.iter().any(|n| hidden.contains(n)),
+        "{top:?} shows some of {hidden:?}"
+    );
+
+    // The argument list form, as `bwrap --args FD` reads it.
+    let list = t.path().join("rec.args");
+    export_ok(
+        &["--format", "bwrap", "-o", &s(&list)],
+        &t.path().join("rec.json"),
+    );
+    let text = std::fs::read(&list).unwrap();
+    assert!(
+        text.starts_with(b"--unshare-all\0"),
+        "{:?}",
+        String::from_utf8_lossy(&text)
+    );
+    let host = run(Command::new(&ls).args(["-l", "/etc/hostname"]));
+    let boxed = run(Command::new("sh").args([
+        "-c",
+        &format!("exec bwrap --args 3 {ls} -l /etc/hostname 3<{}", s(&list)),
+    ]));
+    assert_eq!(host, boxed);
+}
+
+/// A file written in place is the host's, read-write; `--ephemeral` gives
+/// the program a private copy and leaves the host's alone.
+#[test]
+fn bwrap_dd_writes_in_place_or_ephemeral() {
+    if !needs("bwrap_dd_writes_in_place_or_ephemeral") {
+        return;
+    }
+    let t = common::tempdir();
+    let state = t.path().join("state.log");
+    std::fs::write(&state, "there before\n").unwrap();
+    let dd = s(&common::which("dd").unwrap());
+    let of = format!("of={}", s(&state));
+    let argv = [
+        dd.as_str(),
+        &of,
+        "conv=notrunc,nocreat",
+        "oflag=append",
+        "status=none",
+    ];
+    record_export_compare(t.path(), "dd", &argv, &[]);
+    // Host run, record and the bwrap run each appended nothing (no input)
+    // but touched the same file, which is still there with its content.
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "there before\n");
+
+    // Ephemeral: the program writes its private copy.
+    let writer = t.path().join("writer.sh");
+    std::fs::write(&writer, "#!/bin/sh\necho more >> \"$1\"\n").unwrap();
+    std::fs::set_permissions(&writer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::record_in(t.path(), "w", &["/bin/sh", &s(&writer), &s(&state)], 0);
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "there before\nmore\n"
+    );
+    let eph = t.path().join("eph.sh");
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--ephemeral",
+            "-o",
+            &s(&eph),
+        ],
+        &t.path().join("w.json"),
+    );
+    let (status, _, err) = run(&mut Command::new(&eph));
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "there before\nmore\n"
+    );
+    // Without it, the host's file.
+    let shared = t.path().join("shared.sh");
+    export_ok(
+        &["--format", "bwrap", "--script", "-o", &s(&shared)],
+        &t.path().join("w.json"),
+    );
+    let (status, _, err) = run(&mut Command::new(&shared));
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "there before\nmore\nmore\n"
+    );
+    // Nothing else can be made: the root is read-only, and of the host's
+    // directory only the file the program wrote is writable. With
+    // --ephemeral that directory is private: a write there succeeds and
+    // vanishes.
+    let sibling = t.path().join("new");
+    for (script, status_wanted) in [(&shared, 2), (&eph, 0)] {
+        let (status, _, err) = run(Command::new(script).args([
+            "/bin/sh",
+            "-c",
+            &format!("echo x > /etc/jailtrace-new || echo x > {}", s(&sibling)),
+        ]));
+        assert_eq!(status, Some(status_wanted), "{}: {err}", s(script));
+        assert!(err.contains("Read-only file system"), "{err}");
+    }
+    assert!(!sibling.exists() && !Path::new("/etc/jailtrace-new").exists());
+}
+
+#[test]
+fn bwrap_id_date_perl() {
+    if !needs("bwrap_id_date_perl") {
+        return;
+    }
+    for (name, argv) in [
+        ("id", vec!["id", "-un"]),
+        ("date", vec!["date", "-u", "+%Y"]),
+        (
+            "perl",
+            vec![
+                "perl",
+                "-MPOSIX",
+                "-e",
+                "print strftime(\"%Y\", gmtime(0)), \"\\n\"",
+            ],
+        ),
+    ] {
+        let t = common::tempdir();
+        let prog = s(&common::which(argv[0]).unwrap());
+        let mut full = vec![prog.as_str()];
+        full.extend(&argv[1..]);
+        record_export_compare(t.path(), name, &full, &[]);
+    }
+}
+
+#[test]
+fn bwrap_sh_pipeline() {
+    if !needs("bwrap_sh_pipeline") {
+        return;
+    }
+    let t = common::tempdir();
+    let script = t.path().join("count.sh");
+    let data = t.path().join("words.txt");
+    std::fs::write(&data, "pear\napple\nplum\napple\nbanana\ncherry\n").unwrap();
+    let mut f = std::fs::File::create(&script).unwrap();
+    writeln!(
+        f,
+        "#!/bin/sh\ngrep -v '^c' \"$1\" | sort | uniq -c | sort -rn | wc -l"
+    )
+    .unwrap();
+    drop(f);
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    record_export_compare(t.path(), "sh", &["/bin/sh", &s(&script), &s(&data)], &[]);
+}
+
+#[test]
+fn bwrap_python3() {
+    if !needs("bwrap_python3") {
+        return;
+    }
+    let t = common::tempdir();
+    record_export_compare(
+        t.path(),
+        "python3",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import json, sqlite3, decimal; print(json.dumps([1]))",
+        ],
+        &[],
+    );
+}
+
+/// `--user`: the script starts bwrap as that user, so the program acts on
+/// host files as it, and is it inside.
+#[test]
+fn bwrap_user() {
+    if !needs("bwrap_user") {
+        return;
+    }
+    let t = common::tempdir();
+    let id = s(&common::which("id").unwrap());
+    common::record_in(t.path(), "id", &[&id], 0);
+    let script = t.path().join("id.sh");
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--user",
+            "nobody",
+            "-o",
+            &s(&script),
+        ],
+        &t.path().join("id.json"),
+    );
+    let (status, out, err) = run(&mut Command::new(&script));
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.starts_with("uid=65534(nobody) gid=65534("), "{out}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = common::output(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stdin(Stdio::null()),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn wait_for_pong(port: u16, server: &mut Child, log: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis_cli(port, &["PING"]) != "PONG" {
+        if let Some(st) = server.try_wait().unwrap() {
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what}: exited with {st} before answering\n{err}");
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("{what}: no PONG on port {port} after 20s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_exit(mut child: Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after 30s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Records redis-server serving a real client, for the bwrap and OCI tests.
+fn record_redis(t: &Path) -> PathBuf {
+    let manifest = t.join("redis.json");
+    let port = free_port();
+    let log = t.join("record.stderr");
+    let mut rec = common::jailtrace()
+        .current_dir(t)
+        .args(["record", "-o"])
+        .arg(&manifest)
+        .args([
+            "--",
+            "redis-server",
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_pong(port, &mut rec, &log, "recorded redis-server");
+    assert_eq!(redis_cli(port, &["SET", "jailtrace", "works"]), "OK");
+    redis_cli(port, &["SHUTDOWN"]);
+    let st = wait_exit(rec, "record redis-server");
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    manifest
+}
+
+/// redis-server under the exported sandbox serves a redis-cli on the host,
+/// and finds the data the recorded run saved in its directory.
+#[test]
+fn bwrap_redis_server_serves_a_host_client() {
+    let test = "bwrap_redis_server_serves_a_host_client";
+    if !needs(test)
+        || !common::require_program(test, "redis-server")
+        || !common::require_program(test, "redis-cli")
+    {
+        return;
+    }
+    let t = common::tempdir();
+    let manifest = record_redis(t.path());
+    let script = t.path().join("redis.sh");
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--share-net",
+            "-o",
+            &s(&script),
+        ],
+        &manifest,
+    );
+    let port = free_port();
+    let log = t.path().join("boxed.stderr");
+    let mut server = Command::new(&script)
+        .args([
+            "redis-server",
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_pong(port, &mut server, &log, "redis-server under bwrap");
+    assert_eq!(redis_cli(port, &["GET", "jailtrace"]), "works");
+    assert_eq!(redis_cli(port, &["SET", "again", "1"]), "OK");
+    redis_cli(port, &["SHUTDOWN"]);
+    let st = wait_exit(server, "redis-server under bwrap");
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // Without --share-net the sandbox has its own network: nothing answers.
+    let script = t.path().join("nonet.sh");
+    export_ok(
+        &["--format", "bwrap", "--script", "-o", &s(&script)],
+        &manifest,
+    );
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("--unshare-all") && !text.contains("--share-net"));
+}
+
+fn write_manifest(dir: &Path, name: &str, entries: serde_json::Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, common::manifest(entries).to_string()).unwrap();
+    p
+}
+
+/// Every refusal is one line naming the entry and the way to allow it,
+/// exit 1, and no output file.
+#[test]
+fn dangerous_binds_are_refused_unless_allowed() {
+    let t = common::tempdir();
+    let out = t.path().join("out.sh");
+    let refused = |m: &Path, extra: &[&str], want: &str| {
+        let mut args = vec!["--format", "bwrap", "--script", "-o"];
+        let o = s(&out);
+        args.push(&o);
+        args.extend(extra);
+        let r = export(&args, m);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(!out.exists());
+    };
+    let disk = write_manifest(
+        t.path(),
+        "disk.json",
+        json!([{ "path": "/dev/sda", "kind": "blockdev", "class": "dev", "major": 8, "minor": 0,
+                 "accesses": [ { "op": "read", "result": "ok" } ] }]),
+    );
+    refused(
+        &disk,
+        &[],
+        "entry /dev/sda: block device 8:0 gives raw access to a disk",
+    );
+    let mem = write_manifest(
+        t.path(),
+        "mem.json",
+        json!([{ "path": "/dev/mem", "kind": "chardev", "class": "dev", "major": 1, "minor": 1,
+                 "accesses": [ { "op": "read", "result": "ok" } ] }]),
+    );
+    refused(&mem, &[], "physical memory (/dev/mem)");
+    let docker = write_manifest(
+        t.path(),
+        "docker.json",
+        json!([{ "path": "/run/docker.sock", "kind": "socket", "class": "regular",
+                 "accesses": [ { "op": "connect", "result": "ok" } ] }]),
+    );
+    refused(
+        &docker,
+        &[],
+        "entry /run/docker.sock: this socket gives control of the host",
+    );
+    export_ok(
+        &["--format", "bwrap", "--allow-bind", "/run/docker.sock"],
+        &docker,
+    );
+    let etc = write_manifest(
+        t.path(),
+        "etc.json",
+        json!([{ "path": "/etc", "kind": "dir", "class": "regular" },
+               { "path": "/etc/new.conf", "kind": "file", "class": "regular", "created": true, "output": true,
+                 "accesses": [ { "op": "create", "result": "ok" } ] }]),
+    );
+    refused(
+        &etc,
+        &[],
+        "the program writes /etc; binding the host's /etc read-write",
+    );
+    // Private, it is harmless.
+    let r = export(&["--format", "bwrap", "--ephemeral"], &etc);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let args: Vec<&[u8]> = r.stdout.split(|&b| b == 0).collect();
+    assert!(
+        args.windows(2).any(|w| w == [&b"--tmpfs"[..], b"/etc"]),
+        "{args:?}"
+    );
+    // Options of the other format are a usage error.
+    let r = export(&["--format", "oci", "--script"], &etc);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--script is an option of --format bwrap"));
+    // A malformed manifest names itself.
+    let bad = t.path().join("bad.json");
+    std::fs::write(&bad, "{").unwrap();
+    let r = export(&["--format", "bwrap"], &bad);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("bad.json"));
+}
+
+/// Temporary directories are private; account databases are passed
+/// rewritten (no hashes), never bound.
+#[test]
+fn temp_dirs_are_private_and_shadow_is_scrubbed() {
+    let t = common::tempdir();
+    let m = write_manifest(
+        t.path(),
+        "m.json",
+        json!([{ "path": "/etc", "kind": "dir", "class": "regular" },
+               { "path": "/etc/shadow", "kind": "file", "class": "regular", "mode": "0640",
+                 "accesses": [ { "op": "read", "result": "ok" } ] },
+               { "path": "/tmp", "kind": "dir", "class": "regular" },
+               { "path": "/tmp/x", "kind": "missing", "class": "regular", "created": true, "output": true,
+                 "accesses": [ { "op": "create", "result": "ok" }, { "op": "unlink", "result": "ok" } ] }]),
+    );
+    let script = String::from_utf8(
+        common::output(
+            common::jailtrace()
+                .args(["export", "--format", "bwrap", "--script"])
+                .arg(&m),
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(script.contains("--tmpfs /tmp"), "{script}");
+    assert!(script.contains("--ro-bind-data 3 /etc/shadow"), "{script}");
+    assert!(script.contains("3<<'JAILTRACE_DATA_3'"), "{script}");
+    let host = std::fs::read_to_string("/etc/shadow").unwrap();
+    for line in host.lines() {
+        let hash = line.split(':').nth(1).unwrap_or("");
+        if hash.len() > 2 {
+            assert!(!script.contains(hash), "a password hash reached the script");
+        }
+    }
+    // The argument list cannot carry data: one clear error.
+    let r = export(&["--format", "bwrap"], &m);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("/etc/shadow has to be passed to bwrap as data"));
+}
+
+/// The OCI archive of a redis recording: two exports are the same bytes;
+/// skopeo reads it as an oci-archive, umoci unpacks it, and redis-server
+/// runs in the unpacked root.
+#[test]
+fn oci_archive_of_redis_unpacks_and_runs() {
+    let test = "oci_archive_of_redis_unpacks_and_runs";
+    if !common::require_root(test)
+        || !common::require_program(test, "skopeo")
+        || !common::require_program(test, "umoci")
+        || !common::require_program(test, "redis-server")
+    {
+        return;
+    }
+    let t = common::tempdir();
+    let manifest = record_redis(t.path());
+    let (a, b) = (t.path().join("a.tar"), t.path().join("b.tar"));
+    let args = [
+        "--format",
+        "oci",
+        "--user",
+        "redis",
+        "--env",
+        "LANG=C.UTF-8",
+        "--tag",
+        "v1",
+        "-o",
+    ];
+    let mut first = args.to_vec();
+    let a_s = s(&a);
+    first.push(&a_s);
+    export_ok(&first, &manifest);
+    let mut second = args.to_vec();
+    let b_s = s(&b);
+    second.push(&b_s);
+    export_ok(&second, &manifest);
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "not reproducible"
+    );
+
+    let layout = t.path().join("layout");
+    common::success(Command::new("skopeo").args([
+        "copy",
+        &format!("oci-archive:{}:v1", s(&a)),
+        &format!("oci:{}:v1", s(&layout)),
+    ]));
+    let bundle = t.path().join("bundle");
+    common::success(
+        Command::new("umoci")
+            .args(["unpack", "--image", &format!("{}:v1", s(&layout))])
+            .arg(&bundle),
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let redis = nix::unistd::User::from_name("redis").unwrap().unwrap();
+    assert_eq!(config["process"]["user"]["uid"], redis.uid.as_raw());
+    assert_eq!(config["process"]["args"][0], "/usr/bin/redis-server");
+    assert_eq!(config["process"]["args"][1], "--port");
+    assert!(
+        config["process"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "LANG=C.UTF-8"),
+        "{}",
+        config["process"]["env"]
+    );
+    let rootfs = bundle.join("rootfs");
+    let host = run(Command::new("redis-server").arg("--version"));
+    let unpacked = run(Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/usr/bin/redis-server", "--version"]));
+    assert_eq!(host, unpacked);
+    // Only what the recording used: no shell, no shadow file.
+    assert!(!rootfs.join("bin/sh").exists() && !rootfs.join("usr/bin/sh").exists());
+    assert!(
+        rootfs.join("dev/null").exists()
+            || !common::has_access(
+                &serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap(),
+                "/dev/null",
+                "write",
+                "ok"
+            )
+    );
+}
