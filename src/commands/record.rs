@@ -14,7 +14,7 @@ use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
 use crate::core::launch::Step;
 use crate::core::manifest::pathenc::{Bytes, MPath};
 use crate::core::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
-use crate::core::trace::{self, Backend, Launch, TraceError, TraceOptions};
+use crate::core::trace::{self, Launch, TraceError, TraceOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -41,6 +41,15 @@ pub struct RecordArgs {
     /// Record the SHA-256 of every regular file read.
     #[arg(long)]
     pub hash: bool,
+    /// The tracing engine: ptrace (works without root and in ordinary
+    /// containers) or bpf (root and a kernel with BTF; nothing stops, so
+    /// long runs cost little).
+    #[arg(long, value_enum, default_value = "ptrace")]
+    pub backend: BackendArg,
+    /// With --backend bpf: write the manifest and exit with the command's
+    /// status even if events were lost (the manifest still says how many).
+    #[arg(long)]
+    pub allow_incomplete: bool,
     /// Name the Debian package that owns each file (from dpkg's database),
     /// so that `diff` reports new and removed packages first.
     #[arg(long)]
@@ -53,6 +62,23 @@ pub struct RecordArgs {
         value_name = "CMD"
     )]
     pub command: Vec<OsString>,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    Ptrace,
+    Bpf,
+}
+
+impl BackendArg {
+    /// The engine behind the seam.
+    pub fn engine(self) -> &'static dyn trace::Backend {
+        match self {
+            BackendArg::Ptrace => &trace::Ptrace,
+            BackendArg::Bpf => &trace::bpf::Bpf,
+        }
+    }
 }
 
 /// `--cpu`: the command line's name for [`trace::Placement`], so that clap
@@ -131,10 +157,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         program: c_program,
         argv,
     };
-    let rec = trace::Ptrace.record(launch, &opts).map_err(|e| match e {
-        TraceError::PtraceDenied(_) => internal(e.to_string()),
-        e => internal(e.to_string()),
-    })?;
+    let rec = args
+        .backend
+        .engine()
+        .record(launch, &opts)
+        .map_err(|e| match e {
+            TraceError::PtraceDenied(_) => internal(e.to_string()),
+            e => internal(e.to_string()),
+        })?;
     if let Some(e) = rec.start_failure {
         let name = program.display();
         let msg = match e.step {
@@ -209,6 +239,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
     }
     for w in &manifest.warnings {
         eprintln!("jailtrace: warning: {w}");
+    }
+    if rec.lost > 0 && !args.allow_incomplete {
+        eprintln!(
+            "jailtrace: the recording is incomplete (see the warning); --allow-incomplete accepts it"
+        );
+        return Ok(Exit::Code(crate::core::error::EXIT_INCOMPLETE));
     }
     Ok(rec.killed_by.map_or(Exit::Code(status), Exit::Signal))
 }

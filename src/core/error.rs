@@ -64,6 +64,9 @@ impl Exit {
 /// Exit status for jailtrace's own failures in commands that run a program
 /// (`record`, `run`, `verify`), as `chroot` and `env` use them.
 pub const EXIT_INTERNAL: i32 = 125;
+/// `record` when the engine lost events (bpf) and `--allow-incomplete`
+/// was not given: the manifest is written, but it may lack accesses.
+pub const EXIT_INCOMPLETE: i32 = 124;
 /// The program was found but could not be executed.
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 /// The program was not found.

@@ -10,6 +10,7 @@
 //! trace (see `crate::core::resolve`).
 
 pub mod arch;
+pub mod bpf;
 pub mod decode;
 mod dirfd;
 mod mem;
@@ -204,6 +205,9 @@ pub struct Recording {
     /// The tracer failed mid-trace (a bug): every tracee was killed, and the
     /// log holds what was seen until then.
     pub internal_error: Option<String>,
+    /// How much the engine knows it lost (events, strings, reads); the
+    /// warnings say what. Always 0 for ptrace, which stops instead.
+    pub lost: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +218,8 @@ pub enum TraceError {
     Spawn(Errno),
     #[error("tracing failed: {0}")]
     Internal(String),
+    #[error("the bpf backend is not available: {0}; use --backend ptrace")]
+    Unavailable(String),
 }
 
 /// Kernel-internal restart codes, seen only by a tracer.
@@ -356,6 +362,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         set_uids: t.ids.0,
         set_gids: t.ids.1,
         internal_error,
+        lost: 0,
     })
 }
 
@@ -780,48 +787,29 @@ impl<'a> Tracer<'a> {
                 p.items.push((path, follow, ops));
             }
         }
-        // Interrupted by a signal. ERESTARTNOINTR is always restarted (and
-        // stops again); the others end in EINTR unless the handler has
-        // SA_RESTART, which the tracer cannot see: record the attempt as
-        // EINTR, and a restart adds its own outcome.
-        let errno = match errno {
-            ERESTARTNOINTR => return,
-            ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => libc::EINTR,
-            e => e,
-        };
-        if matches!(p.sys, Sys::Rename | Sys::Renameat | Sys::Renameat2) && errno == 0 {
+        let (sys, errno) = (p.sys, errno);
+        if !record_call(
+            &mut self.log,
+            &mut self.warnings,
+            self.opts.root.as_deref(),
+            Call {
+                sys,
+                items: p.items,
+                found: &p.found,
+                errno,
+            },
+        ) {
+            return;
+        }
+        if matches!(sys, Sys::Rename | Sys::Renameat | Sys::Renameat2) && errno == 0 {
             self.dirfds.clear();
-        }
-        if p.sys == Sys::Chroot && errno == 0 {
-            self.warnings.insert(
-                "chroot was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
-            );
-        }
-        if p.sys == Sys::PivotRoot && errno == 0 {
-            self.warnings.insert(
-                "pivot_root was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
-            );
         }
         // pivot_root also moves the cwd of every process that was at the old
         // root.
-        if matches!(p.sys, Sys::Chdir | Sys::Fchdir | Sys::PivotRoot) && errno == 0 {
+        if matches!(sys, Sys::Chdir | Sys::Fchdir | Sys::PivotRoot) && errno == 0 {
             // Threads and CLONE_FS siblings share the cwd: drop all caches.
             for t in self.tasks.values_mut() {
                 t.cwd = None;
-            }
-        }
-        for (i, (path, follow, ops)) in p.items.into_iter().enumerate() {
-            let probed = p.found.get(i).copied().flatten();
-            for op in ops.iter() {
-                let (log, root) = (&mut self.log, self.opts.root.as_deref());
-                log.add_with(&path, follow, op, errno, || match (probed, errno) {
-                    (Some(found), _) => found,
-                    // A call that does not create succeeded: it was there.
-                    (None, 0) => !ops.iter().any(Op::creates),
-                    (None, libc::ENOENT | libc::ENOTDIR) => false,
-                    // A failed call changed nothing: look now.
-                    (None, _) => exists(root, &path, follow),
-                });
             }
         }
     }
@@ -984,38 +972,8 @@ impl<'a> Tracer<'a> {
         Some(out)
     }
 
-    /// `/proc/<pid>` of a traced process is written `/proc/self`, and
-    /// `/proc/self/task/<tid>` of a traced thread `/proc/thread-self`, so
-    /// that manifests hold no pids or thread ids. A thread that names
-    /// another's task directory (a main thread naming its workers through
-    /// `task/TID/comm`) gets `thread-self` too: which thread it was is not
-    /// kept, since tids differ on every run, and a jail needs only /proc.
     fn rewrite_proc(&self, path: &mut Vec<u8>) {
-        const PROC: &[u8] = b"/proc/";
-        const TASK: &[u8] = b"/proc/self/task/";
-        if let Some(end) = self.traced_id_at(path, PROC.len()) {
-            path.splice(PROC.len()..end, b"self".iter().copied());
-        }
-        if path.starts_with(TASK) {
-            if let Some(end) = self.traced_id_at(path, TASK.len()) {
-                path.splice(..end, b"/proc/thread-self".iter().copied());
-            }
-        }
-    }
-
-    /// The end of the path component starting at `at`, if it is the id of
-    /// a traced task.
-    fn traced_id_at(&self, path: &[u8], at: usize) -> Option<usize> {
-        let rest = path.get(at..)?;
-        let len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let comp = &rest[..len];
-        if comp.is_empty() || !comp.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n: i32 = std::str::from_utf8(comp).ok()?.parse().ok()?;
-        self.tasks
-            .contains_key(&Pid::from_raw(n))
-            .then_some(at + len)
+        rewrite_proc(path, |id| self.tasks.contains_key(&Pid::from_raw(id)));
     }
 
     /// Appends the tracee's working directory (cached) to `out`.
@@ -1088,6 +1046,92 @@ impl<'a> Tracer<'a> {
             _ => p,
         }
     }
+}
+
+/// A finished call, as both backends hand it to [`record_call`].
+pub(crate) struct Call<'a> {
+    pub sys: Sys,
+    pub items: Vec<Item>,
+    /// For each item, what was at its path before the call when that had
+    /// to be found out at entry (see [`Seen::found`]).
+    pub found: &'a [Option<bool>],
+    /// 0, or the errno (a kernel restart code included).
+    pub errno: i32,
+}
+
+/// Records a finished call's accesses with its outcome. Returns false for
+/// a call that will be restarted and record itself again.
+pub(crate) fn record_call(
+    log: &mut RawLog,
+    warnings: &mut BTreeSet<String>,
+    root: Option<&[u8]>,
+    call: Call<'_>,
+) -> bool {
+    // Interrupted by a signal. ERESTARTNOINTR is always restarted (and
+    // stops again); the others end in EINTR unless the handler has
+    // SA_RESTART, which the tracer cannot see: record the attempt as
+    // EINTR, and a restart adds its own outcome.
+    let errno = match call.errno {
+        ERESTARTNOINTR => return false,
+        ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => libc::EINTR,
+        e => e,
+    };
+    if call.sys == Sys::Chroot && errno == 0 {
+        warnings.insert(
+            "chroot was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
+        );
+    }
+    if call.sys == Sys::PivotRoot && errno == 0 {
+        warnings.insert(
+            "pivot_root was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
+        );
+    }
+    for (i, (path, follow, ops)) in call.items.into_iter().enumerate() {
+        let probed = call.found.get(i).copied().flatten();
+        for op in ops.iter() {
+            log.add_with(&path, follow, op, errno, || match (probed, errno) {
+                (Some(found), _) => found,
+                // A call that does not create succeeded: it was there.
+                (None, 0) => !ops.iter().any(Op::creates),
+                (None, libc::ENOENT | libc::ENOTDIR) => false,
+                // A failed call changed nothing: look now.
+                (None, _) => exists(root, &path, follow),
+            });
+        }
+    }
+    true
+}
+
+/// `/proc/<pid>` of a traced process is written `/proc/self`, and
+/// `/proc/self/task/<tid>` of a traced thread `/proc/thread-self`, so that
+/// manifests hold no pids or thread ids. A thread that names another's
+/// task directory (a main thread naming its workers through
+/// `task/TID/comm`) gets `thread-self` too: which thread it was is not
+/// kept, since tids differ on every run, and a jail needs only /proc.
+pub(crate) fn rewrite_proc(path: &mut Vec<u8>, traced: impl Fn(i32) -> bool) {
+    const PROC: &[u8] = b"/proc/";
+    const TASK: &[u8] = b"/proc/self/task/";
+    if let Some(end) = traced_id_at(path, PROC.len(), &traced) {
+        path.splice(PROC.len()..end, b"self".iter().copied());
+    }
+    if path.starts_with(TASK) {
+        if let Some(end) = traced_id_at(path, TASK.len(), &traced) {
+            path.splice(..end, b"/proc/thread-self".iter().copied());
+        }
+    }
+}
+
+/// The end of the path component starting at `at`, if it is the id of a
+/// traced task.
+fn traced_id_at(path: &[u8], at: usize, traced: &impl Fn(i32) -> bool) -> Option<usize> {
+    let rest = path.get(at..)?;
+    let len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let comp = &rest[..len];
+    if comp.is_empty() || !comp.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: i32 = std::str::from_utf8(comp).ok()?.parse().ok()?;
+    traced(n).then_some(at + len)
 }
 
 /// Whether an object is at `path` as the tracee names it (beneath `root`

@@ -1,0 +1,267 @@
+//! Loading `bpf/jailtrace.bpf.o` with aya, and telling it what to capture.
+//!
+//! The object knows nothing of syscalls: [`descriptors`] derives, from the
+//! same decode table the ptrace backend uses, which arguments of each
+//! syscall are path strings (and which argument is their dirfd),
+//! sockaddrs, descriptors or `open_how` pointers. So both backends read
+//! exactly the same operands.
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::RawTracePoint;
+use aya::Ebpf;
+
+use crate::core::trace::arch::{self, Sys};
+use crate::core::trace::decode::{self, Operand};
+
+/// The compiled program, committed beside its source (`bpf/build`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/jailtrace.bpf.o");
+
+/// Flags of a descriptor (`struct desc` in the C source).
+const D_ON: u8 = 1;
+const D_EXEC: u8 = 2;
+const D_SETID: u8 = 4;
+const D_RETFD: u8 = 8;
+const D_CREATED: u8 = 16;
+const D_NOTE: u8 = 32;
+
+/// Lost-data counters, in the order of the C source's `L_*`.
+pub const LOST_NAMES: [&str; 5] = [
+    "events dropped because the ring buffer was full",
+    "strings truncated",
+    "failed reads of the program's memory",
+    "syscalls whose entry state could not be kept",
+    "paths deeper than the walk limit",
+];
+
+/// The loaded program and its maps.
+pub struct Loaded {
+    /// Kept for the attachments: dropping it detaches everything.
+    _ebpf: Ebpf,
+    pub traced: HashMap<MapData, u32, u8>,
+    pub events: RingBuf<MapData>,
+    pub lost: PerCpuArray<MapData, u64>,
+}
+
+/// `traced` values: see the C source.
+pub const ARMED: u8 = 1;
+
+/// Markers standing for "argument i" when the decode table is asked which
+/// arguments are what; small enough to be a dirfd, large enough to be no
+/// flag bits the table looks at.
+const MARK: u64 = 0x7000_0000;
+
+/// One descriptor: 16 bytes, as `struct desc`.
+fn descriptor(sys: Sys) -> [u8; 16] {
+    let mut d = [0u8; 16];
+    let which = |v: u64| -> u8 {
+        if (MARK..MARK + 6).contains(&v) {
+            (v - MARK) as u8 + 1
+        } else {
+            0
+        }
+    };
+    let dirfd_of = |fd: i32| -> u8 {
+        if fd == libc::AT_FDCWD {
+            0
+        } else {
+            which(u64::from(fd as u32))
+        }
+    };
+    match sys {
+        Sys::SetId => {
+            d[0] = D_ON | D_SETID;
+            return d;
+        }
+        Sys::IoUringSetup => {
+            d[0] = D_ON | D_NOTE;
+            return d;
+        }
+        // The ptrace backend's own concerns (its CPU mask, its dirfd cache).
+        Sys::SchedGetaffinity | Sys::Umount => return d,
+        _ => {}
+    }
+    d[0] = D_ON;
+    if matches!(sys, Sys::Execve | Sys::Execveat) {
+        d[0] |= D_EXEC;
+    }
+    if matches!(sys, Sys::Open | Sys::Openat | Sys::Openat2 | Sys::Creat) {
+        d[0] |= D_CREATED;
+    }
+    let args: [u64; 6] = std::array::from_fn(|i| MARK + i as u64);
+    let mut strs = 0;
+    for u in decode::decode(sys, &args).into_iter().flatten() {
+        match u.operand {
+            Operand::Path { dirfd, addr, .. } | Operand::Openat2 { dirfd, addr, .. } => {
+                if strs < 2 {
+                    d[1 + strs] = which(addr);
+                    d[3 + strs] = dirfd_of(dirfd);
+                    strs += 1;
+                }
+                if let Operand::Openat2 { how, .. } = u.operand {
+                    d[7] = which(how);
+                }
+            }
+            Operand::Fd(fd) => d[8] = which(u64::from(fd as u32)),
+            Operand::Sockaddr { addr, len } => {
+                d[5] = which(addr);
+                d[6] = which(len);
+            }
+            Operand::ReturnedFd => d[0] |= D_RETFD,
+            // Nested reads the program does not make (yet): the events
+            // still come, and are reported as not decoded.
+            Operand::SocketcallSockaddr { .. }
+            | Operand::Msghdrs { .. }
+            | Operand::SocketcallMsghdrs { .. } => d[0] |= D_NOTE,
+        }
+    }
+    d
+}
+
+/// Why the bpf backend cannot run here, in one line, naming the missing
+/// piece; `None` when it can.
+pub fn unavailable() -> Option<String> {
+    let caps = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map(|s| s.capeff)
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    const CAP_PERFMON: u64 = 1 << 38;
+    const CAP_BPF: u64 = 1 << 39;
+    let has = |c: u64| caps & c != 0;
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        return Some("it needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)".into());
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some(
+            "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing; CONFIG_DEBUG_INFO_BTF)"
+                .into(),
+        );
+    }
+    None
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> String {
+    // aya's errors nest their cause; one line with all of it.
+    let mut s = format!("{what}: {e}");
+    s = s.replace('\n', " ");
+    s
+}
+
+/// Loads the program, fills the descriptors and attaches it.
+pub fn load() -> Result<Loaded, String> {
+    let mut ebpf = Ebpf::load(OBJECT).map_err(|e| {
+        let mut msg = err("cannot load the BPF program", &e);
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg.replace('\n', " ")
+    })?;
+    {
+        let mut descs: Array<_, [u8; 16]> = Array::try_from(
+            ebpf.map_mut("descs")
+                .ok_or_else(|| "the BPF object has no descs map".to_string())?,
+        )
+        .map_err(|e| err("descs", e))?;
+        for (base, table) in [
+            (0u32, arch::table(arch::AUDIT_ARCH_X86_64)),
+            (512, arch::table(arch::AUDIT_ARCH_I386)),
+        ] {
+            for &(nr, sys) in table {
+                if nr < 512 {
+                    descs
+                        .set(base + nr, descriptor(sys), 0)
+                        .map_err(|e| err("descs", e))?;
+                }
+            }
+        }
+    }
+    for (prog, tp) in [
+        ("process_fork", "sched_process_fork"),
+        ("process_exit", "sched_process_exit"),
+        ("process_exec", "sched_process_exec"),
+        ("sys_exit", "sys_exit"),
+        ("sys_enter", "sys_enter"),
+    ] {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| format!("the BPF object has no program {prog}"))?
+            .try_into()
+            .map_err(|e| err(prog, e))?;
+        p.load().map_err(|e| {
+            let mut msg = err(&format!("the kernel refused the BPF program {prog}"), &e);
+            if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
+                let log = verifier_log.to_string();
+                let last: Vec<&str> = log.lines().rev().take(3).collect();
+                msg.push_str(&format!(" (verifier: {})", last.join(" | ")));
+            }
+            msg
+        })?;
+        p.attach(tp)
+            .map_err(|e| err(&format!("cannot attach to {tp}"), e))?;
+    }
+    let traced = HashMap::try_from(
+        ebpf.take_map("traced")
+            .ok_or_else(|| "the BPF object has no traced map".to_string())?,
+    )
+    .map_err(|e| err("traced", e))?;
+    let events = RingBuf::try_from(
+        ebpf.take_map("events")
+            .ok_or_else(|| "the BPF object has no events map".to_string())?,
+    )
+    .map_err(|e| err("events", e))?;
+    let lost = PerCpuArray::try_from(
+        ebpf.take_map("lost")
+            .ok_or_else(|| "the BPF object has no lost map".to_string())?,
+    )
+    .map_err(|e| err("lost", e))?;
+    Ok(Loaded {
+        _ebpf: ebpf,
+        traced,
+        events,
+        lost,
+    })
+}
+
+impl Loaded {
+    /// The lost-data counters, summed over the CPUs.
+    pub fn lost(&self) -> [u64; 5] {
+        let mut out = [0u64; 5];
+        for (i, slot) in out.iter_mut().enumerate() {
+            if let Ok(v) = self.lost.get(&(i as u32), 0) {
+                *slot = v.iter().sum();
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_come_from_the_decode_table() {
+        // openat(dirfd, path, flags, mode): string arg 2, dirfd arg 1.
+        let d = descriptor(Sys::Openat);
+        assert_eq!((d[0] & D_ON, d[1], d[3]), (D_ON, 2, 1));
+        assert_ne!(d[0] & D_CREATED, 0);
+        // rename(old, new): two strings against the cwd.
+        let d = descriptor(Sys::Rename);
+        assert_eq!((d[1], d[2], d[3], d[4]), (1, 2, 0, 0));
+        // renameat2(olddirfd, old, newdirfd, new, flags).
+        let d = descriptor(Sys::Renameat2);
+        assert_eq!((d[1], d[2], d[3], d[4]), (2, 4, 1, 3));
+        // connect(fd, addr, len).
+        let d = descriptor(Sys::Connect);
+        assert_eq!((d[5], d[6]), (2, 3));
+        // openat2(dirfd, path, how, size).
+        let d = descriptor(Sys::Openat2);
+        assert_eq!((d[1], d[3], d[7]), (2, 1, 3));
+        // fchdir(fd).
+        assert_eq!(descriptor(Sys::Fchdir)[8], 1);
+        assert_ne!(descriptor(Sys::Execve)[0] & D_EXEC, 0);
+        assert_eq!(descriptor(Sys::Umount)[0], 0);
+    }
+}

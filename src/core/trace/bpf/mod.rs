@@ -1,0 +1,475 @@
+//! The eBPF backend (`record --backend bpf`): the kernel hands every
+//! recorded syscall of the command's process tree to a ring buffer, and
+//! nothing stops. The same decode table and the same log rules as the
+//! ptrace backend turn the events into the raw log.
+//!
+//! The command is started held, registered in the program's `traced` map,
+//! and released; the program records from its first exec on (before that
+//! the child is jailtrace's own code, as under ptrace, whose filter is
+//! installed right before the exec). jailtrace is the child subreaper of
+//! the tree, so every process of it, double-forked daemons included, is
+//! reaped here: the recording ends when the last one has exited and the
+//! ring buffer is drained. See docs/design.md.
+
+mod event;
+mod load;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::arch::{self, Sys};
+use super::decode::{self, Operand};
+use super::task::Item;
+use super::{
+    progress, record_call, rewrite_proc, sys, Backend, Call, Launch, RawLog, Recording, Stats,
+    TraceError, TraceOptions,
+};
+use crate::core::manifest::Op;
+use event::Event;
+
+/// The eBPF backend: needs root (CAP_BPF and CAP_PERFMON) and a kernel
+/// with BTF; nothing stops, so long recordings cost little.
+pub struct Bpf;
+
+impl Backend for Bpf {
+    fn record(&self, launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
+        if let Some(why) = load::unavailable() {
+            return Err(TraceError::Unavailable(why));
+        }
+        let started = Instant::now();
+        let loaded = load::load().map_err(TraceError::Unavailable)?;
+        let startup = started.elapsed();
+        record(loaded, launch, opts, startup)
+    }
+}
+
+/// The state of one recording.
+struct Recorder<'a> {
+    opts: &'a TraceOptions,
+    log: RawLog,
+    warnings: BTreeSet<String>,
+    stats: Stats,
+    /// Every task id and thread group id seen, for `/proc/<pid>`.
+    ids: HashSet<i32>,
+    /// Thread groups alive, for signals.
+    groups: BTreeSet<i32>,
+    creds: (BTreeSet<u32>, BTreeSet<u32>),
+    i386_seen: bool,
+}
+
+fn record(
+    mut loaded: load::Loaded,
+    launch: Launch,
+    opts: &TraceOptions,
+    startup: std::time::Duration,
+) -> Result<Recording, TraceError> {
+    let spec = crate::core::launch::ChildSpec {
+        launch,
+        hold: true,
+        mask: None,
+        filter: None,
+        no_new_privs: false,
+        child_affinity: None,
+    };
+    // Orphans of the tree come to jailtrace, so that waiting for them all
+    // is waiting for the tree.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| TraceError::Internal(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
+    let handlers = sys::install_signal_handlers()
+        .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
+    let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
+    let root = child.pid;
+    if let Err(e) = loaded.traced.insert(root.as_raw() as u32, load::ARMED, 0) {
+        let _ = sys::kill(root, libc::SIGKILL);
+        let _ = waitpid(root, None);
+        return Err(TraceError::Internal(format!(
+            "cannot register the command: {e}"
+        )));
+    }
+    sys::set_forward_target(Some(root));
+    child
+        .release()
+        .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
+
+    let mut r = Recorder {
+        opts,
+        log: RawLog::default(),
+        warnings: BTreeSet::new(),
+        stats: Stats {
+            processes: 1,
+            syscalls: 0,
+        },
+        ids: HashSet::from([root.as_raw()]),
+        groups: BTreeSet::from([root.as_raw()]),
+        creds: (BTreeSet::new(), BTreeSet::new()),
+        i386_seen: false,
+    };
+    let mut progress = opts.progress.then(progress::Progress::new);
+    let deadline = opts.timeout.map(|d| Instant::now() + d);
+    let mut term_sent: Option<Instant> = None;
+    let mut killed = false;
+    let mut signals = 0u32;
+    let (mut status, mut signal) = (None, None);
+    loop {
+        // Signals to jailtrace: the handler forwarded them to the command;
+        // once it is gone, they go to the whole tree, and a third kills it.
+        let sigs = sys::take_signals();
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            if sigs & (1 << sig) != 0 {
+                signals += 1;
+                if status.is_some() {
+                    r.kill_all(sig);
+                }
+                if signals >= 3 && !killed {
+                    r.warnings.insert(
+                        "jailtrace was interrupted three times: traced processes were killed"
+                            .into(),
+                    );
+                    r.kill_all(libc::SIGKILL);
+                    killed = true;
+                }
+            }
+        }
+        if sigs & (1 << libc::SIGTSTP) != 0 {
+            // Nothing is traced by ptrace: the terminal stopped the command
+            // with jailtrace's process group; stop jailtrace as well.
+            match &progress {
+                Some(p) => p.suspend(sys::stop_self),
+                None => sys::stop_self(),
+            }
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) && term_sent.is_none() {
+            r.kill_all(libc::SIGTERM);
+            term_sent = Some(now);
+        }
+        if term_sent.is_some_and(|t| now >= t + opts.grace) && !killed {
+            r.kill_all(libc::SIGKILL);
+            killed = true;
+        }
+
+        // Nothing new: a short nap (no event stops the program, so
+        // this only delays jailtrace's reading).
+        if r.drain(&mut loaded.events) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+
+        let mut done = false;
+        loop {
+            match waitpid(
+                Pid::from_raw(-1),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    if pid == root {
+                        status = Some(code);
+                        sys::set_forward_target(None);
+                    }
+                    r.groups.remove(&pid.as_raw());
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    if pid == root {
+                        status = Some(128 + sig as i32);
+                        signal = Some(sig as i32);
+                        sys::set_forward_target(None);
+                    }
+                    r.groups.remove(&pid.as_raw());
+                }
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if let Some(p) = progress.as_mut() {
+            let line = format!(
+                "tracing (bpf): {} processes, {} syscalls, {} paths",
+                r.stats.processes,
+                r.stats.syscalls,
+                r.log.len()
+            );
+            p.tick(|| line);
+        }
+        if done {
+            // Every event of the tree was written before its last task
+            // exited.
+            r.drain(&mut loaded.events);
+            break;
+        }
+    }
+    sys::set_forward_target(None);
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let _ = nix::sys::prctl::set_child_subreaper(false);
+    let _ = sys::take_signals();
+    drop(handlers);
+
+    let lost = loaded.lost();
+    let total: u64 = lost.iter().sum();
+    if total > 0 {
+        let what: Vec<String> = lost
+            .iter()
+            .zip(load::LOST_NAMES)
+            .filter(|(n, _)| **n > 0)
+            .map(|(n, name)| format!("{n} {name}"))
+            .collect();
+        r.warnings.insert(format!(
+            "incomplete recording (bpf): {}; accesses may be missing",
+            what.join(", ")
+        ));
+    }
+    if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
+        eprintln!("jailtrace: bpf start-up {:.3} s", startup.as_secs_f64());
+    }
+    let start_failure = child.failure();
+    Ok(Recording {
+        log: r.log,
+        exit_status: status,
+        killed_by: signal,
+        start_failure,
+        warnings: r.warnings,
+        stats: r.stats,
+        set_uids: r.creds.0,
+        set_gids: r.creds.1,
+        internal_error: None,
+        lost: total,
+    })
+}
+
+impl Recorder<'_> {
+    fn kill_all(&self, sig: i32) {
+        for &g in &self.groups {
+            let _ = sys::kill(Pid::from_raw(g), sig);
+        }
+    }
+
+    /// Handles every event in the ring buffer; returns how many.
+    fn drain(&mut self, ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> usize {
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            n += 1;
+            match Event::parse(&item) {
+                Some(e) => self.event(&e),
+                None => {
+                    self.warnings
+                        .insert("incomplete recording (bpf): a malformed event was dropped".into());
+                }
+            }
+        }
+        n
+    }
+
+    fn event(&mut self, e: &Event<'_>) {
+        match e.kind {
+            event::E_FORK => {
+                self.stats.processes += 1;
+                self.ids.insert(e.tid as i32);
+                self.ids.insert(e.tgid as i32);
+                self.groups.insert(e.tgid as i32);
+            }
+            event::E_EXIT => {}
+            event::E_SYSCALL => self.syscall(e),
+            _ => {}
+        }
+    }
+
+    fn syscall(&mut self, e: &Event<'_>) {
+        self.stats.syscalls += 1;
+        let audit = if e.compat {
+            arch::AUDIT_ARCH_I386
+        } else {
+            arch::AUDIT_ARCH_X86_64
+        };
+        let Some(call) = arch::lookup(audit, u64::from(e.nr)) else {
+            return;
+        };
+        if e.compat && !self.i386_seen {
+            self.i386_seen = true;
+            self.warnings.insert(
+                "a 32-bit (i386) program was traced; its path syscalls were decoded with the i386 table".into(),
+            );
+        }
+        let errno = if e.ret < 0 { -e.ret as i32 } else { 0 };
+        match call {
+            Sys::SetId => {
+                if errno == 0 && e.creds.len() >= 8 {
+                    self.creds.0.extend(&e.creds[..4]);
+                    self.creds.1.extend(&e.creds[4..]);
+                }
+                return;
+            }
+            Sys::IoUringSetup => {
+                self.warnings.insert(
+                    "io_uring_setup was called: files opened through io_uring are invisible to ptrace and may be missing".into(),
+                );
+                return;
+            }
+            Sys::SchedGetaffinity | Sys::Umount => return,
+            _ => {}
+        }
+        let mut items: Vec<Item> = Vec::new();
+        for u in decode::decode(call, &e.args).into_iter().flatten() {
+            self.operand(e, &u, &mut items);
+        }
+        if items.is_empty() {
+            return;
+        }
+        // What was there before the call, for the paths a call may create
+        // (asked only at a path's first touch).
+        let found: Vec<Option<bool>> = items
+            .iter()
+            .map(|(path, follow, ops)| {
+                let creates = ops.iter().any(Op::creates);
+                if !creates || errno != 0 || self.log.contains(path, *follow) {
+                    return None;
+                }
+                Some(if ops.iter().any(|o| o == Op::Create) {
+                    // O_CREAT: the kernel marks the file it created.
+                    !e.created
+                } else if ops.iter().any(|o| o == Op::RenameTo) {
+                    // Whether rename replaced something is not seen; the
+                    // object is there now: an input (see docs/design.md).
+                    true
+                } else {
+                    // mkdir, mknod, symlink, link, bind fail on an
+                    // existing name.
+                    false
+                })
+            })
+            .collect();
+        record_call(
+            &mut self.log,
+            &mut self.warnings,
+            self.opts.root.as_deref(),
+            Call {
+                sys: call,
+                items,
+                found: &found,
+                errno,
+            },
+        );
+    }
+
+    /// The paths one operand names in the event, made absolute.
+    fn operand(&mut self, e: &Event<'_>, u: &decode::Use, items: &mut Vec<Item>) {
+        let path = match u.operand {
+            Operand::Path {
+                dirfd,
+                addr,
+                empty_is_fd,
+            } => {
+                let Some(mut p) = e.string(addr) else { return };
+                // A successful execveat's path is the kernel's copy, which
+                // names a dirfd-relative path /dev/fd/N/PATH.
+                if e.ret == 0 && dirfd != libc::AT_FDCWD && u.ops.iter().any(|o| o == Op::Exec) {
+                    let prefix = format!("/dev/fd/{dirfd}");
+                    if let Some(rest) = p.strip_prefix(prefix.as_bytes()) {
+                        match rest.first() {
+                            None => p = rest,
+                            Some(b'/') => p = &rest[1..],
+                            Some(_) => {}
+                        }
+                    }
+                }
+                if p.is_empty() {
+                    if !empty_is_fd || dirfd == libc::AT_FDCWD {
+                        return;
+                    }
+                    if !u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
+                        return;
+                    }
+                    match e.base(dirfd) {
+                        Some(b) => self.unroot(b.to_vec()),
+                        None => return,
+                    }
+                } else {
+                    match self.absolute(e, dirfd, p) {
+                        Some(a) => a,
+                        None => return,
+                    }
+                }
+            }
+            Operand::Fd(fd) => match e.fd_path(i64::from(fd)) {
+                Some(p) => self.unroot(p.to_vec()),
+                None => return,
+            },
+            Operand::Sockaddr { addr, .. } => {
+                let Some(p) = e.bytes_at(addr).and_then(super::mem::unix_path) else {
+                    return;
+                };
+                match self.absolute(e, libc::AT_FDCWD, &p) {
+                    Some(a) => a,
+                    None => return,
+                }
+            }
+            Operand::Openat2 { dirfd, addr, how } => {
+                let Some(flags) = e
+                    .bytes_at(how)
+                    .and_then(|b| b.get(..8))
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+                else {
+                    return;
+                };
+                let (ops, follow) = decode::open_ops(flags);
+                let Some(p) = e.string(addr).filter(|p| !p.is_empty()) else {
+                    return;
+                };
+                if let Some(a) = self.absolute(e, dirfd, p) {
+                    items.push((a, follow, ops));
+                }
+                return;
+            }
+            Operand::ReturnedFd => match e.fd_path(e.ret) {
+                Some(p) if e.ret >= 0 => self.unroot(p.to_vec()),
+                _ => return,
+            },
+            Operand::SocketcallSockaddr { .. }
+            | Operand::Msghdrs { .. }
+            | Operand::SocketcallMsghdrs { .. } => {
+                self.warnings.insert(format!(
+                    "{call:?}: destinations in i386 socketcall arguments and in message headers are not decoded by the bpf backend; use --backend ptrace if they matter",
+                    call = arch::lookup(
+                        if e.compat { arch::AUDIT_ARCH_I386 } else { arch::AUDIT_ARCH_X86_64 },
+                        u64::from(e.nr)
+                    )
+                    .map_or("call".into(), |s| format!("{s:?}").to_lowercase())
+                ));
+                return;
+            }
+        };
+        items.push((path, u.follow, u.ops));
+    }
+
+    fn absolute(&self, e: &Event<'_>, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(p.len() + 64);
+        if p.first() != Some(&b'/') {
+            out = self.unroot(e.base(dirfd)?.to_vec());
+            if out.last() != Some(&b'/') {
+                out.push(b'/');
+            }
+        }
+        out.extend_from_slice(p);
+        let ids = &self.ids;
+        rewrite_proc(&mut out, |id| ids.contains(&id));
+        Some(out)
+    }
+
+    /// A walked host path, as the (possibly chrooted) program sees it.
+    fn unroot(&self, p: Vec<u8>) -> Vec<u8> {
+        match &self.opts.root {
+            Some(root) if p.starts_with(root) && p.get(root.len()) == Some(&b'/') => {
+                p[root.len()..].to_vec()
+            }
+            Some(root) if &p == root => b"/".to_vec(),
+            _ => p,
+        }
+    }
+}
