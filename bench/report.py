@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Turns the raw results of bench/run into the markdown report.
 
-Usage: report.py META RESULTS_TSV MATERIALIZE_TSV > results.md
+Usage: report.py META RESULTS_TSV MATERIALIZE_TSV [BYSTANDER_TSV] > results.md
 """
 import statistics
 import sys
@@ -13,6 +13,7 @@ MODES = (
     + [f"floor:{p}" for p in PLACEMENTS]
     + ["strace", "reprozip"]
     + [f"jailtrace:{p}" for p in PLACEMENTS]
+    + ["jailtrace:bpf"]
     + [f"floor-all:{p}" for p in PLACEMENTS]
     + [f"floor-entry:{p}" for p in PLACEMENTS]
 )
@@ -21,6 +22,10 @@ STRACE_TARGET = {"1": 0.25, "2": 0.5, "3": 0.25, "4": 0.25, "5": 0.5}
 REPROZIP_TARGET = 1 / 4
 FLOOR_TARGET = 1.5
 RSS_TARGET_MIB = 64
+# Targets of issue 12 for `--backend bpf`: / native on tar and find, and
+# / the ptrace backend (its default placement) on every workload.
+BPF_NATIVE_TARGET = {"1": 2.5, "4": 2.5}
+BPF_PTRACE_TARGET = 0.35
 
 
 def load_meta(path):
@@ -105,7 +110,7 @@ def main():
         p(f"| {names[w]} | " + " | ".join(cells) + " |")
     p("")
 
-    jt_modes = [m for m in modes if m.startswith("jailtrace:")]
+    jt_modes = [m for m in modes if m.startswith("jailtrace:") and m != "jailtrace:bpf"]
     if jt_modes:
         p("## Ratios of `jailtrace record` (✗ = misses the issue-6 target)")
         p("")
@@ -128,6 +133,37 @@ def main():
             f"{w}: {min(jt_modes, key=lambda m: med(w, m) or float('inf')).split(':')[1]}"
             for w in workloads if any(med(w, m) for m in jt_modes)) + ".")
         p("")
+
+    if "jailtrace:bpf" in modes:
+        m = "jailtrace:bpf"
+        p("## `record --backend bpf` (✗ = misses the issue-12 target)")
+        p("")
+        p(f"Targets: ≤ {BPF_NATIVE_TARGET['1']} × native on tar and find; "
+          f"≤ {BPF_PTRACE_TARGET} × the ptrace backend (`--cpu same`, the default) on every workload.")
+        p("")
+        p("| workload | / native | / ptrace (jailtrace same) | / strace |")
+        p("|---|---:|---:|---:|")
+        for w in workloads:
+            p(f"| {names[w]} "
+              f"| {fmt_ratio(ratio(w, m, 'native'), BPF_NATIVE_TARGET.get(w))} "
+              f"| {fmt_ratio(ratio(w, m, 'jailtrace:same'), BPF_PTRACE_TARGET)} "
+              f"| {fmt_ratio(ratio(w, m, 'strace'), None)} |")
+        p("")
+        by = defaultdict(list)
+        if len(sys.argv) > 4:
+            try:
+                for line in open(sys.argv[4], encoding="utf-8"):
+                    _, what, us = line.rstrip("\n").split("\t")
+                    by[what].append(int(us) / 1e6)
+            except FileNotFoundError:
+                pass
+        if by.get("alone") and by.get("during"):
+            a, d = statistics.median(by["alone"]), statistics.median(by["during"])
+            p("Cost to an untraced process: `dd if=/dev/zero of=/dev/null bs=1 count=1000000` "
+              f"(2 million syscalls) takes {fmt_s(a)} s alone and {fmt_s(d)} s while a bpf "
+              f"recording runs: {fmt_ratio(d / a, None)}, "
+              f"{(d - a) / 2e6 * 1e9:.0f} ns per syscall.")
+            p("")
 
     rss_modes = [m for m in modes if any(rss.get((w, m)) for w in workloads)]
     if rss_modes:

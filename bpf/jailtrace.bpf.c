@@ -16,7 +16,9 @@
  *     sends one event with the result to the ring buffer.
  *
  * Every other process pays one array lookup per syscall: the number is
- * checked first, the pid set second. Anything lost (a full ring buffer, a
+ * checked first, the pid set second. Nothing wakes the reader (it polls
+ * every few milliseconds): a wake-up per event would cost more than the
+ * event. Anything lost (a full ring buffer, a
  * truncated string, a failed read) is counted in `lost`, never silent.
  *
  * Rebuild with bpf/build; the object is committed, so `cargo build`
@@ -142,19 +144,32 @@ struct desc {
 	u8 socklen;  /* argument index + 1 of its length */
 	u8 u64p;     /* argument index + 1 of a pointer to a u64 (open_how) */
 	u8 fd;       /* argument index + 1 of a descriptor whose path is wanted */
-	u8 pad[7];
+	u8 msg;      /* message headers: one of the M_* below */
+	u8 pad[6];
 };
 
-/* Item kinds of an event (see src/core/trace/bpf/event.rs). */
-#define I_STR 1   /* key: address; a NUL-terminated string */
-#define I_BASE 2  /* key: dirfd (or AT_FDCWD); components, leaf first */
-#define I_BYTES 3 /* key: address; raw bytes */
-#define I_FDPATH 4 /* key: descriptor; components, leaf first */
-#define I_CRED 5  /* 8 ids, then the supplementary groups */
+/* Destinations in message headers (arg 1; arg 2 counts mmsghdrs), and
+ * i386 socketcall (arg 0 the call, arg 1 its array of 32-bit arguments). */
+#define M_MSG 1
+#define M_MMSG 2
+#define M_MSG32 3
+#define M_MMSG32 4
+#define M_SOCKETCALL 5
+#define MAX_MSGS 16
 
+/* Record kinds in the ring buffer. A syscall sends its items first, each
+ * a record of its own tagged with the thread, then its event: the
+ * records of one program run are in order, and user space gathers a
+ * thread's items until its event comes. No record is built at a variable
+ * offset, which keeps the verifier's work linear. */
 #define E_SYSCALL 1
 #define E_FORK 2
 #define E_EXIT 3
+#define I_STR 17    /* key: address; a NUL-terminated string */
+#define I_BASE 18   /* key: dirfd (or AT_FDCWD); components, leaf first */
+#define I_BYTES 19  /* key: address; raw bytes */
+#define I_FDPATH 20 /* key: descriptor; components, leaf first */
+#define I_CRED 21   /* 8 ids, then the supplementary groups */
 
 /* Lost-data counters. */
 #define L_RINGBUF 0
@@ -181,6 +196,13 @@ struct item {
 	u32 kind;
 	u32 len;
 	u64 key;
+	u32 tid;
+	u32 pad;
+};
+
+struct slot {
+	struct item it;
+	char data[STR_MAX];
 };
 
 struct stash {
@@ -188,11 +210,11 @@ struct stash {
 	u32 compat;
 	u64 args[6];
 	u32 have_big;
-	u32 pad;
+	u32 valid; /* an entry is pending its exit */
 };
 
 /* What entry has to hand to exit beyond the stash: walked bases, exec's
- * strings, a descriptor's path. Only inserted when needed. */
+ * path, a descriptor's path. Only inserted when needed. */
 #define SLOT_BASE0 0
 #define SLOT_BASE1 1
 #define SLOT_STR0 2
@@ -201,12 +223,8 @@ struct stash {
 #define SLOT_SOCKBASE 5
 #define SLOTS 6
 struct big {
-	u32 len[SLOTS];
-	u64 key[SLOTS];
-	char s[SLOTS][STR_MAX];
+	struct slot s[SLOTS];
 };
-
-#define OUT_MAX 32704
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -222,19 +240,20 @@ struct {
 	__type(value, u8);
 } traced SEC(".maps");
 
+/* Per-thread state lives with the thread (task storage): no hash insert
+ * and delete per syscall, and an exec from a non-leader thread, which
+ * changes the thread's id, keeps it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, u32); /* tid */
+	__type(key, int);
 	__type(value, struct stash);
 } stashes SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, u32); /* tid */
+	__type(key, int);
 	__type(value, struct big);
 } bigs SEC(".maps");
 
@@ -242,15 +261,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct big);
-} scratch_big SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, char[OUT_MAX]);
-} scratch_out SEC(".maps");
+	__type(value, struct slot);
+} scratch_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -261,7 +273,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 << 20);
+	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
 static __always_inline void count_lost(u32 what)
@@ -423,6 +435,107 @@ static __always_inline int relative(u64 addr)
 	return c != '/';
 }
 
+/* Argument `a` - 1 (descriptors number arguments from 1; 0 is none). */
+static __always_inline u64 arg_n(u64 *args, u8 a)
+{
+	u32 i = (u32)a - 1;
+	barrier_var(i);
+	if (i > 5)
+		return 0;
+	return args[i];
+}
+
+/* Whether the sockaddr at `addr` is an AF_UNIX path relative to the cwd. */
+static __always_inline int unix_relative(u64 addr)
+{
+	struct {
+		u16 family;
+		char first;
+	} head = {};
+	return addr && bpf_probe_read_user(&head, 3, (void *)addr) == 0 && head.family == 1 &&
+	       head.first != '/' && head.first != 0;
+}
+
+struct rel_ctx {
+	u64 base;
+	u64 count;
+	u32 stride;
+	u32 compat;
+	int found;
+};
+
+static long rel_step(u32 i, void *arg)
+{
+	struct rel_ctx *r = arg;
+	if (i >= r->count)
+		return 1;
+	u64 h = r->base + (u64)i * r->stride;
+	u64 name = 0;
+	if (r->compat) {
+		u32 n32 = 0;
+		if (bpf_probe_read_user(&n32, 4, (void *)h) != 0)
+			return 0;
+		name = n32;
+	} else if (bpf_probe_read_user(&name, 8, (void *)h) != 0) {
+		return 0;
+	}
+	if (unix_relative(name)) {
+		r->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether a message header names a relative AF_UNIX destination. */
+static __always_inline int msgs_relative(u64 base, u64 count, u32 stride, int compat)
+{
+	struct rel_ctx r = {.base = base, .count = count, .stride = stride, .compat = compat};
+	bpf_loop(MAX_MSGS, rel_step, &r, 0);
+	return r.found;
+}
+
+/* Whether the call's sockaddrs (in message headers or an i386
+ * socketcall) hold a relative AF_UNIX path: then it needs the cwd. */
+static __always_inline int msg_needs_cwd(u8 kind, u64 *args)
+{
+	switch (kind) {
+	case M_MSG:
+		return msgs_relative(args[1], 1, 56, 0);
+	case M_MMSG:
+		return msgs_relative(args[1], args[2], 64, 0);
+	case M_MSG32:
+		return msgs_relative(args[1], 1, 28, 1);
+	case M_MMSG32:
+		return msgs_relative(args[1], args[2], 32, 1);
+	case M_SOCKETCALL: {
+		u32 a[6] = {};
+		if (bpf_probe_read_user(a, sizeof(a), (void *)args[1]) != 0)
+			return 0;
+		switch (args[0]) {
+		case 2:
+		case 3:
+			return unix_relative(a[1]);
+		case 11:
+			return unix_relative(a[4]);
+		case 16:
+			return msgs_relative(a[1], 1, 28, 1);
+		case 20:
+			return msgs_relative(a[1], a[2], 32, 1);
+		}
+	}
+	}
+	return 0;
+}
+
+static __always_inline void set_item(struct item *it, u32 kind, u32 len, u64 key, u32 tid)
+{
+	it->kind = kind;
+	it->len = len;
+	it->key = key;
+	it->tid = tid;
+	it->pad = 0;
+}
+
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -451,164 +564,202 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		*state = RECORDING;
 	}
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	struct stash st = {};
-	st.nr = nr;
-	st.compat = compat;
-	for (int i = 0; i < 6; i++)
-		st.args[i] = arg_of(regs, compat, i);
-
-	u32 zero = 0;
-	struct big *b = bpf_map_lookup_elem(&scratch_big, &zero);
-	if (!b)
+	struct task_struct *me = bpf_get_current_task_btf();
+	struct stash *st = bpf_task_storage_get(&stashes, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count_lost(L_STASH);
 		return 0;
-	int need = 0;
+	}
+	st->nr = nr;
+	st->compat = compat;
+	for (int i = 0; i < 6; i++)
+		st->args[i] = arg_of(regs, compat, i);
+	st->valid = 1;
+
+	/* What needs more than the arguments: exec's path, a relative path's
+	 * base, a descriptor's path, a relative AF_UNIX name's cwd. */
+	u8 rel[2] = {};
+	int need = d->flags & D_EXEC;
 	for (int s = 0; s < 2; s++) {
-		b->len[SLOT_BASE0 + s] = 0;
-		b->len[SLOT_STR0 + s] = 0;
+		u8 a = d->str[s];
+		if (a && a <= 6 && relative(arg_n(st->args, a))) {
+			rel[s] = 1;
+			need = 1;
+		}
+	}
+	int fd_wanted = d->fd && d->fd <= 6;
+	int sock_cwd = (d->sock && d->sock <= 6 && unix_relative(arg_n(st->args, d->sock))) ||
+		       (d->msg && msg_needs_cwd(d->msg, st->args));
+	need |= fd_wanted | sock_cwd;
+	st->have_big = 0;
+	if (!need)
+		return 0;
+	struct big *b = bpf_task_storage_get(&bigs, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!b) {
+		count_lost(L_STASH);
+		return 0;
+	}
+	st->have_big = 1;
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	for (int i = 0; i < SLOTS; i++)
+		b->s[i].it.kind = 0;
+	for (int s = 0; s < 2; s++) {
 		u8 a = d->str[s];
 		if (!a || a > 6)
 			continue;
-		u64 addr = st.args[(a - 1) & 7];
+		u64 addr = arg_n(st->args, a);
 		if (d->flags & D_EXEC) {
 			/* Gone after a successful exec: taken from the kernel's copy
 			 * then (process_exec), from the program's memory at exit if
 			 * it fails. Here only the address is kept. */
-			b->key[SLOT_STR0 + s] = addr;
-			need = 1;
+			b->s[SLOT_STR0 + s].it.key = addr;
 		}
-		if (relative(addr)) {
+		if (rel[s]) {
 			u8 f = d->dirfd[s];
-			int dirfd = f && f <= 6 ? (int)st.args[(f - 1) & 7] : AT_FDCWD;
-			u32 n = walk_fd(dirfd, b->s[SLOT_BASE0 + s]);
+			int dirfd = f && f <= 6 ? (int)arg_n(st->args, f) : AT_FDCWD;
+			u32 n = walk_fd(dirfd, b->s[SLOT_BASE0 + s].data);
 			/* A bad dirfd: the call fails with EBADF, nothing to base. */
-			b->len[SLOT_BASE0 + s] = n == 0xffffffff ? 0 : n | 0x80000000;
-			b->key[SLOT_BASE0 + s] = (u64)(s64)dirfd;
-			need = 1;
+			if (n != 0xffffffff)
+				set_item(&b->s[SLOT_BASE0 + s].it, I_BASE, n, (u64)(s64)dirfd, tid);
 		}
 	}
-	b->len[SLOT_FD] = 0;
-	if (d->fd && d->fd <= 6) {
-		int fd = (int)st.args[(d->fd - 1) & 7];
-		u32 n = walk_fd(fd, b->s[SLOT_FD]);
-		b->len[SLOT_FD] = n == 0xffffffff ? 0 : n | 0x80000000;
-		b->key[SLOT_FD] = (u64)(s64)fd;
-		need = 1;
+	if (fd_wanted) {
+		int fd = (int)arg_n(st->args, d->fd);
+		u32 n = walk_fd(fd, b->s[SLOT_FD].data);
+		if (n != 0xffffffff)
+			set_item(&b->s[SLOT_FD].it, I_FDPATH, n, (u64)(s64)fd, tid);
 	}
-	b->len[SLOT_SOCKBASE] = 0;
-	if (d->sock && d->sock <= 6) {
-		/* An AF_UNIX path that is relative needs the cwd. */
-		struct {
-			u16 family;
-			char first;
-		} head = {};
-		u64 addr = st.args[(d->sock - 1) & 7];
-		if (bpf_probe_read_user(&head, 3, (void *)addr) == 0 && head.family == 1 &&
-		    head.first != '/' && head.first != 0) {
-			u32 n = walk_fd(AT_FDCWD, b->s[SLOT_SOCKBASE]);
-			b->len[SLOT_SOCKBASE] = n | 0x80000000;
-			b->key[SLOT_SOCKBASE] = (u64)(s64)AT_FDCWD;
-			need = 1;
-		}
+	if (sock_cwd) {
+		u32 n = walk_fd(AT_FDCWD, b->s[SLOT_SOCKBASE].data);
+		set_item(&b->s[SLOT_SOCKBASE].it, I_BASE, n, (u64)(s64)AT_FDCWD, tid);
 	}
-	u32 tid = (u32)bpf_get_current_pid_tgid();
-	if (need) {
-		if (bpf_map_update_elem(&bigs, &tid, b, BPF_ANY) != 0) {
-			count_lost(L_STASH);
-			need = 0;
-		}
-	} else {
-		bpf_map_delete_elem(&bigs, &tid);
-	}
-	st.have_big = need;
-	if (bpf_map_update_elem(&stashes, &tid, &st, BPF_ANY) != 0)
-		count_lost(L_STASH);
 	return 0;
 }
 
-/* Appends an item header at `off`; returns the data offset. */
-static __always_inline u64 item_at(char *out, u64 off, u32 kind, u32 len, u64 key)
+/* Sends a slot (header and `it.len` bytes of data) as one record. */
+static __always_inline void send_slot(struct slot *sl, u32 *nitems)
 {
-	if (off > OUT_MAX - sizeof(struct item))
-		return off;
-	struct item *it = (struct item *)(out + off);
-	it->kind = kind;
-	it->len = len;
-	it->key = key;
-	return off + sizeof(struct item);
-}
-
-#define ALIGN8(x) (((x) + 7) & ~7)
-
-/* Copies a slot of `big` into the event (length 0: the root). */
-static __always_inline u64 put_slot(char *out, u64 off, struct big *b, int slot, u32 kind, u32 *nitems)
-{
-	u32 len = b->len[slot & 7];
-	if (!len)
-		return off;
-	len &= 0x7fffffff;
+	u32 len = sl->it.len;
 	if (len > STR_MAX)
 		len = STR_MAX;
-	if (off > OUT_MAX - sizeof(struct item) - STR_MAX - 8)
-		return off;
-	u64 data = off + sizeof(struct item);
-	item_at(out, off, kind, len, b->key[slot & 7]);
-	barrier_var(data);
-	if (data > OUT_MAX - STR_MAX)
-		return off;
-	if (len > 0 && len <= STR_MAX)
-		bpf_probe_read_kernel(out + data, len, b->s[slot & 7]);
-	*nitems += 1;
-	return ALIGN8(data + len);
+	if (bpf_ringbuf_output(&events, sl, sizeof(struct item) + len, BPF_RB_NO_WAKEUP) != 0)
+		count_lost(L_RINGBUF);
+	else
+		*nitems += 1;
+}
+
+static __always_inline struct slot *scratch(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_slot, &zero);
+}
+
+/* Sends `len` (at most SOCK_MAX) bytes of the program's memory at `addr`. */
+static __always_inline void send_user_bytes(u64 addr, u64 len, u32 tid, u32 *nitems, int efault)
+{
+	struct slot *sl = scratch();
+	if (!sl || !addr || len == 0)
+		return;
+	if (len > SOCK_MAX)
+		len = SOCK_MAX;
+	if (bpf_probe_read_user(sl->data, len, (void *)addr) != 0) {
+		if (!efault)
+			count_lost(L_READ);
+		return;
+	}
+	set_item(&sl->it, I_BYTES, len, addr, tid);
+	send_slot(sl, nitems);
+}
+
+struct msg_ctx {
+	u64 base;
+	u64 count;
+	u32 stride;
+	u32 compat;
+	u32 tid;
+	u32 nitems;
+	int efault;
+};
+
+/* One message header: its start (name pointer and length), and the name. */
+static long msg_step(u32 i, void *arg)
+{
+	struct msg_ctx *m = arg;
+	if (i >= m->count)
+		return 1;
+	u64 h = m->base + (u64)i * m->stride;
+	u64 name = 0, namelen = 0;
+	if (m->compat) {
+		u32 head[2] = {};
+		if (bpf_probe_read_user(head, 8, (void *)h) != 0)
+			return 0;
+		name = head[0];
+		namelen = head[1];
+	} else {
+		u64 head[2] = {};
+		if (bpf_probe_read_user(head, 16, (void *)h) != 0)
+			return 0;
+		name = head[0];
+		namelen = (u32)head[1];
+	}
+	send_user_bytes(h, m->compat ? 8 : 16, m->tid, &m->nitems, m->efault);
+	if (name && namelen)
+		send_user_bytes(name, namelen, m->tid, &m->nitems, m->efault);
+	return 0;
+}
+
+/* The destinations of `count` message headers `stride` bytes apart at
+ * `base`. bpf_loop: the verifier checks one header, not sixteen. */
+static __always_inline void send_msghdrs(u64 base, u64 count, u32 stride, int compat, u32 tid, u32 *nitems, int efault)
+{
+	if (count > MAX_MSGS) {
+		count_lost(L_TRUNCATED);
+		count = MAX_MSGS;
+	}
+	struct msg_ctx m = {
+		.base = base,
+		.count = count,
+		.stride = stride,
+		.compat = compat,
+		.tid = tid,
+		.nitems = 0,
+		.efault = efault,
+	};
+	bpf_loop(MAX_MSGS, msg_step, &m, 0);
+	*nitems += m.nitems;
 }
 
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	struct stash *st = bpf_map_lookup_elem(&stashes, &tid);
-	if (!st)
+	struct task_struct *me = bpf_get_current_task_btf();
+	struct stash *sp = bpf_task_storage_get(&stashes, me, 0, 0);
+	if (!sp || !sp->valid)
 		return 0;
-	u32 zero = 0;
-	char *out = bpf_map_lookup_elem(&scratch_out, &zero);
-	if (!out) {
-		bpf_map_delete_elem(&stashes, &tid);
-		return 0;
-	}
-	struct event *ev = (struct event *)out;
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	ev->kind = E_SYSCALL;
-	ev->tid = (u32)pid_tgid;
-	ev->tgid = pid_tgid >> 32;
-	ev->nr = st->nr;
-	ev->compat = st->compat;
-	ev->ret = (s64)ctx->args[1];
-	for (int i = 0; i < 6; i++)
-		ev->args[i] = st->args[i];
-	ev->flags = 0;
-	u32 nitems = 0;
-	u64 off = sizeof(struct event);
-	u32 k = st->nr + (st->compat ? 512 : 0);
+	struct stash st = *sp;
+	sp->valid = 0;
+	u32 k = st.nr + (st.compat ? 512 : 0);
 	struct desc *d = bpf_map_lookup_elem(&descs, &k);
-	int have_big = st->have_big;
-	u64 args[6];
-	for (int i = 0; i < 6; i++)
-		args[i] = st->args[i];
-	bpf_map_delete_elem(&stashes, &tid);
 	if (!d)
 		return 0;
-	s64 ret = ev->ret;
+	s64 ret = (s64)ctx->args[1];
 	int efault = ret == -EFAULT;
+	u32 nitems = 0;
+	u32 flags = 0;
 
-	struct big *b = have_big ? bpf_map_lookup_elem(&bigs, &tid) : 0;
+	struct big *b = st.have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
 	if (b) {
-		off = put_slot(out, off, b, SLOT_BASE0, I_BASE, &nitems);
-		off = put_slot(out, off, b, SLOT_BASE1, I_BASE, &nitems);
-		if (ret == 0) {
-			off = put_slot(out, off, b, SLOT_STR0, I_STR, &nitems);
-			off = put_slot(out, off, b, SLOT_STR1, I_STR, &nitems);
+		for (int i = 0; i < SLOTS; i++) {
+			if (!b->s[i].it.kind)
+				continue;
+			/* Exec's path is the kernel's copy, for a successful one. */
+			if ((i == SLOT_STR0 || i == SLOT_STR1) && ret != 0)
+				continue;
+			/* An exec from a thread changed its id since entry. */
+			b->s[i].it.tid = tid;
+			send_slot(&b->s[i], &nitems);
 		}
-		off = put_slot(out, off, b, SLOT_FD, I_FDPATH, &nitems);
-		off = put_slot(out, off, b, SLOT_SOCKBASE, I_BASE, &nitems);
 	}
 	/* A failed exec left the program as it was: read its strings now,
 	 * like any call's. */
@@ -617,14 +768,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			u8 a = d->str[s];
 			if (!a || a > 6)
 				continue;
-			u64 addr = args[(a - 1) & 7];
-			if (off > OUT_MAX - sizeof(struct item) - STR_MAX - 8)
+			u64 addr = arg_n(st.args, a);
+			struct slot *sl = scratch();
+			if (!sl)
 				break;
-			u64 data = off + sizeof(struct item);
-			barrier_var(data);
-			if (data > OUT_MAX - STR_MAX)
-				break;
-			long n = bpf_probe_read_user_str(out + data, STR_MAX, (void *)addr);
+			long n = bpf_probe_read_user_str(sl->data, STR_MAX, (void *)addr);
 			if (n < 0) {
 				if (!efault && addr)
 					count_lost(L_READ);
@@ -632,96 +780,114 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			}
 			if (n >= STR_MAX)
 				count_lost(L_TRUNCATED);
-			item_at(out, off, I_STR, n, addr);
-			nitems++;
-			off = ALIGN8(data + (u64)n);
+			set_item(&sl->it, I_STR, n, addr, tid);
+			send_slot(sl, &nitems);
 		}
 	}
-	if (d->sock && d->sock <= 6 && off <= OUT_MAX - sizeof(struct item) - SOCK_MAX - 8) {
-		u64 addr = args[(d->sock - 1) & 7];
-		u64 len = d->socklen && d->socklen <= 6 ? args[(d->socklen - 1) & 7] : 0;
-		if (len > SOCK_MAX)
-			len = SOCK_MAX;
-		if (addr && len > 0 && len <= SOCK_MAX) {
-			u64 data = off + sizeof(struct item);
-			barrier_var(data);
-			if (data > OUT_MAX - SOCK_MAX)
-				goto skip_sock;
-			if (bpf_probe_read_user(out + data, len, (void *)addr) == 0) {
-				item_at(out, off, I_BYTES, len, addr);
-				nitems++;
-				off = ALIGN8(data + len);
-			} else if (!efault) {
-				count_lost(L_READ);
-			}
-		}
+	if (d->sock && d->sock <= 6) {
+		u64 len = d->socklen && d->socklen <= 6 ? arg_n(st.args, d->socklen) : 0;
+		send_user_bytes(arg_n(st.args, d->sock), len, tid, &nitems, efault);
 	}
-skip_sock:
-	if (d->u64p && d->u64p <= 6 && off <= OUT_MAX - sizeof(struct item) - 8) {
-		u64 addr = args[(d->u64p - 1) & 7];
-		u64 data = off + sizeof(struct item);
-		barrier_var(data);
-		if (data <= OUT_MAX - 8 && bpf_probe_read_user(out + data, 8, (void *)addr) == 0) {
-			item_at(out, off, I_BYTES, 8, addr);
-			nitems++;
-			off = data + 8;
-		} else if (!efault) {
-			count_lost(L_READ);
+	switch (d->msg) {
+	case M_MSG:
+		send_msghdrs(st.args[1], 1, 56, 0, tid, &nitems, efault);
+		break;
+	case M_MMSG:
+		send_msghdrs(st.args[1], st.args[2], 64, 0, tid, &nitems, efault);
+		break;
+	case M_MSG32:
+		send_msghdrs(st.args[1], 1, 28, 1, tid, &nitems, efault);
+		break;
+	case M_MMSG32:
+		send_msghdrs(st.args[1], st.args[2], 32, 1, tid, &nitems, efault);
+		break;
+	case M_SOCKETCALL: {
+		u32 a[6] = {};
+		if (bpf_probe_read_user(a, sizeof(a), (void *)st.args[1]) != 0)
+			break;
+		send_user_bytes(st.args[1], sizeof(a), tid, &nitems, efault);
+		switch (st.args[0]) {
+		case 2: /* bind */
+		case 3: /* connect */
+			send_user_bytes(a[1], a[2], tid, &nitems, efault);
+			break;
+		case 11: /* sendto */
+			send_user_bytes(a[4], a[5], tid, &nitems, efault);
+			break;
+		case 16: /* sendmsg */
+			send_msghdrs(a[1], 1, 28, 1, tid, &nitems, efault);
+			break;
+		case 20: /* sendmmsg */
+			send_msghdrs(a[1], a[2], 32, 1, tid, &nitems, efault);
+			break;
 		}
+		break;
 	}
+	}
+	if (d->u64p && d->u64p <= 6)
+		send_user_bytes(st.args[(d->u64p - 1) & 7], 8, tid, &nitems, efault);
 	if ((d->flags & (D_RETFD | D_CREATED)) && ret >= 0) {
 		struct file *f = file_of((int)ret);
 		if (f && (d->flags & D_CREATED) && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
-			ev->flags |= 1;
-		u64 data = off + sizeof(struct item);
-		barrier_var(data);
-		if (f && (d->flags & D_RETFD) && data <= OUT_MAX - WALK_MAX - 8) {
-			u32 n = walk(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), out + data);
-			item_at(out, off, I_FDPATH, n, ret);
-			nitems++;
-			off = ALIGN8(data + (n & (WALK_MAX - 1)));
+			flags |= 1;
+		struct slot *sl = scratch();
+		if (f && sl && (d->flags & D_RETFD)) {
+			u32 n = walk(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), sl->data);
+			set_item(&sl->it, I_FDPATH, n, ret, tid);
+			send_slot(sl, &nitems);
 		}
 	}
-	if ((d->flags & D_SETID) && ret == 0 && off <= OUT_MAX - sizeof(struct item) - 4 * (8 + NGROUPS_SENT)) {
+	if ((d->flags & D_SETID) && ret == 0) {
+		struct slot *sl = scratch();
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		const struct cred *c = BPF_CORE_READ(task, cred);
-		u64 data = off + sizeof(struct item);
-		barrier_var(data);
-		if (data > OUT_MAX - 4 * (8 + NGROUPS_SENT))
-			goto send;
-		u32 *ids = (u32 *)(out + data);
-		ids[0] = BPF_CORE_READ(c, uid.val);
-		ids[1] = BPF_CORE_READ(c, euid.val);
-		ids[2] = BPF_CORE_READ(c, suid.val);
-		ids[3] = BPF_CORE_READ(c, fsuid.val);
-		ids[4] = BPF_CORE_READ(c, gid.val);
-		ids[5] = BPF_CORE_READ(c, egid.val);
-		ids[6] = BPF_CORE_READ(c, sgid.val);
-		ids[7] = BPF_CORE_READ(c, fsgid.val);
-		struct group_info *g = BPF_CORE_READ(c, group_info);
-		int ng = BPF_CORE_READ(g, ngroups);
-		if (ng > NGROUPS_SENT) {
-			count_lost(L_TRUNCATED);
-			ng = NGROUPS_SENT;
+		if (sl) {
+			u32 *ids = (u32 *)sl->data;
+			ids[0] = BPF_CORE_READ(c, uid.val);
+			ids[1] = BPF_CORE_READ(c, euid.val);
+			ids[2] = BPF_CORE_READ(c, suid.val);
+			ids[3] = BPF_CORE_READ(c, fsuid.val);
+			ids[4] = BPF_CORE_READ(c, gid.val);
+			ids[5] = BPF_CORE_READ(c, egid.val);
+			ids[6] = BPF_CORE_READ(c, sgid.val);
+			ids[7] = BPF_CORE_READ(c, fsgid.val);
+			struct group_info *g = BPF_CORE_READ(c, group_info);
+			int ng = BPF_CORE_READ(g, ngroups);
+			if (ng > NGROUPS_SENT) {
+				count_lost(L_TRUNCATED);
+				ng = NGROUPS_SENT;
+			}
+			if (ng < 0)
+				ng = 0;
+			for (int i = 0; i < NGROUPS_SENT; i++) {
+				if (i >= ng)
+					break;
+				bpf_probe_read_kernel(&ids[8 + i], 4, &g->gid[i]);
+			}
+			set_item(&sl->it, I_CRED, 4 * (8 + ng), 0, tid);
+			send_slot(sl, &nitems);
 		}
-		if (ng < 0)
-			ng = 0;
-		for (int i = 0; i < NGROUPS_SENT; i++) {
-			if (i >= ng)
-				break;
-			bpf_probe_read_kernel(&ids[8 + i], 4, &g->gid[i]);
-		}
-		item_at(out, off, I_CRED, 4 * (8 + ng), 0);
-		nitems++;
-		off = ALIGN8(off + sizeof(struct item) + 4 * (8 + ng));
 	}
-send:
-	ev->nitems = nitems;
-	if (off > OUT_MAX)
-		off = OUT_MAX;
-	ev->size = off;
-	if (bpf_ringbuf_output(&events, out, off, 0) != 0)
+
+	/* The event last: it closes the thread's items. */
+	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(struct event), 0);
+	if (!ev) {
 		count_lost(L_RINGBUF);
+		return 0;
+	}
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	ev->kind = E_SYSCALL;
+	ev->size = sizeof(*ev);
+	ev->tid = (u32)pid_tgid;
+	ev->tgid = pid_tgid >> 32;
+	ev->nr = st.nr;
+	ev->compat = st.compat;
+	ev->ret = ret;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = st.args[i];
+	ev->flags = flags;
+	ev->nitems = nitems;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
@@ -737,7 +903,7 @@ static __always_inline void send_task_event(u32 kind, u32 tid, u32 tgid)
 	ev->size = sizeof(*ev);
 	ev->tid = tid;
 	ev->tgid = tgid;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
 /* args: parent task, child task. */
@@ -766,8 +932,6 @@ int process_exit(struct bpf_raw_tracepoint_args *ctx)
 	u32 tid = (u32)pid_tgid, tgid = pid_tgid >> 32;
 	if (!bpf_map_lookup_elem(&traced, &tgid))
 		return 0;
-	bpf_map_delete_elem(&stashes, &tid);
-	bpf_map_delete_elem(&bigs, &tid);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
 		bpf_map_delete_elem(&traced, &tgid);
@@ -783,18 +947,18 @@ int process_exit(struct bpf_raw_tracepoint_args *ctx)
  * a descriptor shows here as /dev/fd/N/PATH (user space undoes that). */
 static __always_inline void exec_path(u32 tid, struct linux_binprm *bprm)
 {
-	struct big *b = bpf_map_lookup_elem(&bigs, &tid);
+	struct big *b = bpf_task_storage_get(&bigs, bpf_get_current_task_btf(), 0, 0);
 	if (!b)
 		return;
 	const char *name = BPF_CORE_READ(bprm, filename);
-	long n = bpf_probe_read_kernel_str(b->s[SLOT_STR0], STR_MAX, name);
+	long n = bpf_probe_read_kernel_str(b->s[SLOT_STR0].data, STR_MAX, name);
 	if (n <= 0) {
 		count_lost(L_READ);
 		return;
 	}
 	if (n >= STR_MAX)
 		count_lost(L_TRUNCATED);
-	b->len[SLOT_STR0] = n;
+	set_item(&b->s[SLOT_STR0].it, I_STR, n, b->s[SLOT_STR0].it.key, tid);
 }
 
 SEC("raw_tracepoint/sched_process_exec")
@@ -805,21 +969,8 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	if (!traced_state())
 		return 0;
-	if (old != tid) {
-		/* After an exec from a non-leader thread the thread has the
-		 * leader's id: its entry state moves with it. */
-		struct stash *st = bpf_map_lookup_elem(&stashes, &old);
-		if (st) {
-			struct stash copy = *st;
-			bpf_map_update_elem(&stashes, &tid, &copy, BPF_ANY);
-			bpf_map_delete_elem(&stashes, &old);
-		}
-		struct big *b = bpf_map_lookup_elem(&bigs, &old);
-		if (b) {
-			bpf_map_update_elem(&bigs, &tid, b, BPF_ANY);
-			bpf_map_delete_elem(&bigs, &old);
-		}
-	}
+	/* The thread keeps its storage when an exec from a non-leader thread
+	 * gives it the leader's id. */
 	exec_path(tid, bprm);
 	return 0;
 }

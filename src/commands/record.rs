@@ -71,12 +71,11 @@ pub enum BackendArg {
     Bpf,
 }
 
-impl BackendArg {
-    /// The engine behind the seam.
-    pub fn engine(self) -> &'static dyn trace::Backend {
-        match self {
-            BackendArg::Ptrace => &trace::Ptrace,
-            BackendArg::Bpf => &trace::bpf::Bpf,
+impl From<BackendArg> for trace::Engine {
+    fn from(b: BackendArg) -> trace::Engine {
+        match b {
+            BackendArg::Ptrace => trace::Engine::Ptrace,
+            BackendArg::Bpf => trace::Engine::Bpf,
         }
     }
 }
@@ -157,14 +156,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         program: c_program,
         argv,
     };
-    let rec = args
-        .backend
-        .engine()
+    let rec = trace::Engine::from(args.backend)
+        .backend()
         .record(launch, &opts)
-        .map_err(|e| match e {
-            TraceError::PtraceDenied(_) => internal(e.to_string()),
-            e => internal(e.to_string()),
-        })?;
+        .map_err(|e: TraceError| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
         let name = program.display();
         let msg = match e.step {

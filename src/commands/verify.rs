@@ -27,6 +27,9 @@ pub struct VerifyArgs {
     /// SIGKILL after 5 seconds.
     #[arg(long, value_name = "DURATION", value_parser = crate::commands::record::parse_duration)]
     pub timeout: Option<Duration>,
+    /// The tracing engine: ptrace, or bpf (root and a kernel with BTF).
+    #[arg(long, value_enum, default_value = "ptrace")]
+    pub backend: crate::commands::record::BackendArg,
     #[command(flatten)]
     pub jail: JailArgs,
     /// The command to run in the jail.
@@ -41,6 +44,7 @@ impl VerifyArgs {
             max_rounds: self.max_rounds,
             host_reference: self.host_reference,
             timeout: self.timeout,
+            engine: self.backend.into(),
             jail: self.jail.options(),
             command: self.command.clone(),
         }

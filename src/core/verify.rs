@@ -15,7 +15,7 @@ use crate::core::error::Failure;
 use crate::core::launch::{JailOptions, Plan, Step};
 use crate::core::manifest::pathenc::encode;
 use crate::core::manifest::{Entry, Kind, Manifest, Op};
-use crate::core::trace::{self, Backend, Launch, Placement, RawLog, TraceOptions};
+use crate::core::trace::{self, Launch, Placement, RawLog, TraceOptions};
 
 /// What `verify` does; see `jailtrace verify --help`.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct VerifyOptions {
     /// Send SIGTERM to the command after this long (for daemons), then
     /// SIGKILL after 5 seconds.
     pub timeout: Option<Duration>,
+    /// The tracing engine of every run.
+    pub engine: trace::Engine,
     pub jail: JailOptions,
     /// The command to run in the jail.
     pub command: Vec<OsString>,
@@ -96,7 +98,9 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         progress: std::io::stderr().is_terminal(),
         root: Some(plan.jail.as_os_str().as_bytes().to_vec()),
     };
-    let rec = trace::Ptrace
+    let rec = args
+        .engine
+        .backend()
         .record(Launch::Jail(&plan), &opts)
         .map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
@@ -489,7 +493,9 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
         progress: std::io::stderr().is_terminal(),
         root: None,
     };
-    let rec = trace::Ptrace
+    let rec = args
+        .engine
+        .backend()
         .record(launch, &opts)
         .map_err(|e| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {

@@ -296,6 +296,25 @@ pub trait Backend {
     fn record(&self, launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError>;
 }
 
+/// The engines, by name, for options that pick one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// [`Ptrace`], the default.
+    #[default]
+    Ptrace,
+    /// [`bpf::Bpf`].
+    Bpf,
+}
+
+impl Engine {
+    pub fn backend(self) -> &'static dyn Backend {
+        match self {
+            Engine::Ptrace => &Ptrace,
+            Engine::Bpf => &bpf::Bpf,
+        }
+    }
+}
+
 /// The ptrace backend: works without root and inside ordinary containers.
 pub struct Ptrace;
 

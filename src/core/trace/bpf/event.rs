@@ -6,18 +6,34 @@ pub const E_SYSCALL: u32 = 1;
 pub const E_FORK: u32 = 2;
 pub const E_EXIT: u32 = 3;
 
-const I_STR: u32 = 1;
-const I_BASE: u32 = 2;
-const I_BYTES: u32 = 3;
-const I_FDPATH: u32 = 4;
-const I_CRED: u32 = 5;
+const I_STR: u32 = 17;
+const I_BASE: u32 = 18;
+const I_BYTES: u32 = 19;
+const I_FDPATH: u32 = 20;
+const I_CRED: u32 = 21;
 
 const HEADER: usize = 88;
-const ITEM: usize = 16;
+const ITEM: usize = 24;
 
-/// One syscall (or task) event.
+/// One record of the ring buffer.
+pub enum Record<'a> {
+    /// A syscall's end (or a task's fork or exit): the items of its thread
+    /// sent before it belong to it.
+    Event(Event),
+    /// One item of the syscall its thread is finishing.
+    Item { tid: u32, item: Item<'a> },
+}
+
+/// One captured operand.
+pub struct Item<'a> {
+    kind: u32,
+    key: u64,
+    data: &'a [u8],
+}
+
+/// One syscall (or task) event, with its items.
 #[derive(Debug, Default)]
-pub struct Event<'a> {
+pub struct Event {
     pub kind: u32,
     pub tid: u32,
     pub tgid: u32,
@@ -27,13 +43,15 @@ pub struct Event<'a> {
     pub args: [u64; 6],
     /// The descriptor returned by an `O_CREAT` open was created by it.
     pub created: bool,
+    /// How many items the program sent for it.
+    pub nitems: u32,
     /// Strings read from the program, by address.
-    pub strings: Vec<(u64, &'a [u8])>,
+    pub strings: Vec<(u64, Vec<u8>)>,
     /// Directories walked at entry, by dirfd (`AT_FDCWD` for the cwd):
     /// absolute paths.
     pub bases: Vec<(i64, Vec<u8>)>,
     /// Raw bytes read from the program, by address.
-    pub bytes: Vec<(u64, &'a [u8])>,
+    pub bytes: Vec<(u64, Vec<u8>)>,
     /// Paths of descriptors, by descriptor.
     pub fd_paths: Vec<(i64, Vec<u8>)>,
     /// After a set*id call: real, effective, saved and file system uid,
@@ -65,53 +83,71 @@ fn walked(data: &[u8]) -> Vec<u8> {
     out
 }
 
-impl<'a> Event<'a> {
+impl<'a> Record<'a> {
     /// Parses one record; `None` for a malformed one.
-    pub fn parse(b: &'a [u8]) -> Option<Event<'a>> {
+    pub fn parse(b: &'a [u8]) -> Option<Record<'a>> {
+        let kind = u32_at(b, 0)?;
+        if kind >= I_STR {
+            let len = u32_at(b, 4)? as usize;
+            return Some(Record::Item {
+                tid: u32_at(b, 16)?,
+                item: Item {
+                    kind,
+                    key: u64_at(b, 8)?,
+                    data: b.get(ITEM..ITEM + len)?,
+                },
+            });
+        }
+        if b.len() < HEADER {
+            return None;
+        }
         let mut e = Event {
-            kind: u32_at(b, 0)?,
+            kind,
             tid: u32_at(b, 8)?,
             tgid: u32_at(b, 12)?,
             nr: u32_at(b, 16)?,
             compat: u32_at(b, 20)? != 0,
             ret: u64_at(b, 24)? as i64,
+            created: u32_at(b, 80)? & 1 != 0,
+            nitems: u32_at(b, 84)?,
             ..Event::default()
         };
         for (i, a) in e.args.iter_mut().enumerate() {
             *a = u64_at(b, 32 + 8 * i)?;
         }
-        e.created = u32_at(b, 80)? & 1 != 0;
-        let nitems = u32_at(b, 84)?;
-        let mut off = HEADER;
-        for _ in 0..nitems {
-            let kind = u32_at(b, off)?;
-            let len = u32_at(b, off + 4)? as usize;
-            let key = u64_at(b, off + 8)?;
-            let data = b.get(off + ITEM..off + ITEM + len)?;
-            match kind {
-                I_STR => {
-                    // The NUL is part of what was read.
-                    let s = data.split(|&c| c == 0).next().unwrap_or_default();
-                    e.strings.push((key, s));
-                }
-                I_BASE => e.bases.push((key as i64, walked(data))),
-                I_BYTES => e.bytes.push((key, data)),
-                I_FDPATH => e.fd_paths.push((key as i64, walked(data))),
-                I_CRED => {
-                    e.creds = data
-                        .chunks_exact(4)
-                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                }
-                _ => {}
+        Some(Record::Event(e))
+    }
+}
+
+impl Event {
+    /// Adds an item sent before this event by its thread.
+    pub fn add(&mut self, it: &Item<'_>) {
+        self.nitems += 1;
+        match it.kind {
+            I_STR => {
+                // The NUL is part of what was read.
+                let s = it.data.split(|&c| c == 0).next().unwrap_or_default();
+                self.strings.push((it.key, s.to_vec()));
             }
-            off = (off + ITEM + len + 7) & !7;
+            I_BASE => self.bases.push((it.key as i64, walked(it.data))),
+            I_BYTES => self.bytes.push((it.key, it.data.to_vec())),
+            I_FDPATH => self.fd_paths.push((it.key as i64, walked(it.data))),
+            I_CRED => {
+                self.creds = it
+                    .data
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+            }
+            _ => {}
         }
-        Some(e)
     }
 
-    pub fn string(&self, addr: u64) -> Option<&'a [u8]> {
-        self.strings.iter().find(|s| s.0 == addr).map(|s| s.1)
+    pub fn string(&self, addr: u64) -> Option<&[u8]> {
+        self.strings
+            .iter()
+            .find(|s| s.0 == addr)
+            .map(|s| s.1.as_slice())
     }
 
     pub fn base(&self, dirfd: i32) -> Option<&[u8]> {
@@ -121,8 +157,23 @@ impl<'a> Event<'a> {
             .map(|s| s.1.as_slice())
     }
 
-    pub fn bytes_at(&self, addr: u64) -> Option<&'a [u8]> {
-        self.bytes.iter().find(|s| s.0 == addr).map(|s| s.1)
+    /// `len` bytes of the program's memory at `addr`, if the program read
+    /// a range holding them (fewer when the range ends first).
+    pub fn mem(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        self.bytes.iter().find_map(|(at, data)| {
+            let start = addr.checked_sub(*at)? as usize;
+            if start >= data.len() && len > 0 {
+                return None;
+            }
+            let end = (start as u64 + len).min(data.len() as u64) as usize;
+            Some(&data[start..end])
+        })
+    }
+
+    /// A little-endian u64 at `addr`.
+    pub fn u64_at(&self, addr: u64) -> Option<u64> {
+        let b = self.mem(addr, 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
     }
 
     pub fn fd_path(&self, fd: i64) -> Option<&[u8]> {
@@ -147,8 +198,12 @@ mod tests {
     fn truncated_records_are_rejected() {
         let mut b = vec![0u8; HEADER];
         b[0] = 1;
-        b[84] = 1; // one item, but no bytes for it
-        assert!(Event::parse(&b).is_none());
-        assert!(Event::parse(&b[..10]).is_none());
+        assert!(Record::parse(&b[..10]).is_none());
+        assert!(Record::parse(&b).is_some());
+        // An item that claims more data than it has.
+        let mut it = vec![0u8; ITEM];
+        it[0] = 17;
+        it[4] = 8;
+        assert!(Record::parse(&it).is_none());
     }
 }

@@ -24,6 +24,15 @@ const D_RETFD: u8 = 8;
 const D_CREATED: u8 = 16;
 const D_NOTE: u8 = 32;
 
+/// Message header layouts (`M_*` in the C source).
+const M_MSG: u8 = 1;
+const M_MMSG: u8 = 2;
+const M_MSG32: u8 = 3;
+const M_MMSG32: u8 = 4;
+const M_SOCKETCALL: u8 = 5;
+/// Headers of one sendmmsg the program reads (`MAX_MSGS`).
+pub const MAX_MSGS: u64 = 16;
+
 /// Lost-data counters, in the order of the C source's `L_*`.
 pub const LOST_NAMES: [&str; 5] = [
     "events dropped because the ring buffer was full",
@@ -107,13 +116,20 @@ fn descriptor(sys: Sys) -> [u8; 16] {
                 d[6] = which(len);
             }
             Operand::ReturnedFd => d[0] |= D_RETFD,
-            // Nested reads the program does not make (yet): the events
-            // still come, and are reported as not decoded.
+            // Nested reads: the program knows these four layouts.
             Operand::SocketcallSockaddr { .. }
             | Operand::Msghdrs { .. }
-            | Operand::SocketcallMsghdrs { .. } => d[0] |= D_NOTE,
+            | Operand::SocketcallMsghdrs { .. } => {}
         }
     }
+    d[9] = match sys {
+        Sys::Sendmsg => M_MSG,
+        Sys::Sendmmsg => M_MMSG,
+        Sys::Sendmsg32 => M_MSG32,
+        Sys::Sendmmsg32 => M_MMSG32,
+        Sys::Socketcall => M_SOCKETCALL,
+        _ => 0,
+    };
     d
 }
 
@@ -149,15 +165,22 @@ fn err(what: &str, e: impl std::fmt::Display) -> String {
 
 /// Loads the program, fills the descriptors and attaches it.
 pub fn load() -> Result<Loaded, String> {
-    let mut ebpf = Ebpf::load(OBJECT).map_err(|e| {
-        let mut msg = err("cannot load the BPF program", &e);
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg.replace('\n', " ")
-    })?;
+    let t0 = std::time::Instant::now();
+    let debug = std::env::var_os("JAILTRACE_BPF_STARTUP").is_some();
+    // Task storage maps have no aya type; they are only used by the
+    // program itself.
+    let mut ebpf = aya::EbpfLoader::new()
+        .allow_unsupported_maps()
+        .load(OBJECT)
+        .map_err(|e| {
+            let mut msg = err("cannot load the BPF program", &e);
+            let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            msg.replace('\n', " ")
+        })?;
     {
         let mut descs: Array<_, [u8; 16]> = Array::try_from(
             ebpf.map_mut("descs")
@@ -177,6 +200,12 @@ pub fn load() -> Result<Loaded, String> {
             }
         }
     }
+    if debug {
+        eprintln!(
+            "jailtrace: bpf object loaded in {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     for (prog, tp) in [
         ("process_fork", "sched_process_fork"),
         ("process_exit", "sched_process_exit"),
@@ -189,17 +218,46 @@ pub fn load() -> Result<Loaded, String> {
             .ok_or_else(|| format!("the BPF object has no program {prog}"))?
             .try_into()
             .map_err(|e| err(prog, e))?;
-        p.load().map_err(|e| {
-            let mut msg = err(&format!("the kernel refused the BPF program {prog}"), &e);
-            if let aya::programs::ProgramError::LoadError { verifier_log, .. } = &e {
+        p.load().map_err(|e| match &e {
+            // The whole verifier log is in the error's text: keep its end,
+            // which says why.
+            aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
                 let log = verifier_log.to_string();
-                let last: Vec<&str> = log.lines().rev().take(3).collect();
-                msg.push_str(&format!(" (verifier: {})", last.join(" | ")));
+                // The last line is statistics; the one before says why.
+                let why = log
+                    .lines()
+                    .rev()
+                    .filter(|l| !l.trim().is_empty())
+                    .find(|l| {
+                        !l.starts_with("verification time")
+                            && !l.starts_with("processed ")
+                            && !l.starts_with("stack depth")
+                    })
+                    .unwrap_or("")
+                    .trim();
+                let why: String = why
+                    .chars()
+                    .rev()
+                    .take(200)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                format!("the kernel refused the BPF program {prog} ({io_error}): {why}")
             }
-            msg
+            e => err(&format!("the kernel refused the BPF program {prog}"), e),
         })?;
         p.attach(tp)
             .map_err(|e| err(&format!("cannot attach to {tp}"), e))?;
+        if debug {
+            eprintln!(
+                "jailtrace: bpf {prog} attached at {:.3} s",
+                t0.elapsed().as_secs_f64()
+            );
+        }
     }
     let traced = HashMap::try_from(
         ebpf.take_map("traced")
@@ -263,5 +321,7 @@ mod tests {
         assert_eq!(descriptor(Sys::Fchdir)[8], 1);
         assert_ne!(descriptor(Sys::Execve)[0] & D_EXEC, 0);
         assert_eq!(descriptor(Sys::Umount)[0], 0);
+        assert_eq!(descriptor(Sys::Sendmmsg32)[9], M_MMSG32);
+        assert_eq!(descriptor(Sys::Socketcall)[9], M_SOCKETCALL);
     }
 }

@@ -29,7 +29,7 @@ use super::{
     TraceError, TraceOptions,
 };
 use crate::core::manifest::Op;
-use event::Event;
+use event::{Event, Record};
 
 /// The eBPF backend: needs root (CAP_BPF and CAP_PERFMON) and a kernel
 /// with BTF; nothing stops, so long recordings cost little.
@@ -59,6 +59,8 @@ struct Recorder<'a> {
     groups: BTreeSet<i32>,
     creds: (BTreeSet<u32>, BTreeSet<u32>),
     i386_seen: bool,
+    /// Items a thread sent for the syscall it is finishing.
+    pending: std::collections::HashMap<u32, Event>,
 }
 
 fn record(
@@ -107,6 +109,7 @@ fn record(
         groups: BTreeSet::from([root.as_raw()]),
         creds: (BTreeSet::new(), BTreeSet::new()),
         i386_seen: false,
+        pending: std::collections::HashMap::new(),
     };
     let mut progress = opts.progress.then(progress::Progress::new);
     let deadline = opts.timeout.map(|d| Instant::now() + d);
@@ -212,7 +215,11 @@ fn record(
     let _ = sys::take_signals();
     drop(handlers);
 
-    let lost = loaded.lost();
+    let mut lost = loaded.lost();
+    // Test hook: the loss policy, without having to overrun the kernel.
+    if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
+        lost[0] += 1;
+    }
     let total: u64 = lost.iter().sum();
     if total > 0 {
         let what: Vec<String> = lost
@@ -256,8 +263,26 @@ impl Recorder<'_> {
         let mut n = 0;
         while let Some(item) = ring.next() {
             n += 1;
-            match Event::parse(&item) {
-                Some(e) => self.event(&e),
+            match Record::parse(&item) {
+                Some(Record::Item { tid, item }) => {
+                    self.pending.entry(tid).or_default().add(&item);
+                }
+                Some(Record::Event(mut e)) => {
+                    let got = self.pending.get(&e.tid).map_or(0, |p| p.nitems);
+                    if e.kind == event::E_SYSCALL && got != e.nitems {
+                        self.warnings.insert(
+                            "incomplete recording (bpf): a syscall's captured operands did not all arrive".into(),
+                        );
+                    }
+                    if let Some(p) = self.pending.remove(&e.tid) {
+                        e.strings = p.strings;
+                        e.bases = p.bases;
+                        e.bytes = p.bytes;
+                        e.fd_paths = p.fd_paths;
+                        e.creds = p.creds;
+                    }
+                    self.event(&e);
+                }
                 None => {
                     self.warnings
                         .insert("incomplete recording (bpf): a malformed event was dropped".into());
@@ -267,7 +292,7 @@ impl Recorder<'_> {
         n
     }
 
-    fn event(&mut self, e: &Event<'_>) {
+    fn event(&mut self, e: &Event) {
         match e.kind {
             event::E_FORK => {
                 self.stats.processes += 1;
@@ -281,7 +306,7 @@ impl Recorder<'_> {
         }
     }
 
-    fn syscall(&mut self, e: &Event<'_>) {
+    fn syscall(&mut self, e: &Event) {
         self.stats.syscalls += 1;
         let audit = if e.compat {
             arch::AUDIT_ARCH_I386
@@ -359,22 +384,24 @@ impl Recorder<'_> {
     }
 
     /// The paths one operand names in the event, made absolute.
-    fn operand(&mut self, e: &Event<'_>, u: &decode::Use, items: &mut Vec<Item>) {
+    fn operand(&mut self, e: &Event, u: &decode::Use, items: &mut Vec<Item>) {
         let path = match u.operand {
             Operand::Path {
                 dirfd,
                 addr,
                 empty_is_fd,
             } => {
-                let Some(mut p) = e.string(addr) else { return };
+                let Some(mut p) = e.string(addr).map(<[u8]>::to_vec) else {
+                    return;
+                };
                 // A successful execveat's path is the kernel's copy, which
                 // names a dirfd-relative path /dev/fd/N/PATH.
                 if e.ret == 0 && dirfd != libc::AT_FDCWD && u.ops.iter().any(|o| o == Op::Exec) {
                     let prefix = format!("/dev/fd/{dirfd}");
                     if let Some(rest) = p.strip_prefix(prefix.as_bytes()) {
                         match rest.first() {
-                            None => p = rest,
-                            Some(b'/') => p = &rest[1..],
+                            None => p = Vec::new(),
+                            Some(b'/') => p = rest[1..].to_vec(),
                             Some(_) => {}
                         }
                     }
@@ -391,7 +418,7 @@ impl Recorder<'_> {
                         None => return,
                     }
                 } else {
-                    match self.absolute(e, dirfd, p) {
+                    match self.absolute(e, dirfd, &p) {
                         Some(a) => a,
                         None => return,
                     }
@@ -401,8 +428,8 @@ impl Recorder<'_> {
                 Some(p) => self.unroot(p.to_vec()),
                 None => return,
             },
-            Operand::Sockaddr { addr, .. } => {
-                let Some(p) = e.bytes_at(addr).and_then(super::mem::unix_path) else {
+            Operand::Sockaddr { addr, len } => {
+                let Some(p) = e.mem(addr, len).and_then(super::mem::unix_path) else {
                     return;
                 };
                 match self.absolute(e, libc::AT_FDCWD, &p) {
@@ -411,11 +438,7 @@ impl Recorder<'_> {
                 }
             }
             Operand::Openat2 { dirfd, addr, how } => {
-                let Some(flags) = e
-                    .bytes_at(how)
-                    .and_then(|b| b.get(..8))
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-                else {
+                let Some(flags) = e.u64_at(how) else {
                     return;
                 };
                 let (ops, follow) = decode::open_ops(flags);
@@ -431,27 +454,93 @@ impl Recorder<'_> {
                 Some(p) if e.ret >= 0 => self.unroot(p.to_vec()),
                 _ => return,
             },
-            Operand::SocketcallSockaddr { .. }
-            | Operand::Msghdrs { .. }
-            | Operand::SocketcallMsghdrs { .. } => {
-                self.warnings.insert(format!(
-                    "{call:?}: destinations in i386 socketcall arguments and in message headers are not decoded by the bpf backend; use --backend ptrace if they matter",
-                    call = arch::lookup(
-                        if e.compat { arch::AUDIT_ARCH_I386 } else { arch::AUDIT_ARCH_X86_64 },
-                        u64::from(e.nr)
-                    )
-                    .map_or("call".into(), |s| format!("{s:?}").to_lowercase())
-                ));
-                return;
+            Operand::SocketcallSockaddr { pair } => {
+                // Two 32-bit values: the sockaddr pointer, then its length.
+                let Some(v) = e.u64_at(pair) else { return };
+                let Some(p) = e
+                    .mem(v & 0xffff_ffff, v >> 32)
+                    .and_then(super::mem::unix_path)
+                else {
+                    return;
+                };
+                match self.absolute(e, libc::AT_FDCWD, &p) {
+                    Some(a) => a,
+                    None => return,
+                }
+            }
+            Operand::Msghdrs {
+                addr,
+                count,
+                stride,
+                compat,
+            } => return self.msg_destinations(e, u, (addr, count, stride, compat), items),
+            Operand::SocketcallMsghdrs { args, many } => {
+                // The 32-bit arguments (fd, msg, ...): msg, then vlen.
+                let Some(v) = e.u64_at(args.wrapping_add(4)) else {
+                    return;
+                };
+                let (msg, vlen) = (v & 0xffff_ffff, v >> 32);
+                let layout = if many {
+                    (msg, vlen, decode::MMSGHDR32, true)
+                } else {
+                    (msg, 1, decode::MSGHDR32, true)
+                };
+                return self.msg_destinations(e, u, layout, items);
             }
         };
         items.push((path, u.follow, u.ops));
     }
 
-    fn absolute(&self, e: &Event<'_>, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
+    /// The AF_UNIX destinations of message headers (`addr`, `count`,
+    /// `stride`, `compat`), each once, as the ptrace backend reads them.
+    fn msg_destinations(
+        &mut self,
+        e: &Event,
+        u: &decode::Use,
+        (addr, count, stride, compat): (u64, u64, u64, bool),
+        items: &mut Vec<Item>,
+    ) {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for i in 0..count.min(load::MAX_MSGS) {
+            let h = addr.wrapping_add(i * stride);
+            let (name, namelen) = if compat {
+                let Some(v) = e.u64_at(h) else { continue };
+                (v & 0xffff_ffff, v >> 32)
+            } else {
+                let (Some(n), Some(l)) = (e.u64_at(h), e.u64_at(h + 8)) else {
+                    continue;
+                };
+                (n, l & 0xffff_ffff)
+            };
+            if name == 0 || namelen == 0 {
+                continue;
+            }
+            let Some(p) = e.mem(name, namelen).and_then(super::mem::unix_path) else {
+                continue;
+            };
+            if seen.contains(&p) {
+                continue;
+            }
+            if let Some(abs) = self.absolute(e, libc::AT_FDCWD, &p) {
+                items.push((abs, u.follow, u.ops));
+            }
+            seen.push(p);
+        }
+    }
+
+    fn absolute(&mut self, e: &Event, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(p.len() + 64);
         if p.first() != Some(&b'/') {
-            out = self.unroot(e.base(dirfd)?.to_vec());
+            let Some(base) = e.base(dirfd) else {
+                // The program walks the base of path arguments and of
+                // direct sockaddrs; a relative AF_UNIX name in a message
+                // header or an i386 socketcall has none.
+                self.warnings.insert(
+                    "a relative AF_UNIX socket name in a message header or an i386 socketcall was left out: the bpf backend does not resolve those (--backend ptrace does)".into(),
+                );
+                return None;
+            };
+            out = self.unroot(base.to_vec());
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }

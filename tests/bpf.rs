@@ -1,0 +1,487 @@
+//! `record --backend bpf`: the committed object comes from the committed
+//! source; both backends record the same manifest for the fixtures and the
+//! real programs of the strace cross-check; nothing is lost under a thread
+//! storm; a missing piece or a loss is loud.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use sha2::Digest;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn committed_object_comes_from_the_committed_source() {
+    let src = std::fs::read(repo().join("bpf/jailtrace.bpf.c")).unwrap();
+    let hash: String = sha2::Sha256::digest(&src)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let recorded = std::fs::read_to_string(repo().join("bpf/jailtrace.bpf.c.sha256")).unwrap();
+    assert_eq!(
+        recorded.trim(),
+        hash,
+        "bpf/jailtrace.bpf.c changed since bpf/jailtrace.bpf.o was built: run bpf/build"
+    );
+}
+
+/// With clang (the README's test command installs it), a fresh build of
+/// the source is the committed object, byte for byte.
+#[test]
+fn committed_object_is_what_clang_builds() {
+    let test = "committed_object_is_what_clang_builds";
+    if !common::require_program(test, "clang") || !common::require_program(test, "llvm-strip") {
+        return;
+    }
+    let t = common::tempdir();
+    let out = t.path().join("fresh.o");
+    common::success(Command::new(repo().join("bpf/build")).arg(&out));
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(repo().join("bpf/jailtrace.bpf.o")).unwrap(),
+        "bpf/jailtrace.bpf.o is not what bpf/build makes of bpf/jailtrace.bpf.c: run bpf/build"
+    );
+}
+
+/// Records `argv` with `--backend BACKEND` in `dir` (made afresh by
+/// `setup`, at the same path each time), returning the manifest without
+/// its generator line, and the status.
+fn record(
+    backend: &str,
+    dir: &Path,
+    setup: &dyn Fn(&Path),
+    argv: &[&str],
+) -> (String, Option<i32>, String) {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    setup(dir);
+    let out_path = dir.with_extension(format!("{backend}.json"));
+    let out = common::output(
+        common::jailtrace()
+            .current_dir(dir)
+            .args(["record", "--backend", backend, "-o"])
+            .arg(&out_path)
+            .arg("--")
+            .args(argv),
+    );
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.contains("\"generator\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (
+        text,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn same_with_both(name: &str, setup: &dyn Fn(&Path), argv: &[&str]) {
+    let t = common::tempdir();
+    let dir = t.path().join("run");
+    let p = record("ptrace", &dir, setup, argv);
+    let b = record("bpf", &dir, setup, argv);
+    assert_eq!(
+        p.1, b.1,
+        "{name}: exit status\nptrace: {}\nbpf: {}",
+        p.2, b.2
+    );
+    if p.0 != b.0 {
+        let diff: Vec<String> =
+            p.0.lines()
+                .zip(b.0.lines())
+                .enumerate()
+                .filter(|(_, (x, y))| x != y)
+                .take(10)
+                .map(|(i, (x, y))| format!("line {}: ptrace {x}\n         bpf    {y}", i + 1))
+                .collect();
+        panic!(
+            "{name}: the backends disagree ({} vs {} lines)\n{}\nbpf stderr: {}",
+            p.0.lines().count(),
+            b.0.lines().count(),
+            diff.join("\n"),
+            b.2
+        );
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn needs_bpf(test: &str) -> bool {
+    common::require_root(test)
+}
+
+/// Every fixture that runs as a plain command, each in a fresh directory
+/// at the same path for both backends.
+#[test]
+fn fixtures_record_the_same_with_both_backends() {
+    if !needs_bpf("fixtures_record_the_same_with_both_backends") {
+        return;
+    }
+    let dirs = |d: &Path| {
+        for sub in ["a", "b", "c"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+    };
+    let fifo = |d: &Path| {
+        nix::unistd::mkfifo(
+            &d.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+    };
+    let none = |_: &Path| {};
+    // (fixture, gcc flags, directory setup, arguments; DIR is the directory)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&Path), Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        ("cancel", &["-pthread"], &none, vec![]),
+        ("dirfd", &[], &dirs, vec!["DIR"]),
+        ("eintr", &[], &fifo, vec!["DIR/fifo"]),
+        ("euid", &[], &none, vec![]),
+        ("forks", &[], &none, vec!["DIR"]),
+        ("found", &[], &dirs, vec!["DIR"]),
+        ("iouring", &[], &none, vec![]),
+        ("morecalls", &[], &none, vec!["DIR"]),
+        ("open32", &["-m32"], &none, vec!["DIR"]),
+        ("sock32", &["-m32"], &none, vec!["DIR"]),
+        ("syscalls", &[], &dirs, vec!["DIR"]),
+        (
+            "threads",
+            &["-pthread"],
+            &none,
+            vec!["DIR", "/usr/bin/env", "true"],
+        ),
+        ("threadstorm", &["-pthread"], &none, vec!["DIR"]),
+        ("setid", &[], &none, vec!["101", "104", "105"]),
+        ("verify_state", &[], &none, vec!["DIR/state"]),
+    ];
+    let t = common::tempdir();
+    let dir = t.path().join("run");
+    for (name, flags, setup, args) in cases {
+        let bin = common::fixture(name, flags);
+        let args: Vec<String> = args.iter().map(|a| a.replace("DIR", &s(&dir))).collect();
+        let mut argv = vec![s(&bin)];
+        argv.extend(args);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        // The directory of the comparison is the same for both runs.
+        let p = record("ptrace", &dir, setup, &argv);
+        let b = record("bpf", &dir, setup, &argv);
+        assert_eq!(
+            p.1, b.1,
+            "{name}: exit status\nptrace: {}\nbpf: {}",
+            p.2, b.2
+        );
+        assert!(
+            p.0 == b.0,
+            "{name}: the backends disagree\nbpf stderr: {}",
+            b.2
+        );
+    }
+}
+
+#[test]
+fn programs_record_the_same_with_both_backends() {
+    if !needs_bpf("programs_record_the_same_with_both_backends") {
+        return;
+    }
+    let none = |_: &Path| {};
+    same_with_both(
+        "shell pipeline",
+        &none,
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -v '^#' /etc/passwd | sort | uniq -c | wc -l",
+        ],
+    );
+    same_with_both(
+        "python3",
+        &none,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import json, sqlite3, decimal, email, http.client; print(json.dumps([1]))",
+        ],
+    );
+    same_with_both(
+        "perl",
+        &none,
+        &[
+            "perl",
+            "-MPOSIX",
+            "-e",
+            "print strftime(\"%Y\", gmtime(0)), \"\\n\"",
+        ],
+    );
+    if common::require_program(
+        "programs_record_the_same_with_both_backends",
+        "redis-server",
+    ) {
+        same_with_both("redis-server", &none, &["redis-server", "--version"]);
+    }
+}
+
+/// redis-server serving a real client: the only difference between two
+/// recordings is the name of its snapshot's temporary file, which holds
+/// its pid (two ptrace recordings differ the same way).
+#[test]
+fn redis_serving_a_client_records_the_same() {
+    let test = "redis_serving_a_client_records_the_same";
+    if !needs_bpf(test)
+        || !common::require_program(test, "redis-server")
+        || !common::require_program(test, "redis-cli")
+    {
+        return;
+    }
+    let t = common::tempdir();
+    let dir = t.path().join("run");
+    // One port for both: it is part of the recorded command line.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let session = |backend: &str| -> String {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let out_path = dir.with_extension(format!("{backend}.json"));
+        let mut rec = common::jailtrace()
+            .current_dir(&dir)
+            .args(["record", "--backend", backend, "-o"])
+            .arg(&out_path)
+            .args(["--", "redis-server", "--port", &port, "--bind", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let cli = |args: &[&str]| {
+            let o = common::output(
+                Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", &port])
+                    .args(args),
+            );
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let start = std::time::Instant::now();
+        while cli(&["PING"]) != "PONG" {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "{backend}: redis never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(cli(&["SET", "k", "v"]), "OK");
+        assert_eq!(cli(&["GET", "k"]), "v");
+        cli(&["SHUTDOWN"]);
+        assert_eq!(rec.wait().unwrap().code(), Some(0), "{backend}");
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        let temp = regex::Regex::new(r"temp-\d+\.rdb").unwrap();
+        text.lines()
+            .filter(|l| !l.contains("\"generator\""))
+            .map(|l| format!("{}\n", temp.replace_all(l, "temp-PID.rdb")))
+            .collect()
+    };
+    let p = session("ptrace");
+    let b = session("bpf");
+    let diff: Vec<String> = p
+        .lines()
+        .zip(b.lines())
+        .filter(|(x, y)| x != y)
+        .take(10)
+        .map(|(x, y)| format!("ptrace {x}\nbpf    {y}"))
+        .collect();
+    assert!(p == b, "redis: the backends disagree\n{}", diff.join("\n"));
+}
+
+/// Many threads opening files at once: every open is recorded, nothing is
+/// lost, and the status is the command's.
+#[test]
+fn a_thread_storm_loses_nothing() {
+    if !needs_bpf("a_thread_storm_loses_nothing") {
+        return;
+    }
+    let t = common::tempdir();
+    let bin = common::fixture("threadstorm", &["-pthread"]);
+    let out = common::output(
+        common::jailtrace()
+            .current_dir(t.path())
+            .args(["record", "--backend", "bpf", "-o", "m.json", "--"])
+            .arg(&bin)
+            .arg(t.path()),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("incomplete"), "{err}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("m.json")).unwrap()).unwrap();
+    for i in 0..64 {
+        let p = t.path().join(format!("t{i}"));
+        assert!(common::has_access(&m, &s(&p), "create", "ok"), "t{i}");
+    }
+    assert!(m.get("warnings").is_none(), "{}", m["warnings"]);
+}
+
+/// A loss is never silent: the manifest says so, and record exits 124
+/// unless --allow-incomplete.
+#[test]
+fn a_loss_is_loud() {
+    if !needs_bpf("a_loss_is_loud") {
+        return;
+    }
+    let t = common::tempdir();
+    let run = |extra: &[&str]| {
+        common::output(
+            common::jailtrace()
+                .current_dir(t.path())
+                .env("JAILTRACE_FAILPOINT", "bpf-lost")
+                .args(["record", "--backend", "bpf", "-o", "m.json"])
+                .args(extra)
+                .args(["--", "sh", "-c", "exit 3"]),
+        )
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("incomplete recording (bpf): 1 events dropped"),
+        "{err}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("m.json")).unwrap()).unwrap();
+    assert!(m["warnings"].to_string().contains("incomplete recording"));
+    let out = run(&["--allow-incomplete"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// Without root the bpf backend is refused in one line that names the
+/// missing piece and the way out, and nothing runs.
+#[test]
+fn without_privilege_the_missing_piece_is_named() {
+    let test = "without_privilege_the_missing_piece_is_named";
+    if !common::require_root(test) || !common::require_program(test, "setpriv") {
+        return;
+    }
+    let t = common::tempdir();
+    std::fs::set_permissions(
+        t.path(),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777),
+    )
+    .unwrap();
+    let marker = t.path().join("ran");
+    let out = common::output(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_jailtrace"))
+            .args(["record", "--backend", "bpf", "-o"])
+            .arg(t.path().join("m.json"))
+            .arg("--")
+            .arg("touch")
+            .arg(&marker),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs root"), "{err}");
+    assert!(err.contains("use --backend ptrace"), "{err}");
+    assert!(!marker.exists());
+}
+
+/// --timeout, signals and the exit status behave as with ptrace.
+#[test]
+fn timeout_and_exit_status_as_with_ptrace() {
+    if !needs_bpf("timeout_and_exit_status_as_with_ptrace") {
+        return;
+    }
+    let t = common::tempdir();
+    let out = common::output(common::jailtrace().current_dir(t.path()).args([
+        "record",
+        "--backend",
+        "bpf",
+        "--timeout",
+        "500ms",
+        "--grace",
+        "1s",
+        "-o",
+        "m.json",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; cat /etc/hostname >/dev/null; sleep 30",
+    ]));
+    assert_eq!(
+        common::killed_by(&out.status),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("m.json")).unwrap()).unwrap();
+    assert!(common::has_access(&m, "/etc/hostname", "read", "ok"));
+    // A daemon that double-forks is followed to its end.
+    let out = common::output(common::jailtrace().current_dir(t.path()).args([
+        "record",
+        "--backend",
+        "bpf",
+        "-o",
+        "d.json",
+        "--",
+        "sh",
+        "-c",
+        "(sleep 0.3; cat /etc/hostname >/dev/null) & exit 5",
+    ]));
+    assert_eq!(out.status.code(), Some(5));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("d.json")).unwrap()).unwrap();
+    assert!(common::has_access(&m, "/etc/hostname", "read", "ok"));
+}
+
+/// verify --backend bpf finds what is missing from a jail as ptrace does.
+#[test]
+fn verify_finds_the_same_with_both_backends() {
+    if !needs_bpf("verify_finds_the_same_with_both_backends") {
+        return;
+    }
+    let t = common::tempdir();
+    let ls = s(&common::which("ls").unwrap());
+    common::record_in(t.path(), "ls", &[&ls, "-l", "/etc/hostname"], 0);
+    let jail = t.path().join("jail");
+    common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(t.path().join("ls.json"))
+            .arg(&jail),
+    );
+    std::fs::remove_file(jail.join("etc/hostname")).unwrap();
+    let verify = |backend: &str| {
+        let out = common::output(
+            common::jailtrace()
+                .args(["verify", "--backend", backend, "--user", "nobody"])
+                .arg(&jail)
+                .args(["--", &ls, "-l", "/etc/hostname"]),
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let p = verify("ptrace");
+    let b = verify("bpf");
+    assert_eq!(p.0, Some(1));
+    assert!(
+        p.1.contains("missing: /etc/hostname (stat ENOENT)"),
+        "{}",
+        p.1
+    );
+    assert_eq!(p, b);
+}
