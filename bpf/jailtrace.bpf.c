@@ -112,10 +112,6 @@ struct task_struct {
 struct linux_binprm {
 	const char *filename;
 } __attribute__((preserve_access_index));
-struct pt_regs {
-	unsigned long bx, cx, dx, si, di, bp, r10, r8, r9;
-} __attribute__((preserve_access_index));
-
 #define TS_COMPAT 0x0002
 #define FMODE_CREATED 0x100000
 #define AT_FDCWD -100
@@ -291,28 +287,6 @@ static __always_inline u8 *traced_state(void)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	return bpf_map_lookup_elem(&traced, &tgid);
-}
-
-static __always_inline u64 arg_of(struct pt_regs *regs, int compat, int i)
-{
-	if (compat) {
-		switch (i) {
-		case 0: return (u32)BPF_CORE_READ(regs, bx);
-		case 1: return (u32)BPF_CORE_READ(regs, cx);
-		case 2: return (u32)BPF_CORE_READ(regs, dx);
-		case 3: return (u32)BPF_CORE_READ(regs, si);
-		case 4: return (u32)BPF_CORE_READ(regs, di);
-		default: return (u32)BPF_CORE_READ(regs, bp);
-		}
-	}
-	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, r10);
-	case 4: return BPF_CORE_READ(regs, r8);
-	default: return BPF_CORE_READ(regs, r9);
-	}
 }
 
 /* The file of descriptor `fd` of the current task, or NULL. */
@@ -553,8 +527,9 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (!state)
 		return 0;
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 compat = (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) ? 1 : 0;
+	struct task_struct *me = bpf_get_current_task_btf();
+	/* A BTF pointer: read directly, no helper call. */
+	u32 compat = (me->thread_info.status & TS_COMPAT) ? 1 : 0;
 	struct desc *d = compat ? dc : dn;
 	if (!(d->flags & D_ON))
 		return 0;
@@ -563,8 +538,6 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			return 0;
 		*state = RECORDING;
 	}
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	struct task_struct *me = bpf_get_current_task_btf();
 	struct stash *st = bpf_task_storage_get(&stashes, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count_lost(L_STASH);
@@ -572,8 +545,27 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 	st->nr = nr;
 	st->compat = compat;
-	for (int i = 0; i < 6; i++)
-		st->args[i] = arg_of(regs, compat, i);
+	/* The registers in one read: x86's struct pt_regs is user ABI
+	 * (asm/ptrace.h), so its layout needs no relocation. */
+	u64 r[15] = {};
+	bpf_probe_read_kernel(r, sizeof(r), (void *)ctx->args[0]);
+	if (compat) {
+		/* ebx, ecx, edx, esi, edi, ebp */
+		st->args[0] = (u32)r[5];
+		st->args[1] = (u32)r[11];
+		st->args[2] = (u32)r[12];
+		st->args[3] = (u32)r[13];
+		st->args[4] = (u32)r[14];
+		st->args[5] = (u32)r[4];
+	} else {
+		/* rdi, rsi, rdx, r10, r8, r9 */
+		st->args[0] = r[14];
+		st->args[1] = r[13];
+		st->args[2] = r[12];
+		st->args[3] = r[7];
+		st->args[4] = r[9];
+		st->args[5] = r[8];
+	}
 	st->valid = 1;
 
 	/* What needs more than the arguments: exec's path, a relative path's

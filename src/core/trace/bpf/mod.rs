@@ -234,7 +234,12 @@ fn record(
         ));
     }
     if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
-        eprintln!("jailtrace: bpf start-up {:.3} s", startup.as_secs_f64());
+        eprintln!(
+            "jailtrace: bpf start-up {:.3} s, {} syscalls, {} processes",
+            startup.as_secs_f64(),
+            r.stats.syscalls,
+            r.stats.processes
+        );
     }
     let start_failure = child.failure();
     Ok(Recording {
