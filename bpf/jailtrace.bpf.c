@@ -113,6 +113,7 @@ struct linux_binprm {
 	const char *filename;
 } __attribute__((preserve_access_index));
 #define TS_COMPAT 0x0002
+#define X32_SYSCALL_BIT 0x40000000
 #define FMODE_CREATED 0x100000
 #define AT_FDCWD -100
 #define EFAULT 14
@@ -266,6 +267,14 @@ struct {
 	__type(key, u32);
 	__type(value, u64);
 } lost SEC(".maps");
+
+/* Calls seen but not decoded: [0] x32 syscalls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} undecoded SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -515,8 +524,15 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	u64 nr = ctx->args[1];
 	/* The number first: every untraced process stops at one of these. */
-	if (nr >= 512)
+	if (nr >= 512) {
+		if ((nr & X32_SYSCALL_BIT) && traced_state()) {
+			u32 zero = 0;
+			u64 *n = bpf_map_lookup_elem(&undecoded, &zero);
+			if (n)
+				*n += 1;
+		}
 		return 0;
+	}
 	u32 k = nr;
 	struct desc *dn = bpf_map_lookup_elem(&descs, &k);
 	k = nr + 512;

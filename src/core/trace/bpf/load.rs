@@ -49,6 +49,7 @@ pub struct Loaded {
     pub traced: HashMap<MapData, u32, u8>,
     pub events: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
+    pub undecoded: PerCpuArray<MapData, u64>,
 }
 
 /// `traced` values: see the C source.
@@ -146,6 +147,19 @@ pub fn unavailable() -> Option<String> {
     let has = |c: u64| caps & c != 0;
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
         return Some("it needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)".into());
+    }
+    // The tracepoints see the kernel's pids; jailtrace in a PID namespace
+    // of its own registers another number for its child.
+    let nested = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .ok()
+        .and_then(|s| s.nspid)
+        .is_some_and(|ids| ids.len() > 1);
+    if nested {
+        return Some(
+            "jailtrace runs in a PID namespace of its own, and the kernel's tracepoints see other pids"
+                .into(),
+        );
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Some(
@@ -274,15 +288,26 @@ pub fn load() -> Result<Loaded, String> {
             .ok_or_else(|| "the BPF object has no lost map".to_string())?,
     )
     .map_err(|e| err("lost", e))?;
+    let undecoded = PerCpuArray::try_from(
+        ebpf.take_map("undecoded")
+            .ok_or_else(|| "the BPF object has no undecoded map".to_string())?,
+    )
+    .map_err(|e| err("undecoded", e))?;
     Ok(Loaded {
         _ebpf: ebpf,
         traced,
         events,
         lost,
+        undecoded,
     })
 }
 
 impl Loaded {
+    /// x32 syscalls the command made, summed over the CPUs.
+    pub fn x32_calls(&self) -> u64 {
+        self.undecoded.get(&0, 0).map_or(0, |v| v.iter().sum())
+    }
+
     /// The lost-data counters, summed over the CPUs.
     pub fn lost(&self) -> [u64; 5] {
         let mut out = [0u64; 5];

@@ -215,6 +215,10 @@ fn record(
     let _ = sys::take_signals();
     drop(handlers);
 
+    if loaded.x32_calls() > 0 {
+        r.warnings
+            .insert("x32 syscalls are not decoded: their accesses are missing".into());
+    }
     let mut lost = loaded.lost();
     // Test hook: the loss policy, without having to overrun the kernel.
     if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
