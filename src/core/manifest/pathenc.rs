@@ -181,8 +181,18 @@ fn validate(bytes: &[u8]) -> Result<(), String> {
 }
 
 impl Ord for MPath {
+    /// Component-wise, computed on the bytes: in a normalised path a `/`
+    /// ends a component, so it sorts below every other byte (there is no
+    /// NUL), and a path that is a prefix of another sorts first. Sorting
+    /// the paths of a manifest is hot; splitting into components was not.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.components().cmp(other.components())
+        let (a, b) = (&*self.0, &*other.0);
+        let n = a.len().min(b.len());
+        let key = |c: u8| if c == b'/' { 0 } else { c };
+        match a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y) {
+            Some(i) => key(a[i]).cmp(&key(b[i])),
+            None => a.len().cmp(&b.len()),
+        }
     }
 }
 
@@ -273,6 +283,27 @@ mod tests {
         assert!(MPath::new("/a/b").is_ok());
         for bad in ["", "a", "/a/", "//a", "/a/./b", "/a/../b", "/..", "/a\0b"] {
             assert!(MPath::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte comparison is the component-wise order.
+        #[test]
+        fn byte_order_is_component_order(
+            a in proptest::collection::vec("[a/.\\-\\x01\\xff]{1,3}", 0..4),
+            b in proptest::collection::vec("[a/.\\-\\x01\\xff]{1,3}", 0..4),
+        ) {
+            let path = |comps: &Vec<String>| {
+                let comps: Vec<&str> = comps
+                    .iter()
+                    .map(|c| c.trim_matches('/'))
+                    .flat_map(|c| c.split('/'))
+                    .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+                    .collect();
+                MPath::new(format!("/{}", comps.join("/"))).unwrap()
+            };
+            let (x, y) = (path(&a), path(&b));
+            proptest::prop_assert_eq!(x.cmp(&y), x.components().cmp(y.components()));
         }
     }
 

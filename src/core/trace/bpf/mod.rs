@@ -155,10 +155,10 @@ fn record(
             killed = true;
         }
 
-        // Nothing new: a short nap (no event stops the program, so
-        // this only delays jailtrace's reading).
+        // Nothing new: a 1 ms nap (no event stops the program, so this
+        // only delays jailtrace's reading, and its noticing the end).
         if r.drain(&mut loaded.events) == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
 
         let mut done = false;
