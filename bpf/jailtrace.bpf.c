@@ -185,7 +185,8 @@ struct event {
 	u32 compat;
 	s64 ret;
 	u64 args[6];
-	u32 flags; /* bit 0: the returned descriptor's file was created */
+	u32 flags; /* bit 0: the returned descriptor's file was created;
+		    * bit 1: one item follows in the same record */
 	u32 nitems;
 };
 
@@ -260,6 +261,20 @@ struct {
 	__type(key, u32);
 	__type(value, struct slot);
 } scratch_slot SEC(".maps");
+
+/* The common call (one path, nothing else to capture) sends its event and
+ * its string as one record. */
+struct inline_event {
+	struct event ev;
+	struct slot sl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct inline_event);
+} scratch_event SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -755,6 +770,50 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	int efault = ret == -EFAULT;
 	u32 nitems = 0;
 	u32 flags = 0;
+
+	/* One path string and nothing else: one record. */
+	if (!st.have_big && d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p &&
+	    !(d->flags & (D_RETFD | D_SETID | D_EXEC))) {
+		u32 zero = 0;
+		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
+		if (!ie)
+			return 0;
+		u64 addr = arg_n(st.args, d->str[0]);
+		long n = bpf_probe_read_user_str(ie->sl.data, STR_MAX, (void *)addr);
+		u32 size = sizeof(struct event);
+		ie->ev.flags = 0;
+		ie->ev.nitems = 0;
+		if (n >= 0) {
+			if (n >= STR_MAX)
+				count_lost(L_TRUNCATED);
+			set_item(&ie->sl.it, I_STR, n, addr, tid);
+			ie->ev.flags = 2;
+			ie->ev.nitems = 1;
+			size += sizeof(struct item) + n;
+		} else if (!efault && addr) {
+			count_lost(L_READ);
+		}
+		if ((d->flags & D_CREATED) && ret >= 0) {
+			struct file *f = file_of((int)ret);
+			if (f && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
+				ie->ev.flags |= 1;
+		}
+		u64 pid_tgid = bpf_get_current_pid_tgid();
+		ie->ev.kind = E_SYSCALL;
+		ie->ev.size = size;
+		ie->ev.tid = (u32)pid_tgid;
+		ie->ev.tgid = pid_tgid >> 32;
+		ie->ev.nr = st.nr;
+		ie->ev.compat = st.compat;
+		ie->ev.ret = ret;
+		for (int i = 0; i < 6; i++)
+			ie->ev.args[i] = st.args[i];
+		if (size > sizeof(struct inline_event))
+			size = sizeof(struct inline_event);
+		if (bpf_ringbuf_output(&events, ie, size, BPF_RB_NO_WAKEUP) != 0)
+			count_lost(L_RINGBUF);
+		return 0;
+	}
 
 	struct big *b = st.have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
 	if (b) {

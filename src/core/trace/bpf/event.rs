@@ -43,7 +43,10 @@ pub struct Event {
     pub args: [u64; 6],
     /// The descriptor returned by an `O_CREAT` open was created by it.
     pub created: bool,
-    /// How many items the program sent for it.
+    /// How many items the program sent for it (in the event's record or
+    /// before it).
+    pub sent: u32,
+    /// How many of them arrived.
     pub nitems: u32,
     /// Strings read from the program, by address.
     pub strings: Vec<(u64, Vec<u8>)>,
@@ -109,11 +112,21 @@ impl<'a> Record<'a> {
             compat: u32_at(b, 20)? != 0,
             ret: u64_at(b, 24)? as i64,
             created: u32_at(b, 80)? & 1 != 0,
-            nitems: u32_at(b, 84)?,
+            sent: u32_at(b, 84)?,
             ..Event::default()
         };
         for (i, a) in e.args.iter_mut().enumerate() {
             *a = u64_at(b, 32 + 8 * i)?;
+        }
+        // The common call's one item, in the same record.
+        if u32_at(b, 80)? & 2 != 0 {
+            let it = b.get(HEADER..)?;
+            let len = u32_at(it, 4)? as usize;
+            e.add(&Item {
+                kind: u32_at(it, 0)?,
+                key: u64_at(it, 8)?,
+                data: it.get(ITEM..ITEM + len)?,
+            });
         }
         Some(Record::Event(e))
     }
@@ -192,6 +205,25 @@ mod tests {
     fn walked_paths_are_reversed_components() {
         assert_eq!(walked(b"c\0b\0a\0"), b"/a/b/c".to_vec());
         assert_eq!(walked(b""), b"/".to_vec());
+    }
+
+    #[test]
+    fn an_inline_item_belongs_to_its_event() {
+        let mut b = vec![0u8; HEADER + ITEM + 4];
+        b[0] = 1; // E_SYSCALL
+        b[80] = 2 | 1; // inline item, created
+        b[84] = 1; // one item sent
+        b[HEADER] = 17; // I_STR
+        b[HEADER + 4] = 4;
+        b[HEADER + 8] = 0x40;
+        b[HEADER + ITEM..].copy_from_slice(b"/a\0\0");
+        let Some(Record::Event(e)) = Record::parse(&b) else {
+            panic!("not an event");
+        };
+        assert_eq!((e.sent, e.nitems, e.created), (1, 1, true));
+        assert_eq!(e.string(0x40), Some(&b"/a"[..]));
+        // Claimed, but cut off.
+        assert!(Record::parse(&b[..HEADER + ITEM + 1]).is_none());
     }
 
     #[test]

@@ -277,18 +277,20 @@ impl Recorder<'_> {
                     self.pending.entry(tid).or_default().add(&item);
                 }
                 Some(Record::Event(mut e)) => {
-                    let got = self.pending.get(&e.tid).map_or(0, |p| p.nitems);
-                    if e.kind == event::E_SYSCALL && got != e.nitems {
+                    let got = self.pending.get(&e.tid).map_or(0, |p| p.nitems) + e.nitems;
+                    if e.kind == event::E_SYSCALL && got != e.sent {
                         self.warnings.insert(
                             "incomplete recording (bpf): a syscall's captured operands did not all arrive".into(),
                         );
                     }
                     if let Some(p) = self.pending.remove(&e.tid) {
-                        e.strings = p.strings;
-                        e.bases = p.bases;
-                        e.bytes = p.bytes;
-                        e.fd_paths = p.fd_paths;
-                        e.creds = p.creds;
+                        e.strings.extend(p.strings);
+                        e.bases.extend(p.bases);
+                        e.bytes.extend(p.bytes);
+                        e.fd_paths.extend(p.fd_paths);
+                        if !p.creds.is_empty() {
+                            e.creds = p.creds;
+                        }
                     }
                     self.event(&e);
                 }
