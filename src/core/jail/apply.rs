@@ -557,18 +557,17 @@ impl<'a> Executor<'a> {
                 ));
             }
         }
-        let clear = self.clear_for(parent, name, cur);
-        self.note_replaced(p, &clear, SFlag::S_IFREG);
-        self.act(format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes"));
-        self.credit = Some(Credit::File(size));
-        if self.dry_run {
+        let action = format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes");
+        let Some((parent, tmp)) = self.begin(
+            p,
+            (parent, name, cur),
+            SFlag::S_IFREG,
+            action,
+            Credit::File(size),
+        )?
+        else {
             return Ok(());
-        }
-        let parent = parent.expect("not a dry run");
-        if let Clear::Dir = clear {
-            self.remove_empty_dir(p, parent, name)?;
-        }
-        let tmp = self.tmp_name();
+        };
         // O_EXCL: a fresh inode, never something already there (a FIFO, a
         // symlink planted in the jail).
         let dst = openat(
@@ -727,18 +726,16 @@ impl<'a> Executor<'a> {
             }
         }
         let shown = crate::core::manifest::pathenc::encode(target);
-        let clear = self.clear_for(parent, name, cur);
-        self.note_replaced(p, &clear, SFlag::S_IFLNK);
-        self.act(format!("symlink {p} -> {shown}"));
-        self.credit = Some(Credit::Symlink);
-        if self.dry_run {
+        let Some((parent, tmp)) = self.begin(
+            p,
+            (parent, name, cur),
+            SFlag::S_IFLNK,
+            format!("symlink {p} -> {shown}"),
+            Credit::Symlink,
+        )?
+        else {
             return Ok(());
-        }
-        let parent = parent.expect("not a dry run");
-        if let Clear::Dir = clear {
-            self.remove_empty_dir(p, parent, name)?;
-        }
-        let tmp = self.tmp_name();
+        };
         nix::unistd::symlinkat(os(target), parent, os(&tmp))
             .map_err(|e| errno_msg("symlink", e))?;
         if let Some([a, m]) = times {
@@ -756,6 +753,33 @@ impl<'a> Executor<'a> {
             }
         }
         self.place(parent, &tmp, name, uid, gid)
+    }
+
+    /// What replacing the object at `name` with a new one of type `ty`
+    /// starts with, for files, symlinks and nodes alike: note what goes and
+    /// what is done, make room (an empty directory in the way is removed),
+    /// and pick the temporary name the new object is made under before it
+    /// is renamed into place. `None`: a dry run, which stops here.
+    fn begin<'p>(
+        &mut self,
+        p: &MPath,
+        (parent, name, cur): (Option<&'p OwnedFd>, &[u8], &Lookup),
+        ty: SFlag,
+        action: String,
+        credit: Credit,
+    ) -> Result<Option<(&'p OwnedFd, Vec<u8>)>, String> {
+        let clear = self.clear_for(parent, name, cur);
+        self.note_replaced(p, &clear, ty);
+        self.act(action);
+        self.credit = Some(credit);
+        if self.dry_run {
+            return Ok(None);
+        }
+        let parent = parent.expect("not a dry run");
+        if let Clear::Dir = clear {
+            self.remove_empty_dir(p, parent, name)?;
+        }
+        Ok(Some((parent, self.tmp_name())))
     }
 
     /// Gives the object just created under the temporary name `tmp` its
@@ -812,8 +836,6 @@ impl<'a> Executor<'a> {
                 return Ok(());
             }
         }
-        let clear = self.clear_for(parent, name, cur);
-        self.note_replaced(p, &clear, ty);
         let what = match ty {
             SFlag::S_IFIFO => "mkfifo ".to_string(),
             SFlag::S_IFBLK => "mknod   b".to_string(),
@@ -824,20 +846,15 @@ impl<'a> Executor<'a> {
         } else {
             format!(" {}:{}", major(rdev), minor(rdev))
         };
-        self.act(format!("{what} {p}{nums} {:04o} {uid}:{gid}", meta.mode));
-        self.credit = Some(if ty == SFlag::S_IFIFO {
+        let credit = if ty == SFlag::S_IFIFO {
             Credit::Fifo
         } else {
             Credit::Device
-        });
-        if self.dry_run {
+        };
+        let action = format!("{what} {p}{nums} {:04o} {uid}:{gid}", meta.mode);
+        let Some((parent, tmp)) = self.begin(p, (parent, name, cur), ty, action, credit)? else {
             return Ok(());
-        }
-        let parent = parent.expect("not a dry run");
-        if let Clear::Dir = clear {
-            self.remove_empty_dir(p, parent, name)?;
-        }
-        let tmp = self.tmp_name();
+        };
         // The umask is 0 while materializing, so the mode is exact. A
         // device's mode is only ever set here, never by opening it.
         mknodat(

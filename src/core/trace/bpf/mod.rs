@@ -47,6 +47,24 @@ impl Backend for Bpf {
     }
 }
 
+/// jailtrace as the child subreaper for as long as a recording lasts
+/// (`verify` records several times, and goes on after).
+struct Subreaper;
+
+impl Subreaper {
+    fn new() -> Result<Subreaper, TraceError> {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| TraceError::Internal(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
+        Ok(Subreaper)
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        let _ = nix::sys::prctl::set_child_subreaper(false);
+    }
+}
+
 /// The state of one recording.
 struct Recorder<'a> {
     opts: &'a TraceOptions,
@@ -61,6 +79,9 @@ struct Recorder<'a> {
     i386_seen: bool,
     /// Items a thread sent for the syscall it is finishing.
     pending: std::collections::HashMap<u32, Event>,
+    /// Records that arrived malformed or incomplete: lost like the
+    /// program's own counts.
+    lost_here: u64,
 }
 
 fn record(
@@ -79,8 +100,7 @@ fn record(
     };
     // Orphans of the tree come to jailtrace, so that waiting for them all
     // is waiting for the tree.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| TraceError::Internal(format!("PR_SET_CHILD_SUBREAPER: {e}")))?;
+    let _subreaper = Subreaper::new()?;
     let handlers = sys::install_signal_handlers()
         .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
     let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
@@ -110,6 +130,7 @@ fn record(
         creds: (BTreeSet::new(), BTreeSet::new()),
         i386_seen: false,
         pending: std::collections::HashMap::new(),
+        lost_here: 0,
     };
     let mut progress = opts.progress.then(progress::Progress::new);
     let deadline = opts.timeout.map(|d| Instant::now() + d);
@@ -211,7 +232,6 @@ fn record(
     if let Some(p) = &progress {
         p.finish();
     }
-    let _ = nix::sys::prctl::set_child_subreaper(false);
     let _ = sys::take_signals();
     drop(handlers);
 
@@ -224,8 +244,9 @@ fn record(
     if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
         lost[0] += 1;
     }
-    let total: u64 = lost.iter().sum();
-    if total > 0 {
+    let in_kernel: u64 = lost.iter().sum();
+    let total = in_kernel + r.lost_here;
+    if in_kernel > 0 {
         let what: Vec<String> = lost
             .iter()
             .zip(load::LOST_NAMES)
@@ -279,6 +300,7 @@ impl Recorder<'_> {
                 Some(Record::Event(mut e)) => {
                     let got = self.pending.get(&e.tid).map_or(0, |p| p.nitems) + e.nitems;
                     if e.kind == event::E_SYSCALL && got != e.sent {
+                        self.lost_here += 1;
                         self.warnings.insert(
                             "incomplete recording (bpf): a syscall's captured operands did not all arrive".into(),
                         );
@@ -295,6 +317,7 @@ impl Recorder<'_> {
                     self.event(&e);
                 }
                 None => {
+                    self.lost_here += 1;
                     self.warnings
                         .insert("incomplete recording (bpf): a malformed event was dropped".into());
                 }
