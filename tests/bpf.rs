@@ -505,3 +505,30 @@ fn verify_finds_the_same_with_both_backends() {
     );
     assert_eq!(p, b);
 }
+
+/// The progress line on a terminal, as with ptrace; nothing when stderr is
+/// not one.
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let test = "bpf_progress_line_only_on_a_terminal";
+    if !needs_bpf(test) || !common::require_program(test, "script") {
+        return;
+    }
+    let t = common::tempdir();
+    let m = t.path().join("m.json");
+    let cmd = format!(
+        "{} record --backend bpf -o {} -- sleep 0.3",
+        env!("CARGO_BIN_EXE_jailtrace"),
+        s(&m)
+    );
+    let out = common::output(&mut common::on_a_terminal(&cmd));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("tracing (bpf): 1 processes"), "{shown:?}");
+    let out = common::output(
+        common::jailtrace()
+            .args(["record", "--backend", "bpf", "-o"])
+            .arg(&m)
+            .args(["--", "sleep", "0.1"]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

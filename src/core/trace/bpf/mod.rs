@@ -132,7 +132,18 @@ fn record(
         pending: std::collections::HashMap::new(),
         lost_here: 0,
     };
+    let line = |r: &Recorder<'_>| {
+        format!(
+            "tracing (bpf): {} processes, {} syscalls, {} paths",
+            r.stats.processes,
+            r.stats.syscalls,
+            r.log.len()
+        )
+    };
     let mut progress = opts.progress.then(progress::Progress::new);
+    if let Some(p) = &progress {
+        p.draw(line(&r));
+    }
     let deadline = opts.timeout.map(|d| Instant::now() + d);
     let mut term_sent: Option<Instant> = None;
     let mut killed = false;
@@ -213,13 +224,7 @@ fn record(
             }
         }
         if let Some(p) = progress.as_mut() {
-            let line = format!(
-                "tracing (bpf): {} processes, {} syscalls, {} paths",
-                r.stats.processes,
-                r.stats.syscalls,
-                r.log.len()
-            );
-            p.tick(|| line);
+            p.tick(|| line(&r));
         }
         if done {
             // Every event of the tree was written before its last task
