@@ -115,6 +115,7 @@ struct linux_binprm {
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000
 #define FMODE_CREATED 0x100000
+#define O_CREAT 0100
 #define AT_FDCWD -100
 #define EFAULT 14
 
@@ -142,7 +143,8 @@ struct desc {
 	u8 u64p;     /* argument index + 1 of a pointer to a u64 (open_how) */
 	u8 fd;       /* argument index + 1 of a descriptor whose path is wanted */
 	u8 msg;      /* message headers: one of the M_* below */
-	u8 pad[6];
+	u8 oflags;   /* argument index + 1 of open flags: D_CREATED only with O_CREAT */
+	u8 pad[5];
 };
 
 /* Destinations in message headers (arg 1; arg 2 counts mmsghdrs), and
@@ -793,7 +795,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		} else if (!efault && addr) {
 			count_lost(L_READ);
 		}
-		if ((d->flags & D_CREATED) && ret >= 0) {
+		if ((d->flags & D_CREATED) && ret >= 0 &&
+		    (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT))) {
 			struct file *f = file_of((int)ret);
 			if (f && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
 				ie->ev.flags |= 1;
@@ -895,7 +898,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		send_user_bytes(st.args[(d->u64p - 1) & 7], 8, tid, &nitems, efault);
 	if ((d->flags & (D_RETFD | D_CREATED)) && ret >= 0) {
 		struct file *f = file_of((int)ret);
-		if (f && (d->flags & D_CREATED) && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
+		if (f && (d->flags & D_CREATED) && (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT)) &&
+		    (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
 			flags |= 1;
 		struct slot *sl = scratch();
 		if (f && sl && (d->flags & D_RETFD)) {

@@ -96,6 +96,14 @@ fn descriptor(sys: Sys) -> [u8; 16] {
     }
     if matches!(sys, Sys::Open | Sys::Openat | Sys::Openat2 | Sys::Creat) {
         d[0] |= D_CREATED;
+        // The flags argument, so that only an O_CREAT open looks at the
+        // file it returns (creat always creates; openat2's flags are in
+        // its open_how).
+        d[10] = match sys {
+            Sys::Open => 2,
+            Sys::Openat => 3,
+            _ => 0,
+        };
     }
     let args: [u64; 6] = std::array::from_fn(|i| MARK + i as u64);
     let mut strs = 0;
@@ -330,6 +338,7 @@ mod tests {
         let d = descriptor(Sys::Openat);
         assert_eq!((d[0] & D_ON, d[1], d[3]), (D_ON, 2, 1));
         assert_ne!(d[0] & D_CREATED, 0);
+        assert_eq!(d[10], 3);
         // rename(old, new): two strings against the cwd.
         let d = descriptor(Sys::Rename);
         assert_eq!((d[1], d[2], d[3], d[4]), (1, 2, 0, 0));
