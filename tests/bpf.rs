@@ -532,3 +532,52 @@ fn progress_line_only_on_a_terminal() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// SIGINT to jailtrace goes to the command; the manifest is written and
+/// jailtrace dies of the same signal, as with ptrace.
+#[test]
+fn a_signal_goes_to_the_command() {
+    if !needs_bpf("bpf_a_signal_goes_to_the_command") {
+        return;
+    }
+    let t = common::tempdir();
+    let ready = t.path().join("ready");
+    let mut child = common::jailtrace()
+        .current_dir(t.path())
+        .args([
+            "record",
+            "--backend",
+            "bpf",
+            "-o",
+            "m.json",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "cat /etc/hostname >/dev/null; touch {}; exec sleep 30",
+            s(&ready)
+        ))
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed().as_secs() < 20, "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        common::killed_by(&status),
+        Some(nix::sys::signal::Signal::SIGINT as i32)
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("m.json")).unwrap()).unwrap();
+    assert_eq!(m["command"]["exit_status"], 130);
+    assert!(common::has_access(&m, "/etc/hostname", "read", "ok"));
+}
