@@ -161,16 +161,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         .record(launch, &opts)
         .map_err(|e: TraceError| internal(e.to_string()))?;
     if let Some(e) = rec.start_failure {
-        let name = program.display();
-        let msg = match e.step {
-            Step::Exec => format!("{name}: {}", e.errno.desc()),
-            Step::Seccomp => format!(
-                "cannot install the seccomp filter in the traced command: {}",
-                e.errno.desc()
-            ),
-            _ => format!("cannot start the command: {}", e.errno.desc()),
-        };
-        return Err(Failure::exit(e.exit_code(), msg).into());
+        return Err(start_failure(&program, &e).into());
     }
 
     let resolve_opts = crate::core::resolve::Options {
@@ -178,13 +169,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         setuid_effective: nix::unistd::geteuid().is_root(),
     };
     let (mut entries, warnings) = crate::core::resolve::build(rec.log, &resolve_opts);
-    if !include.is_empty() || !exclude.is_empty() {
-        entries.retain(|e| {
-            let p = e.path.encoded();
-            (include.is_empty() || include.iter().any(|r| r.is_match(&p)))
-                && !exclude.iter().any(|r| r.is_match(&p))
-        });
-    }
+    filter(&mut entries, &include, &exclude);
     let mut manifest = Manifest {
         schema: SCHEMA_VERSION,
         generator: format!("jailtrace {}", env!("CARGO_PKG_VERSION")),
@@ -242,6 +227,32 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Code(crate::core::error::EXIT_INCOMPLETE));
     }
     Ok(rec.killed_by.map_or(Exit::Code(status), Exit::Signal))
+}
+
+/// The one line for a command that could not be started.
+fn start_failure(program: &Path, e: &crate::core::launch::ChildError) -> Failure {
+    let name = program.display();
+    let msg = match e.step {
+        Step::Exec => format!("{name}: {}", e.errno.desc()),
+        Step::Seccomp => format!(
+            "cannot install the seccomp filter in the traced command: {}",
+            e.errno.desc()
+        ),
+        _ => format!("cannot start the command: {}", e.errno.desc()),
+    };
+    Failure::exit(e.exit_code(), msg)
+}
+
+/// `--include` and `--exclude`, on the entries' encoded paths.
+fn filter(entries: &mut Vec<crate::core::manifest::Entry>, include: &[Regex], exclude: &[Regex]) {
+    if include.is_empty() && exclude.is_empty() {
+        return;
+    }
+    entries.retain(|e| {
+        let p = e.path.encoded();
+        (include.is_empty() || include.iter().any(|r| r.is_match(&p)))
+            && !exclude.iter().any(|r| r.is_match(&p))
+    });
 }
 
 /// Fails early, before the command runs, when the manifest could not be

@@ -232,10 +232,11 @@ impl Builder<'_> {
     }
 }
 
-/// Builds the sandbox for `m` (named `name` in messages).
-pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
-    let plan = export::plan_of(m, name, &opts.common)?;
-    let device_warnings = export::refuse_devices(m, name, &opts.common)?;
+/// What the program may write, as host binds (`Writes`) and private
+/// directories: temporary directories always private, the rest too with
+/// `--ephemeral`; otherwise a system directory is refused, and so is one
+/// the host no longer has.
+fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes, BTreeSet<MPath>)> {
     let mut writes = export::writes(m);
     let mut tmpfs: BTreeSet<MPath> = BTreeSet::new();
     for t in export::TEMP_DIRS {
@@ -247,27 +248,34 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
             writes.objects.retain(|p| !inside(p));
         }
     }
-    let allowed = |p: &MPath| opts.allow_binds.contains(p);
     if opts.ephemeral {
         tmpfs.extend(writes.dirs.iter().cloned());
         tmpfs.extend(writes.objects.iter().filter_map(MPath::parent));
-    } else {
-        for d in writes.dirs.iter().chain(&writes.objects) {
-            if export::system_dir(d) && !allowed(d) {
-                return Err(refuse(format!(
-                    "{name}: the program writes {d}; binding the host's {d} read-write would \
-                     open it to the program; refused (--ephemeral gives it a private one, \
-                     --allow-bind {d} binds it anyway)"
-                )));
-            }
-            if std::fs::symlink_metadata(d.as_path()).is_err() {
-                return Err(refuse(format!(
-                    "{name}: the program writes {d}, which no longer exists on the host \
-                     (create it, or use --ephemeral)"
-                )));
-            }
+        return Ok((writes, tmpfs));
+    }
+    for d in writes.dirs.iter().chain(&writes.objects) {
+        if export::system_dir(d) && !opts.allow_binds.contains(d) {
+            return Err(refuse(format!(
+                "{name}: the program writes {d}; binding the host's {d} read-write would \
+                 open it to the program; refused (--ephemeral gives it a private one, \
+                 --allow-bind {d} binds it anyway)"
+            )));
+        }
+        if std::fs::symlink_metadata(d.as_path()).is_err() {
+            return Err(refuse(format!(
+                "{name}: the program writes {d}, which no longer exists on the host \
+                 (create it, or use --ephemeral)"
+            )));
         }
     }
+    Ok((writes, tmpfs))
+}
+
+/// Builds the sandbox for `m` (named `name` in messages).
+pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
+    let plan = export::plan_of(m, name, &opts.common)?;
+    let device_warnings = export::refuse_devices(m, name, &opts.common)?;
+    let (writes, tmpfs) = writable(m, name, opts)?;
     let mut b = Builder {
         opts,
         index: m.entries.iter().map(|e| (&e.path, e)).collect(),

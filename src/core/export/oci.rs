@@ -241,6 +241,36 @@ fn json_blob(v: &serde_json::Value) -> (Vec<u8>, Blob) {
     (bytes, blob)
 }
 
+/// Writes the layer (the plan's objects) to an unnamed temporary file:
+/// its digest, known only at the end, names it in the archive.
+fn write_layer(
+    plan: &crate::core::jail::plan::Plan,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<(std::fs::File, Blob)> {
+    let mut layer_file = tempfile::tempfile()
+        .map_err(|e| fail(format!("cannot create a temporary file for the layer: {e}")))?;
+    let layer = {
+        let mut tar = tar::Builder::new(Hashing {
+            inner: std::io::BufWriter::new(&mut layer_file),
+            hash: Sha256::new(),
+            len: 0,
+        });
+        for item in plan.items.iter().filter(|i| !i.path.is_root()) {
+            add_item(&mut tar, item, warnings)?;
+        }
+        let mut w = tar
+            .into_inner()
+            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
+        w.flush()
+            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
+        Blob {
+            size: w.len,
+            digest: digest(w.hash),
+        }
+    };
+    Ok((layer_file, layer))
+}
+
 /// Writes the image archive of `m` to `out`; returns the warnings.
 pub fn write(
     m: &Manifest,
@@ -260,28 +290,7 @@ pub fn write(
         })
     };
 
-    // The layer goes to an unnamed temporary file first: its digest names it.
-    let mut layer_file = tempfile::tempfile()
-        .map_err(|e| fail(format!("cannot create a temporary file for the layer: {e}")))?;
-    let layer = {
-        let mut tar = tar::Builder::new(Hashing {
-            inner: std::io::BufWriter::new(&mut layer_file),
-            hash: Sha256::new(),
-            len: 0,
-        });
-        for item in plan.items.iter().filter(|i| !i.path.is_root()) {
-            add_item(&mut tar, item, &mut warnings)?;
-        }
-        let mut w = tar
-            .into_inner()
-            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
-        w.flush()
-            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
-        Blob {
-            size: w.len,
-            digest: digest(w.hash),
-        }
-    };
+    let (mut layer_file, layer) = write_layer(&plan, &mut warnings)?;
 
     let cwd = &m.command.cwd;
     let has_cwd = plan

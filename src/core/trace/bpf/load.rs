@@ -185,6 +185,28 @@ fn err(what: &str, e: impl std::fmt::Display) -> String {
     s
 }
 
+/// Writes every recorded syscall's descriptor, native and i386.
+fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
+    let mut descs: Array<_, [u8; 16]> = Array::try_from(
+        ebpf.map_mut("descs")
+            .ok_or_else(|| "the BPF object has no descs map".to_string())?,
+    )
+    .map_err(|e| err("descs", e))?;
+    for (base, table) in [
+        (0u32, arch::table(arch::AUDIT_ARCH_X86_64)),
+        (512, arch::table(arch::AUDIT_ARCH_I386)),
+    ] {
+        for &(nr, sys) in table {
+            if nr < 512 {
+                descs
+                    .set(base + nr, descriptor(sys), 0)
+                    .map_err(|e| err("descs", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Loads the program, fills the descriptors and attaches it.
 pub fn load() -> Result<Loaded, String> {
     let t0 = std::time::Instant::now();
@@ -203,25 +225,7 @@ pub fn load() -> Result<Loaded, String> {
             }
             msg.replace('\n', " ")
         })?;
-    {
-        let mut descs: Array<_, [u8; 16]> = Array::try_from(
-            ebpf.map_mut("descs")
-                .ok_or_else(|| "the BPF object has no descs map".to_string())?,
-        )
-        .map_err(|e| err("descs", e))?;
-        for (base, table) in [
-            (0u32, arch::table(arch::AUDIT_ARCH_X86_64)),
-            (512, arch::table(arch::AUDIT_ARCH_I386)),
-        ] {
-            for &(nr, sys) in table {
-                if nr < 512 {
-                    descs
-                        .set(base + nr, descriptor(sys), 0)
-                        .map_err(|e| err("descs", e))?;
-                }
-            }
-        }
-    }
+    fill_descriptors(&mut ebpf)?;
     if debug {
         eprintln!(
             "jailtrace: bpf object loaded in {:.3} s",

@@ -90,33 +90,13 @@ fn record(
     opts: &TraceOptions,
     startup: std::time::Duration,
 ) -> Result<Recording, TraceError> {
-    let spec = crate::core::launch::ChildSpec {
-        launch,
-        hold: true,
-        mask: None,
-        filter: None,
-        no_new_privs: false,
-        child_affinity: None,
-    };
     // Orphans of the tree come to jailtrace, so that waiting for them all
     // is waiting for the tree.
     let _subreaper = Subreaper::new()?;
     let handlers = sys::install_signal_handlers()
         .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
-    let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
+    let child = start(&mut loaded, launch)?;
     let root = child.pid;
-    if let Err(e) = loaded.traced.insert(root.as_raw() as u32, load::ARMED, 0) {
-        let _ = sys::kill(root, libc::SIGKILL);
-        let _ = waitpid(root, None);
-        return Err(TraceError::Internal(format!(
-            "cannot register the command: {e}"
-        )));
-    }
-    sys::set_forward_target(Some(root));
-    child
-        .release()
-        .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
-
     let mut r = Recorder {
         opts,
         log: RawLog::default(),
@@ -132,99 +112,24 @@ fn record(
         pending: std::collections::HashMap::new(),
         lost_here: 0,
     };
-    let line = |r: &Recorder<'_>| {
-        format!(
-            "tracing (bpf): {} processes, {} syscalls, {} paths",
-            r.stats.processes,
-            r.stats.syscalls,
-            r.log.len()
-        )
+    let mut ends = Ends {
+        deadline: opts.timeout.map(|d| Instant::now() + d),
+        ..Ends::default()
     };
     let mut progress = opts.progress.then(progress::Progress::new);
     if let Some(p) = &progress {
-        p.draw(line(&r));
+        p.draw(r.progress_line());
     }
-    let deadline = opts.timeout.map(|d| Instant::now() + d);
-    let mut term_sent: Option<Instant> = None;
-    let mut killed = false;
-    let mut signals = 0u32;
-    let (mut status, mut signal) = (None, None);
     loop {
-        // Signals to jailtrace: the handler forwarded them to the command;
-        // once it is gone, they go to the whole tree, and a third kills it.
-        let sigs = sys::take_signals();
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            if sigs & (1 << sig) != 0 {
-                signals += 1;
-                if status.is_some() {
-                    r.kill_all(sig);
-                }
-                if signals >= 3 && !killed {
-                    r.warnings.insert(
-                        "jailtrace was interrupted three times: traced processes were killed"
-                            .into(),
-                    );
-                    r.kill_all(libc::SIGKILL);
-                    killed = true;
-                }
-            }
-        }
-        if sigs & (1 << libc::SIGTSTP) != 0 {
-            // Nothing is traced by ptrace: the terminal stopped the command
-            // with jailtrace's process group; stop jailtrace as well.
-            match &progress {
-                Some(p) => p.suspend(sys::stop_self),
-                None => sys::stop_self(),
-            }
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) && term_sent.is_none() {
-            r.kill_all(libc::SIGTERM);
-            term_sent = Some(now);
-        }
-        if term_sent.is_some_and(|t| now >= t + opts.grace) && !killed {
-            r.kill_all(libc::SIGKILL);
-            killed = true;
-        }
-
+        ends.signals_and_deadline(&mut r, progress.as_ref());
         // Nothing new: a 1 ms nap (no event stops the program, so this
         // only delays jailtrace's reading, and its noticing the end).
         if r.drain(&mut loaded.events) == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-
-        let mut done = false;
-        loop {
-            match waitpid(
-                Pid::from_raw(-1),
-                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-            ) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    if pid == root {
-                        status = Some(code);
-                        sys::set_forward_target(None);
-                    }
-                    r.groups.remove(&pid.as_raw());
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    if pid == root {
-                        status = Some(128 + sig as i32);
-                        signal = Some(sig as i32);
-                        sys::set_forward_target(None);
-                    }
-                    r.groups.remove(&pid.as_raw());
-                }
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => {}
-                Err(Errno::EINTR) => {}
-                Err(_) => {
-                    done = true;
-                    break;
-                }
-            }
-        }
+        let done = ends.reap(&mut r, root);
         if let Some(p) = progress.as_mut() {
-            p.tick(|| line(&r));
+            p.tick(|| r.progress_line());
         }
         if done {
             // Every event of the tree was written before its last task
@@ -240,29 +145,7 @@ fn record(
     let _ = sys::take_signals();
     drop(handlers);
 
-    if loaded.x32_calls() > 0 {
-        r.warnings
-            .insert("x32 syscalls are not decoded: their accesses are missing".into());
-    }
-    let mut lost = loaded.lost();
-    // Test hook: the loss policy, without having to overrun the kernel.
-    if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
-        lost[0] += 1;
-    }
-    let in_kernel: u64 = lost.iter().sum();
-    let total = in_kernel + r.lost_here;
-    if in_kernel > 0 {
-        let what: Vec<String> = lost
-            .iter()
-            .zip(load::LOST_NAMES)
-            .filter(|(n, _)| **n > 0)
-            .map(|(n, name)| format!("{n} {name}"))
-            .collect();
-        r.warnings.insert(format!(
-            "incomplete recording (bpf): {}; accesses may be missing",
-            what.join(", ")
-        ));
-    }
+    let lost = r.losses(&loaded);
     if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
         eprintln!(
             "jailtrace: bpf start-up {:.3} s, {} syscalls, {} processes",
@@ -271,22 +154,175 @@ fn record(
             r.stats.processes
         );
     }
-    let start_failure = child.failure();
     Ok(Recording {
         log: r.log,
-        exit_status: status,
-        killed_by: signal,
-        start_failure,
+        exit_status: ends.status,
+        killed_by: ends.signal,
+        start_failure: child.failure(),
         warnings: r.warnings,
         stats: r.stats,
         set_uids: r.creds.0,
         set_gids: r.creds.1,
         internal_error: None,
-        lost: total,
+        lost,
     })
 }
 
+/// Spawns the command held, registers it with the program, releases it.
+fn start(
+    loaded: &mut load::Loaded,
+    launch: Launch,
+) -> Result<crate::core::launch::Child, TraceError> {
+    let spec = crate::core::launch::ChildSpec {
+        launch,
+        hold: true,
+        mask: None,
+        filter: None,
+        no_new_privs: false,
+        child_affinity: None,
+    };
+    let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
+    let root = child.pid;
+    if let Err(e) = loaded.traced.insert(root.as_raw() as u32, load::ARMED, 0) {
+        let _ = sys::kill(root, libc::SIGKILL);
+        let _ = waitpid(root, None);
+        return Err(TraceError::Internal(format!(
+            "cannot register the command: {e}"
+        )));
+    }
+    sys::set_forward_target(Some(root));
+    child
+        .release()
+        .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
+    Ok(child)
+}
+
+/// How the recording ends: the command's status, jailtrace's signals, the
+/// timeout.
+#[derive(Default)]
+struct Ends {
+    deadline: Option<Instant>,
+    term_sent: Option<Instant>,
+    killed: bool,
+    signals: u32,
+    status: Option<i32>,
+    signal: Option<i32>,
+}
+
+impl Ends {
+    /// Signals to jailtrace: the handler forwarded them to the command;
+    /// once it is gone they go to the whole tree, and a third kills it.
+    /// Then the timeout: SIGTERM, and SIGKILL after the grace.
+    fn signals_and_deadline(
+        &mut self,
+        r: &mut Recorder<'_>,
+        progress: Option<&progress::Progress>,
+    ) {
+        let sigs = sys::take_signals();
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            if sigs & (1 << sig) != 0 {
+                self.signals += 1;
+                if self.status.is_some() {
+                    r.kill_all(sig);
+                }
+                if self.signals >= 3 && !self.killed {
+                    r.warnings.insert(
+                        "jailtrace was interrupted three times: traced processes were killed"
+                            .into(),
+                    );
+                    r.kill_all(libc::SIGKILL);
+                    self.killed = true;
+                }
+            }
+        }
+        if sigs & (1 << libc::SIGTSTP) != 0 {
+            // Nothing is traced by ptrace: the terminal stopped the command
+            // with jailtrace's process group; stop jailtrace as well.
+            match progress {
+                Some(p) => p.suspend(sys::stop_self),
+                None => sys::stop_self(),
+            }
+        }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) && self.term_sent.is_none() {
+            r.kill_all(libc::SIGTERM);
+            self.term_sent = Some(now);
+        }
+        if self.term_sent.is_some_and(|t| now >= t + r.opts.grace) && !self.killed {
+            r.kill_all(libc::SIGKILL);
+            self.killed = true;
+        }
+    }
+
+    /// Reaps what has exited (jailtrace is the tree's subreaper); true
+    /// once nothing is left.
+    fn reap(&mut self, r: &mut Recorder<'_>, root: Pid) -> bool {
+        loop {
+            match waitpid(
+                Pid::from_raw(-1),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    if pid == root {
+                        self.status = Some(code);
+                        sys::set_forward_target(None);
+                    }
+                    r.groups.remove(&pid.as_raw());
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    if pid == root {
+                        self.status = Some(128 + sig as i32);
+                        self.signal = Some(sig as i32);
+                        sys::set_forward_target(None);
+                    }
+                    r.groups.remove(&pid.as_raw());
+                }
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
 impl Recorder<'_> {
+    fn progress_line(&self) -> String {
+        format!(
+            "tracing (bpf): {} processes, {} syscalls, {} paths",
+            self.stats.processes,
+            self.stats.syscalls,
+            self.log.len()
+        )
+    }
+
+    /// What the program counted as lost, and what arrived broken here: the
+    /// warnings, and the total.
+    fn losses(&mut self, loaded: &load::Loaded) -> u64 {
+        if loaded.x32_calls() > 0 {
+            self.warnings
+                .insert("x32 syscalls are not decoded: their accesses are missing".into());
+        }
+        let mut lost = loaded.lost();
+        // Test hook: the loss policy, without having to overrun the kernel.
+        if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
+            lost[0] += 1;
+        }
+        let in_kernel: u64 = lost.iter().sum();
+        if in_kernel > 0 {
+            let what: Vec<String> = lost
+                .iter()
+                .zip(load::LOST_NAMES)
+                .filter(|(n, _)| **n > 0)
+                .map(|(n, name)| format!("{n} {name}"))
+                .collect();
+            self.warnings.insert(format!(
+                "incomplete recording (bpf): {}; accesses may be missing",
+                what.join(", ")
+            ));
+        }
+        in_kernel + self.lost_here
+    }
+
     fn kill_all(&self, sig: i32) {
         for &g in &self.groups {
             let _ = sys::kill(Pid::from_raw(g), sig);
