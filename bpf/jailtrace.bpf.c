@@ -471,6 +471,26 @@ static __always_inline int unix_relative(u64 addr)
 	       head.first != '/' && head.first != 0;
 }
 
+/* The destination (msg_name, msg_namelen) at the start of the message
+ * header at `h`, native or i386 layout; 0 when unreadable. */
+static __always_inline int msg_name_at(u64 h, u32 compat, u64 *name, u64 *namelen)
+{
+	if (compat) {
+		u32 head[2] = {};
+		if (bpf_probe_read_user(head, 8, (void *)h) != 0)
+			return 0;
+		*name = head[0];
+		*namelen = head[1];
+	} else {
+		u64 head[2] = {};
+		if (bpf_probe_read_user(head, 16, (void *)h) != 0)
+			return 0;
+		*name = head[0];
+		*namelen = (u32)head[1];
+	}
+	return 1;
+}
+
 struct rel_ctx {
 	u64 base;
 	u64 count;
@@ -484,16 +504,9 @@ static long rel_step(u32 i, void *arg)
 	struct rel_ctx *r = arg;
 	if (i >= r->count)
 		return 1;
-	u64 h = r->base + (u64)i * r->stride;
-	u64 name = 0;
-	if (r->compat) {
-		u32 n32 = 0;
-		if (bpf_probe_read_user(&n32, 4, (void *)h) != 0)
-			return 0;
-		name = n32;
-	} else if (bpf_probe_read_user(&name, 8, (void *)h) != 0) {
+	u64 name = 0, namelen = 0;
+	if (!msg_name_at(r->base + (u64)i * r->stride, r->compat, &name, &namelen))
 		return 0;
-	}
 	if (unix_relative(name)) {
 		r->found = 1;
 		return 1;
@@ -729,19 +742,8 @@ static long msg_step(u32 i, void *arg)
 		return 1;
 	u64 h = m->base + (u64)i * m->stride;
 	u64 name = 0, namelen = 0;
-	if (m->compat) {
-		u32 head[2] = {};
-		if (bpf_probe_read_user(head, 8, (void *)h) != 0)
-			return 0;
-		name = head[0];
-		namelen = head[1];
-	} else {
-		u64 head[2] = {};
-		if (bpf_probe_read_user(head, 16, (void *)h) != 0)
-			return 0;
-		name = head[0];
-		namelen = (u32)head[1];
-	}
+	if (!msg_name_at(h, m->compat, &name, &namelen))
+		return 0;
 	send_user_bytes(h, m->compat ? 8 : 16, m->tid, &m->nitems, m->efault);
 	if (name && namelen)
 		send_user_bytes(name, namelen, m->tid, &m->nitems, m->efault);
