@@ -7,6 +7,11 @@
 mod exe;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Resolution hashes every path several times: foldhash, seeded per
+/// process (so a traced program cannot aim for collisions), instead of
+/// SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -54,14 +59,14 @@ type ResolvedDir = Option<(Vec<u8>, Vec<Vec<u8>>)>;
 
 #[derive(Default)]
 struct Resolver {
-    cache: HashMap<Box<[u8]>, Option<Meta>>,
+    cache: FastMap<Box<[u8]>, Option<Meta>>,
     /// Directory part of accessed paths (as spelled) -> its resolution,
     /// `None` when it is not an existing directory outside /proc.
-    dirs: HashMap<Box<[u8]>, ResolvedDir>,
-    accesses: HashMap<Vec<u8>, Vec<Access>>,
+    dirs: FastMap<Box<[u8]>, ResolvedDir>,
+    accesses: FastMap<Vec<u8>, Vec<Access>>,
     /// Real path -> (when, found) of the earliest raw access that reached
     /// it: whether the object was there when the program first touched it.
-    first: HashMap<Vec<u8>, (u64, bool)>,
+    first: FastMap<Vec<u8>, (u64, bool)>,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and

@@ -55,8 +55,8 @@ pub struct Seen {
 /// access is found by slice, without allocating.
 #[derive(Debug, Default)]
 pub struct RawLog {
-    follow: HashMap<Box<[u8]>, Seen>,
-    nofollow: HashMap<Box<[u8]>, Seen>,
+    follow: HashMap<Box<[u8]>, Seen, foldhash::fast::RandomState>,
+    nofollow: HashMap<Box<[u8]>, Seen, foldhash::fast::RandomState>,
     touched: u64,
 }
 
