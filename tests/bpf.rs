@@ -264,43 +264,32 @@ fn redis_serving_a_client_records_the_same() {
     let t = common::tempdir();
     let dir = t.path().join("run");
     // One port for both: it is part of the recorded command line.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = common::free_port();
     let session = |backend: &str| -> String {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
         std::fs::create_dir_all(&dir).unwrap();
         let out_path = dir.with_extension(format!("{backend}.json"));
+        let log = dir.with_extension(format!("{backend}.stderr"));
         let mut rec = common::jailtrace()
             .current_dir(&dir)
             .args(["record", "--backend", backend, "-o"])
             .arg(&out_path)
-            .args(["--", "redis-server", "--port", &port, "--bind", "127.0.0.1"])
+            .args([
+                "--",
+                "redis-server",
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let cli = |args: &[&str]| {
-            let o = common::output(
-                Command::new("redis-cli")
-                    .args(["-h", "127.0.0.1", "-p", &port])
-                    .args(args),
-            );
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        };
-        let start = std::time::Instant::now();
-        while cli(&["PING"]) != "PONG" {
-            assert!(
-                start.elapsed().as_secs() < 20,
-                "{backend}: redis never answered"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let cli = |args: &[&str]| common::redis_cli("redis-cli", port, args);
+        common::wait_for_pong("redis-cli", port, &mut rec, &log, backend);
         assert_eq!(cli(&["SET", "k", "v"]), "OK");
         assert_eq!(cli(&["GET", "k"]), "v");
         cli(&["SHUTDOWN"]);

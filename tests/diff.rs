@@ -791,18 +791,9 @@ fn two_recordings_of_python_import_json_are_equal() {
     );
 }
 
-/// A free loopback TCP port (bound, then released for the server).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Records redis-server under a fixed workload sent with redis-cli.
 fn record_redis(dir: &Path, name: &str) {
-    let port = free_port().to_string();
+    let port = common::free_port().to_string();
     let out = dir.join(format!("{name}.json"));
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -318,40 +317,6 @@ fn bwrap_user() {
     assert!(out.starts_with("uid=65534(nobody) gid=65534("), "{out}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = common::output(
-        Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .stdin(Stdio::null()),
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn wait_for_pong(port: u16, server: &mut Child, log: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while redis_cli(port, &["PING"]) != "PONG" {
-        if let Some(st) = server.try_wait().unwrap() {
-            let err = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("{what}: exited with {st} before answering\n{err}");
-        }
-        if Instant::now() > deadline {
-            let _ = server.kill();
-            let _ = server.wait();
-            panic!("{what}: no PONG on port {port} after 20s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn wait_exit(mut child: Child, what: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -369,7 +334,7 @@ fn wait_exit(mut child: Child, what: &str) -> std::process::ExitStatus {
 /// Records redis-server serving a real client, for the bwrap and OCI tests.
 fn record_redis(t: &Path) -> PathBuf {
     let manifest = t.join("redis.json");
-    let port = free_port();
+    let port = common::free_port();
     let log = t.join("record.stderr");
     let mut rec = common::jailtrace()
         .current_dir(t)
@@ -388,9 +353,12 @@ fn record_redis(t: &Path) -> PathBuf {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    wait_for_pong(port, &mut rec, &log, "recorded redis-server");
-    assert_eq!(redis_cli(port, &["SET", "jailtrace", "works"]), "OK");
-    redis_cli(port, &["SHUTDOWN"]);
+    common::wait_for_pong("redis-cli", port, &mut rec, &log, "recorded redis-server");
+    assert_eq!(
+        common::redis_cli("redis-cli", port, &["SET", "jailtrace", "works"]),
+        "OK"
+    );
+    common::redis_cli("redis-cli", port, &["SHUTDOWN"]);
     let st = wait_exit(rec, "record redis-server");
     assert_eq!(
         st.code(),
@@ -426,7 +394,7 @@ fn bwrap_redis_server_serves_a_host_client() {
         ],
         &manifest,
     );
-    let port = free_port();
+    let port = common::free_port();
     let log = t.path().join("boxed.stderr");
     let mut server = Command::new(&script)
         .args([
@@ -442,10 +410,22 @@ fn bwrap_redis_server_serves_a_host_client() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    wait_for_pong(port, &mut server, &log, "redis-server under bwrap");
-    assert_eq!(redis_cli(port, &["GET", "jailtrace"]), "works");
-    assert_eq!(redis_cli(port, &["SET", "again", "1"]), "OK");
-    redis_cli(port, &["SHUTDOWN"]);
+    common::wait_for_pong(
+        "redis-cli",
+        port,
+        &mut server,
+        &log,
+        "redis-server under bwrap",
+    );
+    assert_eq!(
+        common::redis_cli("redis-cli", port, &["GET", "jailtrace"]),
+        "works"
+    );
+    assert_eq!(
+        common::redis_cli("redis-cli", port, &["SET", "again", "1"]),
+        "OK"
+    );
+    common::redis_cli("redis-cli", port, &["SHUTDOWN"]);
     let st = wait_exit(server, "redis-server under bwrap");
     assert_eq!(
         st.code(),

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -1102,51 +1101,12 @@ fn e2e_perl() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn redis_cli(cli: &str, port: u16, args: &[&str]) -> String {
-    let out = common::output(
-        Command::new(cli)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .stdin(Stdio::null()),
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Waits until a redis server answers PING on `port`, or fails showing the
-/// log file its stderr goes to.
-fn wait_for_pong(cli: &str, port: u16, server: &mut Child, log: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if redis_cli(cli, port, &["PING"]) == "PONG" {
-            return;
-        }
-        if let Some(st) = server.try_wait().unwrap() {
-            let err = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("{what}: exited with {st} before answering\n{err}");
-        }
-        if Instant::now() > deadline {
-            let _ = server.kill();
-            let _ = server.wait();
-            panic!("{what}: no PONG on port {port} after 20s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The client session both servers must answer identically.
 fn redis_session(cli: &str, port: u16) -> Vec<String> {
     vec![
-        redis_cli(cli, port, &["PING"]),
-        redis_cli(cli, port, &["SET", "jailtrace", "works"]),
-        redis_cli(cli, port, &["GET", "jailtrace"]),
+        common::redis_cli(cli, port, &["PING"]),
+        common::redis_cli(cli, port, &["SET", "jailtrace", "works"]),
+        common::redis_cli(cli, port, &["GET", "jailtrace"]),
     ]
 }
 
@@ -1165,7 +1125,7 @@ fn e2e_redis_server() {
     let manifest_path = t.path().join("redis.json");
 
     // Record the server while a real client talks to it.
-    let port = free_port();
+    let port = common::free_port();
     let rec_log = t.path().join("record.stderr");
     let mut rec = common::jailtrace()
         .current_dir(t.path())
@@ -1185,10 +1145,10 @@ fn e2e_redis_server() {
         .stderr(std::fs::File::create(&rec_log).unwrap())
         .spawn()
         .unwrap();
-    wait_for_pong(&cli, port, &mut rec, &rec_log, "recorded redis-server");
+    common::wait_for_pong(&cli, port, &mut rec, &rec_log, "recorded redis-server");
     let recorded = redis_session(&cli, port);
     assert_eq!(recorded, ["PONG", "OK", "works"]);
-    redis_cli(&cli, port, &["SHUTDOWN"]);
+    common::redis_cli(&cli, port, &["SHUTDOWN"]);
     let out = wait_timeout(rec, 30, "record redis-server");
     assert_eq!(
         out.status.code(),
@@ -1202,7 +1162,7 @@ fn e2e_redis_server() {
     let _mounts = mount_pseudo(&jail);
 
     // The jailed server on another port answers the same session.
-    let port2 = free_port();
+    let port2 = common::free_port();
     let jail_log = t.path().join("jailed.stderr");
     let mut jailed = Command::new("chroot")
         .arg(&jail)
@@ -1219,9 +1179,9 @@ fn e2e_redis_server() {
         .stderr(std::fs::File::create(&jail_log).unwrap())
         .spawn()
         .unwrap();
-    wait_for_pong(&cli, port2, &mut jailed, &jail_log, "jailed redis-server");
+    common::wait_for_pong(&cli, port2, &mut jailed, &jail_log, "jailed redis-server");
     let answers = redis_session(&cli, port2);
-    redis_cli(&cli, port2, &["SHUTDOWN"]);
+    common::redis_cli(&cli, port2, &["SHUTDOWN"]);
     let out = wait_timeout(jailed, 30, "jailed redis-server");
     assert_eq!(answers, recorded);
     assert_eq!(

@@ -256,30 +256,46 @@ pub fn annotated(m: &Manifest) -> bool {
     m.entries.iter().any(|e| e.package.is_some())
 }
 
+impl Report {
+    /// Adds one file and the packages that own it (none: unowned).
+    fn add<'a>(&mut self, path: &MPath, owners: impl Iterator<Item = &'a str>) {
+        let mut owned = false;
+        for n in owners {
+            owned = true;
+            self.packages
+                .entry(n.to_string())
+                .or_default()
+                .push(path.clone());
+        }
+        if !owned {
+            self.unowned.push(path.clone());
+        }
+    }
+}
+
 /// The report from the names stored in the manifest.
 pub fn from_manifest(m: &Manifest) -> Report {
     let mut r = Report::default();
     for e in m.entries.iter().filter(|e| ownable(e)) {
-        match &e.package {
-            Some(names) => {
-                for n in names.split(", ") {
-                    r.packages
-                        .entry(n.to_string())
-                        .or_default()
-                        .push(e.path.clone());
-                }
-            }
-            None => r.unowned.push(e.path.clone()),
-        }
+        r.add(&e.path, e.package.iter().flat_map(|n| n.split(", ")));
     }
     r
 }
 
 /// The report from the host's dpkg database.
 pub fn from_db(m: &Manifest, db: &Db) -> anyhow::Result<Report> {
-    let mut copy = m.clone();
-    annotate(&mut copy, db)?;
-    Ok(from_manifest(&copy))
+    let paths: Vec<&MPath> = m
+        .entries
+        .iter()
+        .filter(|e| ownable(e))
+        .map(|e| &e.path)
+        .collect();
+    let owners = db.owners(&paths)?;
+    let mut r = Report::default();
+    for p in paths {
+        r.add(p, owners.get(p).into_iter().flatten().map(String::as_str));
+    }
+    Ok(r)
 }
 
 /// The package names of a manifest's entries, for `diff`.

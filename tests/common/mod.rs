@@ -288,3 +288,51 @@ pub fn manifest(entries: serde_json::Value) -> serde_json::Value {
         "entries": entries,
     })
 }
+
+/// A free loopback TCP port (bound, then released for the server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One redis-cli command against a server on loopback `port`: its
+/// trimmed stdout.
+pub fn redis_cli(cli: &str, port: u16, args: &[&str]) -> String {
+    let out = output(
+        Command::new(cli)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stdin(std::process::Stdio::null()),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits until a redis server answers PING on `port`, or fails showing the
+/// log file its stderr goes to.
+pub fn wait_for_pong(
+    cli: &str,
+    port: u16,
+    server: &mut std::process::Child,
+    log: &Path,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if redis_cli(cli, port, &["PING"]) == "PONG" {
+            return;
+        }
+        if let Some(st) = server.try_wait().unwrap() {
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what}: exited with {st} before answering\n{err}");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("{what}: no PONG on port {port} after 20s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::error::Failure;
 use crate::core::export::{self, Common, Writes};
+use crate::core::jail::host::{self, HostFiles, Unreadable};
 use crate::core::jail::plan::{Item, Want};
 use crate::core::manifest::pathenc::MPath;
 use crate::core::manifest::{Entry, Kind, Manifest};
@@ -110,6 +111,7 @@ struct Builder<'a> {
     ops: BTreeMap<MPath, Vec<Vec<u8>>>,
     data: Vec<(u8, MPath, Data)>,
     warnings: Vec<String>,
+    hosts: HostFiles,
 }
 
 impl Builder<'_> {
@@ -210,11 +212,14 @@ impl Builder<'_> {
             Ok(st.st_mode & 0o777 & mode_cap)
         };
         if let Some(r) = rewrite {
-            let host = std::fs::read(p.as_path())
-                .map_err(|e| refuse(format!("{p}: cannot read the host file: {e}")))?;
-            let mode = host_mode()?;
-            let fd = self.add_data(p, Data::Text(r.apply(&host)))?;
-            let [a, b] = perms(mode);
+            // Read as materialize reads it: no last symlink followed, bounded.
+            let (src, st) = self.hosts.open(p).map_err(|e| match e {
+                Unreadable::Gone => refuse(format!("{p}: no longer exists on the host")),
+                Unreadable::Other(msg) => refuse(format!("{p}: {msg}")),
+            })?;
+            let text = host::rewritten(&src, r).map_err(|e| refuse(format!("{p}: {e}")))?;
+            let fd = self.add_data(p, Data::Text(text))?;
+            let [a, b] = perms(st.st_mode & 0o777 & mode_cap);
             return Ok(vec![a, b, arg("--ro-bind-data"), fd, path(p)]);
         }
         if self.writes.objects.contains(p) && !self.opts.ephemeral {
@@ -283,6 +288,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         tmpfs,
         ops: BTreeMap::new(),
         data: Vec::new(),
+        hosts: HostFiles::default(),
         warnings: plan
             .warnings
             .iter()

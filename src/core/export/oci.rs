@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::core::error::Failure;
 use crate::core::export::{self, Common};
+use crate::core::jail::host::{self, HostFiles, Unreadable};
 use crate::core::jail::plan::{Item, Want};
-use crate::core::manifest::pathenc::MPath;
 use crate::core::manifest::Manifest;
 
 #[derive(Debug, Clone, Default)]
@@ -50,12 +50,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 fn digest(hash: Sha256) -> String {
-    let d = hash.finalize();
-    let mut s = String::with_capacity(64);
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::core::manifest::hex(&hash.finalize())
 }
 
 fn fail(msg: String) -> anyhow::Error {
@@ -91,6 +86,7 @@ fn header(kind: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: i64) -> ta
 fn add_item<W: Write>(
     tar: &mut tar::Builder<W>,
     item: &Item,
+    hosts: &mut HostFiles,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let p = &item.path;
@@ -107,7 +103,13 @@ fn add_item<W: Write>(
             rewrite,
             ..
         } => {
-            let (mut f, st) = open_host_file(p)?;
+            // The same reading and checks as materialize's copy.
+            let (mut f, st) = hosts.open(p).map_err(|e| match e {
+                Unreadable::Gone => {
+                    fail(format!("{p}: not copied: it no longer exists on the host"))
+                }
+                Unreadable::Other(msg) => fail(format!("{p}: {msg}")),
+            })?;
             let mode = st.st_mode & 0o7777 & mode_cap;
             if mode & 0o6000 != 0 {
                 warnings.push(format!(
@@ -123,26 +125,11 @@ fn add_item<W: Write>(
                 st.st_mtime,
             );
             let text = match rewrite {
-                Some(r) => {
-                    let mut host = Vec::new();
-                    f.read_to_end(&mut host)
-                        .map_err(|e| fail(format!("{p}: cannot read the host file: {e}")))?;
-                    Some(r.apply(&host))
-                }
+                Some(r) => Some(host::rewritten(&f, r).map_err(|e| fail(format!("{p}: {e}")))?),
                 None => None,
             };
-            if let (Some(want), None) = (sha256, &text) {
-                let mut hash = Sha256::new();
-                std::io::copy(&mut f, &mut hash)
-                    .map_err(|e| fail(format!("{p}: cannot read the host file: {e}")))?;
-                let got = digest(hash);
-                if !got.eq_ignore_ascii_case(want) {
-                    return Err(fail(format!(
-                        "{p}: the host file's sha256 is {got}, not the recorded {want} \
-                         (it changed since the recording; record again)"
-                    )));
-                }
-                f.rewind().map_err(io)?;
+            if let Some(want) = sha256 {
+                host::check_sha256(&f, want).map_err(|e| fail(format!("{p}: {e}")))?;
             }
             match text {
                 Some(t) => {
@@ -199,31 +186,6 @@ fn add_item<W: Write>(
     Ok(())
 }
 
-/// The host file, opened without following a last symlink or blocking on
-/// a FIFO, and checked to be a regular file.
-fn open_host_file(p: &MPath) -> anyhow::Result<(std::fs::File, nix::sys::stat::FileStat)> {
-    use nix::fcntl::OFlag;
-    let fd = nix::fcntl::open(
-        p.as_path(),
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| fail(format!("{p}: cannot open the host file: {}", e.desc())))?;
-    let f = std::fs::File::from(fd);
-    let st = nix::sys::stat::fstat(&f)
-        .map_err(|e| fail(format!("{p}: cannot stat the host file: {}", e.desc())))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(fail(format!(
-            "{p}: the host object is not a regular file now (record again)"
-        )));
-    }
-    Ok((f, st))
-}
-
 /// One blob of the image: its digest and size.
 struct Blob {
     digest: String,
@@ -232,10 +194,8 @@ struct Blob {
 
 fn json_blob(v: &serde_json::Value) -> (Vec<u8>, Blob) {
     let bytes = serde_json::to_vec(v).expect("JSON values serialize");
-    let mut h = Sha256::new();
-    h.update(&bytes);
     let blob = Blob {
-        digest: digest(h),
+        digest: crate::core::manifest::sha256_hex(bytes.as_slice()).expect("reading memory"),
         size: bytes.len() as u64,
     };
     (bytes, blob)
@@ -255,8 +215,9 @@ fn write_layer(
             hash: Sha256::new(),
             len: 0,
         });
+        let mut hosts = HostFiles::default();
         for item in plan.items.iter().filter(|i| !i.path.is_root()) {
-            add_item(&mut tar, item, warnings)?;
+            add_item(&mut tar, item, &mut hosts, warnings)?;
         }
         let mut w = tar
             .into_inner()

@@ -10,13 +10,12 @@
 //! and owner at the end, deepest first, so that read-only directories can
 //! still be filled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use indicatif::ProgressBar;
@@ -31,6 +30,7 @@ use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
 use crate::core::manifest::pathenc::MPath;
 
 use super::fs::{file_type, kind_name, lookup, Jail, Lookup};
+use super::host::{self, errno_msg, errno_of, HostFiles, Unreadable};
 use super::plan::{Item, Meta, Want};
 use crate::core::jail::accounts::Rewrite;
 
@@ -83,10 +83,6 @@ enum Credit {
     Fifo,
 }
 
-/// Account databases are read whole: a bound, since a host file can be
-/// anything.
-const ACCOUNTS_MAX: u64 = 64 << 20;
-
 /// What a file item asks for.
 #[derive(Clone, Copy)]
 struct FileWant<'a> {
@@ -112,7 +108,7 @@ pub struct Executor<'a> {
     /// jailtrace's pid, for temporary names.
     pid: u32,
     /// Per host device: whether it is a kernel pseudo file system.
-    pseudo_fs: HashMap<u64, bool>,
+    hosts: HostFiles,
     /// Set once a reflink failed: the jail's file system cannot clone, so
     /// later files go straight to copy_file_range.
     no_reflink: bool,
@@ -124,22 +120,6 @@ pub struct Executor<'a> {
 
 fn os(b: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(b))
-}
-
-fn errno_of(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => format!("{} ({:?})", Errno::from_raw(n).desc(), Errno::from_raw(n)),
-        None => e.to_string(),
-    }
-}
-
-fn errno_msg(what: &str, e: Errno) -> String {
-    let hint = match e {
-        Errno::EPERM => " (needs root)",
-        Errno::EROFS => " (read-only file system)",
-        _ => "",
-    };
-    format!("{what}: {} ({e:?}){hint}", e.desc())
 }
 
 fn describe(parent: &OwnedFd, name: &[u8], st: &FileStat) -> String {
@@ -173,7 +153,7 @@ impl<'a> Executor<'a> {
             fixups: Vec::new(),
             tmp_seq: 0,
             pid: std::process::id(),
-            pseudo_fs: HashMap::new(),
+            hosts: HostFiles::default(),
             no_reflink: false,
             credit: None,
             progress,
@@ -530,12 +510,7 @@ impl<'a> Executor<'a> {
         let mode = self.file_mode(p, &hst, mode_cap, (uid, gid));
         // An account database: the jail gets the rewritten text.
         let text = match rewrite {
-            Some(r) => {
-                let mut host = Vec::new();
-                io::Read::read_to_end(&mut io::Read::take(&src, ACCOUNTS_MAX), &mut host)
-                    .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
-                Some(r.apply(&host))
-            }
+            Some(r) => Some(host::rewritten(&src, r)?),
             None => None,
         };
         let size = text.as_ref().map_or(hst.st_size as u64, |t| t.len() as u64);
@@ -548,14 +523,7 @@ impl<'a> Executor<'a> {
             }
         }
         if let Some(h) = sha256 {
-            let got = sha256_of(&src)
-                .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
-            if !got.eq_ignore_ascii_case(h) {
-                return Err(format!(
-                    "not copied: the host file's sha256 is {got}, not the recorded {h} \
-                     (it changed since the recording; record again)"
-                ));
-            }
+            host::check_sha256(&src, h)?;
         }
         let action = format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes");
         let Some((parent, tmp)) = self.begin(
@@ -648,57 +616,18 @@ impl<'a> Executor<'a> {
     /// regular file on a real file system. `None`: an output that is gone,
     /// which is a skip.
     fn host_file(&mut self, p: &MPath, output: bool) -> Result<Option<(File, FileStat)>, String> {
-        let src = match nix::fcntl::open(
-            p.as_path(),
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::ENOENT) if output => {
+        match self.hosts.open(p) {
+            Ok(f) => Ok(Some(f)),
+            Err(Unreadable::Gone) if output => {
                 self.report.skipped.push((
                     p.clone(),
                     "written by the program, and no longer on the host".into(),
                 ));
-                return Ok(None);
+                Ok(None)
             }
-            Err(Errno::ENOENT) => return Err("not copied: it no longer exists on the host".into()),
-            Err(Errno::ELOOP) => {
-                return Err("not copied: it is a symlink on the host now (record again)".into())
-            }
-            Err(e) => return Err(errno_msg("cannot open the host file", e)),
-        };
-        let hst = fstat(src.as_fd()).map_err(|e| errno_msg("cannot stat the host file", e))?;
-        if file_type(&hst) != SFlag::S_IFREG {
-            return Err(format!(
-                "not copied: the host file is a {} now (record again)",
-                kind_name(&hst)
-            ));
+            Err(Unreadable::Gone) => Err("not copied: it no longer exists on the host".into()),
+            Err(Unreadable::Other(msg)) => Err(msg),
         }
-        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
-            use nix::sys::statfs::*;
-            let pseudo = [
-                PROC_SUPER_MAGIC,
-                SYSFS_MAGIC,
-                DEBUGFS_MAGIC,
-                SECURITYFS_MAGIC,
-                TRACEFS_MAGIC,
-                CGROUP2_SUPER_MAGIC,
-                BPF_FS_MAGIC,
-            ];
-            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
-        });
-        if pseudo {
-            return Err(
-                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
-             its content is not data and is never copied"
-                    .into(),
-            );
-        }
-        Ok(Some((src, hst)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -932,20 +861,6 @@ fn copy_data(src: &File, dst: &File, size: u64, reflink: bool) -> io::Result<boo
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// The content's digest, read by position so that the file offset (used by
-/// the plain-copy fallback) stays at the start.
-fn sha256_of(f: &File) -> io::Result<String> {
-    struct At<'a>(&'a File, u64);
-    impl io::Read for At<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.0.read_at(buf, self.1)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
-    crate::core::manifest::sha256_hex(At(f, 0))
 }
 
 /// Whether the jail's file `st` (open as `fd`) already is what would be

@@ -15,6 +15,7 @@ mod apply;
 pub mod beneath;
 pub mod devices;
 mod fs;
+pub mod host;
 pub mod location;
 pub mod plan;
 mod sys;

@@ -656,7 +656,18 @@ pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut r, &mut h)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&h.finalize()))
+}
+
+/// Lower-case hex, as digests are written.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

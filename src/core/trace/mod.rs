@@ -1057,13 +1057,22 @@ impl<'a> Tracer<'a> {
 
     /// A host path read from /proc, as the (possibly chrooted) tracee sees it.
     fn unroot(&self, p: Vec<u8>) -> Vec<u8> {
-        match &self.opts.root {
-            Some(root) if p.starts_with(root) && p.get(root.len()) == Some(&b'/') => {
-                p[root.len()..].to_vec()
-            }
-            Some(root) if &p == root => b"/".to_vec(),
-            _ => p,
+        let u = unrooted(self.opts.root.as_deref(), &p);
+        if u.len() == p.len() {
+            p
+        } else {
+            u.to_vec()
         }
+    }
+}
+
+/// A host path as a tracee running chrooted at `root` sees it (`verify`):
+/// the root's prefix removed; unchanged without a root or outside it.
+pub(crate) fn unrooted<'a>(root: Option<&[u8]>, p: &'a [u8]) -> &'a [u8] {
+    match root {
+        Some(root) if p.starts_with(root) && p.get(root.len()) == Some(&b'/') => &p[root.len()..],
+        Some(root) if p == root => b"/",
+        _ => p,
     }
 }
 

@@ -25,8 +25,8 @@ use super::arch::{self, Sys};
 use super::decode::{self, Operand};
 use super::task::Item;
 use super::{
-    progress, record_call, rewrite_proc, sys, Backend, Call, Launch, RawLog, Recording, Stats,
-    TraceError, TraceOptions,
+    progress, record_call, rewrite_proc, sys, unrooted, Backend, Call, Launch, RawLog, Recording,
+    Stats, TraceError, TraceOptions,
 };
 use crate::core::manifest::Op;
 use event::{Event, Record};
@@ -339,14 +339,15 @@ impl Recorder<'_> {
                     self.pending.entry(tid).or_default().add(&item);
                 }
                 Some(Record::Event(mut e)) => {
-                    let got = self.pending.get(&e.tid).map_or(0, |p| p.nitems) + e.nitems;
+                    let pending = self.pending.remove(&e.tid);
+                    let got = pending.as_ref().map_or(0, |p| p.nitems) + e.nitems;
                     if e.kind == event::E_SYSCALL && got != e.sent {
                         self.lost_here += 1;
                         self.warnings.insert(
                             "incomplete recording (bpf): a syscall's captured operands did not all arrive".into(),
                         );
                     }
-                    if let Some(p) = self.pending.remove(&e.tid) {
+                    if let Some(p) = pending {
                         e.strings.extend(p.strings);
                         e.bases.extend(p.bases);
                         e.bytes.extend(p.bytes);
@@ -466,7 +467,7 @@ impl Recorder<'_> {
                 addr,
                 empty_is_fd,
             } => {
-                let Some(mut p) = e.string(addr).map(<[u8]>::to_vec) else {
+                let Some(mut p) = e.string(addr) else {
                     return;
                 };
                 // A successful execveat's path is the kernel's copy, which
@@ -475,8 +476,8 @@ impl Recorder<'_> {
                     let prefix = format!("/dev/fd/{dirfd}");
                     if let Some(rest) = p.strip_prefix(prefix.as_bytes()) {
                         match rest.first() {
-                            None => p = Vec::new(),
-                            Some(b'/') => p = rest[1..].to_vec(),
+                            None => p = rest,
+                            Some(b'/') => p = &rest[1..],
                             Some(_) => {}
                         }
                     }
@@ -489,18 +490,18 @@ impl Recorder<'_> {
                         return;
                     }
                     match e.base(dirfd) {
-                        Some(b) => self.unroot(b.to_vec()),
+                        Some(b) => self.unroot(b),
                         None => return,
                     }
                 } else {
-                    match self.absolute(e, dirfd, &p) {
+                    match self.absolute(e, dirfd, p) {
                         Some(a) => a,
                         None => return,
                     }
                 }
             }
             Operand::Fd(fd) => match e.fd_path(i64::from(fd)) {
-                Some(p) => self.unroot(p.to_vec()),
+                Some(p) => self.unroot(p),
                 None => return,
             },
             Operand::Sockaddr { addr, len } => {
@@ -526,7 +527,7 @@ impl Recorder<'_> {
                 return;
             }
             Operand::ReturnedFd => match e.fd_path(e.ret) {
-                Some(p) if e.ret >= 0 => self.unroot(p.to_vec()),
+                Some(p) if e.ret >= 0 => self.unroot(p),
                 _ => return,
             },
             Operand::SocketcallSockaddr { pair } => {
@@ -615,7 +616,7 @@ impl Recorder<'_> {
                 );
                 return None;
             };
-            out = self.unroot(base.to_vec());
+            out.extend_from_slice(unrooted(self.opts.root.as_deref(), base));
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }
@@ -627,13 +628,7 @@ impl Recorder<'_> {
     }
 
     /// A walked host path, as the (possibly chrooted) program sees it.
-    fn unroot(&self, p: Vec<u8>) -> Vec<u8> {
-        match &self.opts.root {
-            Some(root) if p.starts_with(root) && p.get(root.len()) == Some(&b'/') => {
-                p[root.len()..].to_vec()
-            }
-            Some(root) if &p == root => b"/".to_vec(),
-            _ => p,
-        }
+    fn unroot(&self, p: &[u8]) -> Vec<u8> {
+        unrooted(self.opts.root.as_deref(), p).to_vec()
     }
 }

@@ -1,0 +1,147 @@
+//! Reading the host files a jail gets, the same way for every output of a
+//! plan (`materialize`'s copies, the OCI layer): never through a last
+//! symlink, never blocking on a FIFO that now sits there, only regular
+//! files on a real file system, checked against a recorded sha256, and
+//! account databases rewritten within a bound.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+
+use super::accounts::Rewrite;
+use super::fs::{file_type, kind_name};
+use crate::core::manifest::pathenc::MPath;
+
+/// Account databases are read whole: a bound, since a host file can be
+/// anything.
+const ACCOUNTS_MAX: u64 = 64 << 20;
+
+/// Why a host file cannot be read.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Nothing is at the path now.
+    Gone,
+    /// Anything else, said in a line.
+    Other(String),
+}
+
+/// An errno with its name, and a hint where one helps.
+pub fn errno_msg(what: &str, e: Errno) -> String {
+    let hint = match e {
+        Errno::EPERM => " (needs root)",
+        Errno::EROFS => " (read-only file system)",
+        _ => "",
+    };
+    format!("{what}: {} ({e:?}){hint}", e.desc())
+}
+
+/// An I/O error's errno name, or its text.
+pub fn errno_of(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => format!("{} ({:?})", Errno::from_raw(n).desc(), Errno::from_raw(n)),
+        None => e.to_string(),
+    }
+}
+
+/// Opens host files, remembering per device whether it is a kernel pseudo
+/// file system.
+#[derive(Debug, Default)]
+pub struct HostFiles {
+    pseudo_fs: HashMap<u64, bool>,
+}
+
+impl HostFiles {
+    /// The host file at `p`: opened without following a final symlink and
+    /// without blocking, and checked to be a regular file on a real file
+    /// system.
+    pub fn open(&mut self, p: &MPath) -> Result<(File, FileStat), Unreadable> {
+        let other = Unreadable::Other;
+        let src = match nix::fcntl::open(
+            p.as_path(),
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return Err(Unreadable::Gone),
+            Err(Errno::ELOOP) => {
+                return Err(other(
+                    "not copied: it is a symlink on the host now (record again)".into(),
+                ))
+            }
+            Err(e) => return Err(other(errno_msg("cannot open the host file", e))),
+        };
+        let hst =
+            fstat(src.as_fd()).map_err(|e| other(errno_msg("cannot stat the host file", e)))?;
+        if file_type(&hst) != SFlag::S_IFREG {
+            return Err(other(format!(
+                "not copied: the host file is a {} now (record again)",
+                kind_name(&hst)
+            )));
+        }
+        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
+            use nix::sys::statfs::*;
+            let pseudo = [
+                PROC_SUPER_MAGIC,
+                SYSFS_MAGIC,
+                DEBUGFS_MAGIC,
+                SECURITYFS_MAGIC,
+                TRACEFS_MAGIC,
+                CGROUP2_SUPER_MAGIC,
+                BPF_FS_MAGIC,
+            ];
+            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
+        });
+        if pseudo {
+            return Err(other(
+                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
+                 its content is not data and is never copied"
+                    .into(),
+            ));
+        }
+        Ok((src, hst))
+    }
+}
+
+/// The jail's text of an account database (at most [`ACCOUNTS_MAX`] of it).
+pub fn rewritten(src: &File, r: &Rewrite) -> Result<Vec<u8>, String> {
+    let mut host = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(src, ACCOUNTS_MAX), &mut host)
+        .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
+    Ok(r.apply(&host))
+}
+
+/// The hex SHA-256 of the whole file, read by position so that the file
+/// offset (which a plain copy reads from) stays where it is.
+pub fn sha256_of(f: &File) -> io::Result<String> {
+    struct At<'a>(&'a File, u64);
+    impl io::Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read_at(buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    crate::core::manifest::sha256_hex(At(f, 0))
+}
+
+/// Fails unless the host file still has the recorded content.
+pub fn check_sha256(src: &File, want: &str) -> Result<(), String> {
+    let got = sha256_of(src).map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
+    if !got.eq_ignore_ascii_case(want) {
+        return Err(format!(
+            "not copied: the host file's sha256 is {got}, not the recorded {want} \
+             (it changed since the recording; record again)"
+        ));
+    }
+    Ok(())
+}
