@@ -163,7 +163,6 @@ struct desc {
  * offset, which keeps the verifier's work linear. */
 #define E_SYSCALL 1
 #define E_FORK 2
-#define E_EXIT 3
 #define I_STR 17    /* key: address; a NUL-terminated string */
 #define I_BASE 18   /* key: dirfd (or AT_FDCWD); components, leaf first */
 #define I_BYTES 19  /* key: address; raw bytes */
@@ -1023,15 +1022,13 @@ int process_fork(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_exit")
 int process_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	u32 tid = (u32)pid_tgid, tgid = pid_tgid >> 32;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&traced, &tgid))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+	/* User space learns of the end by reaping (it is the subreaper). */
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
 		bpf_map_delete_elem(&traced, &tgid);
-		send_task_event(E_EXIT, tid, tgid);
-	}
 	return 0;
 }
 

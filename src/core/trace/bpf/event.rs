@@ -4,7 +4,6 @@
 
 pub const E_SYSCALL: u32 = 1;
 pub const E_FORK: u32 = 2;
-pub const E_EXIT: u32 = 3;
 
 const I_STR: u32 = 17;
 const I_BASE: u32 = 18;

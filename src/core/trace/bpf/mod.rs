@@ -376,7 +376,6 @@ impl Recorder<'_> {
                 self.ids.insert(e.tgid as i32);
                 self.groups.insert(e.tgid as i32);
             }
-            event::E_EXIT => {}
             event::E_SYSCALL => self.syscall(e),
             _ => {}
         }
