@@ -14,7 +14,19 @@ use std::path::{Path, PathBuf};
 
 /// Encodes raw bytes into the manifest's text form.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+    encode_cow(bytes).into_owned()
+}
+
+/// [`encode`], borrowing the bytes when they are their own text (valid
+/// UTF-8 without a backslash: nearly every path), as the manifest writer
+/// does for every path it writes.
+pub fn encode_cow(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !s.contains('\\') {
+            return std::borrow::Cow::Borrowed(s);
+        }
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {
         for ch in chunk.valid().chars() {
             if ch == '\\' {
@@ -27,7 +39,7 @@ pub fn encode(bytes: &[u8]) -> String {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Decodes the manifest's text form back into raw bytes.
@@ -225,7 +237,7 @@ impl fmt::Debug for MPath {
 
 impl serde::Serialize for MPath {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.encoded())
+        s.serialize_str(&encode_cow(&self.0))
     }
 }
 
@@ -256,7 +268,7 @@ impl fmt::Debug for Bytes {
 
 impl serde::Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encode(&self.0))
+        s.serialize_str(&encode_cow(&self.0))
     }
 }
 

@@ -6,12 +6,12 @@
 
 mod exe;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 /// Resolution hashes every path several times: foldhash, seeded per
 /// process (so a traced program cannot aim for collisions), instead of
 /// SipHash.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -55,18 +55,31 @@ struct Resolved {
 }
 
 /// A resolved directory: its real path and the symlinks met on the way.
-type ResolvedDir = Option<(Vec<u8>, Vec<Vec<u8>>)>;
+type ResolvedDir = Option<(Box<[u8]>, Vec<Vec<u8>>)>;
+
+/// What resolution knows of one real path.
+#[derive(Default)]
+struct Node {
+    /// The `lstat` result once taken; `Some(None)`: nothing is there.
+    meta: Option<Option<Meta>>,
+    accesses: Vec<Access>,
+    /// (when, found) of the earliest raw access that reached it: whether
+    /// the object was there when the program first touched it.
+    first: Option<(u64, bool)>,
+    /// Whether it becomes an entry: it was accessed, or it is an ancestor
+    /// of a path that was. (A directory a walk only passed through, as in
+    /// `a/b/../c`, is looked at but not listed.)
+    listed: bool,
+}
 
 #[derive(Default)]
 struct Resolver {
-    cache: FastMap<Box<[u8]>, Option<Meta>>,
+    /// Every real path looked at: its lstat result, accesses and first
+    /// touch under one key, so that each use hashes the path once.
+    nodes: FastMap<Vec<u8>, Node>,
     /// Directory part of accessed paths (as spelled) -> its resolution,
     /// `None` when it is not an existing directory outside /proc.
     dirs: FastMap<Box<[u8]>, ResolvedDir>,
-    accesses: FastMap<Vec<u8>, Vec<Access>>,
-    /// Real path -> (when, found) of the earliest raw access that reached
-    /// it: whether the object was there when the program first touched it.
-    first: FastMap<Vec<u8>, (u64, bool)>,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
@@ -97,9 +110,12 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     } else {
         vec![resolve_part(&keys)]
     };
-    drop(keys);
-    let (mut r, mut execs) = resolved.pop().unwrap_or_default();
-    for (other, more) in resolved {
+    // The raw log is large and no longer needed: free it off this thread.
+    std::thread::spawn(move || drop(keys));
+    resolved.sort_by_key(|(r, _)| std::cmp::Reverse(r.nodes.len()));
+    let mut parts = resolved.into_iter();
+    let (mut r, mut execs) = parts.next().unwrap_or_default();
+    for (other, more) in parts {
         r.absorb(other);
         execs.extend(more);
     }
@@ -118,100 +134,93 @@ fn resolve_part(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> (Resolv
     for (path, follow, seen) in keys {
         let res = r.resolve(path, *follow);
         r.note_links(&res.links);
-        r.note_first(&res.path, seen.first, seen.found);
+        let node = r.list(&res.path);
+        match node.first {
+            Some(f) if f.0 <= seen.first => {}
+            _ => node.first = Some((seen.first, seen.found)),
+        }
         for &(op, errno) in &seen.outcomes {
             let outcome = if errno == 0 {
                 Outcome::ok()
             } else {
                 Outcome::from_errno(errno)
             };
+            push_access(&mut node.accesses, op, outcome);
             if op == Op::Exec && errno == 0 {
                 execs.push(res.path.clone());
             }
-            r.add(&res.path, op, outcome);
         }
     }
     (r, execs)
 }
 
+fn push_access(v: &mut Vec<Access>, op: Op, result: Outcome) {
+    let a = Access { op, result };
+    if !v.contains(&a) {
+        v.push(a);
+    }
+}
+
 impl Resolver {
-    /// Adds another part's accesses and lstat results to this one.
+    /// Adds another part's nodes to this one.
     fn absorb(&mut self, other: Resolver) {
-        for (path, accesses) in other.accesses {
-            let mine = self.accesses.entry(path).or_default();
-            for a in accesses {
-                if !mine.contains(&a) {
-                    mine.push(a);
-                }
+        for (path, theirs) in other.nodes {
+            let mine = self.nodes.entry(path).or_default();
+            if mine.meta.is_none() {
+                mine.meta = theirs.meta;
             }
-        }
-        for (path, meta) in other.cache {
-            self.cache.entry(path).or_insert(meta);
-        }
-        for (path, (when, found)) in other.first {
-            self.note_first(&path, when, found);
+            for a in theirs.accesses {
+                push_access(&mut mine.accesses, a.op, a.result);
+            }
+            mine.first = match (mine.first, theirs.first) {
+                (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+                (a, b) => a.or(b),
+            };
+            mine.listed |= theirs.listed;
         }
     }
 
-    fn note_first(&mut self, path: &[u8], when: u64, found: bool) {
-        match self.first.get_mut(path) {
-            Some(f) if f.0 <= when => {}
-            Some(f) => *f = (when, found),
-            None => {
-                self.first.insert(path.to_vec(), (when, found));
-            }
-        }
+    /// The node of `path`, created if new.
+    fn node(&mut self, path: &[u8]) -> &mut Node {
+        self.nodes.entry_ref(path).or_default()
     }
 
-    fn lstat(&mut self, path: &[u8]) -> Option<Meta> {
-        if let Some(m) = self.cache.get(path) {
-            return m.clone();
-        }
-        let p = Path::new(std::ffi::OsStr::from_bytes(path));
-        let meta = std::fs::symlink_metadata(p).ok().map(|md| {
-            let ft = md.file_type();
-            let kind = if ft.is_symlink() {
-                Kind::Symlink
-            } else if ft.is_dir() {
-                Kind::Dir
-            } else if ft.is_file() {
-                Kind::File
-            } else if ft.is_char_device() {
-                Kind::Chardev
-            } else if ft.is_block_device() {
-                Kind::Blockdev
-            } else if ft.is_socket() {
-                Kind::Socket
-            } else {
-                Kind::Fifo
-            };
-            let target = if kind == Kind::Symlink {
-                std::fs::read_link(p)
-                    .ok()
-                    .map(|t| t.into_os_string().into_vec())
-            } else {
-                None
-            };
-            Meta {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                size: md.size(),
-                rdev: md.rdev(),
-                target,
+    /// The node of `path`, listed as an entry together with its ancestors.
+    fn list(&mut self, path: &[u8]) -> &mut Node {
+        let mut end = path.len();
+        // Ancestors first, up to the first one already listed (then all of
+        // its own are too).
+        while let Some(cut) = path[..end].iter().rposition(|&b| b == b'/') {
+            end = cut.max(1);
+            if end == path.len() {
+                break;
             }
-        });
-        self.cache.insert(Box::from(path), meta.clone());
-        meta
+            let n = self.node(&path[..end]);
+            if n.listed {
+                break;
+            }
+            n.listed = true;
+            if end == 1 {
+                break;
+            }
+        }
+        let n = self.node(path);
+        n.listed = true;
+        n
+    }
+
+    /// The host's metadata of `path` (no symlink followed), looked at once.
+    fn lstat(&mut self, path: &[u8]) -> Option<&Meta> {
+        let node = self.node(path);
+        if node.meta.is_none() {
+            node.meta = Some(lstat_host(path));
+        }
+        node.meta.as_ref().and_then(Option::as_ref)
     }
 
     /// Kind of `path` (no symlink followed), and the target of a symlink.
     fn probe(&mut self, path: &[u8]) -> Option<(Kind, Option<Vec<u8>>)> {
-        if !self.cache.contains_key(path) {
-            self.lstat(path);
-        }
-        let m = self.cache.get(path)?.as_ref()?;
+        let m = self.lstat(path)?;
         let target = (m.kind == Kind::Symlink).then(|| m.target.clone().unwrap_or_default());
         Some((m.kind, target))
     }
@@ -233,14 +242,22 @@ impl Resolver {
                 let r = self.walk(b"/".to_vec(), Vec::new(), queue, true);
                 let usable =
                     !is_proc(&r.path) && matches!(self.probe(&r.path), Some((Kind::Dir, _)));
-                let c = usable.then_some((r.path, r.links));
+                let c = usable.then(|| (r.path.into_boxed_slice(), r.links));
                 self.dirs.insert(Box::from(dir), c.clone());
                 c
             }
         };
         match cached {
             Some((cur, links)) => {
-                self.walk(cur, links, VecDeque::from([last.to_vec()]), follow_last)
+                // The common case: one more component in a known real
+                // directory, which is not a symlink to follow.
+                let next = join(&cur, last);
+                match self.probe(&next) {
+                    Some((Kind::Symlink, Some(_))) if follow_last => {
+                        self.walk(cur.into_vec(), links, VecDeque::from([last.to_vec()]), true)
+                    }
+                    _ => Resolved { path: next, links },
+                }
             }
             None => {
                 let queue = split(path).map(<[u8]>::to_vec).collect();
@@ -316,11 +333,7 @@ impl Resolver {
     }
 
     fn add(&mut self, path: &[u8], op: Op, result: Outcome) {
-        let v = self.accesses.entry(path.to_vec()).or_default();
-        let a = Access { op, result };
-        if !v.contains(&a) {
-            v.push(a);
-        }
+        push_access(&mut self.list(path).accesses, op, result);
     }
 
     fn note_links(&mut self, links: &[Vec<u8>]) {
@@ -381,38 +394,24 @@ impl Resolver {
         }
     }
 
-    /// Turns the collected accesses into sorted entries with host metadata,
-    /// adding a `dir` entry for every ancestor.
-    fn entries(mut self, opts: &Options) -> Vec<Entry> {
-        // Every ancestor of a recorded path gets an entry of its own.
-        let paths: Vec<Vec<u8>> = self.accesses.keys().cloned().collect();
-        for p in paths {
-            let mut cur = p;
-            while parent_in_place(&mut cur) {
-                if self.accesses.contains_key(&cur) {
-                    break;
-                }
-                self.accesses.insert(cur.clone(), Vec::new());
-            }
-        }
-        let accesses = std::mem::take(&mut self.accesses);
-        let mut out = Vec::with_capacity(accesses.len());
-        for (p, accesses) in accesses {
-            let meta = self
-                .cache
-                .remove(p.as_slice())
-                .flatten()
-                .or_else(|| self.lstat(&p));
-            let Ok(path) = MPath::new(p) else {
+    /// Turns the listed nodes into sorted entries with host metadata.
+    fn entries(self, opts: &Options) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for (p, node) in self.nodes {
+            if !node.listed {
                 continue;
-            };
-            if path.starts_with(&proc_root()) && path != proc_root() && accesses.is_empty() {
+            }
+            if node.accesses.is_empty() && p.len() > b"/proc".len() && is_proc(&p) {
                 // Intermediate /proc directories (like /proc/self) say
                 // nothing a jail needs.
                 continue;
             }
-            let found = self.first.get(path.as_bytes()).is_none_or(|f| f.1);
-            out.push(make_entry(path, meta, accesses, found, opts));
+            let meta = node.meta.unwrap_or_else(|| lstat_host(&p));
+            let Ok(path) = MPath::new(p) else {
+                continue;
+            };
+            let found = node.first.is_none_or(|f| f.1);
+            out.push(make_entry(path, meta, node.accesses, found, opts));
         }
         // Paths are unique (map keys): an unstable sort gives the same
         // order and moves the large entries less.
@@ -421,12 +420,46 @@ impl Resolver {
     }
 }
 
-fn is_proc(p: &[u8]) -> bool {
-    p == b"/proc" || p.starts_with(b"/proc/")
+/// `lstat` on the host, as resolution needs it.
+fn lstat_host(path: &[u8]) -> Option<Meta> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(path));
+    let md = std::fs::symlink_metadata(p).ok()?;
+    let ft = md.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else if ft.is_char_device() {
+        Kind::Chardev
+    } else if ft.is_block_device() {
+        Kind::Blockdev
+    } else if ft.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Fifo
+    };
+    let target = if kind == Kind::Symlink {
+        std::fs::read_link(p)
+            .ok()
+            .map(|t| t.into_os_string().into_vec())
+    } else {
+        None
+    };
+    Some(Meta {
+        kind,
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.size(),
+        rdev: md.rdev(),
+        target,
+    })
 }
 
-fn proc_root() -> MPath {
-    MPath::new("/proc").expect("valid")
+fn is_proc(p: &[u8]) -> bool {
+    p == b"/proc" || p.starts_with(b"/proc/")
 }
 
 /// `found`: whether the object was there when the program first touched
@@ -604,6 +637,74 @@ mod tests {
             let res = r.resolve(&b(&d.join("loop")), true);
             assert_eq!(res.links.len(), MAX_SYMLINKS);
         });
+    }
+
+    fn paths(entries: &[Entry]) -> Vec<Vec<u8>> {
+        entries.iter().map(|e| e.path.as_bytes().to_vec()).collect()
+    }
+
+    const OPTS: Options = Options {
+        hash: false,
+        setuid_effective: false,
+    };
+
+    #[test]
+    fn a_directory_only_passed_through_is_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/c"), b"x").unwrap();
+        let mut log = RawLog::default();
+        log.add(&b(&d.join("a/b/../c")), true, Op::Read, 0);
+        let (entries, _) = build(log, &OPTS);
+        let got = paths(&entries);
+        assert!(got.contains(&b(&d.join("a/c"))));
+        assert!(got.contains(&b(&d.join("a"))));
+        assert!(got.contains(&b"/".to_vec()));
+        assert!(
+            !got.contains(&b(&d.join("a/b"))),
+            "a/b was only passed through"
+        );
+    }
+
+    #[test]
+    fn the_parts_of_a_large_trace_merge_into_one_entry_per_object() {
+        // Enough paths to be resolved on several threads (when the machine
+        // has them): one object reached by two spellings, maybe in two
+        // parts, gets both accesses in one entry.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        let n = 3 * PARALLEL_MIN;
+        let mut log = RawLog::default();
+        for i in 0..n {
+            let f = d.join(format!("f{i}"));
+            std::fs::write(&f, b"").unwrap();
+            log.add(&b(&f), true, Op::Read, 0);
+        }
+        std::os::unix::fs::symlink("f0", d.join("l")).unwrap();
+        log.add(&b(&d.join("l")), true, Op::Stat, 0);
+        log.add(&b(&d.join("missing")), true, Op::Stat, libc::ENOENT);
+        let (entries, _) = build(log, &OPTS);
+        let ancestors = d.components().count();
+        assert_eq!(entries.len(), n + 2 + ancestors);
+        let f0 = entries
+            .iter()
+            .find(|e| e.path.as_bytes() == b(&d.join("f0")))
+            .unwrap();
+        let ops: Vec<Op> = f0.accesses.iter().map(|a| a.op).collect();
+        assert_eq!(ops, [Op::Read, Op::Stat]);
+        let l = entries
+            .iter()
+            .find(|e| e.path.as_bytes() == b(&d.join("l")))
+            .unwrap();
+        assert_eq!(l.kind, Kind::Symlink);
+        let mut sorted = paths(&entries);
+        sorted.sort_by(|a, b| {
+            MPath::new(a.clone())
+                .unwrap()
+                .cmp(&MPath::new(b.clone()).unwrap())
+        });
+        assert_eq!(sorted, paths(&entries), "entries are sorted");
     }
 
     #[test]
