@@ -134,6 +134,7 @@ struct linux_binprm {
 #define D_RETFD 8     /* send the path of the returned descriptor */
 #define D_CREATED 16  /* send whether the returned descriptor's file was created */
 #define D_NOTE 32     /* no operands: the call itself is news (io_uring_setup) */
+#define D_EMPTYFD 64  /* an empty path may name its dirfd's file (execveat, linkat) */
 struct desc {
 	u8 flags;
 	u8 str[2];   /* argument index + 1 of a path string */
@@ -208,7 +209,8 @@ struct stash {
 	u32 nr;
 	u32 compat;
 	u64 args[6];
-	u32 have_big;
+	u16 have_big;
+	u16 empty; /* bit s: string s was "" at entry, so no base was walked */
 	u32 valid; /* an entry is pending its exit */
 };
 
@@ -449,6 +451,20 @@ static __always_inline int relative(u64 addr)
 	return c != '/';
 }
 
+/* What the first byte of a path string says at entry. */
+#define P_ABS 0
+#define P_REL 1   /* relative, or unreadable now: its base is walked */
+#define P_EMPTY 2
+static __always_inline int path_start(u64 addr)
+{
+	char c = 0;
+	if (bpf_probe_read_user(&c, 1, (void *)addr) < 0)
+		return P_REL;
+	if (c == '/')
+		return P_ABS;
+	return c ? P_REL : P_EMPTY;
+}
+
 /* Argument `a` - 1 (descriptors number arguments from 1; 0 is none). */
 static __always_inline u64 arg_n(u64 *args, u8 a)
 {
@@ -631,14 +647,23 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	/* What needs more than the arguments: exec's path, a relative path's
 	 * base, a descriptor's path, a relative AF_UNIX name's cwd. */
 	u8 rel[2] = {};
+	u16 empty = 0;
 	int need = d->flags & D_EXEC;
 	for (int s = 0; s < 2; s++) {
 		u8 a = d->str[s];
-		if (a && a <= 6 && relative(arg_n(st->args, a))) {
+		if (!a || a > 6)
+			continue;
+		int start = path_start(arg_n(st->args, a));
+		if (start == P_EMPTY && !(d->flags & D_EMPTYFD)) {
+			/* "" names no path (glibc's fstat is newfstatat(fd, "",
+			 * AT_EMPTY_PATH)): nothing to walk. */
+			empty |= 1 << s;
+		} else if (start != P_ABS) {
 			rel[s] = 1;
 			need = 1;
 		}
 	}
+	st->empty = empty;
 	int fd_wanted = d->fd && d->fd <= 6;
 	int sock_cwd = (d->sock && d->sock <= 6 && unix_relative(arg_n(st->args, d->sock))) ||
 		       (d->msg && msg_needs_cwd(d->msg, st->args));
@@ -797,14 +822,21 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
 		if (!ie)
 			return 0;
+		u64 addr = arg_n(st.args, d->str[0]);
+		long n = bpf_probe_read_user_str(ie->sl.data, STR_MAX, (void *)addr);
+		if (st.empty & 1) {
+			/* Still "": the call named no path, and there is nothing to
+			 * send. Changed since entry: it has no base, so it is lost. */
+			if (n > 1)
+				count_lost(L_READ);
+			return 0;
+		}
 		u32 sent = 0;
 		struct big *bb = st.have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
 		if (bb && bb->s[SLOT_BASE0].it.kind) {
 			bb->s[SLOT_BASE0].it.tid = tid;
 			send_slot(&bb->s[SLOT_BASE0], &sent);
 		}
-		u64 addr = arg_n(st.args, d->str[0]);
-		long n = bpf_probe_read_user_str(ie->sl.data, STR_MAX, (void *)addr);
 		u32 size = sizeof(struct event);
 		ie->ev.flags = 0;
 		ie->ev.nitems = sent;
@@ -866,6 +898,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			if (!sl)
 				break;
 			long n = bpf_probe_read_user_str(sl->data, STR_MAX, (void *)addr);
+			if (n > 1 && (st.empty & (1 << s))) {
+				/* "" at entry, so no base was walked for it. */
+				count_lost(L_READ);
+				continue;
+			}
 			if (n < 0) {
 				if (!efault && addr)
 					count_lost(L_READ);

@@ -150,6 +150,7 @@ fn fixtures_record_the_same_with_both_backends() {
         ("cancel", &["-pthread"], &none, vec![]),
         ("dirfd", &[], &dirs, vec!["DIR"]),
         ("eintr", &[], &fifo, vec!["DIR/fifo"]),
+        ("emptypath", &[], &none, vec!["DIR"]),
         ("euid", &[], &none, vec![]),
         ("forks", &[], &none, vec!["DIR"]),
         ("found", &[], &dirs, vec!["DIR"]),

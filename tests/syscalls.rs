@@ -237,6 +237,32 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
 }
 
 #[test]
+fn an_empty_path_names_a_file_only_where_the_kernel_says_so() {
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    let bin = fixture("emptypath", &[]);
+    let m = common::record_in(&d, "m", &[bin.to_str().unwrap(), d.to_str().unwrap()], 0);
+    let p = |rel: &str| d.join(rel).to_str().unwrap().to_string();
+    // linkat(fd, "", AT_EMPTY_PATH): the descriptor's file is the source
+    // (the link itself needs CAP_DAC_READ_SEARCH).
+    let linked = if nix::unistd::geteuid().is_root() {
+        "ok"
+    } else {
+        "ENOENT"
+    };
+    assert_access(&m, &p("src"), "link-from", linked);
+    assert_access(&m, &p("dst"), "link-to", linked);
+    // Without the flag, "" is ENOENT and names nothing; an fstat-style
+    // newfstatat(fd, "") is no path access at all.
+    assert_access(&m, &p("dst2"), "link-to", "ENOENT");
+    assert_no_op(&m, &p("src"), "stat");
+    assert_no_op(&m, &d.to_string_lossy(), "stat");
+    // execveat(fd, "", AT_EMPTY_PATH) runs the descriptor's program.
+    let t = real(Path::new("/bin/true"));
+    assert_access(&m, t.to_str().unwrap(), "exec", "ok");
+}
+
+#[test]
 fn a_failed_chroot_is_no_warning() {
     let tmp = tempdir();
     let d = real(tmp.path());

@@ -10,6 +10,7 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::Ebpf;
 
+use crate::core::manifest::Op;
 use crate::core::trace::arch::{self, Sys};
 use crate::core::trace::decode::{self, Operand};
 
@@ -23,6 +24,7 @@ const D_SETID: u8 = 4;
 const D_RETFD: u8 = 8;
 const D_CREATED: u8 = 16;
 const D_NOTE: u8 = 32;
+const D_EMPTYFD: u8 = 64;
 
 /// Message header layouts (`M_*` in the C source).
 const M_MSG: u8 = 1;
@@ -110,6 +112,12 @@ fn descriptor(sys: Sys) -> [u8; 16] {
     for u in decode::decode(sys, &args).into_iter().flatten() {
         match u.operand {
             Operand::Path { dirfd, addr, .. } | Operand::Openat2 { dirfd, addr, .. } => {
+                // An empty path names no path, except the dirfd's own file
+                // for these two (with AT_EMPTY_PATH): then its base is
+                // walked even for "".
+                if u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
+                    d[0] |= D_EMPTYFD;
+                }
                 if strs < 2 {
                     d[1 + strs] = which(addr);
                     d[3 + strs] = dirfd_of(dirfd);
@@ -207,6 +215,44 @@ fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
     Ok(())
 }
 
+/// Loads (and so verifies) one program; the verifier's refusal comes back
+/// as the reason it gives.
+fn load_program(prog: &str, p: &mut aya::programs::Program) -> Result<(), String> {
+    let p: &mut RawTracePoint = p.try_into().map_err(|e| err(prog, e))?;
+    p.load().map_err(|e| match &e {
+        // The whole verifier log is in the error's text: keep its end,
+        // which says why.
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            // The last line is statistics; the one before says why.
+            let why = log
+                .lines()
+                .rev()
+                .filter(|l| !l.trim().is_empty())
+                .find(|l| {
+                    !l.starts_with("verification time")
+                        && !l.starts_with("processed ")
+                        && !l.starts_with("stack depth")
+                })
+                .unwrap_or("")
+                .trim();
+            let why: String = why
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("the kernel refused the BPF program {prog} ({io_error}): {why}")
+        }
+        e => err(&format!("the kernel refused the BPF program {prog}"), e),
+    })
+}
+
 /// Loads the program, fills the descriptors and attaches it.
 pub fn load() -> Result<Loaded, String> {
     let t0 = std::time::Instant::now();
@@ -232,6 +278,30 @@ pub fn load() -> Result<Loaded, String> {
             t0.elapsed().as_secs_f64()
         );
     }
+    // Verification is most of the start-up. The kernel verifies the
+    // programs of a privileged loader concurrently, so each is loaded on a
+    // thread of its own (the two syscall programs take about the same).
+    let loaded: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ebpf
+            .programs_mut()
+            .map(|(name, prog)| scope.spawn(move || load_program(name, prog)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a loader thread panicked".into()))
+            })
+            .collect()
+    });
+    loaded.into_iter().collect::<Result<Vec<()>, String>>()?;
+    if debug {
+        eprintln!(
+            "jailtrace: bpf programs verified at {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    // The exit program first, so that every entry recorded has its exit.
     for (prog, tp) in [
         ("process_fork", "sched_process_fork"),
         ("process_exit", "sched_process_exit"),
@@ -244,38 +314,6 @@ pub fn load() -> Result<Loaded, String> {
             .ok_or_else(|| format!("the BPF object has no program {prog}"))?
             .try_into()
             .map_err(|e| err(prog, e))?;
-        p.load().map_err(|e| match &e {
-            // The whole verifier log is in the error's text: keep its end,
-            // which says why.
-            aya::programs::ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => {
-                let log = verifier_log.to_string();
-                // The last line is statistics; the one before says why.
-                let why = log
-                    .lines()
-                    .rev()
-                    .filter(|l| !l.trim().is_empty())
-                    .find(|l| {
-                        !l.starts_with("verification time")
-                            && !l.starts_with("processed ")
-                            && !l.starts_with("stack depth")
-                    })
-                    .unwrap_or("")
-                    .trim();
-                let why: String = why
-                    .chars()
-                    .rev()
-                    .take(200)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                format!("the kernel refused the BPF program {prog} ({io_error}): {why}")
-            }
-            e => err(&format!("the kernel refused the BPF program {prog}"), e),
-        })?;
         p.attach(tp)
             .map_err(|e| err(&format!("cannot attach to {tp}"), e))?;
         if debug {
@@ -358,6 +396,12 @@ mod tests {
         // fchdir(fd).
         assert_eq!(descriptor(Sys::Fchdir)[8], 1);
         assert_ne!(descriptor(Sys::Execve)[0] & D_EXEC, 0);
+        // An empty path names the dirfd's file only for these; for an
+        // fstat-style call it names nothing, and nothing is walked.
+        assert_ne!(descriptor(Sys::Execveat)[0] & D_EMPTYFD, 0);
+        assert_ne!(descriptor(Sys::Linkat)[0] & D_EMPTYFD, 0);
+        assert_eq!(descriptor(Sys::Newfstatat)[0] & D_EMPTYFD, 0);
+        assert_eq!(descriptor(Sys::Statx)[0] & D_EMPTYFD, 0);
         assert_eq!(descriptor(Sys::Umount)[0], 0);
         assert_eq!(descriptor(Sys::Sendmmsg32)[9], M_MMSG32);
         assert_eq!(descriptor(Sys::Socketcall)[9], M_SOCKETCALL);
