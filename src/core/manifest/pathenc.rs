@@ -193,28 +193,32 @@ fn validate(bytes: &[u8]) -> Result<(), String> {
 }
 
 impl Ord for MPath {
-    /// Component-wise, computed on the bytes: in a normalised path a `/`
-    /// ends a component, so it sorts below every other byte (there is no
-    /// NUL), and a path that is a prefix of another sorts first. Sorting
-    /// the paths of a manifest is hot; splitting into components was not.
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (&*self.0, &*other.0);
-        let n = a.len().min(b.len());
-        // The common prefix, eight bytes at a time (paths of one manifest
-        // share long ones), then byte by byte.
-        let mut i = 0;
-        while i + 8 <= n && a[i..i + 8] == b[i..i + 8] {
-            i += 8;
-        }
-        while i < n && a[i] == b[i] {
-            i += 1;
-        }
-        if i == n {
-            return a.len().cmp(&b.len());
-        }
-        let key = |c: u8| if c == b'/' { 0 } else { c };
-        key(a[i]).cmp(&key(b[i]))
+        cmp_path_bytes(&self.0, &other.0)
     }
+}
+
+/// The order of manifest paths, component-wise, computed on the bytes: in
+/// a normalised path a `/` ends a component, so it sorts below every other
+/// byte (there is no NUL), and a path that is a prefix of another sorts
+/// first. Sorting the paths of a manifest is hot; splitting into
+/// components was not.
+pub fn cmp_path_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    // The common prefix, eight bytes at a time (paths of one manifest
+    // share long ones), then byte by byte.
+    let mut i = 0;
+    while i + 8 <= n && a[i..i + 8] == b[i..i + 8] {
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    if i == n {
+        return a.len().cmp(&b.len());
+    }
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    key(a[i]).cmp(&key(b[i]))
 }
 
 impl PartialOrd for MPath {

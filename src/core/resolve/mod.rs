@@ -16,7 +16,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::pathenc::{cmp_path_bytes, MPath};
 use crate::core::manifest::{Access, Class, Entry, Kind, Mode, Op, Outcome};
 use crate::core::trace::RawLog;
 
@@ -72,6 +72,23 @@ struct Node {
     listed: bool,
 }
 
+impl Node {
+    /// Adds what another part found at the same path.
+    fn absorb(&mut self, theirs: Node) {
+        if self.meta.is_none() {
+            self.meta = theirs.meta;
+        }
+        for a in theirs.accesses {
+            push_access(&mut self.accesses, a.op, a.result);
+        }
+        self.first = match (self.first, theirs.first) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.listed |= theirs.listed;
+    }
+}
+
 #[derive(Default)]
 struct Resolver {
     /// Every real path looked at: its lstat result, accesses and first
@@ -89,38 +106,85 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     let keys: Vec<_> = log.into_iter().collect();
     // Resolution is mostly lstat calls, independent from one path to the
     // next: large traces are split across the CPUs (the tracer has given
-    // back its CPU mask by now). Each part has its own caches; the merge
-    // is a union, so the result does not depend on the split.
-    let parts = std::thread::available_parallelism()
+    // back its CPU mask by now). Each part has its own caches; what they
+    // found is merged by path, so the result does not depend on the split.
+    let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(4)
         .min(keys.len() / PARALLEL_MIN + 1);
-    let mut resolved: Vec<(Resolver, Vec<Vec<u8>>)> = if parts > 1 {
-        let chunk = keys.len().div_ceil(parts);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = keys
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || resolve_part(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a resolver thread panicked"))
-                .collect()
+    let chunk = keys.len().div_ceil(threads).max(1);
+    let parts: Vec<&[_]> = keys.chunks(chunk).collect();
+    let resolved = on_threads(parts, resolve_part);
+    let mut execs = Vec::new();
+    let mut parts: Vec<Resolver> = resolved
+        .into_iter()
+        .map(|(r, e)| {
+            execs.extend(e);
+            r
         })
-    } else {
-        vec![resolve_part(&keys)]
-    };
-    // The raw log is large and no longer needed: free it off this thread.
+        .collect();
+    // The raw log is large and no longer needed: freed off this thread.
     std::thread::spawn(move || drop(keys));
-    resolved.sort_by_key(|(r, _)| std::cmp::Reverse(r.nodes.len()));
-    let mut parts = resolved.into_iter();
-    let (mut r, mut execs) = parts.next().unwrap_or_default();
-    for (other, more) in parts {
-        r.absorb(other);
-        execs.extend(more);
+    let Some(first) = parts.first_mut() else {
+        return (Vec::new(), warnings);
+    };
+    first.interpreters(execs, opts, &mut warnings);
+    // The merge, the entries and their sort are split too, by ranges of
+    // the manifest's order, so that the ranges' entries only need to be
+    // put one after the other.
+    let pivots = first.pivots(threads);
+    let split = on_threads(parts, |r| r.split(&pivots));
+    let mut ranges: Vec<Vec<(Vec<u8>, Node)>> = (0..=pivots.len()).map(|_| Vec::new()).collect();
+    for part in split {
+        for (range, nodes) in ranges.iter_mut().zip(part) {
+            range.extend(nodes);
+        }
     }
-    r.interpreters(execs, opts, &mut warnings);
-    (r.entries(opts), warnings)
+    let entries = on_threads(ranges, |r| range_entries(r, opts));
+    (entries.into_iter().flatten().collect(), warnings)
+}
+
+/// `f` on each item, each on a thread of its own (none for one item).
+fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a resolver thread panicked"))
+            .collect()
+    })
+}
+
+/// The entries of one range of listed nodes (a path may come from several
+/// parts), in the manifest's order.
+fn range_entries(mut nodes: Vec<(Vec<u8>, Node)>, opts: &Options) -> Vec<Entry> {
+    nodes.sort_unstable_by(|a, b| cmp_path_bytes(&a.0, &b.0));
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut nodes = nodes.into_iter().peekable();
+    while let Some((p, mut node)) = nodes.next() {
+        while let Some((_, same)) = nodes.next_if(|(q, _)| *q == p) {
+            node.absorb(same);
+        }
+        if node.accesses.is_empty() && p.len() > b"/proc".len() && is_proc(&p) {
+            // Intermediate /proc directories (like /proc/self) say
+            // nothing a jail needs.
+            continue;
+        }
+        let meta = node.meta.unwrap_or_else(|| lstat_host(&p));
+        let Ok(path) = MPath::new(p) else {
+            continue;
+        };
+        let found = node.first.is_none_or(|f| f.1);
+        out.push(make_entry(path, meta, node.accesses, found, opts));
+    }
+    out
 }
 
 /// Below this many unique paths per thread, splitting is not worth it.
@@ -162,22 +226,40 @@ fn push_access(v: &mut Vec<Access>, op: Op, result: Outcome) {
 }
 
 impl Resolver {
-    /// Adds another part's nodes to this one.
-    fn absorb(&mut self, other: Resolver) {
-        for (path, theirs) in other.nodes {
-            let mine = self.nodes.entry(path).or_default();
-            if mine.meta.is_none() {
-                mine.meta = theirs.meta;
-            }
-            for a in theirs.accesses {
-                push_access(&mut mine.accesses, a.op, a.result);
-            }
-            mine.first = match (mine.first, theirs.first) {
-                (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-                (a, b) => a.or(b),
-            };
-            mine.listed |= theirs.listed;
+    /// Up to `n - 1` paths that cut the listed ones into `n` ranges of
+    /// about the same size (a sample: every part is a random share of the
+    /// trace).
+    fn pivots(&self, n: usize) -> Vec<Vec<u8>> {
+        if n <= 1 {
+            return Vec::new();
         }
+        let mut sample: Vec<&[u8]> = self
+            .nodes
+            .iter()
+            .filter(|(_, node)| node.listed)
+            .step_by(8)
+            .map(|(p, _)| p.as_slice())
+            .collect();
+        sample.sort_unstable_by(|a, b| cmp_path_bytes(a, b));
+        sample.dedup();
+        (1..n)
+            .filter_map(|i| sample.get(sample.len() * i / n))
+            .map(|p| p.to_vec())
+            .collect()
+    }
+
+    /// The listed nodes, by range: range i holds the paths with i pivots
+    /// at or before them.
+    fn split(self, pivots: &[Vec<u8>]) -> Vec<Vec<(Vec<u8>, Node)>> {
+        let mut ranges: Vec<Vec<(Vec<u8>, Node)>> =
+            (0..=pivots.len()).map(|_| Vec::new()).collect();
+        for (p, node) in self.nodes {
+            if node.listed {
+                let i = pivots.partition_point(|v| cmp_path_bytes(v, &p).is_le());
+                ranges[i].push((p, node));
+            }
+        }
+        ranges
     }
 
     /// The node of `path`, created if new.
@@ -392,31 +474,6 @@ impl Resolver {
                 work.push((res.path, depth + 1));
             }
         }
-    }
-
-    /// Turns the listed nodes into sorted entries with host metadata.
-    fn entries(self, opts: &Options) -> Vec<Entry> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        for (p, node) in self.nodes {
-            if !node.listed {
-                continue;
-            }
-            if node.accesses.is_empty() && p.len() > b"/proc".len() && is_proc(&p) {
-                // Intermediate /proc directories (like /proc/self) say
-                // nothing a jail needs.
-                continue;
-            }
-            let meta = node.meta.unwrap_or_else(|| lstat_host(&p));
-            let Ok(path) = MPath::new(p) else {
-                continue;
-            };
-            let found = node.first.is_none_or(|f| f.1);
-            out.push(make_entry(path, meta, node.accesses, found, opts));
-        }
-        // Paths are unique (map keys): an unstable sort gives the same
-        // order and moves the large entries less.
-        out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        out
     }
 }
 
