@@ -339,6 +339,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_benchmark_floor_stops_on_the_same_syscalls() {
+        // bench/floor.c stands for the ptrace cost of this very filter.
+        let c = include_str!("../../../bench/floor.c");
+        let start = c.find("SYSCALLS[] = {").expect("SYSCALLS in floor.c");
+        let list = &c[start..start + c[start..].find("};").unwrap()];
+        let mut floor: Vec<u32> = list
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().split(',').next()?.trim().parse().ok())
+            .collect();
+        let mut ours: Vec<u32> = X86_64.iter().map(|&(nr, _)| nr).collect();
+        floor.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(floor, ours, "bench/floor.c SYSCALLS against X86_64");
+    }
+
+    #[test]
     fn tables_have_unique_numbers() {
         for table in [X86_64, I386] {
             let mut nrs: Vec<u32> = table.iter().map(|e| e.0).collect();
