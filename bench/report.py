@@ -42,18 +42,20 @@ def load_meta(path):
 def load_runs(path):
     secs = defaultdict(list)  # (workload, mode) -> [seconds]
     rss = defaultdict(list)  # (workload, mode) -> [KiB]
+    rounds = defaultdict(dict)  # (workload, mode) -> {round: seconds}
     failed = defaultdict(int)
     with open(path, encoding="utf-8") as f:
         next(f)
         for line in f:
-            _, w, m, us, kb, rc = line.rstrip("\n").split("\t")
+            r, w, m, us, kb, rc = line.rstrip("\n").split("\t")
             if rc != "0":
                 failed[(w, m)] += 1
                 continue
             secs[(w, m)].append(int(us) / 1e6)
+            rounds[(w, m)][r] = int(us) / 1e6
             if int(kb) > 0:
                 rss[(w, m)].append(int(kb))
-    return secs, rss, failed
+    return secs, rss, failed, rounds
 
 
 def fmt_s(v):
@@ -71,7 +73,7 @@ def fmt_ratio(v, target):
 
 def main():
     meta, names = load_meta(sys.argv[1])
-    secs, rss, failed = load_runs(sys.argv[2])
+    secs, rss, failed, by_round = load_runs(sys.argv[2])
     workloads = list(names)
     modes = [m for m in MODES if any((w, m) in secs or (w, m) in failed for w in workloads)]
 
@@ -150,13 +152,20 @@ def main():
             except FileNotFoundError:
                 pass
         start = statistics.median(by["startup"]) if by.get("startup") else None
+        paired_starts = [
+            t for w in workloads for t in by_round.get((w, m + "-startup"), {}).values()
+        ]
+        paired_start = statistics.median(paired_starts) if paired_starts else None
 
         def steady(w, base):
-            # The recording without its fixed start-up, against `base`.
-            b, n = med(w, m), med(w, base)
-            if b is None or n is None or start is None or n == 0:
+            # The recording without its fixed start-up, against `base`: each
+            # run less the start-up timed right before it, then the median.
+            runs, starts = by_round.get((w, m), {}), by_round.get((w, m + "-startup"), {})
+            diffs = [max(runs[r] - starts[r], 0) for r in runs if r in starts]
+            n = med(w, base)
+            if not diffs or n is None or n == 0:
                 return None
-            return max(b - start, 0) / n
+            return statistics.median(diffs) / n
 
         p("| workload | / native | / ptrace (jailtrace same) | / strace "
           "| without start-up: / native | / ptrace |")
@@ -166,12 +175,14 @@ def main():
               f"| {fmt_ratio(ratio(w, m, 'native'), BPF_NATIVE_TARGET.get(w))} "
               f"| {fmt_ratio(ratio(w, m, 'jailtrace:same'), BPF_PTRACE_TARGET)} "
               f"| {fmt_ratio(ratio(w, m, 'strace'), None)} "
-              f"| {fmt_ratio(steady(w, 'native'), None)} "
-              f"| {fmt_ratio(steady(w, 'jailtrace:same'), None)} |")
+              f"| {fmt_ratio(steady(w, 'native'), BPF_NATIVE_TARGET.get(w))} "
+              f"| {fmt_ratio(steady(w, 'jailtrace:same'), BPF_PTRACE_TARGET)} |")
         p("")
-        if start is not None:
-            p(f"Start-up (`record --backend bpf -- true`): {fmt_s(start)} s "
-              "(target ≤ 0.1 s); the columns without start-up subtract it.")
+        if start is not None or paired_start is not None:
+            p(f"Start-up (`record --backend bpf -- true`, target ≤ 0.1 s): {fmt_s(start)} s "
+              f"on its own after the rounds, {fmt_s(paired_start)} s (median) when timed right "
+              "before each bpf run of the rounds; the columns without start-up subtract "
+              "the latter, run by run.")
             p("")
         if by.get("alone") and by.get("during"):
             a, d = statistics.median(by["alone"]), statistics.median(by["during"])
