@@ -219,7 +219,15 @@ fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
 /// as the reason it gives.
 fn load_program(prog: &str, p: &mut aya::programs::Program) -> Result<(), String> {
     let p: &mut RawTracePoint = p.try_into().map_err(|e| err(prog, e))?;
-    p.load().map_err(|e| match &e {
+    let t0 = std::time::Instant::now();
+    let loaded = p.load();
+    if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
+        eprintln!(
+            "jailtrace: bpf {prog} verified in {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    loaded.map_err(|e| match &e {
         // The whole verifier log is in the error's text: keep its end,
         // which says why.
         aya::programs::ProgramError::LoadError {
