@@ -42,7 +42,8 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
 postgres:x:101:104::/var/lib/postgresql:/bin/bash\n\
 alice:x:1000:1000::/home/alice:/bin/bash\n\
-bob:x:1001:1001::/home/bob:/bin/bash\n";
+bob:x:1001:1001::/home/bob:/bin/bash\n\
++::::::\n";
 const GROUP: &str = "root:x:0:\ndaemon:x:1:\npostgres:x:104:\nssl-cert:x:105:postgres\n\
 alice:x:1000:\nbob:x:1001:\n";
 const SHADOW: &str = "root:$6$salt$roothash:19000:0:99999:7:::\n\
@@ -191,6 +192,13 @@ fn accounts_keeps_the_named_root_owners_and_switched_ids() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The NIS compat line is no account: left out, and said so among the
+    // summary's warnings.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 line of /etc/passwd names no account"),
+        "{said}"
     );
     // root; daemon, named; postgres, switched to; alice, owner of a file.
     // bob is none of these.

@@ -39,6 +39,10 @@ impl Db {
 pub struct Keep {
     pub users: HashSet<Vec<u8>>,
     pub groups: HashSet<Vec<u8>>,
+    /// What the filter leaves out without being asked: lines of the host's
+    /// passwd and group that name no account (NIS `+`/`-` lines, malformed
+    /// ones), one warning per file.
+    pub left_out: Vec<String>,
 }
 
 /// How one account file is written into the jail.
@@ -145,6 +149,26 @@ pub fn keep(
     let users = parse(passwd);
     let groups = parse(group);
     let mut k = Keep::default();
+    for (file, content, parsed) in [
+        ("/etc/passwd", passwd, users.len()),
+        ("/etc/group", group, groups.len()),
+    ] {
+        let lines = content
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .count();
+        let n = lines - parsed;
+        if n > 0 {
+            let (line, names, is) = if n == 1 {
+                ("line", "names", "is")
+            } else {
+                ("lines", "name", "are")
+            };
+            k.left_out.push(format!(
+                "--accounts: {n} {line} of {file} {names} no account (NIS `+`/`-` lines, or malformed) and {is} left out of the jail"
+            ));
+        }
+    }
     let mut gids = gids.clone();
     gids.insert(0);
     for name in names {
@@ -208,6 +232,18 @@ postgres:!:19000::::::\nalice:!:19000:0:99999:7:::\nbob::19000::::::\n"
         assert!(Rewrite::for_path(b"/etc/passwd", false, None).is_none());
         let g = Rewrite::for_path(b"/etc/gshadow", false, None).unwrap();
         assert_eq!(g.apply(b"sudo:$6$x:alice:alice\n"), b"sudo:!:alice:alice\n");
+    }
+
+    #[test]
+    fn lines_that_are_no_account_are_named_when_left_out() {
+        let passwd = [PASSWD, b"+::::::\n-bob::::::\n\n".as_slice()].concat();
+        let group = [GROUP, b"+:::\n".as_slice()].concat();
+        let k = keep(&passwd, &group, &[], &BTreeSet::new(), &BTreeSet::new()).unwrap();
+        assert_eq!(k.left_out.len(), 2, "{:?}", k.left_out);
+        assert!(k.left_out[0].starts_with("--accounts: 2 lines of /etc/passwd name no account"));
+        assert!(k.left_out[1].starts_with("--accounts: 1 line of /etc/group names no account"));
+        let k = keep(PASSWD, GROUP, &[], &BTreeSet::new(), &BTreeSet::new()).unwrap();
+        assert!(k.left_out.is_empty());
     }
 
     #[test]

@@ -231,6 +231,9 @@ pub fn build(
             },
         )?)),
     };
+    if let Some(k) = &keep {
+        plan.warnings.extend(k.left_out.iter().cloned());
+    }
     plan.warnings.extend(unknown_allowed_devices(opts, &index));
 
     let probes_only = probe_only_dirs(&entries);
