@@ -615,6 +615,51 @@ fn oci_archive_of_redis_unpacks_and_runs() {
         "not reproducible"
     );
 
+    // One gzip layer, its config naming the digest of the tar inside.
+    let mut files = std::collections::HashMap::new();
+    for e in tar::Archive::new(std::fs::File::open(&a).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(path, data);
+    }
+    let blob = |digest: &serde_json::Value| {
+        let d = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        files[&format!("blobs/sha256/{d}")].clone()
+    };
+    let json = |b: Vec<u8>| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    let index = json(files["index.json"].clone());
+    let image = json(blob(&index["manifests"][0]["digest"]));
+    let layer = &image["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let gz = blob(&layer["digest"]);
+    assert_eq!(layer["size"], gz.len());
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut plain)
+        .unwrap();
+    assert!(
+        gz.len() < plain.len() / 2,
+        "{} of {}",
+        gz.len(),
+        plain.len()
+    );
+    let config = json(blob(&image["config"]["digest"]));
+    let diff_id = format!(
+        "sha256:{}",
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&plain))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(config["rootfs"]["diff_ids"][0], diff_id);
+
     let layout = t.path().join("layout");
     common::success(Command::new("skopeo").args([
         "copy",

@@ -5,8 +5,9 @@
 //! Reproducible: entries are in plan order (parents first, then by path),
 //! owners and modes are the host's as `materialize` gives them, files keep
 //! their host modification times (Python checks them against its caches),
-//! directories and the archive's own entries get time 0, and no image field
-//! holds a date. The same manifest and host give the same bytes.
+//! directories and the archive's own entries get time 0, no image field
+//! holds a date, and the layer's gzip header holds neither a time nor a
+//! name. The same manifest and host give the same bytes.
 
 use std::io::{Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -201,17 +202,36 @@ fn json_blob(v: &serde_json::Value) -> (Vec<u8>, Blob) {
     (bytes, blob)
 }
 
+/// The layer as written: its blob (gzip-compressed tar) and the digest of
+/// the tar itself (the config's `diff_id`).
+struct Layer {
+    blob: Blob,
+    diff_id: String,
+}
+
 /// Writes the layer (the plan's objects) to an unnamed temporary file:
-/// its digest, known only at the end, names it in the archive.
+/// its digest, known only at the end, names it in the archive. It is
+/// compressed with gzip at a fixed level and a header without a time or a
+/// name, so the same plan gives the same bytes.
 fn write_layer(
     plan: &crate::core::jail::plan::Plan,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<(std::fs::File, Blob)> {
+) -> anyhow::Result<(std::fs::File, Layer)> {
     let mut layer_file = tempfile::tempfile()
         .map_err(|e| fail(format!("cannot create a temporary file for the layer: {e}")))?;
+    let io = |e: std::io::Error| fail(format!("cannot write the layer: {e}"));
     let layer = {
-        let mut tar = tar::Builder::new(Hashing {
+        let compressed = Hashing {
             inner: std::io::BufWriter::new(&mut layer_file),
+            hash: Sha256::new(),
+            len: 0,
+        };
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(compressed, flate2::Compression::default());
+        let mut tar = tar::Builder::new(Hashing {
+            inner: gz,
             hash: Sha256::new(),
             len: 0,
         });
@@ -219,14 +239,16 @@ fn write_layer(
         for item in plan.items.iter().filter(|i| !i.path.is_root()) {
             add_item(&mut tar, item, &mut hosts, warnings)?;
         }
-        let mut w = tar
-            .into_inner()
-            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
-        w.flush()
-            .map_err(|e| fail(format!("cannot write the layer: {e}")))?;
-        Blob {
-            size: w.len,
-            digest: digest(w.hash),
+        let plain = tar.into_inner().map_err(io)?;
+        let diff_id = digest(plain.hash);
+        let mut w = plain.inner.finish().map_err(io)?;
+        w.flush().map_err(io)?;
+        Layer {
+            blob: Blob {
+                size: w.len,
+                digest: digest(w.hash),
+            },
+            diff_id,
         }
     };
     Ok((layer_file, layer))
@@ -273,7 +295,7 @@ pub fn write(
         "architecture": architecture(),
         "os": "linux",
         "config": config,
-        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", layer.digest)] },
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", layer.diff_id)] },
         "history": [ { "created_by": format!("jailtrace {} export", env!("CARGO_PKG_VERSION")) } ],
     }));
     let (manifest_bytes, manifest_blob) = json_blob(&serde_json::json!({
@@ -285,9 +307,9 @@ pub fn write(
             "size": config_blob.size,
         },
         "layers": [ {
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": format!("sha256:{}", layer.digest),
-            "size": layer.size,
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": format!("sha256:{}", layer.blob.digest),
+            "size": layer.blob.size,
         } ],
     }));
     let index = serde_json::to_vec(&serde_json::json!({
@@ -319,7 +341,7 @@ pub fn write(
     let mut blobs: Vec<(&str, Option<&[u8]>)> = vec![
         (&config_blob.digest, Some(&config_bytes)),
         (&manifest_blob.digest, Some(&manifest_bytes)),
-        (&layer.digest, None),
+        (&layer.blob.digest, None),
     ];
     blobs.sort_by_key(|b| b.0);
     for (d, bytes) in blobs {
@@ -329,7 +351,7 @@ pub fn write(
             None => {
                 layer_file.rewind().map_err(io)?;
                 let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
-                h.set_size(layer.size);
+                h.set_size(layer.blob.size);
                 tar.append_data(&mut h, &path, &mut layer_file)
                     .map_err(io)?;
             }
