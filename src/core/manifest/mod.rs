@@ -269,7 +269,13 @@ impl fmt::Display for Mode {
 
 impl Serialize for Mode {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:04o}", self.0))
+        if self.0 > 0o7777 {
+            return s.serialize_str(&format!("{:04o}", self.0));
+        }
+        // Every entry has one: four digits without the formatter.
+        let digit = |shift: u32| b'0' + ((self.0 >> shift) & 7) as u8;
+        let text = [digit(9), digit(6), digit(3), digit(0)];
+        s.serialize_str(std::str::from_utf8(&text).expect("octal digits"))
     }
 }
 
@@ -685,6 +691,21 @@ mod tests {
       "accesses": [ { "op": "write", "result": "ok" } ] }
   ]
 }"#
+    }
+
+    #[test]
+    fn modes_are_four_octal_digits() {
+        for (m, text) in [
+            (0, "\"0000\""),
+            (0o644, "\"0644\""),
+            (0o4755, "\"4755\""),
+            (0o7777, "\"7777\""),
+        ] {
+            assert_eq!(serde_json::to_string(&Mode(m)).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Mode>(text).unwrap(), Mode(m));
+        }
+        // Not from a manifest or lstat, but written as it is all the same.
+        assert_eq!(serde_json::to_string(&Mode(0o17777)).unwrap(), "\"17777\"");
     }
 
     #[test]

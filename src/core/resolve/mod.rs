@@ -194,6 +194,9 @@ const PARALLEL_MIN: usize = 4000;
 /// paths of successful execs.
 fn resolve_part(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> (Resolver, Vec<Vec<u8>>) {
     let mut r = Resolver::default();
+    // About one real path per key (growing the map as it fills costs
+    // more than its first touch).
+    r.nodes.reserve(keys.len());
     let mut execs = Vec::new();
     for (path, follow, seen) in keys {
         let res = r.resolve(path, *follow);
