@@ -678,6 +678,10 @@ fn a_reused_or_dup2ed_dirfd_is_resolved_as_it_is_at_each_call() {
     for wrong in ["a/in-b", "b/in-c", "a/in-c"] {
         assert!(entry(&m, &s(&d.join(wrong))).is_none(), "{wrong} recorded");
     }
+    // The call on the closed descriptor (EBADF) named no path.
+    let all = m["entries"].to_string();
+    assert!(!all.contains("after-close"), "{all}");
+    assert!(m["warnings"].is_null(), "{}", m["warnings"]);
 }
 
 #[test]

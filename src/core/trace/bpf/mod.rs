@@ -507,7 +507,7 @@ impl Recorder<'_> {
                 let Some(p) = e.mem(addr, len).and_then(super::mem::unix_path) else {
                     return;
                 };
-                match self.absolute(e, libc::AT_FDCWD, &p) {
+                match self.socket_path(e, &p) {
                     Some(a) => a,
                     None => return,
                 }
@@ -538,7 +538,7 @@ impl Recorder<'_> {
                 else {
                     return;
                 };
-                match self.absolute(e, libc::AT_FDCWD, &p) {
+                match self.socket_path(e, &p) {
                     Some(a) => a,
                     None => return,
                 }
@@ -596,25 +596,20 @@ impl Recorder<'_> {
             if seen.contains(&p) {
                 continue;
             }
-            if let Some(abs) = self.absolute(e, libc::AT_FDCWD, &p) {
+            if let Some(abs) = self.socket_path(e, &p) {
                 items.push((abs, u.follow, u.ops));
             }
             seen.push(p);
         }
     }
 
-    fn absolute(&mut self, e: &Event, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
+    /// `p` made absolute against the base the program walked at entry.
+    /// A path operand without one had a bad dirfd (EBADF): no path, as
+    /// under ptrace.
+    fn absolute(&self, e: &Event, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(p.len() + 64);
         if p.first() != Some(&b'/') {
-            let Some(base) = e.base(dirfd) else {
-                // The program walks the base of path arguments and of
-                // direct sockaddrs; a relative AF_UNIX name in a message
-                // header or an i386 socketcall has none.
-                self.warnings.insert(
-                    "a relative AF_UNIX socket name in a message header or an i386 socketcall was left out: the bpf backend does not resolve those (--backend ptrace does)".into(),
-                );
-                return None;
-            };
+            let base = e.base(dirfd)?;
             out.extend_from_slice(unrooted(self.opts.root.as_deref(), base));
             if out.last() != Some(&b'/') {
                 out.push(b'/');
@@ -624,6 +619,20 @@ impl Recorder<'_> {
         let ids = &self.ids;
         rewrite_proc(&mut out, |id| ids.contains(&id));
         Some(out)
+    }
+
+    /// An AF_UNIX name made absolute. The program walks the cwd at entry
+    /// when a name is relative then; one relative only at exit (changed,
+    /// or unreadable at entry) cannot be placed, and is counted as lost.
+    fn socket_path(&mut self, e: &Event, p: &[u8]) -> Option<Vec<u8>> {
+        let abs = self.absolute(e, libc::AT_FDCWD, p);
+        if abs.is_none() {
+            self.lost_here += 1;
+            self.warnings.insert(
+                "incomplete recording (bpf): a relative AF_UNIX socket name had no working directory taken at the call's entry".into(),
+            );
+        }
+        abs
     }
 
     /// A walked host path, as the (possibly chrooted) program sees it.
