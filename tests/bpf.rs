@@ -372,6 +372,28 @@ fn a_loss_is_loud() {
     assert!(m["warnings"].to_string().contains("incomplete recording"));
     let out = run(&["--allow-incomplete"]);
     assert_eq!(out.status.code(), Some(3));
+
+    // verify cannot trust a recording with holes: one line, status 124.
+    let jail = t.path().join("jail");
+    common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(t.path().join("m.json"))
+            .arg(&jail),
+    );
+    let out = common::output(
+        common::jailtrace()
+            .env("JAILTRACE_FAILPOINT", "bpf-lost")
+            .args(["verify", "--backend", "bpf", "--user", "nobody"])
+            .arg(&jail)
+            .args(["--", "sh", "-c", "exit 3"]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("the run in the jail was recorded incompletely (incomplete recording (bpf): 1 events dropped"),
+        "{err}"
+    );
 }
 
 /// Without root the bpf backend is refused in one line that names the

@@ -103,6 +103,7 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         .backend()
         .record(Launch::Jail(&plan), &opts)
         .map_err(|e| internal(e.to_string()))?;
+    complete(&rec, "the run in the jail")?;
     if let Some(e) = rec.start_failure {
         // A failed exec is a finding (the program or its interpreter is
         // missing), anything before it is an error.
@@ -116,6 +117,24 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
     f.incomplete_dirs = listed_dirs(&rec.log, &view);
     f.exit_status = rec.exit_status;
     Ok((f, plan))
+}
+
+/// A recording that lost events (bpf) cannot tell what is missing: an
+/// error, as `record` exits 124 without `--allow-incomplete`.
+fn complete(rec: &trace::Recording, what: &str) -> anyhow::Result<()> {
+    if rec.lost == 0 {
+        return Ok(());
+    }
+    let why = rec
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("incomplete recording"))
+        .map_or("events were lost", String::as_str);
+    Err(Failure::exit(
+        crate::core::error::EXIT_INCOMPLETE,
+        format!("{what} was recorded incompletely ({why}); its findings would be wrong"),
+    )
+    .into())
 }
 
 /// Read-only lookups inside the jail that never leave it: every path is
@@ -498,6 +517,7 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
         .backend()
         .record(launch, &opts)
         .map_err(|e| internal(e.to_string()))?;
+    complete(&rec, "the reference run on the host")?;
     if let Some(e) = rec.start_failure {
         return Err(internal(format!(
             "the reference run on the host failed: {}",
