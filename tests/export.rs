@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -257,18 +256,9 @@ fn bwrap_sh_pipeline() {
         return;
     }
     let t = common::tempdir();
-    let script = t.path().join("count.sh");
-    let data = t.path().join("words.txt");
-    std::fs::write(&data, "pear\napple\nplum\napple\nbanana\ncherry\n").unwrap();
-    let mut f = std::fs::File::create(&script).unwrap();
-    writeln!(
-        f,
-        "#!/bin/sh\ngrep -v '^c' \"$1\" | sort | uniq -c | sort -rn | wc -l"
-    )
-    .unwrap();
-    drop(f);
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    record_export_compare(t.path(), "sh", &["/bin/sh", &s(&script), &s(&data)], &[]);
+    let argv = common::sh_pipeline(t.path());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    record_export_compare(t.path(), "sh", &argv, &[]);
 }
 
 #[test]

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -1048,18 +1047,9 @@ fn e2e_sh_pipeline() {
     }
     let t = common::tempdir();
     // Kept outside the record's tempdir so both runs see the same paths.
-    let script = t.path().join("count.sh");
-    let data = t.path().join("words.txt");
-    std::fs::write(&data, "pear\napple\nplum\napple\nbanana\ncherry\n").unwrap();
-    let mut f = std::fs::File::create(&script).unwrap();
-    writeln!(
-        f,
-        "#!/bin/sh\ngrep -v '^c' \"$1\" | sort | uniq -c | sort -rn | wc -l"
-    )
-    .unwrap();
-    drop(f);
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    record_materialize_compare("sh", &["/bin/sh", &s(&script), &s(&data)]);
+    let argv = common::sh_pipeline(t.path());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    record_materialize_compare("sh", &argv);
 }
 
 #[test]

@@ -235,15 +235,18 @@ pub fn join_owners(owners: &BTreeSet<String>) -> String {
     owners.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Writes each ownable entry's package into `m` (`record --packages`).
-pub fn annotate(m: &mut Manifest, db: &Db) -> anyhow::Result<()> {
-    let paths: Vec<&MPath> = m
-        .entries
+/// The paths of the entries a package can own.
+fn ownable_paths(m: &Manifest) -> Vec<&MPath> {
+    m.entries
         .iter()
         .filter(|e| ownable(e))
         .map(|e| &e.path)
-        .collect();
-    let owners = db.owners(&paths)?;
+        .collect()
+}
+
+/// Writes each ownable entry's package into `m` (`record --packages`).
+pub fn annotate(m: &mut Manifest, db: &Db) -> anyhow::Result<()> {
+    let owners = db.owners(&ownable_paths(m))?;
     for e in &mut m.entries {
         e.package = owners.get(&e.path).map(join_owners);
     }
@@ -284,12 +287,7 @@ pub fn from_manifest(m: &Manifest) -> Report {
 
 /// The report from the host's dpkg database.
 pub fn from_db(m: &Manifest, db: &Db) -> anyhow::Result<Report> {
-    let paths: Vec<&MPath> = m
-        .entries
-        .iter()
-        .filter(|e| ownable(e))
-        .map(|e| &e.path)
-        .collect();
+    let paths = ownable_paths(m);
     let owners = db.owners(&paths)?;
     let mut r = Report::default();
     for p in paths {

@@ -336,3 +336,20 @@ pub fn wait_for_pong(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A shell pipeline (grep, sort, uniq, sort, wc) over a word list, as a
+/// script and its data written in `dir`: the argv `/bin/sh SCRIPT DATA`.
+pub fn sh_pipeline(dir: &Path) -> [String; 3] {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("count.sh");
+    let data = dir.join("words.txt");
+    std::fs::write(&data, "pear\napple\nplum\napple\nbanana\ncherry\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ngrep -v '^c' \"$1\" | sort | uniq -c | sort -rn | wc -l\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ["/bin/sh".into(), s(&script), s(&data)]
+}
