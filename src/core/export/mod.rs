@@ -73,9 +73,11 @@ pub const SYSTEM_DIRS: [&str; 21] = [
 pub fn system_dir(p: &MPath) -> bool {
     let s = p.as_bytes();
     SYSTEM_DIRS.iter().any(|d| d.as_bytes() == s)
-        || ["/usr", "/etc", "/boot", "/bin", "/sbin", "/lib", "/lib64"]
-            .iter()
-            .any(|d| p.starts_with(&MPath::new(*d).expect("constant path")))
+        || [
+            "/usr", "/etc", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+        ]
+        .iter()
+        .any(|d| p.starts_with(&MPath::new(*d).expect("constant path")))
 }
 
 /// What the program writes: directories whose entries it adds, removes or
@@ -234,4 +236,29 @@ pub fn refuse_devices(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Ve
         ));
     }
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_dirs_and_what_lies_beneath_them() {
+        let sys = |p: &str| system_dir(&MPath::new(p).unwrap());
+        for p in [
+            "/",
+            "/var",
+            "/var/lib",
+            "/etc/ssl",
+            "/usr/local/lib",
+            "/lib32/x",
+            "/libx32",
+        ] {
+            assert!(sys(p), "{p}");
+        }
+        // A service's own state directory is its to write.
+        for p in ["/var/lib/redis", "/srv/www", "/home/alice/data", "/library"] {
+            assert!(!sys(p), "{p}");
+        }
+    }
 }
