@@ -352,10 +352,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     args.extend(std::mem::take(&mut b.ops).into_values());
     // The recorded working directory when the sandbox has it.
     let cwd = &m.command.cwd;
-    let has_cwd = plan
-        .items
-        .iter()
-        .any(|i| i.path == *cwd && matches!(i.want, Want::Dir(_)))
+    let has_cwd = export::plans_dir(&plan, cwd)
         || b.writes
             .dirs
             .iter()

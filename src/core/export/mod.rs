@@ -41,6 +41,14 @@ pub fn plan_of(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Plan> {
     Ok(plan::build(m, name, &opts, "JAIL").map_err(|e| Failure::new(e.to_string()))?)
 }
 
+/// Whether the plan makes `p` a directory (the recorded working directory
+/// is used only then).
+pub fn plans_dir(plan: &Plan, p: &MPath) -> bool {
+    plan.items
+        .iter()
+        .any(|i| i.path == *p && matches!(i.want, plan::Want::Dir(_)))
+}
+
 /// The directories whose contents are private to the program: temporary
 /// files need no host directory.
 pub const TEMP_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];

@@ -276,10 +276,7 @@ pub fn write(
     let (mut layer_file, layer) = write_layer(&plan, &mut warnings)?;
 
     let cwd = &m.command.cwd;
-    let has_cwd = plan
-        .items
-        .iter()
-        .any(|i| i.path == *cwd && matches!(i.want, Want::Dir(_)));
+    let has_cwd = export::plans_dir(&plan, cwd);
     let mut config = serde_json::json!({
         "Entrypoint": [utf8(program.as_bytes(), "the program's path")?],
         "Cmd": m.command.argv.iter().skip(1)
