@@ -481,15 +481,6 @@ static __always_inline u32 walk_fd(int fd, char *out)
 	return walk(vm, d, out);
 }
 
-/* Whether the user string at `addr` is relative (or unreadable now). */
-static __always_inline int relative(u64 addr)
-{
-	char c = 0;
-	if (bpf_probe_read_user(&c, 1, (void *)addr) < 0)
-		return 1;
-	return c != '/';
-}
-
 /* What the first byte of a path string says at entry. */
 #define P_ABS 0
 #define P_REL 1   /* relative, or unreadable now: its base is walked */
