@@ -115,8 +115,15 @@ impl HostFiles {
 /// The jail's text of an account database (at most [`ACCOUNTS_MAX`] of it).
 pub fn rewritten(src: &File, r: &Rewrite) -> Result<Vec<u8>, String> {
     let mut host = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(src, ACCOUNTS_MAX), &mut host)
+    io::Read::read_to_end(&mut io::Read::take(src, ACCOUNTS_MAX + 1), &mut host)
         .map_err(|e| format!("cannot read the host file: {}", errno_of(&e)))?;
+    if host.len() as u64 > ACCOUNTS_MAX {
+        // Cut short, it would lose accounts without a word.
+        return Err(format!(
+            "not copied: the host file is larger than {} MiB, too large for an account database",
+            ACCOUNTS_MAX >> 20
+        ));
+    }
     Ok(r.apply(&host))
 }
 
@@ -144,4 +151,25 @@ pub fn check_sha256(src: &File, want: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_database_over_the_bound_is_refused_not_cut() {
+        let r = Rewrite::for_path(b"/etc/shadow", false, None).unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut f, b"root:$6$x:1::::::\n").unwrap();
+        // Read from the file's offset, which a fresh open has at 0.
+        let start = |f: &mut File| io::Seek::rewind(f).unwrap();
+        start(&mut f);
+        assert_eq!(rewritten(&f, &r).unwrap(), b"root:!:1::::::\n");
+        // Sparse: no disk is written.
+        f.set_len(ACCOUNTS_MAX + 1).unwrap();
+        start(&mut f);
+        let err = rewritten(&f, &r).unwrap_err();
+        assert!(err.contains("larger than 64 MiB"), "{err}");
+    }
 }
