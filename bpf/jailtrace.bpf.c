@@ -330,6 +330,14 @@ static __always_inline struct file *file_of(int fd)
 	return f;
 }
 
+/* Field offsets of the walk, relocated in the caller: the loader
+ * relocates CO-RE accesses of the main programs only, not of bpf_loop
+ * callbacks. 32 bits each: every byte of a walk's frames counts against
+ * the 512-byte stack that the program and its calls share. */
+struct walk_offsets {
+	u32 mnt_root, mnt_parent, mountpoint, mnt, parent, name;
+};
+
 struct walk_ctx {
 	struct vfsmount *vm;
 	struct mount *mnt;
@@ -337,11 +345,17 @@ struct walk_ctx {
 	struct dentry *root;
 	struct dentry *d;
 	char *out;
-	u64 off;
-	/* Field offsets, relocated in the caller: the loader relocates CO-RE
-	 * accesses of the main programs only, not of bpf_loop callbacks. */
-	u64 o_mnt_root, o_mnt_parent, o_mountpoint, o_mnt, o_parent, o_name;
+	u32 off;
+	struct walk_offsets o;
 };
+
+/* walk_step's read buffer: off the stack (see walk_offsets). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64[8]);
+} scratch_block SEC(".maps");
 
 static __always_inline void *ptr_at(void *base, u64 off)
 {
@@ -355,28 +369,30 @@ static long walk_step(u32 i, void *arg)
 {
 	struct walk_ctx *w = arg;
 	if (w->d == w->root) {
-		struct mount *parent = ptr_at(w->mnt, w->o_mnt_parent);
+		struct mount *parent = ptr_at(w->mnt, w->o.mnt_parent);
 		if (parent == w->mnt)
 			return 1;
-		w->d = ptr_at(w->mnt, w->o_mountpoint);
+		w->d = ptr_at(w->mnt, w->o.mountpoint);
 		w->mnt = parent;
-		w->vm = (struct vfsmount *)((char *)parent + w->o_mnt);
-		w->root = ptr_at(w->vm, w->o_mnt_root);
+		w->vm = (struct vfsmount *)((char *)parent + w->o.mnt);
+		w->root = ptr_at(w->vm, w->o.mnt_root);
 		return 0;
 	}
 	/* d_parent and d_name.name in one read when they are close (they
 	 * are 16 bytes apart on x86_64). */
-	u64 block[8] = {};
+	u32 zero = 0;
+	u64 *block = bpf_map_lookup_elem(&scratch_block, &zero);
 	struct dentry *up;
 	const unsigned char *name;
-	u64 span = w->o_name - w->o_parent;
-	if (w->o_name > w->o_parent && span <= 56 && span % 8 == 0) {
-		bpf_probe_read_kernel(block, (span + 8) & 63, (char *)w->d + w->o_parent);
+	u64 span = (u64)w->o.name - w->o.parent;
+	if (block && w->o.name > w->o.parent && span <= 56 && span % 8 == 0) {
+		if (bpf_probe_read_kernel(block, (span + 8) & 63, (char *)w->d + w->o.parent) != 0)
+			block[0] = block[(span / 8) & 7] = 0;
 		up = (struct dentry *)block[0];
 		name = (const unsigned char *)block[(span / 8) & 7];
 	} else {
-		up = ptr_at(w->d, w->o_parent);
-		name = ptr_at(w->d, w->o_name);
+		up = ptr_at(w->d, w->o.parent);
+		name = ptr_at(w->d, w->o.name);
 	}
 	if (up == w->d)
 		return 1;
@@ -406,7 +422,7 @@ static long walk_step(u32 i, void *arg)
  * the caller (see walk_ctx). */
 struct walk_args {
 	u64 vm, d;
-	u64 o_mnt_root, o_mnt_parent, o_mountpoint, o_mnt, o_parent, o_name;
+	struct walk_offsets o;
 };
 struct walk_out {
 	char data[WALK_MAX];
@@ -420,18 +436,13 @@ __noinline u64 walk_global(struct walk_args *a, struct walk_out *out)
 		return 0;
 	struct walk_ctx w = {
 		.vm = (struct vfsmount *)a->vm,
-		.mnt = (struct mount *)(a->vm - a->o_mnt),
+		.mnt = (struct mount *)(a->vm - a->o.mnt),
 		.d = (struct dentry *)a->d,
 		.out = out->data,
 		.off = 0,
-		.o_mnt_root = a->o_mnt_root,
-		.o_mnt_parent = a->o_mnt_parent,
-		.o_mountpoint = a->o_mountpoint,
-		.o_mnt = a->o_mnt,
-		.o_parent = a->o_parent,
-		.o_name = a->o_name,
+		.o = a->o,
 	};
-	w.root = ptr_at(w.vm, w.o_mnt_root);
+	w.root = ptr_at(w.vm, w.o.mnt_root);
 	long steps = bpf_loop(WALK_DEPTH, walk_step, &w, 0);
 	if (steps >= WALK_DEPTH)
 		count_lost(L_DEPTH);
@@ -443,13 +454,15 @@ static __always_inline u32 walk(struct vfsmount *vm, struct dentry *d, char *out
 	struct walk_args a = {
 		.vm = (u64)vm,
 		.d = (u64)d,
-		.o_mnt_root = bpf_core_field_offset(struct vfsmount, mnt_root),
-		.o_mnt_parent = bpf_core_field_offset(struct mount, mnt_parent),
-		.o_mountpoint = bpf_core_field_offset(struct mount, mnt_mountpoint),
-		.o_mnt = bpf_core_field_offset(struct mount, mnt),
-		.o_parent = bpf_core_field_offset(struct dentry, d_parent),
-		.o_name = bpf_core_field_offset(struct dentry, d_name) +
-			  bpf_core_field_offset(struct qstr, name),
+		.o = {
+			.mnt_root = bpf_core_field_offset(struct vfsmount, mnt_root),
+			.mnt_parent = bpf_core_field_offset(struct mount, mnt_parent),
+			.mountpoint = bpf_core_field_offset(struct mount, mnt_mountpoint),
+			.mnt = bpf_core_field_offset(struct mount, mnt),
+			.parent = bpf_core_field_offset(struct dentry, d_parent),
+			.name = bpf_core_field_offset(struct dentry, d_name) +
+				bpf_core_field_offset(struct qstr, name),
+		},
 	};
 	/* 64 bits: the test below then bounds the very register the
 	 * callers use (a 32-bit copy would be tested instead). */
@@ -609,6 +622,14 @@ static __always_inline void set_item(struct item *it, u32 kind, u32 len, u64 key
 	it->pad = 0;
 }
 
+/* sys_enter's copy of the registers (see there). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64[15]);
+} scratch_regs SEC(".maps");
+
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -652,9 +673,18 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	st->nr = nr;
 	st->compat = compat;
 	/* The registers in one read: x86's struct pt_regs is user ABI
-	 * (asm/ptrace.h), so its layout needs no relocation. */
-	u64 r[15] = {};
-	bpf_probe_read_kernel(r, sizeof(r), (void *)ctx->args[0]);
+	 * (asm/ptrace.h), so its layout needs no relocation. Into a per-CPU
+	 * buffer: 120 bytes on the stack would live on under every walk. */
+	u32 zero = 0;
+	u64 *r = bpf_map_lookup_elem(&scratch_regs, &zero);
+	if (!r) {
+		count_lost(L_STASH);
+		return 0;
+	}
+	if (bpf_probe_read_kernel(r, 15 * sizeof(u64), (void *)ctx->args[0]) != 0) {
+		count_lost(L_READ);
+		return 0;
+	}
 	if (compat) {
 		/* ebx, ecx, edx, esi, edi, ebp */
 		st->args[0] = (u32)r[5];

@@ -593,3 +593,36 @@ fn a_signal_goes_to_the_command() {
     assert_eq!(m["command"]["exit_status"], 130);
     assert!(common::has_access(&m, "/etc/hostname", "read", "ok"));
 }
+
+/// The verifier refuses a program whose deepest chain of frames (the
+/// program, the global functions it calls, the `bpf_loop` callbacks they
+/// pass) passes 512 bytes, and how it counts changes between kernels:
+/// frames rounded up to 16 bytes (6.12 and later) or 32 (6.1), 24 bytes
+/// added to each frame where it inlines a `bpf_loop`. Measured here from
+/// the committed object with the harshest of those rules, every program
+/// keeps 64 bytes of margin, so the next kernel's change finds room.
+#[test]
+fn every_program_keeps_a_stack_margin() {
+    let data = std::fs::read(repo().join("bpf/jailtrace.bpf.o")).unwrap();
+    let depths = common::bpf_stack::combined_depths(&data);
+    let mut over = Vec::new();
+    for (prog, depth) in &depths {
+        eprintln!("stack: {prog} {depth} bytes (limit 448 of 512)");
+        if *depth > 448 {
+            over.push(format!("{prog}: {depth}"));
+        }
+    }
+    for prog in [
+        "sys_enter",
+        "sys_exit",
+        "process_fork",
+        "process_exit",
+        "process_exec",
+    ] {
+        assert!(depths.contains_key(prog), "no program {prog} in {depths:?}");
+    }
+    assert!(
+        over.is_empty(),
+        "combined stack above 448 bytes: {over:?}; move large locals to per-CPU scratch maps"
+    );
+}

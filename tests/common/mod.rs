@@ -5,6 +5,8 @@
 //! CI runs as root and a skipped test there checks nothing.
 #![allow(dead_code)]
 
+pub mod bpf_stack;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
