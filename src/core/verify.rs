@@ -657,6 +657,17 @@ fn host_reference(
     );
     let view = JailView::open(jail)?;
     let entries = record_on_host(args, plan)?;
+    // A directory that only holds failed lookups (a PATH search through
+    // /usr/local/sbin) is left out of every jail on purpose: the lookups
+    // fail the same way without it. It is neither missing nor added.
+    let probes_only = {
+        let all: Vec<&Entry> = entries.iter().collect();
+        crate::core::jail::plan::probe_only_dirs(&all)
+    };
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| !probes_only.contains(&e.path))
+        .collect();
     for e in entries
         .iter()
         .filter(|e| e.kind != Kind::Missing && e.class == crate::core::manifest::Class::Regular)

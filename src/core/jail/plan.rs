@@ -501,8 +501,9 @@ fn symlink_want(e: &Entry) -> Result<Want, String> {
 /// nothing below them but such directories and missing paths whose every
 /// lookup failed with ENOENT. Without them those lookups fail the same way.
 /// A probe that failed otherwise (EACCES, ENOTDIR) or a path the program
-/// made keeps its directory: its result depends on it.
-fn probe_only_dirs(entries: &[&Entry]) -> HashSet<MPath> {
+/// made keeps its directory: its result depends on it. `verify` asks too,
+/// so that it never calls missing what materialize leaves out on purpose.
+pub fn probe_only_dirs(entries: &[&Entry]) -> HashSet<MPath> {
     let vain = |e: &Entry| {
         e.kind == Kind::Missing
             && !e.created
