@@ -37,6 +37,8 @@ pub enum Step {
     Exec,
     /// Installing the tracer's seccomp filter (`record`, `verify`).
     Seccomp,
+    /// Waiting for the tracer's go: it never came.
+    Hold,
 }
 
 impl Step {
@@ -59,6 +61,7 @@ impl Step {
             Step::CloseFds => 11,
             Step::Exec => 12,
             Step::Seccomp => 15,
+            Step::Hold => 16,
         }
     }
 
@@ -79,6 +82,7 @@ impl Step {
             13 => Step::Setsid,
             14 => Step::Signals,
             15 => Step::Seccomp,
+            16 => Step::Hold,
             c if c >> 16 == 1 => Step::MountTarget(c as u16),
             c if c >> 16 == 2 => Step::Mount(c as u16),
             _ => return None,
@@ -156,6 +160,7 @@ impl ChildError {
             Step::CloseFds => format!("cannot close inherited descriptors: {e}"),
             Step::Exec => exec_message(plan, self.errno),
             Step::Seccomp => format!("cannot install the tracer's seccomp filter: {e}"),
+            Step::Hold => "the tracer never let the command start".to_string(),
         }
     }
 

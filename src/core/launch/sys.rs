@@ -154,6 +154,9 @@ pub struct ChildSpec<'a> {
     pub child_affinity: Option<libc::cpu_set_t>,
 }
 
+/// The byte that releases a held child.
+const GO: u8 = b'g';
+
 pub struct Child {
     pub pid: Pid,
     go: OwnedFd,
@@ -195,6 +198,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
         child_side(
             spec,
             go_r.as_raw_fd(),
+            go_w.as_raw_fd(),
             rep_w.as_raw_fd(),
             prog.as_ref(),
             &host_argv,
@@ -217,6 +221,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Child, Errno> {
 fn child_side(
     spec: &ChildSpec,
     go: std::os::fd::RawFd,
+    go_w: std::os::fd::RawFd,
     report_fd: std::os::fd::RawFd,
     prog: Option<&libc::sock_fprog>,
     host_argv: &[*const libc::c_char],
@@ -243,9 +248,28 @@ fn child_side(
     }
     // SAFETY: child side of fork; only raw syscalls on pre-built data.
     unsafe {
+        // Our copy of the write end would keep the pipe open: without
+        // it, the parent's end closing (it died or gave up) is EOF here.
+        libc::close(go_w);
         if spec.hold {
-            // Wait until the parent has seized us.
-            libc::read(go, &mut byte as *mut u8 as *mut libc::c_void, 1);
+            // Wait until the parent has seized us (ptrace) or registered
+            // our pid (bpf). The forwarding handlers inherited from the
+            // parent do not restart calls, so a signal here is EINTR, not
+            // the go: going on early would run code nobody records. End
+            // of file (the parent gave up) or any other byte is no go.
+            loop {
+                let n = libc::read(go, &mut byte as *mut u8 as *mut libc::c_void, 1);
+                if n == 1 && byte == GO {
+                    break;
+                }
+                if n < 0 && Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                if n >= 0 {
+                    Errno::set_raw(libc::EPIPE);
+                }
+                fail(Step::Hold);
+            }
         }
         // Rust's runtime ignores SIGPIPE; the traced program must not
         // inherit that.
@@ -321,7 +345,7 @@ fn child_side(
 impl Child {
     /// Lets the child go on to exec.
     pub fn release(&self) -> Result<(), Errno> {
-        nix::unistd::write(&self.go, &[1]).map(drop)
+        nix::unistd::write(&self.go, &[GO]).map(drop)
     }
 
     /// Waits until the child has exec'd or died, and says what failed in
@@ -517,4 +541,106 @@ pub fn die_of(sig: i32) -> ! {
 pub fn default_sigpipe() -> nix::Result<()> {
     // SAFETY: installing SIG_DFL runs no code of ours in signal context.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::time::{Duration, Instant};
+
+    fn held_true() -> Child {
+        let spec = ChildSpec {
+            launch: Launch::Host {
+                program: c"/bin/true".into(),
+                argv: vec![c"true".into()],
+            },
+            hold: true,
+            mask: None,
+            filter: None,
+            no_new_privs: false,
+            child_affinity: None,
+        };
+        spawn(&spec).unwrap()
+    }
+
+    /// Waits until the child sleeps (in its read of the go pipe).
+    fn wait_blocked(pid: Pid) {
+        let t0 = Instant::now();
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let state = stat.rsplit(") ").next().unwrap().chars().next().unwrap();
+            if state == 'S' {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the child never blocked: {stat}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A signal during the hold interrupts the child's read (the handlers
+    /// it inherits do not restart calls), and must not release it: under
+    /// bpf, what it ran before its pid was registered would go unrecorded.
+    #[test]
+    fn a_signal_during_the_hold_does_not_release_the_child() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        let sa = SigAction::new(
+            SigHandler::Handler(nothing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing, so it is async-signal-safe; no
+        // other test uses SIGURG.
+        unsafe { nix::sys::signal::sigaction(Signal::SIGURG, &sa) }.unwrap();
+        let child = held_true();
+        wait_blocked(child.pid);
+        for _ in 0..3 {
+            nix::sys::signal::kill(child.pid, Signal::SIGURG).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            waitpid(child.pid, Some(WaitPidFlag::WNOHANG)).unwrap(),
+            WaitStatus::StillAlive,
+            "a signal released the held child"
+        );
+        child.release().unwrap();
+        assert_eq!(child.failure(), None);
+        assert_eq!(
+            waitpid(child.pid, None).unwrap(),
+            WaitStatus::Exited(child.pid, 0)
+        );
+    }
+
+    /// A parent that gives up without the go byte leaves a child that
+    /// fails at the hold instead of running the command.
+    #[test]
+    fn no_go_is_no_start() {
+        let Child { pid, go, report } = held_true();
+        wait_blocked(pid);
+        drop(go);
+        // Bounded: a child that keeps waiting is the failure, not a hang.
+        let t0 = Instant::now();
+        let status = loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
+                WaitStatus::StillAlive if t0.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                WaitStatus::StillAlive => {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    panic!("the child still waits for a go that can never come");
+                }
+                s => break s,
+            }
+        };
+        assert_eq!(
+            status,
+            WaitStatus::Exited(pid, crate::core::error::EXIT_INTERNAL)
+        );
+        let e = super::super::read_report(report.as_fd()).unwrap();
+        assert_eq!(e.map(|e| e.step), Some(Step::Hold));
+    }
 }
