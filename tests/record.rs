@@ -794,3 +794,35 @@ fn usage_errors_follow_each_commands_convention() {
         assert_eq!(code(args), Some(expect), "{args:?}");
     }
 }
+
+/// `--cpu` places the ptrace tracer: under bpf there is none, and an
+/// accepted-but-ignored placement would mislead whoever asked for it. The
+/// refusal comes before anything is loaded or run, so it needs no root.
+#[test]
+fn cpu_is_refused_with_the_bpf_backend() {
+    let t = common::tempdir();
+    let marker = t.path().join("ran");
+    let out = output(
+        jailtrace()
+            .current_dir(t.path())
+            .args([
+                "record",
+                "--backend",
+                "bpf",
+                "--cpu",
+                "tracer",
+                "--",
+                "touch",
+            ])
+            .arg(&marker),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--cpu tracer") && err.contains("--backend bpf"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert!(!t.path().join("manifest.json").exists());
+}

@@ -34,10 +34,11 @@ pub struct RecordArgs {
     /// How long to wait after SIGTERM before SIGKILL.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub grace: Duration,
-    /// CPU placement of the tracer and the traced command (see
-    /// docs/performance.md).
-    #[arg(long, value_enum, default_value = "same")]
-    pub cpu: CpuArg,
+    /// CPU placement of the ptrace tracer and the traced command (default:
+    /// same; see docs/performance.md). Refused with --backend bpf, which has
+    /// no tracer to place.
+    #[arg(long, value_enum)]
+    pub cpu: Option<CpuArg>,
     /// Record the SHA-256 of every regular file read.
     #[arg(long)]
     pub hash: bool,
@@ -121,6 +122,17 @@ fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
     let internal = |msg: String| Failure::new(msg);
+    if let (BackendArg::Bpf, Some(cpu)) = (args.backend, args.cpu) {
+        // Silently ignoring it would let a benchmark or a CI job believe
+        // the placement it asked for was applied.
+        let name = clap::ValueEnum::to_possible_value(&cpu)
+            .map_or_else(String::new, |v| v.get_name().to_string());
+        return Err(internal(format!(
+            "--cpu {name} places the ptrace tracer; --backend bpf stops nothing and has no \
+             tracer to place"
+        ))
+        .into());
+    }
     let include = compile(&args.include, "--include").map_err(|e| internal(format!("{e:#}")))?;
     let exclude = compile(&args.exclude, "--exclude").map_err(|e| internal(format!("{e:#}")))?;
     let program = crate::core::launch::find_program(Path::new(&args.command[0]))?;
@@ -146,7 +158,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let opts = TraceOptions {
-        placement: args.cpu.into(),
+        placement: args.cpu.unwrap_or(CpuArg::Same).into(),
         timeout: args.timeout,
         grace: args.grace,
         progress: std::io::stderr().is_terminal(),
