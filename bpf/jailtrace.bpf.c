@@ -123,6 +123,7 @@ struct linux_binprm {
 #define STR_MAX 4096
 #define WALK_MAX 4096
 #define WALK_DEPTH 64
+#define WALK_NONE 0xffffffff /* walk(), walk_fd(): no path to walk */
 #define NAME_MAX_ 256
 #define SOCK_MAX 112
 #define NGROUPS_SENT 32
@@ -394,8 +395,15 @@ static long walk_step(u32 i, void *arg)
 		up = ptr_at(w->d, w->o.parent);
 		name = ptr_at(w->d, w->o.name);
 	}
-	if (up == w->d)
+	if (up == w->d) {
+		/* Its own parent but not its mount's root, before any name: a
+		 * pseudo file (pipe, socket, anon inode), which has no path
+		 * (/proc shows "pipe:[N]"), not the root "/". Further up, an
+		 * escaped dentry keeps the components so far, as d_path does. */
+		if (!w->off)
+			w->off = WALK_NONE;
 		return 1;
+	}
 	u64 off = w->off;
 	if (off > WALK_MAX - NAME_MAX_) {
 		count_lost(L_TRUNCATED);
@@ -414,9 +422,10 @@ static long walk_step(u32 i, void *arg)
 /*
  * Writes the path of (mnt, dentry) into `out` (WALK_MAX bytes) as its
  * components, leaf first, each NUL-terminated, and returns the bytes
- * written (0 for the root). Mount points are crossed up to the root of
- * the mount namespace, as /proc/PID/cwd shows a path to a process outside
- * any chroot. bpf_loop: the verifier checks one step, not every depth.
+ * written (0 for the root, WALK_NONE for a file without a path). Mount
+ * points are crossed up to the root of the mount namespace, as
+ * /proc/PID/cwd shows a path to a process outside any chroot. bpf_loop:
+ * the verifier checks one step, not every depth.
  */
 /* Where a walk starts, as scalars, with the field offsets relocated in
  * the caller (see walk_ctx). */
@@ -472,6 +481,8 @@ static __always_inline u32 walk(struct vfsmount *vm, struct dentry *d, char *out
 	 * The barrier keeps clang from dropping the test, since it can see
 	 * the function's range. */
 	barrier_var(n);
+	if (n == WALK_NONE)
+		return WALK_NONE;
 	if (n > WALK_MAX)
 		n = WALK_MAX;
 	return n;
@@ -486,9 +497,8 @@ static __always_inline u32 walk_fd(int fd, char *out)
 		return walk(vm, d, out);
 	}
 	struct file *f = file_of(fd);
-	if (!f) {
-		return 0xffffffff;
-	}
+	if (!f)
+		return WALK_NONE;
 	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	return walk(vm, d, out);
@@ -580,6 +590,24 @@ static __always_inline int msgs_relative(u64 base, u64 count, u32 stride, int co
 	return r.found;
 }
 
+/* The bytes of arguments the kernel copies for an i386 socketcall that
+ * names an address (net/socket.c nargs[]), 0 for the others. Not more:
+ * an array that ends right before an unmapped page is valid. */
+static __always_inline u32 socketcall_size(u64 call)
+{
+	switch (call) {
+	case 2:  /* bind */
+	case 3:  /* connect */
+	case 16: /* sendmsg */
+		return 12;
+	case 20: /* sendmmsg */
+		return 16;
+	case 11: /* sendto */
+		return 24;
+	}
+	return 0;
+}
+
 /* Whether the call's sockaddrs (in message headers or an i386
  * socketcall) hold a relative AF_UNIX path: then it needs the cwd. */
 static __always_inline int msg_needs_cwd(u8 kind, u64 *args)
@@ -595,7 +623,8 @@ static __always_inline int msg_needs_cwd(u8 kind, u64 *args)
 		return msgs_relative(args[1], args[2], 32, 1);
 	case M_SOCKETCALL: {
 		u32 a[6] = {};
-		if (bpf_probe_read_user(a, sizeof(a), (void *)args[1]) != 0)
+		u32 n = socketcall_size(args[0]);
+		if (!n || bpf_probe_read_user(a, n, (void *)args[1]) != 0)
 			return 0;
 		switch (args[0]) {
 		case 2:
@@ -755,20 +784,21 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			u8 f = d->dirfd[s];
 			int dirfd = f && f <= 6 ? (int)arg_n(st->args, f) : AT_FDCWD;
 			u32 n = walk_fd(dirfd, b->s[SLOT_BASE0 + s].data);
-			/* A bad dirfd: the call fails with EBADF, nothing to base. */
-			if (n != 0xffffffff)
+			/* A bad dirfd (EBADF) or a pipe's (ENOTDIR): nothing to base. */
+			if (n != WALK_NONE)
 				set_item(&b->s[SLOT_BASE0 + s].it, I_BASE, n, (u64)(s64)dirfd, tid);
 		}
 	}
 	if (fd_wanted) {
 		int fd = (int)arg_n(st->args, d->fd);
 		u32 n = walk_fd(fd, b->s[SLOT_FD].data);
-		if (n != 0xffffffff)
+		if (n != WALK_NONE)
 			set_item(&b->s[SLOT_FD].it, I_FDPATH, n, (u64)(s64)fd, tid);
 	}
 	if (sock_cwd) {
 		u32 n = walk_fd(AT_FDCWD, b->s[SLOT_SOCKBASE].data);
-		set_item(&b->s[SLOT_SOCKBASE].it, I_BASE, n, (u64)(s64)AT_FDCWD, tid);
+		if (n != WALK_NONE)
+			set_item(&b->s[SLOT_SOCKBASE].it, I_BASE, n, (u64)(s64)AT_FDCWD, tid);
 	}
 	return 0;
 }
@@ -886,9 +916,10 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	u32 nitems = 0;
 	u32 flags = 0;
 
-	/* One path string and nothing else: the string rides in the event's
+	/* One path string and nothing else (not fanotify_mark's descriptor,
+	 * its operand when the path is NULL): the string rides in the event's
 	 * record (after the base a relative one was walked against). */
-	if (d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p &&
+	if (d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p && !d->fd &&
 	    !(d->flags & (D_RETFD | D_SETID | D_EXEC))) {
 		u32 zero = 0;
 		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
@@ -1005,9 +1036,16 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		break;
 	case M_SOCKETCALL: {
 		u32 a[6] = {};
-		if (bpf_probe_read_user(a, sizeof(a), (void *)st.args[1]) != 0)
+		u32 len = socketcall_size(st.args[0]);
+		if (!len)
 			break;
-		send_user_bytes(st.args[1], sizeof(a), tid, &nitems, efault);
+		if (bpf_probe_read_user(a, len, (void *)st.args[1]) != 0) {
+			/* The kernel read them, unless the call failed with EFAULT. */
+			if (!efault)
+				count_lost(L_READ);
+			break;
+		}
+		send_user_bytes(st.args[1], len, tid, &nitems, efault);
 		switch (st.args[0]) {
 		case 2: /* bind */
 		case 3: /* connect */
@@ -1036,8 +1074,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		struct slot *sl = scratch();
 		if (f && sl && (d->flags & D_RETFD)) {
 			u32 n = walk(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), sl->data);
-			set_item(&sl->it, I_FDPATH, n, ret, tid);
-			send_slot(sl, &nitems);
+			/* A pipe or socket names no path (as under ptrace). */
+			if (n != WALK_NONE) {
+				set_item(&sl->it, I_FDPATH, n, ret, tid);
+				send_slot(sl, &nitems);
+			}
 		}
 	}
 	if ((d->flags & D_SETID) && ret == 0) {

@@ -107,37 +107,64 @@ fn descriptor(sys: Sys) -> [u8; 16] {
             _ => 0,
         };
     }
-    let args: [u64; 6] = std::array::from_fn(|i| MARK + i as u64);
-    let mut strs = 0;
-    for u in decode::decode(sys, &args).into_iter().flatten() {
-        match u.operand {
-            Operand::Path { dirfd, addr, .. } | Operand::Openat2 { dirfd, addr, .. } => {
-                // An empty path names no path, except the dirfd's own file
-                // for these two (with AT_EMPTY_PATH): then its base is
-                // walked even for "".
-                if u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
-                    d[0] |= D_EMPTYFD;
+    // Probes: the markers, then the markers with each argument in turn 0,
+    // for the calls whose operand changes shape with a NULL pointer
+    // (fanotify_mark's NULL path marks its dirfd's own file).
+    let markers: [u64; 6] = std::array::from_fn(|i| MARK + i as u64);
+    let probes = std::iter::once(markers).chain((0..6).map(|j| {
+        let mut a = markers;
+        a[j] = 0;
+        a
+    }));
+    let mut strs: Vec<(u8, u8)> = Vec::new();
+    for args in probes {
+        for u in decode::decode(sys, &args).into_iter().flatten() {
+            match u.operand {
+                // A NULL string or a descriptor 0 is the probe's own zero,
+                // not an operand of the call.
+                Operand::Path { dirfd, addr, .. } | Operand::Openat2 { dirfd, addr, .. }
+                    if addr == 0 || dirfd == 0 => {}
+                Operand::Path { dirfd, addr, .. } | Operand::Openat2 { dirfd, addr, .. } => {
+                    // An empty path names no path, except the dirfd's own
+                    // file for these two (with AT_EMPTY_PATH): then its
+                    // base is walked even for "".
+                    if u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
+                        d[0] |= D_EMPTYFD;
+                    }
+                    let s = (which(addr), dirfd_of(dirfd));
+                    if !strs.contains(&s) && strs.len() < 2 {
+                        strs.push(s);
+                    }
+                    if let Operand::Openat2 { how, .. } = u.operand {
+                        d[7] = which(how);
+                    }
                 }
-                if strs < 2 {
-                    d[1 + strs] = which(addr);
-                    d[3 + strs] = dirfd_of(dirfd);
-                    strs += 1;
+                Operand::Fd(fd) => {
+                    let f = which(u64::from(fd as u32));
+                    if f != 0 {
+                        // One descriptor slot: no call has two shapes
+                        // with different descriptors.
+                        assert!(d[8] == 0 || d[8] == f, "{sys:?}: two descriptors");
+                        d[8] = f;
+                    }
                 }
-                if let Operand::Openat2 { how, .. } = u.operand {
-                    d[7] = which(how);
+                // A zero length is the probe's too: keep the argument.
+                Operand::Sockaddr { addr, len } if which(addr) != 0 => {
+                    d[5] = which(addr);
+                    d[6] = d[6].max(which(len));
                 }
+                Operand::Sockaddr { .. } => {}
+                Operand::ReturnedFd => d[0] |= D_RETFD,
+                // Nested reads: the program knows these four layouts.
+                Operand::SocketcallSockaddr { .. }
+                | Operand::Msghdrs { .. }
+                | Operand::SocketcallMsghdrs { .. } => {}
             }
-            Operand::Fd(fd) => d[8] = which(u64::from(fd as u32)),
-            Operand::Sockaddr { addr, len } => {
-                d[5] = which(addr);
-                d[6] = which(len);
-            }
-            Operand::ReturnedFd => d[0] |= D_RETFD,
-            // Nested reads: the program knows these four layouts.
-            Operand::SocketcallSockaddr { .. }
-            | Operand::Msghdrs { .. }
-            | Operand::SocketcallMsghdrs { .. } => {}
         }
+    }
+    for (i, (s, f)) in strs.into_iter().enumerate() {
+        d[1 + i] = s;
+        d[3 + i] = f;
     }
     d[9] = match sys {
         Sys::Sendmsg => M_MSG,
@@ -413,5 +440,91 @@ mod tests {
         assert_eq!(descriptor(Sys::Umount)[0], 0);
         assert_eq!(descriptor(Sys::Sendmmsg32)[9], M_MMSG32);
         assert_eq!(descriptor(Sys::Socketcall)[9], M_SOCKETCALL);
+    }
+
+    /// Every operand the decode table can yield, for any argument values
+    /// that change its shape (a NULL pointer, a flag, AT_FDCWD,
+    /// socketcall's call number), is one the descriptor captures: else
+    /// user space finds no item for it, and nothing counts the loss.
+    #[test]
+    fn descriptors_capture_every_operand_shape() {
+        const FAN_MARK_FLUSH: u64 = 0x80;
+        let flags = (libc::AT_EMPTY_PATH | libc::AT_SYMLINK_FOLLOW | libc::AT_REMOVEDIR) as u64
+            | FAN_MARK_FLUSH;
+        let marked = |v: u64| (MARK..MARK + 6).contains(&v);
+        let marked_fd = |fd: i32| marked(u64::from(fd as u32));
+        let markers: [u64; 6] = std::array::from_fn(|i| MARK + i as u64);
+        for arch in [arch::AUDIT_ARCH_X86_64, arch::AUDIT_ARCH_I386] {
+            for &(nr, sys) in arch::table(arch) {
+                let d = descriptor(sys);
+                let mut probes = vec![markers];
+                for j in 0..6 {
+                    for v in [
+                        0,
+                        u64::from(libc::AT_FDCWD as u32),
+                        (MARK + j as u64) | flags,
+                    ] {
+                        let mut a = markers;
+                        a[j] = v;
+                        probes.push(a);
+                    }
+                }
+                if sys == Sys::Socketcall {
+                    for call in 1..=20 {
+                        let mut a = markers;
+                        a[0] = call;
+                        probes.push(a);
+                    }
+                }
+                for a in &probes {
+                    // What the program reads for a descriptor slot: the
+                    // argument it names (a dirfd slot of 0: the cwd).
+                    let arg = |slot: u8| a[usize::from(slot) - 1];
+                    let base = |slot: u8| match slot {
+                        0 => libc::AT_FDCWD,
+                        s => arg(s) as i32,
+                    };
+                    for u in decode::decode(sys, a).into_iter().flatten() {
+                        let what = format!("{sys:?} (nr {nr}, arch {arch:#x}) {a:x?}: {u:?}");
+                        match u.operand {
+                            Operand::Path { dirfd, addr, .. }
+                            | Operand::Openat2 { dirfd, addr, .. } => {
+                                if !marked(addr) || !(marked_fd(dirfd) || dirfd == libc::AT_FDCWD) {
+                                    continue;
+                                }
+                                assert!(
+                                    (0..2).any(|i| d[1 + i] != 0
+                                        && arg(d[1 + i]) == addr
+                                        && base(d[3 + i]) == dirfd),
+                                    "{what}: not captured by {d:?}"
+                                );
+                                if let Operand::Openat2 { how, .. } = u.operand {
+                                    assert!(d[7] != 0 && arg(d[7]) == how, "{what}: open_how");
+                                }
+                            }
+                            Operand::Fd(fd) => {
+                                if marked_fd(fd) {
+                                    assert!(d[8] != 0 && arg(d[8]) as i32 == fd, "{what}: {d:?}");
+                                }
+                            }
+                            Operand::Sockaddr { addr, len } => {
+                                if marked(addr) {
+                                    assert!(d[5] != 0 && arg(d[5]) == addr, "{what}: {d:?}");
+                                }
+                                if marked(len) {
+                                    assert!(d[6] != 0 && arg(d[6]) == len, "{what}: {d:?}");
+                                }
+                            }
+                            Operand::ReturnedFd => assert_ne!(d[0] & D_RETFD, 0, "{what}"),
+                            Operand::SocketcallSockaddr { .. }
+                            | Operand::Msghdrs { .. }
+                            | Operand::SocketcallMsghdrs { .. } => {
+                                assert_ne!(d[9], 0, "{what}: message layout");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
