@@ -40,9 +40,11 @@ typedef __s64 s64;
 struct qstr {
 	const unsigned char *name;
 } __attribute__((preserve_access_index));
+struct inode;
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
+	struct inode *d_inode;
 } __attribute__((preserve_access_index));
 struct vfsmount {
 	struct dentry *mnt_root;
@@ -189,7 +191,8 @@ struct event {
 	s64 ret;
 	u64 args[6];
 	u32 flags; /* bit 0: the returned descriptor's file was created;
-		    * bit 1: one item follows in the same record */
+		    * bit 1: one item follows in the same record;
+		    * bit 2: a rename's target did not exist */
 	u32 nitems;
 };
 
@@ -212,8 +215,12 @@ struct stash {
 	u64 args[6];
 	u16 have_big;
 	u16 empty; /* bit s: string s was "" at entry, so no base was walked */
-	u32 valid; /* an entry is pending its exit */
+	u16 valid; /* an entry is pending its exit */
+	u16 target; /* a rename's target, as rename_target saw it: T_* */
 };
+#define T_UNSEEN 0
+#define T_EXISTED 1
+#define T_ABSENT 2
 
 /* What entry has to hand to exit beyond the stash: walked bases, exec's
  * path, a descriptor's path. Only inserted when needed. */
@@ -731,6 +738,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		st->args[4] = r[9];
 		st->args[5] = r[8];
 	}
+	st->target = T_UNSEEN;
 	st->valid = 1;
 
 	/* What needs more than the arguments: exec's path, a relative path's
@@ -1066,6 +1074,10 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (d->u64p && d->u64p <= 6)
 		send_user_bytes(st.args[(d->u64p - 1) & 7], 8, tid, &nitems, efault);
+	/* A rename onto a name that did not exist made it (ptrace looks
+	 * before the call; here the kernel's own lookup told). */
+	if (st.target == T_ABSENT)
+		flags |= 4;
 	if ((d->flags & (D_RETFD | D_CREATED)) && ret >= 0) {
 		struct file *f = file_of((int)ret);
 		if (f && (d->flags & D_CREATED) && (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT)) &&
@@ -1132,6 +1144,23 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	ev->flags = flags;
 	ev->nitems = nitems;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* security_inode_rename(old_dir, old_dentry, new_dir, new_dentry, flags)
+ * is where every rename passes with its target looked up: a target
+ * dentry without an inode means the rename creates its name. The first
+ * call of a syscall is the one on the names the program gave (overlayfs
+ * renames on its upper layer after it). x86_64 passes the fourth
+ * argument in rcx, word 11 of struct pt_regs (user ABI, asm/ptrace.h). */
+SEC("kprobe/security_inode_rename")
+int rename_target(void *ctx)
+{
+	struct stash *st = bpf_task_storage_get(&stashes, bpf_get_current_task_btf(), 0, 0);
+	if (!st || !st->valid || st->target != T_UNSEEN)
+		return 0;
+	struct dentry *target = (struct dentry *)((u64 *)ctx)[11];
+	st->target = BPF_CORE_READ(target, d_inode) ? T_EXISTED : T_ABSENT;
 	return 0;
 }
 

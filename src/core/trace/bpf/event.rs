@@ -42,6 +42,8 @@ pub struct Event {
     pub args: [u64; 6],
     /// The descriptor returned by an `O_CREAT` open was created by it.
     pub created: bool,
+    /// A rename's target did not exist: the rename made its name.
+    pub rename_made_target: bool,
     /// How many items the program sent for it (in the event's record or
     /// before it).
     pub sent: u32,
@@ -111,6 +113,7 @@ impl<'a> Record<'a> {
             compat: u32_at(b, 20)? != 0,
             ret: u64_at(b, 24)? as i64,
             created: u32_at(b, 80)? & 1 != 0,
+            rename_made_target: u32_at(b, 80)? & 4 != 0,
             sent: u32_at(b, 84)?,
             ..Event::default()
         };

@@ -7,7 +7,7 @@
 //! exactly the same operands.
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::RawTracePoint;
+use aya::programs::{KProbe, Program, RawTracePoint};
 use aya::Ebpf;
 
 use crate::core::manifest::Op;
@@ -52,6 +52,9 @@ pub struct Loaded {
     pub events: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
     pub undecoded: PerCpuArray<MapData, u64>,
+    /// The rename kprobe is attached: a rename says whether it made its
+    /// target's name. Kernels without kprobes (CONFIG_KPROBES) do not.
+    pub renames_seen: bool,
 }
 
 /// `traced` values: see the C source.
@@ -204,6 +207,12 @@ pub fn unavailable() -> Option<String> {
                 .into(),
         );
     }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(why) = too_old(&release) {
+        return Some(why);
+    }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Some(
             "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing; CONFIG_DEBUG_INFO_BTF)"
@@ -211,6 +220,17 @@ pub fn unavailable() -> Option<String> {
         );
     }
     None
+}
+
+/// The program walks paths with `bpf_loop` (5.17) and keeps per-thread
+/// state in task storage (5.11): an older kernel is named in one line
+/// rather than left to the verifier's message.
+fn too_old(release: &str) -> Option<String> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    ((major, minor) < (5, 17))
+        .then(|| format!("the kernel is {release}, and it needs 5.17 or later (bpf_loop)"))
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> String {
@@ -244,10 +264,13 @@ fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
 
 /// Loads (and so verifies) one program; the verifier's refusal comes back
 /// as the reason it gives.
-fn load_program(prog: &str, p: &mut aya::programs::Program) -> Result<(), String> {
-    let p: &mut RawTracePoint = p.try_into().map_err(|e| err(prog, e))?;
+fn load_program(prog: &str, p: &mut Program) -> Result<(), String> {
     let t0 = std::time::Instant::now();
-    let loaded = p.load();
+    let loaded = match p {
+        Program::RawTracePoint(p) => p.load(),
+        Program::KProbe(p) => p.load(),
+        _ => return Err(format!("the BPF program {prog} is of an unexpected type")),
+    };
     if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
         eprintln!(
             "jailtrace: bpf {prog} verified in {:.3} s",
@@ -336,6 +359,7 @@ pub fn load() -> Result<Loaded, String> {
             t0.elapsed().as_secs_f64()
         );
     }
+    let mut renames_seen = false;
     // The exit program first, so that every entry recorded has its exit.
     for (prog, tp) in [
         ("process_fork", "sched_process_fork"),
@@ -356,6 +380,18 @@ pub fn load() -> Result<Loaded, String> {
                 "jailtrace: bpf {prog} attached at {:.3} s",
                 t0.elapsed().as_secs_f64()
             );
+        }
+        if prog == "sys_exit" {
+            // Before entries are recorded, like sys_exit: it tells exit
+            // whether a rename made its target's name. Without kprobes
+            // the recording goes on, and says what it could not tell.
+            let (prog, func) = ("rename_target", "security_inode_rename");
+            let k: &mut KProbe = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| format!("the BPF object has no program {prog}"))?
+                .try_into()
+                .map_err(|e| err(prog, e))?;
+            renames_seen = k.attach(func, 0).is_ok();
         }
     }
     let traced = HashMap::try_from(
@@ -384,6 +420,7 @@ pub fn load() -> Result<Loaded, String> {
         events,
         lost,
         undecoded,
+        renames_seen,
     })
 }
 
@@ -408,6 +445,18 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_without_bpf_loop_are_named() {
+        let old = too_old("5.16.20-amd64").unwrap();
+        assert!(old.contains("5.16.20-amd64") && old.contains("5.17") && old.contains("bpf_loop"));
+        assert!(too_old("4.19.0-27-cloud-amd64").is_some());
+        assert_eq!(too_old("5.17.0"), None);
+        assert_eq!(too_old("6.1.0-57-cloud-amd64"), None);
+        assert_eq!(too_old("6.18.44-fc-v1272"), None);
+        // Unreadable: left to the loader to say.
+        assert_eq!(too_old("weird"), None);
+    }
 
     #[test]
     fn descriptors_come_from_the_decode_table() {

@@ -82,6 +82,10 @@ struct Recorder<'a> {
     /// Records that arrived malformed or incomplete: lost like the
     /// program's own counts.
     lost_here: u64,
+    /// Whether renames say if they made their target (`Loaded`), and how
+    /// many renames onto untouched names were taken as inputs without it.
+    renames_seen: bool,
+    unseen_renames: u64,
 }
 
 fn record(
@@ -111,6 +115,8 @@ fn record(
         i386_seen: false,
         pending: std::collections::HashMap::new(),
         lost_here: 0,
+        renames_seen: loaded.renames_seen,
+        unseen_renames: 0,
     };
     let mut ends = Ends {
         deadline: opts.timeout.map(|d| Instant::now() + d),
@@ -307,6 +313,14 @@ impl Recorder<'_> {
         if std::env::var("JAILTRACE_FAILPOINT").as_deref() == Ok("bpf-lost") {
             lost[0] += 1;
         }
+        if self.unseen_renames > 0 {
+            self.warnings.insert(format!(
+                "this kernel has no kprobes (CONFIG_KPROBES), so the bpf backend cannot tell whether a \
+                 rename replaced its target: {} renames onto names the run had not touched were \
+                 taken as inputs (--backend ptrace tells)",
+                self.unseen_renames
+            ));
+        }
         let in_kernel: u64 = lost.iter().sum();
         if in_kernel > 0 {
             let what: Vec<String> = lost
@@ -435,9 +449,15 @@ impl Recorder<'_> {
                     // O_CREAT: the kernel marks the file it created.
                     !e.created
                 } else if ops.iter().any(|o| o == Op::RenameTo) {
-                    // Whether rename replaced something is not seen; the
-                    // object is there now: an input (see docs/design.md).
-                    true
+                    // The kernel's lookup of the target, seen in
+                    // security_inode_rename; unseen, the object there
+                    // now is taken as an input, and the manifest says so.
+                    // (Only a name untouched in either sense counts: an
+                    // earlier open decides found or created by itself.)
+                    if !self.renames_seen && !self.log.contains(path, !*follow) {
+                        self.unseen_renames += 1;
+                    }
+                    !self.renames_seen || !e.rename_made_target
                 } else {
                     // mkdir, mknod, symlink, link, bind fail on an
                     // existing name.
