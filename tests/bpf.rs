@@ -1,7 +1,8 @@
 //! `record --backend bpf`: the committed object comes from the committed
-//! source; both backends record the same manifest for the fixtures and the
-//! real programs of the strace cross-check; nothing is lost under a thread
-//! storm; a missing piece or a loss is loud.
+//! source and keeps its stack margin; both backends record the same
+//! manifest for real daemons (the fixtures and programs are the kernel
+//! matrix's, `tests/kernels.rs`); nothing is lost under a thread storm; a
+//! missing piece or a loss is loud.
 
 mod common;
 
@@ -119,135 +120,21 @@ fn needs_bpf(test: &str) -> bool {
     common::require_root(test)
 }
 
-/// Every fixture that runs as a plain command, each in a fresh directory
-/// at the same path for both backends. Not here: `breakout` (it needs a
-/// jail to break out of), `umount` (a mount of its own; it exists for the
-/// ptrace backend's descriptor cache, which bpf does not have).
-#[test]
-fn fixtures_record_the_same_with_both_backends() {
-    if !needs_bpf("fixtures_record_the_same_with_both_backends") {
-        return;
-    }
-    let dirs = |d: &Path| {
-        for sub in ["a", "b", "c"] {
-            std::fs::create_dir(d.join(sub)).unwrap();
-        }
-    };
-    let fifo = |d: &Path| {
-        nix::unistd::mkfifo(
-            &d.join("fifo"),
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-        )
-        .unwrap();
-    };
-    let none = |_: &Path| {};
-    let conf = |d: &Path| {
-        std::fs::write(d.join("base.conf"), "x\n").unwrap();
-    };
-    // (fixture, gcc flags, directory setup, arguments; DIR is the directory)
-    type Case<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&Path), Vec<&'a str>);
-    let cases: Vec<Case> = vec![
-        ("cancel", &["-pthread"], &none, vec![]),
-        ("dirfd", &[], &dirs, vec!["DIR"]),
-        ("eintr", &[], &fifo, vec!["DIR/fifo"]),
-        ("emptypath", &[], &none, vec!["DIR"]),
-        ("euid", &[], &none, vec![]),
-        ("forks", &[], &none, vec!["DIR"]),
-        ("found", &[], &dirs, vec!["DIR"]),
-        ("iouring", &[], &none, vec![]),
-        ("morecalls", &[], &none, vec!["DIR"]),
-        // An x32 syscall: neither backend decodes it, both warn.
-        ("morecalls", &[], &none, vec!["x32"]),
-        ("open32", &["-m32"], &none, vec!["DIR"]),
-        ("sock32", &["-m32"], &none, vec!["DIR"]),
-        ("syscalls", &[], &dirs, vec!["DIR"]),
-        (
-            "threads",
-            &["-pthread"],
-            &none,
-            vec!["DIR", "/usr/bin/env", "true"],
-        ),
-        ("threadstorm", &["-pthread"], &none, vec!["DIR"]),
-        ("setid", &[], &none, vec!["101", "104", "105"]),
-        ("verify_state", &[], &none, vec!["DIR/state"]),
-        (
-            "diff_app",
-            &["-ldl"],
-            &conf,
-            vec!["DIR", "libz.so.1", "libnope.so.9"],
-        ),
-        ("run_probe", &["-static"], &none, vec!["sendlog", "hello"]),
-        (
-            "run_probe",
-            &["-static"],
-            &none,
-            vec!["cat", "/etc/hostname"],
-        ),
-    ];
-    let t = common::tempdir();
-    let dir = t.path().join("run");
-    for (name, flags, setup, args) in cases {
-        let bin = common::fixture(name, flags);
-        let args: Vec<String> = args.iter().map(|a| a.replace("DIR", &s(&dir))).collect();
-        let mut argv = vec![s(&bin)];
-        argv.extend(args);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        // The directory of the comparison is the same for both runs.
-        let p = record("ptrace", &dir, setup, &argv);
-        let b = record("bpf", &dir, setup, &argv);
-        assert_eq!(
-            p.1, b.1,
-            "{name}: exit status\nptrace: {}\nbpf: {}",
-            p.2, b.2
-        );
-        assert!(
-            p.0 == b.0,
-            "{name}: the backends disagree\nbpf stderr: {}",
-            b.2
-        );
-    }
-}
+// Every fixture and the real programs of `common::cases` are compared on
+// this machine's kernel and on Debian's by the kernel matrix
+// (`tests/kernels.rs`).
 
 #[test]
-fn programs_record_the_same_with_both_backends() {
-    if !needs_bpf("programs_record_the_same_with_both_backends") {
+fn redis_server_records_the_same_with_both_backends() {
+    let test = "redis_server_records_the_same_with_both_backends";
+    if !needs_bpf(test) || !common::require_program(test, "redis-server") {
         return;
     }
-    let none = |_: &Path| {};
     same_with_both(
-        "shell pipeline",
-        &none,
-        &[
-            "/bin/sh",
-            "-c",
-            "grep -v '^#' /etc/passwd | sort | uniq -c | wc -l",
-        ],
-    );
-    same_with_both(
-        "python3",
-        &none,
-        &[
-            "/usr/bin/python3",
-            "-c",
-            "import json, sqlite3, decimal, email, http.client; print(json.dumps([1]))",
-        ],
-    );
-    same_with_both(
-        "perl",
-        &none,
-        &[
-            "perl",
-            "-MPOSIX",
-            "-e",
-            "print strftime(\"%Y\", gmtime(0)), \"\\n\"",
-        ],
-    );
-    if common::require_program(
-        "programs_record_the_same_with_both_backends",
         "redis-server",
-    ) {
-        same_with_both("redis-server", &none, &["redis-server", "--version"]);
-    }
+        &|_: &Path| {},
+        &["redis-server", "--version"],
+    );
 }
 
 /// redis-server serving a real client: the only difference between two

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bpf_stack;
+pub mod cases;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
