@@ -41,64 +41,12 @@ fn field<'a>(m: &'a Value, path: &str, name: &str) -> &'a Value {
     &entry(m, path).unwrap_or_else(|| panic!("no entry for {path}"))[name]
 }
 
-/// Regular files the fixture works on, and symlinks (name, target).
-const FILES: &[&str] = &[
-    "chmod",
-    "fchmodat",
-    "fchmodat2",
-    "fchmodat2-target",
-    "chown",
-    "lchown-target",
-    "fchownat",
-    "fchownat-target",
-    "by-fd",
-    "truncate",
-    "utime",
-    "utimes",
-    "utimensat-target",
-    "futimesat",
-    "statfs",
-    "setxattr",
-    "lsetxattr-target",
-    "getxattr",
-    "lgetxattr-target",
-    "listxattr",
-    "llistxattr-target",
-    "removexattr",
-    "lremovexattr-target",
-    "xattrat",
-    "getxattrat-target",
-    "watch",
-    "watch-target",
-    "fanwatch",
-    "fanwatch-target",
-    "fanwatch-fd",
-    "handle",
-];
-const LINKS: &[(&str, &str)] = &[
-    ("l-fchmodat", "fchmodat"),
-    ("l-fchmodat2", "fchmodat2-target"),
-    ("l-lchown", "lchown-target"),
-    ("l-fchownat", "fchownat-target"),
-    ("l-utimensat", "utimensat-target"),
-    ("l-lsetxattr", "lsetxattr-target"),
-    ("l-lgetxattr", "lgetxattr-target"),
-    ("l-llistxattr", "llistxattr-target"),
-    ("l-lremovexattr", "lremovexattr-target"),
-    ("l-getxattrat", "getxattrat-target"),
-    ("l-watch", "watch-target"),
-    ("l-fanwatch", "fanwatch-target"),
-];
-
+/// The files, links and directories `fixtures/morecalls.c` works on (one
+/// list with the kernel matrix's).
 fn prepare(d: &Path) {
-    for f in FILES {
-        std::fs::write(d.join(f), "data\n").unwrap();
+    for p in common::cases::morecalls_prep() {
+        p.apply(d);
     }
-    for (link, target) in LINKS {
-        std::os::unix::fs::symlink(target, d.join(link)).unwrap();
-    }
-    std::fs::create_dir(d.join("chroot-dir")).unwrap();
-    std::fs::create_dir_all(d.join("pivot-new/old")).unwrap();
 }
 
 #[test]
