@@ -1201,3 +1201,114 @@ fn diff_of_two_huge_manifests_takes_bounded_memory() {
     );
     c.check("huge diff");
 }
+
+/// Every command that writes a file refuses a symlink that another user
+/// planted at the output path in a sticky, world-writable directory, as
+/// the kernel's protected_symlinks does (jailtrace follows the link
+/// itself, as root, so the kernel cannot): nothing is written through it
+/// and the link stays. The caller's own link there is still followed.
+#[test]
+fn outputs_refuse_links_other_users_planted_in_sticky_directories() {
+    if !common::require_root("outputs_refuse_links_other_users_planted_in_sticky_directories") {
+        return;
+    }
+    let t = common::tempdir();
+    let private = t.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let sticky = t.path().join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let m = t.path().join("m.json");
+    common::success(
+        common::jailtrace()
+            .args(["record", "-o"])
+            .arg(&m)
+            .args(["--", "/bin/true"]),
+    );
+    let target = private.join("planted");
+    let link = sticky.join("out.json");
+    let plant = || {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &link,
+            Some(nix::unistd::Uid::from_raw(65534)),
+            Some(nix::unistd::Gid::from_raw(65534)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    };
+    let commands: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
+        (
+            "record",
+            vec![
+                "record".into(),
+                "-o".into(),
+                link.clone().into(),
+                "--".into(),
+                "/bin/true".into(),
+            ],
+        ),
+        (
+            "merge",
+            vec![
+                "merge".into(),
+                m.clone().into(),
+                m.clone().into(),
+                "-o".into(),
+                link.clone().into(),
+            ],
+        ),
+        (
+            "export",
+            vec![
+                "export".into(),
+                "--format".into(),
+                "bwrap".into(),
+                "-o".into(),
+                link.clone().into(),
+                m.clone().into(),
+            ],
+        ),
+    ];
+    for (name, args) in &commands {
+        plant();
+        let out = common::output(common::jailtrace().args(args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name}: wrote through the link\n{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.contains("not followed") && err.contains("uid 65534"),
+            "{name}: {err}"
+        );
+        assert!(!target.exists(), "{name}: wrote {}", target.display());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{name}"
+        );
+    }
+    // The caller's own link in the same directory: followed, as before.
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    common::success(
+        common::jailtrace()
+            .args(["merge"])
+            .arg(&m)
+            .arg(&m)
+            .arg("-o")
+            .arg(&link),
+    );
+    assert!(target.is_file());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

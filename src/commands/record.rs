@@ -273,6 +273,8 @@ fn check_output_dir(out: &Path) -> Result<(), Failure> {
     if out == Path::new("-") {
         return Ok(());
     }
+    // A planted link is refused before the command runs, not after.
+    crate::core::manifest::output_target(out).map_err(|e| Failure::new(e.to_string()))?;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -394,6 +394,8 @@ pub enum ManifestError {
     },
     #[error("{path}: cannot write: {cause}")]
     Write { path: String, cause: std::io::Error },
+    #[error("{path}: not written: {reason}")]
+    Refused { path: String, reason: String },
 }
 
 fn json_error(path: &str, e: &serde_json::Error) -> ManifestError {
@@ -589,10 +591,12 @@ impl Manifest {
 }
 
 /// Writes a file atomically: temp file beside it, fsync, rename. A symlink
-/// is followed (its target is replaced, not the link). A destination that
-/// exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
-/// written in place: renaming over it would replace a device node with a
-/// file.
+/// is followed (its target is replaced, not the link), except where the
+/// kernel's `protected_symlinks` would refuse to follow it: jailtrace runs
+/// as root and follows the link itself, so that rule must be its own. A
+/// destination that exists and is not a regular file (`/dev/null`, a FIFO,
+/// a terminal) is written in place: renaming over it would replace a
+/// device node with a file.
 pub fn save_atomic(
     dest: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
@@ -601,11 +605,15 @@ pub fn save_atomic(
         path: dest.display().to_string(),
         cause,
     };
-    let target = final_target(dest);
+    let target = output_target(dest)?;
     if let Ok(md) = std::fs::metadata(&target) {
         if !md.is_file() {
+            // The path was resolved above: a symlink swapped in since is
+            // refused, not followed.
+            use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&target)
                 .map_err(err)?;
             return fill(&mut f).map_err(err);
@@ -634,18 +642,59 @@ pub fn save_atomic(
     Ok(())
 }
 
+/// Where saving to `dest` would write, or why it would refuse (see
+/// [`save_atomic`]): for checks before long work.
+pub fn output_target(dest: &Path) -> Result<PathBuf, ManifestError> {
+    final_target(dest).map_err(|reason| ManifestError::Refused {
+        path: dest.display().to_string(),
+        reason,
+    })
+}
+
 /// Where `dest` leads through symlinks (even to a file that does not exist
-/// yet), so that saving replaces the link's target, never the link.
-fn final_target(dest: &Path) -> PathBuf {
+/// yet), so that saving replaces the link's target, never the link. A link
+/// that another user planted in a sticky, world-writable directory (`/tmp`)
+/// is refused, as the kernel's `protected_symlinks` refuses it: it is
+/// followed only when its owner is the caller or the directory's owner.
+fn final_target(dest: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
     let mut p = dest.to_path_buf();
     for _ in 0..40 {
+        let Ok(link) = std::fs::symlink_metadata(&p) else {
+            break;
+        };
+        if !link.file_type().is_symlink() {
+            break;
+        }
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(d) = std::fs::metadata(&dir) {
+            let sticky_open = d.mode() & 0o1002 == 0o1002;
+            if sticky_open && link.uid() != euid && link.uid() != d.uid() {
+                // The link may be a hop of a chain: name it.
+                let which = if p == dest {
+                    "a symlink".to_string()
+                } else {
+                    format!("leads through {}, a symlink", p.display())
+                };
+                return Err(format!(
+                    "{which} owned by uid {} in the sticky, world-writable directory {}: not \
+                     followed (as protected_symlinks would not); remove it or write elsewhere",
+                    link.uid(),
+                    dir.display()
+                ));
+            }
+        }
         match std::fs::read_link(&p) {
             Ok(t) if t.is_absolute() => p = t,
-            Ok(t) => p = p.parent().map_or_else(|| t.clone(), |dir| dir.join(&t)),
+            Ok(t) => p = dir.join(&t),
             Err(_) => break,
         }
     }
-    p
+    Ok(p)
 }
 
 fn current_umask() -> u32 {
