@@ -1312,3 +1312,45 @@ fn outputs_refuse_links_other_users_planted_in_sticky_directories() {
         .file_type()
         .is_symlink());
 }
+
+/// A manifest that calls a device node a `file`: materialize and the OCI
+/// export refuse it without ever opening the node (opening `/dev/watchdog`
+/// arms the watchdog). An inotify watch on the node sees every open.
+#[test]
+fn a_device_called_a_file_is_never_opened() {
+    if !common::require_root("a_device_called_a_file_is_never_opened") {
+        return;
+    }
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let t = common::tempdir();
+    let node = t.path().join("not-a-file");
+    // A null device: harmless if the test fails and it is opened after all.
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let m = write(t.path(), "m.json", manifest(&[e_file(&s(&node))]));
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    inotify
+        .add_watch(&node, AddWatchFlags::IN_OPEN | AddWatchFlags::IN_ACCESS)
+        .unwrap();
+    let jail = t.path().join("jail");
+    let r = materialize(&[], &m, &jail);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("character device"), "{}", r.stderr);
+    let mut oci = jailtrace(&["export", "--format", "oci", "-o"]);
+    oci.arg(t.path().join("image.tar")).arg(&m);
+    let r = run(oci, 120);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let events = inotify.read_events().unwrap_or_default();
+    assert!(events.is_empty(), "the device node was opened: {events:?}");
+    let inside = jail.join(node.strip_prefix("/").unwrap());
+    assert!(
+        std::fs::symlink_metadata(&inside).is_err(),
+        "{}",
+        inside.display()
+    );
+}

@@ -57,31 +57,29 @@ pub struct HostFiles {
 }
 
 impl HostFiles {
-    /// The host file at `p`: opened without following a final symlink and
-    /// without blocking, and checked to be a regular file on a real file
-    /// system.
+    /// The host file at `p`: looked at without following a final symlink
+    /// and without opening it (`O_PATH`: opening a device node can have
+    /// effects, `/dev/watchdog` arms the watchdog), checked to be a
+    /// regular file on a real file system, and only then opened for
+    /// reading, through the same inode.
     pub fn open(&mut self, p: &MPath) -> Result<(File, FileStat), Unreadable> {
         let other = Unreadable::Other;
-        let src = match nix::fcntl::open(
+        let at = match nix::fcntl::open(
             p.as_path(),
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(fd) => File::from(fd),
+            Ok(fd) => fd,
             Err(Errno::ENOENT) => return Err(Unreadable::Gone),
-            Err(Errno::ELOOP) => {
-                return Err(other(
-                    "not copied: it is a symlink on the host now (record again)".into(),
-                ))
-            }
             Err(e) => return Err(other(errno_msg("cannot open the host file", e))),
         };
         let hst =
-            fstat(src.as_fd()).map_err(|e| other(errno_msg("cannot stat the host file", e)))?;
+            fstat(at.as_fd()).map_err(|e| other(errno_msg("cannot stat the host file", e)))?;
+        if file_type(&hst) == SFlag::S_IFLNK {
+            return Err(other(
+                "not copied: it is a symlink on the host now (record again)".into(),
+            ));
+        }
         if file_type(&hst) != SFlag::S_IFREG {
             return Err(other(format!(
                 "not copied: the host file is a {} now (record again)",
@@ -99,7 +97,7 @@ impl HostFiles {
                 CGROUP2_SUPER_MAGIC,
                 BPF_FS_MAGIC,
             ];
-            fstatfs(src.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
+            fstatfs(at.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
         });
         if pseudo {
             return Err(other(
@@ -108,6 +106,16 @@ impl HostFiles {
                     .into(),
             ));
         }
+        // The inode checked above, opened for reading (an O_PATH
+        // descriptor reopens only through its /proc link).
+        let fd_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
+        let src = nix::fcntl::open(
+            fd_link.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|e| other(errno_msg("cannot open the host file", e)))?;
         Ok((src, hst))
     }
 }
