@@ -501,16 +501,21 @@ fn mknod_without_privilege_fails_naming_the_entry() {
     assert!(lmeta(&jail.join("dev/stdin")).file_type().is_symlink());
 }
 
+/// Setuid and setgid bits are carried only for what `--keep-setuid`
+/// names, only from the host (the manifest cannot widen a mode), and the
+/// summary says what was stripped and what was kept.
 #[test]
-fn setuid_kept_only_from_the_host_and_warned() {
-    if !common::require_root("setuid_kept_only_from_the_host_and_warned") {
+fn setuid_kept_only_where_named_and_from_the_host() {
+    if !common::require_root("setuid_kept_only_where_named_and_from_the_host") {
         return;
     }
     let t = common::tempdir();
     let suid = t.path().join("suid");
+    let kept = t.path().join("kept");
     let plain = t.path().join("plain");
     let narrow = t.path().join("narrow");
     make_host_file(&suid, "#!/bin/sh\n", 0o4755, (0, 0), 1_500_000_000);
+    make_host_file(&kept, "#!/bin/sh\n", 0o6755, (0, 0), 1_500_000_000);
     make_host_file(&plain, "#!/bin/sh\n", 0o755, (0, 0), 1_500_000_000);
     make_host_file(&narrow, "#!/bin/sh\n", 0o755, (0, 0), 1_500_000_000);
     let jail = t.path().join("jail");
@@ -519,18 +524,35 @@ fn setuid_kept_only_from_the_host_and_warned() {
         "m.json",
         &manifest(vec![
             json!({"path": s(&suid), "kind": "file", "class": "regular", "mode": "4755"}),
+            json!({"path": s(&kept), "kind": "file", "class": "regular", "mode": "6755"}),
             // The manifest cannot widen: no setuid where the host has none.
             json!({"path": s(&plain), "kind": "file", "class": "regular", "mode": "6777"}),
             json!({"path": s(&narrow), "kind": "file", "class": "regular", "mode": "0700"}),
         ]),
     );
-    let out = materialize_ok(&[], &mf, &jail);
-    assert_eq!(lmeta(&inside(&jail, &s(&suid))).mode() & 0o7777, 0o4755);
+    let out = materialize_ok(
+        &["--keep-setuid", &s(&kept), "--keep-setuid", &s(&plain)],
+        &mf,
+        &jail,
+    );
+    assert_eq!(lmeta(&inside(&jail, &s(&suid))).mode() & 0o7777, 0o755);
+    assert_eq!(lmeta(&inside(&jail, &s(&kept))).mode() & 0o7777, 0o6755);
     assert_eq!(lmeta(&inside(&jail, &s(&plain))).mode() & 0o7777, 0o755);
     assert_eq!(lmeta(&inside(&jail, &s(&narrow))).mode() & 0o7777, 0o700);
-    let warn = format!("{}: setuid", inside(&jail, &s(&suid)).display());
-    assert!(out.contains(&warn), "{out}");
-    assert!(!out.contains(&format!("{}: set", inside(&jail, &s(&plain)).display())));
+    let shown = |p: &Path| inside(&jail, &s(p)).display().to_string();
+    assert!(
+        out.contains(&format!("{}: setuid bit not carried", shown(&suid))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("--keep-setuid {}", s(&suid))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: setuid and setgid", shown(&kept))),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("{}: set", shown(&plain))), "{out}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::{jailtrace, output, require_root, success, tempdir};
@@ -436,4 +437,27 @@ fn fix_says_cannot_be_completed_only_when_true() {
     let (code, text, rounds) = verify_fix(&m, &jail, &["--user", "nobody"], &argv);
     assert_eq!((code, rounds), (Some(1), 1), "{text}");
     assert!(text.contains("cannot be completed from the host"), "{text}");
+}
+
+/// A jailed program that only looks for a setuid program: `--fix` copies
+/// it (the lookup failed, the host has it), but without its setuid bit,
+/// and says so; only `materialize --keep-setuid` carries one.
+#[test]
+fn fix_never_adds_a_setuid_bit() {
+    if !require_root("fix_never_adds_a_setuid_bit") {
+        return;
+    }
+    let suid = "/usr/bin/mount";
+    let host = std::fs::metadata(suid).unwrap();
+    assert_ne!(host.mode() & 0o4000, 0, "{suid} is setuid on the host");
+    let tmp = tempdir();
+    let d = tmp.path();
+    let argv = ["/bin/sh", "-c", "test -e /usr/bin/mount"];
+    let m = incomplete_jail(d, &argv, r"^/usr/bin/mount$");
+    let jail = d.join("jail");
+    let (code, text, _) = verify_fix(&m, &jail, &["--user", "nobody"], &argv);
+    assert_eq!(code, Some(0), "{text}");
+    let inside = std::fs::symlink_metadata(jail.join("usr/bin/mount")).unwrap();
+    assert_eq!(inside.mode() & 0o6000, 0, "{text}");
+    assert!(text.contains("setuid bit not carried"), "{text}");
 }

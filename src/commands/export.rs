@@ -59,6 +59,10 @@ pub struct ExportArgs {
     /// account databases.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
+    /// oci: keep this file's setuid/setgid bits (as on the host); every
+    /// other file loses them. Repeat for several.
+    #[arg(long = "keep-setuid", value_name = "PATH")]
+    pub keep_setuid: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -126,6 +130,7 @@ pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
         allow_devices: mpaths(&a.allow_device, "--allow-device")?,
         keep_password_hashes: a.keep_password_hashes,
         accounts: a.accounts.clone(),
+        keep_setuid: mpaths(&a.keep_setuid, "--keep-setuid")?,
     };
     let user = match &a.user {
         Some(spec) => {

@@ -27,6 +27,10 @@ pub struct MaterializeArgs {
     /// program switched to (comma-separated user or group names).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
+    /// Keep this file's setuid/setgid bits (as on the host); every other
+    /// copy loses them. Repeat for several.
+    #[arg(long = "keep-setuid", value_name = "PATH")]
+    pub keep_setuid: Vec<PathBuf>,
     /// The manifest written by `jailtrace record`.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
@@ -45,6 +49,7 @@ impl MaterializeArgs {
             with_outputs: self.with_outputs,
             keep_password_hashes: self.keep_password_hashes,
             accounts: self.accounts.clone(),
+            keep_setuid: self.keep_setuid.clone(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct Common {
     pub allow_devices: Vec<MPath>,
     pub keep_password_hashes: bool,
     pub accounts: Option<Vec<String>>,
+    pub keep_setuid: Vec<MPath>,
 }
 
 /// The plan of the jail the manifest describes, without what the run
@@ -37,6 +38,7 @@ pub fn plan_of(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Plan> {
         allow_devices: c.allow_devices.clone(),
         keep_password_hashes: c.keep_password_hashes,
         accounts: c.accounts.clone(),
+        keep_setuid: c.keep_setuid.clone(),
     };
     Ok(plan::build(m, name, &opts, "JAIL").map_err(|e| Failure::new(e.to_string()))?)
 }

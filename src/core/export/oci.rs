@@ -100,6 +100,7 @@ fn add_item<W: Write>(
         }
         Want::File {
             mode_cap,
+            keep_special,
             sha256,
             rewrite,
             ..
@@ -111,7 +112,14 @@ fn add_item<W: Write>(
                 }
                 Unreadable::Other(msg) => fail(format!("{p}: {msg}")),
             })?;
-            let mode = st.st_mode & 0o7777 & mode_cap;
+            let mut mode = st.st_mode & 0o7777 & mode_cap;
+            if let Some(bits) = crate::core::jail::apply::stripped(mode, *keep_special) {
+                warnings.push(format!(
+                    "{p}: {bits} bit not carried (mode {mode:04o} on the host); --keep-setuid {p} \
+                     keeps it"
+                ));
+                mode &= !0o6000;
+            }
             if mode & 0o6000 != 0 {
                 warnings.push(format!(
                     "{p}: setuid/setgid (mode {mode:04o}, owner {}:{}), as on the host",

@@ -87,6 +87,7 @@ enum Credit {
 #[derive(Clone, Copy)]
 struct FileWant<'a> {
     mode_cap: u32,
+    keep_special: bool,
     sha256: Option<&'a str>,
     output: bool,
     rewrite: Option<&'a Rewrite>,
@@ -295,6 +296,7 @@ impl<'a> Executor<'a> {
             Want::Dir(meta) => self.dir(p, parent, name, cur, *meta),
             Want::File {
                 mode_cap,
+                keep_special,
                 sha256,
                 size_hint,
                 rewrite,
@@ -306,6 +308,7 @@ impl<'a> Executor<'a> {
                     cur,
                     FileWant {
                         mode_cap: *mode_cap,
+                        keep_special: *keep_special,
                         sha256: sha256.as_deref(),
                         output: item.output,
                         rewrite: rewrite.as_ref(),
@@ -499,6 +502,7 @@ impl<'a> Executor<'a> {
     ) -> Result<(), String> {
         let FileWant {
             mode_cap,
+            keep_special,
             sha256,
             output,
             rewrite,
@@ -507,7 +511,7 @@ impl<'a> Executor<'a> {
             return Ok(());
         };
         let (uid, gid) = self.owner(hst.st_uid, hst.st_gid);
-        let mode = self.file_mode(p, &hst, mode_cap, (uid, gid));
+        let mode = self.file_mode(p, &hst, (mode_cap, keep_special), (uid, gid));
         // An account database: the jail gets the rewritten text.
         let text = match rewrite {
             Some(r) => Some(host::rewritten(&src, r)?),
@@ -582,17 +586,26 @@ impl<'a> Executor<'a> {
         result
     }
 
-    /// The copy's mode: the host's, no wider than the recorded one, and
+    /// The copy's mode: the host's, no wider than the recorded one, without
+    /// setuid/setgid unless `--keep-setuid` names it, and
     /// without setuid/setgid when materialize cannot give the host's owner;
     /// kept special bits are warned about.
     fn file_mode(
         &mut self,
         p: &MPath,
         hst: &FileStat,
-        mode_cap: u32,
+        (mode_cap, keep_special): (u32, bool),
         (uid, gid): (u32, u32),
     ) -> u32 {
         let mut mode = hst.st_mode & 0o7777 & mode_cap;
+        if let Some(bits) = stripped(mode, keep_special) {
+            self.report.warnings.push(format!(
+                "{}: {bits} bit not carried (mode {mode:04o} on the host); --keep-setuid {p} \
+                 keeps it",
+                self.show(p)
+            ));
+            mode &= !0o6000;
+        }
         if !self.owners {
             // setuid to whoever runs materialize is not what the host had.
             mode &= !0o6000;
@@ -916,4 +929,18 @@ fn jail_file(fd: &OwnedFd) -> io::Result<File> {
         return Err(io::Error::other("not a regular file"));
     }
     Ok(f)
+}
+
+/// "setuid", "setgid" or both: the special bits of `mode` that the copy
+/// loses, since `--keep-setuid` does not name it.
+pub fn stripped(mode: u32, keep_special: bool) -> Option<&'static str> {
+    if keep_special {
+        return None;
+    }
+    match mode & 0o6000 {
+        0 => None,
+        0o4000 => Some("setuid"),
+        0o2000 => Some("setgid"),
+        _ => Some("setuid and setgid"),
+    }
 }

@@ -11,7 +11,7 @@
 //! `docs/materialize.md` describes the behaviour for users; keep it in step.
 
 pub mod accounts;
-mod apply;
+pub(crate) mod apply;
 pub mod beneath;
 pub mod devices;
 mod fs;
@@ -99,6 +99,7 @@ pub struct Request {
     pub with_outputs: bool,
     pub keep_password_hashes: bool,
     pub accounts: Option<Vec<String>>,
+    pub keep_setuid: Vec<PathBuf>,
 }
 
 /// Materializes, and also says how many objects were created or changed
@@ -114,11 +115,18 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
             .map_err(|e| Failure::new(format!("--allow-device {}: {e}", a.display())))?;
         allow.push(p);
     }
+    let mut keep_setuid = Vec::new();
+    for a in &args.keep_setuid {
+        let p = MPath::new(a.as_os_str().as_bytes().to_vec())
+            .map_err(|e| Failure::new(format!("--keep-setuid {}: {e}", a.display())))?;
+        keep_setuid.push(p);
+    }
     let opts = plan::Options {
         with_outputs: args.with_outputs,
         allow_devices: allow,
         keep_password_hashes: args.keep_password_hashes,
         accounts: args.accounts.clone(),
+        keep_setuid,
     };
     let jail_shown = args.jail.display().to_string();
     let jail_hint = jail_shown.trim_end_matches('/');

@@ -26,9 +26,11 @@ pub struct Meta {
 pub enum Want {
     Dir(Meta),
     /// Data, mode and owner come from the host file at copy time; the mode is
-    /// further limited to `mode_cap` (the recorded mode).
+    /// further limited to `mode_cap` (the recorded mode), and loses its
+    /// setuid/setgid bits unless `keep_special` (`--keep-setuid`).
     File {
         mode_cap: u32,
+        keep_special: bool,
         sha256: Option<String>,
         size_hint: u64,
         /// An account database, rewritten rather than copied.
@@ -80,6 +82,10 @@ pub struct Options {
     /// Keep only these accounts (and those the jail needs) in the account
     /// databases.
     pub accounts: Option<Vec<String>>,
+    /// Files that keep their setuid/setgid bits; every other copy loses
+    /// them (a program that only looked for `mount` must not get a
+    /// setuid `mount` in its jail).
+    pub keep_setuid: Vec<MPath>,
 }
 
 /// A manifest entry that cannot go into a jail as it stands (named, with
@@ -424,6 +430,7 @@ fn file_want(e: &Entry, opts: &Options, keep: Option<&std::sync::Arc<accounts::K
         .unwrap_or(0);
     Want::File {
         mode_cap: e.mode.map_or(0o7777, |m| m.0),
+        keep_special: opts.keep_setuid.contains(&e.path),
         sha256: e.sha256.clone(),
         size_hint: size,
         rewrite: Rewrite::for_path(e.path.as_bytes(), opts.keep_password_hashes, keep),
@@ -594,6 +601,7 @@ mod tests {
         Options {
             with_outputs: false,
             allow_devices: vec![],
+            keep_setuid: vec![],
             keep_password_hashes: false,
             accounts: None,
         }
