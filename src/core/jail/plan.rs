@@ -163,13 +163,15 @@ fn host_stat(p: &MPath, follow: bool) -> Option<FileStat> {
 }
 
 /// Directory metadata: the host's owner, and a mode no wider than either the
-/// recorded one or the host's.
+/// recorded one or the host's. Where the host has no such directory, the
+/// manifest alone cannot give setuid, setgid, sticky or group/world write
+/// (`7777` would make `drwsrwsrwt`).
 fn dir_meta(entry: Option<&Entry>, host: Option<FileStat>) -> Meta {
     let host = host.filter(|s| file_type(s) == SFlag::S_IFDIR);
     let recorded = entry.and_then(|e| e.mode).map(|m| m.0);
     let mode = match (recorded, host.map(|s| s.st_mode & 0o7777)) {
         (Some(a), Some(b)) => a & b,
-        (Some(a), None) => a,
+        (Some(a), None) => a & !0o7022,
         (None, Some(b)) => b,
         (None, None) => 0o755,
     };
@@ -605,6 +607,19 @@ mod tests {
             keep_password_hashes: false,
             accounts: None,
         }
+    }
+
+    #[test]
+    fn a_directory_the_host_lacks_gets_no_special_or_shared_write_bits() {
+        let mut e = Entry::new(
+            MPath::new("/nowhere/jailtrace-test").unwrap(),
+            Kind::Dir,
+            Class::Regular,
+        );
+        e.mode = Some(crate::core::manifest::Mode(0o7777));
+        assert_eq!(dir_meta(Some(&e), None).mode, 0o755);
+        e.mode = Some(crate::core::manifest::Mode(0o0750));
+        assert_eq!(dir_meta(Some(&e), None).mode, 0o750);
     }
 
     #[test]
