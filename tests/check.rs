@@ -618,3 +618,86 @@ fn a_bind_mount_of_the_host_root_is_refused() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// The vectors a review found `check` missing: file capabilities, a POSIX
+/// ACL that lets the jail user write, uid fields glibc reads as 0, bind
+/// mounts of host directories, and the other files that hold password
+/// hashes. The mounts are made in a private mount namespace, with check
+/// running in it, so that the host never sees them.
+#[test]
+fn capabilities_acls_root_aliases_bind_mounts_and_hash_backups_are_flagged() {
+    let test = "capabilities_acls_root_aliases_bind_mounts_and_hash_backups_are_flagged";
+    if !common::require_root(test)
+        || !["unshare", "setcap", "setfacl"]
+            .iter()
+            .all(|p| common::require_program(test, p))
+    {
+        return;
+    }
+    let t = base();
+    let jail = clean_jail(t.path());
+    let probe = std::fs::read(common::fixture("run_probe", &["-static"])).unwrap();
+    write(&jail.join("bin/capped"), &probe, 0o755);
+    common::success(
+        Command::new("setcap")
+            .arg("cap_setuid+ep")
+            .arg(jail.join("bin/capped")),
+    );
+    // Root's directory, 0755, but an ACL lets nobody write it.
+    mkdirs(&jail.join("usr/bin"), 0o755);
+    common::success(
+        Command::new("setfacl")
+            .args(["-m", "u:nobody:rwx"])
+            .arg(jail.join("usr/bin")),
+    );
+    write(
+        &jail.join("etc/passwd"),
+        b"root:x:0:0:root:/root:/usr/sbin/nologin\nzeros::00:0::/:/usr/sbin/nologin\nplus::+0:0::/:/bin/sh\n",
+        0o644,
+    );
+    write(
+        &jail.join("var/backups/shadow.bak"),
+        b"root:$y$j9T$abc:19000::::::\n",
+        0o600,
+    );
+    write(
+        &jail.join("etc/security/opasswd"),
+        b"u:1000:1:$y$j9T$old\n",
+        0o600,
+    );
+    mkdirs(&jail.join("hostetc"), 0o755);
+    mkdirs(&jail.join("scratch"), 0o755);
+    let script = format!(
+        "mount --bind /etc {jail}/hostetc && mount -t tmpfs none {jail}/scratch && \
+         exec {bin} check --format json --user nobody {jail}",
+        jail = jail.display(),
+        bin = env!("CARGO_BIN_EXE_jailtrace"),
+    );
+    let out = output(Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let all = findings(&v);
+    assert!(flagged(&all, "high", "capabilities", "/bin/capped").contains("security.capability"));
+    flagged(&all, "high", "modifiable", "/usr/bin");
+    let accounts: Vec<_> = all.iter().filter(|f| f.1 == "root-account").collect();
+    for name in ["zeros", "plus"] {
+        assert!(
+            accounts
+                .iter()
+                .any(|f| f.0 == "high" && f.3.contains(&format!("{name:?} has an empty password"))),
+            "{accounts:#?}"
+        );
+    }
+    flagged(&all, "high", "sensitive-file", "/var/backups/shadow.bak");
+    flagged(&all, "high", "sensitive-file", "/etc/security/opasswd");
+    assert!(flagged(&all, "high", "mount", "/hostetc").contains("from outside the jail"));
+    // A fresh tmpfs holds nothing of the host's.
+    flagged(&all, "low", "mount", "/scratch");
+}

@@ -146,8 +146,8 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
     let mounts = rules::jail_mounts(&rules::parse_mountinfo(&mountinfo), &canon);
     let skip: HashSet<Vec<u8>> = mounts
         .iter()
-        .filter(|(_, t)| rules::pseudo_fs_severity(t).is_some())
-        .map(|(p, _)| p.clone())
+        .filter(|m| rules::pseudo_fs_severity(&m.fstype).is_some())
+        .map(|m| m.path.clone())
         .collect();
     let owner = nix::sys::stat::fstat(&root).map_err(io_err)?.st_uid;
     let w = walk::walk(root, &skip).map_err(io_err)?;

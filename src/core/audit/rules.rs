@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::stat::SFlag;
 use regex::bytes::Regex;
 
-use super::walk::Node;
+use super::walk::{AclWriter, Node};
 use super::{Finding, Severity};
 
 /// Who the audit treats as the jail user.
@@ -29,16 +29,26 @@ impl Who {
     /// group or other bits).
     pub fn can_write(&self, n: &Node) -> bool {
         let p = n.perm();
-        match self {
-            Who::AnyNonRoot => {
-                (n.uid != 0 && p & 0o200 != 0) || (n.gid != 0 && p & 0o020 != 0) || p & 0o002 != 0
+        // A POSIX ACL's named entries grant write beyond the mode bits
+        // (the mask is already applied).
+        let by_acl = n.acl_writers.iter().any(|w| match (self, *w) {
+            (Who::AnyNonRoot, AclWriter::User(u) | AclWriter::Group(u)) => u != 0,
+            (Who::User { uid, .. }, AclWriter::User(u)) => u == *uid,
+            (Who::User { gids, .. }, AclWriter::Group(g)) => gids.contains(&g),
+        });
+        by_acl
+            || match self {
+                Who::AnyNonRoot => {
+                    (n.uid != 0 && p & 0o200 != 0)
+                        || (n.gid != 0 && p & 0o020 != 0)
+                        || p & 0o002 != 0
+                }
+                Who::User { uid, gids } => {
+                    crate::core::perm::bits_for(p, (n.uid, n.gid), *uid, gids)
+                        & crate::core::perm::WRITE
+                        != 0
+                }
             }
-            Who::User { uid, gids } => {
-                crate::core::perm::bits_for(p, (n.uid, n.gid), *uid, gids)
-                    & crate::core::perm::WRITE
-                    != 0
-            }
-        }
     }
 
     pub fn describe(&self) -> String {
@@ -93,6 +103,15 @@ pub fn privileged_files(n: &Node, out: &mut Vec<Finding>) {
                     "setuid (owner uid {}): runs with its owner's privileges",
                     n.uid
                 ),
+            ));
+        }
+        if n.caps {
+            out.push(finding(
+                Severity::High,
+                "capabilities",
+                &n.path,
+                "file capabilities (security.capability): runs with privileges, as setuid does"
+                    .into(),
             ));
         }
         if n.perm() & 0o2000 != 0 {
@@ -279,6 +298,20 @@ pub fn sensitive(n: &Node, out: &mut Vec<Finding>) {
         ));
         return;
     }
+    // Other places that hold password hashes: old passwords (pam_pwhistory)
+    // and the shadow backups Debian's cron job keeps.
+    let backup = n.path == b"/etc/security/opasswd"
+        || (n.path.starts_with(b"/var/backups/") && n.name().windows(6).any(|w| w == b"shadow"));
+    if backup && n.is(SFlag::S_IFREG) && n.size > 0 {
+        out.push(finding(
+            Severity::High,
+            "sensitive-file",
+            &n.path,
+            "host authentication data (password hashes, old or backed up) copied into the jail"
+                .into(),
+        ));
+        return;
+    }
     if n.path.starts_with(b"/root/.") && !n.path[7..].contains(&b'/') {
         out.push(finding(
             Severity::Medium,
@@ -342,6 +375,14 @@ const NO_LOGIN: [&str; 5] = [
     "/bin/sync",
 ];
 
+/// Whether glibc reads this uid field as 0: it parses it with strtoul, so
+/// `00`, `+0`, `-0` and leading blanks are root too.
+pub fn uid_is_root(field: &str) -> bool {
+    let f = field.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let digits = f.strip_prefix(['+', '-']).unwrap_or(f);
+    !digits.is_empty() && digits.bytes().all(|b| b == b'0')
+}
+
 /// uid-0 accounts in the jail's /etc/passwd with a password or a shell.
 pub fn root_accounts(passwd: &[u8], shadow: Option<&[u8]>, out: &mut Vec<Finding>) {
     let shadow_hash = |name: &str| -> Option<String> {
@@ -354,7 +395,7 @@ pub fn root_accounts(passwd: &[u8], shadow: Option<&[u8]>, out: &mut Vec<Finding
     let usable = |hash: &str| !hash.starts_with('!') && !hash.starts_with('*') && hash != "x";
     for line in String::from_utf8_lossy(passwd).lines() {
         let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 7 || f[2].trim() != "0" {
+        if f.len() < 7 || !uid_is_root(f[2]) {
             continue;
         }
         let (name, pw, shell) = (f[0], f[1], f[6]);
@@ -398,6 +439,21 @@ pub fn root_accounts(passwd: &[u8], shadow: Option<&[u8]>, out: &mut Vec<Finding
 pub struct Mount {
     pub point: PathBuf,
     pub fstype: String,
+    /// The file system (major:minor) and the directory of it that is
+    /// mounted: a bind mount shows the directory it came from.
+    pub dev: String,
+    pub root: PathBuf,
+}
+
+/// A mount at or below the jail, as the audit judges it.
+#[derive(Debug, Clone)]
+pub struct JailMount {
+    /// Jail path of the mount point.
+    pub path: Vec<u8>,
+    pub fstype: String,
+    /// Its source lies outside the jail: the same file system is mounted
+    /// outside, and what is mounted is not the jail's own directory.
+    pub outside: Option<String>,
 }
 
 /// Decodes mountinfo's octal escapes (`\040` for a space).
@@ -434,6 +490,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
             Some(Mount {
                 point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(f.get(4)?))),
                 fstype: f.get(dash + 1)?.to_string(),
+                dev: f.get(2)?.to_string(),
+                root: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(f.get(3)?))),
             })
         })
         .collect()
@@ -452,21 +510,48 @@ pub fn pseudo_fs_severity(fstype: &str) -> Option<Severity> {
     }
 }
 
-/// Mounts at or below the jail, as jail paths with their fs type.
-pub fn jail_mounts(mounts: &[Mount], jail: &Path) -> Vec<(Vec<u8>, String)> {
+/// Mounts at or below the jail, as jail paths with their fs type, and
+/// whether each brings in what lies outside the jail. The jail's own
+/// directory, as its file system sees it, is the mount containing it plus
+/// the rest of the path; a mount below the jail shows something else of a
+/// file system that is also mounted outside when it is a bind mount of
+/// the host's `/`, `/etc`, and so on. A fresh file system (a tmpfs mounted
+/// only there) lies nowhere else.
+pub fn jail_mounts(mounts: &[Mount], jail: &Path) -> Vec<JailMount> {
+    let base = mounts
+        .iter()
+        .filter(|m| jail.starts_with(&m.point))
+        .max_by_key(|m| m.point.as_os_str().len());
+    let jail_source = base.map(|b| {
+        let rest = jail.strip_prefix(&b.point).unwrap_or(Path::new(""));
+        (b.dev.as_str(), b.root.join(rest))
+    });
     mounts
         .iter()
         .filter_map(|m| {
             let rel = m.point.strip_prefix(jail).ok()?;
             let mut p = b"/".to_vec();
             p.extend_from_slice(rel.as_os_str().as_bytes());
-            Some((p, m.fstype.clone()))
+            let own = jail_source
+                .as_ref()
+                .is_some_and(|(dev, root)| m.dev == *dev && m.root.starts_with(root));
+            let elsewhere = mounts
+                .iter()
+                .any(|o| o.dev == m.dev && !o.point.starts_with(jail));
+            let outside = (!own && elsewhere && p != b"/")
+                .then(|| format!("{} of file system {}", m.root.display(), m.dev));
+            Some(JailMount {
+                path: p,
+                fstype: m.fstype.clone(),
+                outside,
+            })
         })
         .collect()
 }
 
-pub fn mount_findings(mounts: &[(Vec<u8>, String)], out: &mut Vec<Finding>) {
-    for (path, fstype) in mounts {
+pub fn mount_findings(mounts: &[JailMount], out: &mut Vec<Finding>) {
+    for m in mounts {
+        let (path, fstype) = (&m.path, &m.fstype);
         let (sev, why) = match fstype.as_str() {
             "proc" => (
                 Severity::High,
@@ -479,6 +564,14 @@ pub fn mount_findings(mounts: &[(Vec<u8>, String)], out: &mut Vec<Finding>) {
             t => match pseudo_fs_severity(t) {
                 Some(s) => (s, format!("{t} mounted in the jail: exposes host kernel state")),
                 None if path == b"/" => continue,
+                None if m.outside.is_some() => (
+                    Severity::High,
+                    format!(
+                        "{t} bind-mounted from outside the jail ({}): the jailed program reaches \
+                         the host's files there",
+                        m.outside.as_deref().unwrap_or_default()
+                    ),
+                ),
                 None => (
                     Severity::Low,
                     format!("{t} mounted in the jail: check that it holds only what the jail needs"),
@@ -645,7 +738,110 @@ mod tests {
             script: false,
             private_key: false,
             content: None,
+            caps: false,
+            acl_writers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_acl_grants_write_beyond_the_mode() {
+        let mut n = file("/usr/bin/x", 0o755, 0, 0);
+        let user = Who::User {
+            uid: 1000,
+            gids: vec![1000],
+        };
+        assert!(!user.can_write(&n) && !Who::AnyNonRoot.can_write(&n));
+        // version 2; user::rwx, user:1000:rwx, group::r-x, mask::rwx, other::r-x
+        let mut x = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 7u16, 0u32),
+            (2, 7, 1000),
+            (4, 5, 0),
+            (0x10, 7, 0),
+            (0x20, 5, 0),
+        ] {
+            x.extend(tag.to_le_bytes());
+            x.extend(perm.to_le_bytes());
+            x.extend(id.to_le_bytes());
+        }
+        n.acl_writers = super::super::walk::acl_writers(&x);
+        assert_eq!(n.acl_writers, vec![AclWriter::User(1000)]);
+        assert!(user.can_write(&n) && Who::AnyNonRoot.can_write(&n));
+        assert!(!Who::User {
+            uid: 1001,
+            gids: vec![1001]
+        }
+        .can_write(&n));
+        // A mask without write takes it back.
+        x[4 + 3 * 8 + 2] = 5;
+        assert!(super::super::walk::acl_writers(&x).is_empty());
+    }
+
+    #[test]
+    fn glibc_root_aliases_are_root() {
+        for f in ["0", "00", "+0", "-0", " 0", "000"] {
+            assert!(uid_is_root(f), "{f:?}");
+        }
+        for f in ["", "1", "10", "0x0", "+", "o"] {
+            assert!(!uid_is_root(f), "{f:?}");
+        }
+        let mut out = Vec::new();
+        root_accounts(
+            b"alias::00:0::/:/bin/sh\nplus::+0:0::/:/usr/sbin/nologin\n",
+            None,
+            &mut out,
+        );
+        let details: Vec<_> = out.iter().map(|f| f.detail.clone()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("\"alias\" has an empty password")),
+            "{details:?}"
+        );
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("\"plus\" has an empty password")),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn a_bind_mount_from_outside_is_told_apart() {
+        let m = parse_mountinfo(
+            "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+             2 1 8:1 /srv/jail/data /srv/jail/data rw - ext4 /dev/sda1 rw\n\
+             3 1 8:1 /etc /srv/jail/etc rw - ext4 /dev/sda1 rw\n\
+             4 1 8:1 / /srv/jail/host rw - ext4 /dev/sda1 rw\n\
+             5 1 0:50 / /srv/jail/tmp rw - tmpfs tmpfs rw\n",
+        );
+        let j = jail_mounts(&m, Path::new("/srv/jail"));
+        let outside: Vec<(String, bool)> = j
+            .iter()
+            .map(|m| {
+                (
+                    String::from_utf8_lossy(&m.path).into_owned(),
+                    m.outside.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outside,
+            vec![
+                ("/data".to_string(), false),
+                ("/etc".to_string(), true),
+                ("/host".to_string(), true),
+                ("/tmp".to_string(), false),
+            ]
+        );
+        let mut out = Vec::new();
+        mount_findings(&j, &mut out);
+        let high: Vec<_> = out
+            .iter()
+            .filter(|f| f.severity == Severity::High)
+            .map(|f| f.path.clone())
+            .collect();
+        assert_eq!(high, vec!["/etc".to_string(), "/host".to_string()]);
     }
 
     #[test]
@@ -729,7 +925,11 @@ mod tests {
         assert_eq!(m[0].point, Path::new("/j ail/proc"));
         assert_eq!(m[0].fstype, "proc");
         let j = jail_mounts(&m, Path::new("/j ail"));
-        assert_eq!(j, vec![(b"/proc".to_vec(), "proc".to_string())]);
+        assert_eq!(j.len(), 1);
+        assert_eq!(
+            (j[0].path.as_slice(), j[0].fstype.as_str()),
+            (b"/proc".as_slice(), "proc")
+        );
         assert!(jail_mounts(&m, Path::new("/j")).is_empty());
     }
 }

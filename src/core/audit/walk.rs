@@ -48,6 +48,56 @@ pub struct Node {
     pub private_key: bool,
     /// Whole content, for the account files ([`ACCOUNT_FILES`]) only.
     pub content: Option<Vec<u8>>,
+    /// File capabilities (`security.capability`): privileges on exec, as
+    /// setuid gives.
+    pub caps: bool,
+    /// Who a POSIX ACL (`system.posix_acl_access`) lets write it beyond
+    /// the mode bits: named users and groups whose entry, under the mask,
+    /// has write.
+    pub acl_writers: Vec<AclWriter>,
+}
+
+/// A named ACL entry with write permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclWriter {
+    User(u32),
+    Group(u32),
+}
+
+/// The named writers of an ACL in the kernel's xattr form: a 4-byte
+/// version (2), then 8-byte entries (tag, permissions, id).
+pub fn acl_writers(xattr: &[u8]) -> Vec<AclWriter> {
+    const USER: u16 = 0x02;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const WRITE: u16 = 0x02;
+    if xattr.len() < 4 || u32::from_le_bytes([xattr[0], xattr[1], xattr[2], xattr[3]]) != 2 {
+        return Vec::new();
+    }
+    let entries: Vec<(u16, u16, u32)> = xattr[4..]
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u16::from_le_bytes([e[0], e[1]]),
+                u16::from_le_bytes([e[2], e[3]]),
+                u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .collect();
+    // Named entries count only through the mask.
+    let mask = entries
+        .iter()
+        .find(|e| e.0 == MASK)
+        .map_or(u16::MAX, |e| e.1);
+    entries
+        .iter()
+        .filter(|e| e.1 & mask & WRITE != 0)
+        .filter_map(|&(tag, _, id)| match tag {
+            USER => Some(AclWriter::User(id)),
+            GROUP => Some(AclWriter::Group(id)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Node {
@@ -93,6 +143,26 @@ fn node(path: Vec<u8>, st: &FileStat) -> Node {
         script: false,
         private_key: false,
         content: None,
+        caps: false,
+        acl_writers: Vec::new(),
+    }
+}
+
+/// The ACL of `name` in `dir`, read through the directory's descriptor
+/// (`/proc/self/fd/N/NAME`, without following a final symlink), so that no
+/// path outside the walk's is resolved.
+fn read_acl(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name);
+    let mut buf = [0u8; 4096];
+    if let Ok(len) = rustix::fs::lgetxattr(
+        std::ffi::OsStr::from_bytes(&path),
+        "system.posix_acl_access",
+        &mut buf[..],
+    ) {
+        n.acl_writers = acl_writers(&buf[..len]);
     }
 }
 
@@ -314,6 +384,9 @@ fn list(
             }
         };
         let mut n = node(path.clone(), &st);
+        if !n.is(SFlag::S_IFLNK) {
+            read_acl(dir, &name, &mut n);
+        }
         match n.file_type() {
             SFlag::S_IFREG => {
                 if let Err(reason) = sniff(dir, &name, &mut n) {
@@ -352,6 +425,8 @@ fn sniff(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) -> Result<(), String> {
         Ok(_) => return Err("replaced by another file during the audit".into()),
         Err(e) => return Err(format!("cannot stat: {}", e.desc())),
     }
+    let mut caps = [0u8; 64];
+    n.caps = rustix::fs::fgetxattr(&fd, "security.capability", &mut caps[..]).is_ok();
     let unreadable = |e: std::io::Error| format!("cannot read: {e}");
     let mut file = std::fs::File::from(fd);
     let mut head = Vec::with_capacity(16);
