@@ -461,3 +461,53 @@ fn fix_never_adds_a_setuid_bit() {
     assert_eq!(inside.mode() & 0o6000, 0, "{text}");
     assert!(text.contains("setuid bit not carried"), "{text}");
 }
+
+/// A state file the program found, gone from a working jail: the program
+/// opens it with O_CREAT, so in the jail it makes an empty one and
+/// succeeds. `--fix` restores the file from the host before it runs
+/// anything, so the content is not lost to a run that "completes".
+#[test]
+fn fix_restores_lost_content_before_the_run() {
+    if !require_root("fix_restores_lost_content_before_the_run") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let state = d.join("state");
+    std::fs::write(&state, "checkpoint 42\n").unwrap();
+    let script = format!(": >> {}", state.display());
+    let argv = ["/bin/sh", "-c", script.as_str()];
+    let m_path = d.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(d)
+            .args(["record", "-o"])
+            .arg(&m_path)
+            .arg("--")
+            .args(argv),
+    );
+    let jail = d.join("jail");
+    success(jailtrace().arg("materialize").arg(&m_path).arg(&jail));
+    let inside = jail.join(state.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "checkpoint 42\n");
+    std::fs::remove_file(&inside).unwrap();
+    let (code, text, _) = verify_fix(&m_path, &jail, &["--allow-root"], &argv);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "restoring before the run: {} (missing in the jail)",
+            state.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "checkpoint 42\n");
+    // Emptied by such a run: restored the same way.
+    std::fs::write(&inside, "").unwrap();
+    let (code, text, _) = verify_fix(&m_path, &jail, &["--allow-root"], &argv);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("(empty in the jail, not on the host)"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "checkpoint 42\n");
+}

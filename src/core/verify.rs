@@ -212,6 +212,35 @@ impl JailView {
         jail.st_size as u64 != host.size()
     }
 
+    /// Why the jail's copy of a file the program found has lost what the
+    /// host gave it, if it has: gone, empty where the recording saw bytes,
+    /// or other bytes than the recorded sha256. A file the jailed program
+    /// only changed is left alone.
+    fn lost_content(&self, e: &Entry) -> Option<&'static str> {
+        use crate::core::manifest::Class;
+        use nix::fcntl::OFlag;
+        if e.created || e.kind != Kind::File || e.class != Class::Regular {
+            return None;
+        }
+        let Some(fd) = self.openat(e.path.as_bytes(), OFlag::O_PATH | OFlag::O_NOFOLLOW) else {
+            return Some("missing in the jail");
+        };
+        let st = nix::sys::stat::fstat(&fd).ok()?;
+        // The recorded size, or the host's for a file the program only
+        // wrote (no size is recorded for it).
+        let had_bytes = e.size.map_or_else(
+            || std::fs::symlink_metadata(e.path.as_path()).is_ok_and(|m| m.is_file() && m.len() > 0),
+            |s| s > 0,
+        );
+        if st.st_size == 0 && had_bytes {
+            return Some("empty in the jail, not on the host");
+        }
+        let h = e.sha256.as_deref()?;
+        let f = self.regular_file(e.path.as_bytes())?;
+        let jail = crate::core::manifest::sha256_hex(f).ok()?;
+        (!jail.eq_ignore_ascii_case(h)).then_some("other bytes than the recorded sha256")
+    }
+
     fn exists(&self, path: &[u8], follow: bool) -> bool {
         use nix::fcntl::OFlag;
         let flags = if follow {
@@ -679,6 +708,97 @@ fn host_reference(
     Ok(entries)
 }
 
+/// Before the first run of `--fix`: a file the program found that the jail
+/// has lost (deleted, or emptied by an earlier run that opened it with
+/// O_CREAT) is restored from the host, since the run would otherwise make
+/// an empty one, succeed, and the content would be gone for good.
+fn restore_lost_content(
+    w: &mut dyn Write,
+    args: &VerifyOptions,
+    jail: &Path,
+) -> anyhow::Result<()> {
+    let Some(mpath) = &args.jail.manifest else {
+        return Ok(());
+    };
+    let manifest = Manifest::load(mpath).map_err(|e| internal(e.to_string()))?;
+    // Only what materialize puts in the jail: a file it leaves out on
+    // purpose (made by the run, never read) is not lost.
+    let opts = crate::core::jail::plan::Options {
+        with_outputs: false,
+        allow_devices: Vec::new(),
+        keep_password_hashes: false,
+        accounts: None,
+        keep_setuid: Vec::new(),
+    };
+    let Ok(plan) = crate::core::jail::plan::build(&manifest, "manifest", &opts, "JAIL") else {
+        // materialize will say what is wrong with the manifest.
+        return Ok(());
+    };
+    let copied: std::collections::HashSet<&[u8]> = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i.want, crate::core::jail::plan::Want::File { .. }))
+        .map(|i| i.path.as_bytes())
+        .collect();
+    let view = JailView::open(jail)?;
+    let mut lost: BTreeSet<&[u8]> = BTreeSet::new();
+    for e in manifest
+        .entries
+        .iter()
+        .filter(|e| copied.contains(e.path.as_bytes()))
+    {
+        if let Some(why) = view.lost_content(e) {
+            let _ = writeln!(w, "restoring before the run: {} ({why})", e.path);
+            lost.insert(e.path.as_bytes());
+        }
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    // Only those files (and their directories' entries, for their modes):
+    // whatever else the jail lacks is for the run to show.
+    let wanted: BTreeSet<Vec<u8>> = manifest
+        .entries
+        .iter()
+        .filter(|e| lost.contains(e.path.as_bytes()))
+        .flat_map(|e| e.path.ancestors().into_iter().chain([e.path.clone()]))
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    let part = Manifest {
+        schema: manifest.schema,
+        generator: manifest.generator.clone(),
+        command: manifest.command.clone(),
+        warnings: Vec::new(),
+        entries: manifest
+            .entries
+            .iter()
+            .filter(|e| wanted.contains(e.path.as_bytes()))
+            .cloned()
+            .collect(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("jailtrace-restore-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| internal(format!("cannot make a temporary manifest: {e}")))?;
+    part.save(tmp.path()).map_err(|e| internal(e.to_string()))?;
+    let (status, _) = crate::core::jail::build(
+        w,
+        &crate::core::jail::Request {
+            manifest: tmp.path().to_path_buf(),
+            jail: jail.to_path_buf(),
+            ..Default::default()
+        },
+    )?;
+    if status != 0 {
+        return Err(internal(format!(
+            "materialize into {} failed; the files named above are not restored",
+            jail.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `verify`, writing its report to `w`.
 pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
     if args.fix && args.jail.manifest.is_none() {
@@ -687,6 +807,9 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
         ));
     }
     let jail = args.jail.jail.clone();
+    if args.fix {
+        restore_lost_content(w, args, &jail)?;
+    }
     for round in 1..=args.max_rounds.max(1) {
         if args.fix {
             let _ = writeln!(w, "verify round {round}:");
