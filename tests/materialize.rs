@@ -1229,3 +1229,108 @@ fn progress_bar_only_on_a_terminal() {
         "no progress bar on a terminal: {tty:?}"
     );
 }
+
+/// A file the program only looked up (`[ -e KEY ]`), or was refused, gets
+/// its type, mode, owner and size in the jail and in the OCI layer, but
+/// none of its bytes; a file it read gets them all.
+#[test]
+fn content_only_for_what_the_program_read() {
+    if !common::require_root("content_only_for_what_the_program_read") {
+        return;
+    }
+    let t = common::tempdir();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = t.path().join("host_key");
+    let refused = t.path().join("root_only");
+    let read = t.path().join("config");
+    make_host_file(
+        &secret,
+        "PRIVATE KEY MATERIAL\n",
+        0o600,
+        (0, 0),
+        1_500_000_000,
+    );
+    make_host_file(
+        &refused,
+        "ROOT ONLY MATERIAL\n",
+        0o600,
+        (0, 0),
+        1_500_000_000,
+    );
+    make_host_file(&read, "setting = 1\n", 0o644, (0, 0), 1_500_000_000);
+    // As nobody: the stat works, the read of the root-only file is refused.
+    let script = format!(
+        "[ -e {} ]; cat {} {} 2>/dev/null; true",
+        s(&secret),
+        s(&refused),
+        s(&read)
+    );
+    let m = t.path().join("m.json");
+    let out = common::output(
+        common::jailtrace()
+            .uid(65534)
+            .gid(65534)
+            .current_dir("/")
+            .args(["record", "-o", "-", "--", "/bin/sh", "-c", &script]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json_start = text.find("{\n").unwrap();
+    std::fs::write(&m, &text[json_start..]).unwrap();
+    let jail = t.path().join("jail");
+    let summary = materialize_ok(&[], &m, &jail);
+    assert!(summary.contains("without content: 2 files"), "{summary}");
+    for (p, len) in [(&secret, 21), (&refused, 19)] {
+        let inside = inside(&jail, &s(p));
+        let md = lmeta(&inside);
+        assert_eq!((md.len(), md.mode() & 0o7777, md.uid()), (len, 0o600, 0));
+        let bytes = std::fs::read(&inside).unwrap();
+        assert!(bytes.iter().all(|&b| b == 0), "{}: {bytes:?}", p.display());
+    }
+    assert_eq!(
+        std::fs::read_to_string(inside(&jail, &s(&read))).unwrap(),
+        "setting = 1\n"
+    );
+    // A second run keeps it that way, and a copy made before (an older
+    // jailtrace copied everything) loses its bytes.
+    std::fs::write(inside(&jail, &s(&secret)), "PRIVATE KEY MATERIAL\n").unwrap();
+    materialize_ok(&[], &m, &jail);
+    assert!(std::fs::read(inside(&jail, &s(&secret)))
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0));
+
+    // The OCI layer: no trace of either secret, the read file whole.
+    let image = t.path().join("image.tar");
+    common::success(
+        common::jailtrace()
+            .args(["export", "--format", "oci", "-o"])
+            .arg(&image)
+            .arg(&m),
+    );
+    let mut layers = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&image).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+                &mut plain,
+            )
+            .unwrap();
+            layers.push(plain);
+        }
+    }
+    let layer = layers.concat();
+    let has = |needle: &[u8]| layer.windows(needle.len()).any(|w| w == needle);
+    assert!(!layers.is_empty());
+    assert!(!has(b"PRIVATE KEY MATERIAL") && !has(b"ROOT ONLY MATERIAL"));
+    assert!(has(b"setting = 1"));
+}

@@ -511,3 +511,39 @@ fn fix_restores_lost_content_before_the_run() {
     );
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "checkpoint 42\n");
 }
+
+/// A file the recording only looked up is in the jail without its bytes;
+/// a jailed run that reads it shows it needs them, and `--fix` copies
+/// them (the manifest now says it was read).
+#[test]
+fn fix_copies_the_bytes_of_a_file_the_jailed_run_reads() {
+    if !require_root("fix_copies_the_bytes_of_a_file_the_jailed_run_reads") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = tmp.path();
+    let conf = d.join("app.conf");
+    std::fs::write(&conf, "mode=fast\n").unwrap();
+    let looked = format!("test -e {}", conf.display());
+    let m = d.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(d)
+            .args(["record", "-o"])
+            .arg(&m)
+            .args(["--", "/bin/sh", "-c", looked.as_str()]),
+    );
+    let jail = d.join("jail");
+    success(jailtrace().arg("materialize").arg(&m).arg(&jail));
+    let inside = jail.join(conf.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(&inside).unwrap(), vec![0u8; 10]);
+    let reads = format!("read x < {} && test \"$x\" = mode=fast", conf.display());
+    let argv = ["/bin/sh", "-c", reads.as_str()];
+    let (code, text, rounds) = verify_fix(&m, &jail, &["--allow-root"], &argv);
+    assert_eq!((code, rounds), (Some(0), 2), "{text}");
+    assert!(
+        text.contains(&format!("missing: {} (its bytes", conf.display())),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "mode=fast\n");
+}

@@ -65,12 +65,21 @@ pub struct Findings {
     /// (interpreter, executable): an exec failed with ENOENT although the
     /// executable is in the jail, because its ELF or `#!` interpreter is not.
     pub interpreters: BTreeSet<(Vec<u8>, Vec<u8>)>,
+    /// Files the jailed run read or executed, as the host names them
+    /// (symlinks resolved): those the jail holds without their bytes
+    /// (see `plan::carries_content`) are missing their content.
+    pub read: BTreeSet<Vec<u8>>,
+    /// Of those, what the manifest gives no bytes (set with a manifest).
+    pub contentless: BTreeSet<Vec<u8>>,
     pub exit_status: Option<i32>,
 }
 
 impl Findings {
     pub fn is_empty(&self) -> bool {
-        self.missing.is_empty() && self.mounts.is_empty() && self.devices.is_empty()
+        self.missing.is_empty()
+            && self.mounts.is_empty()
+            && self.devices.is_empty()
+            && self.contentless.is_empty()
     }
 }
 
@@ -229,7 +238,10 @@ impl JailView {
         // The recorded size, or the host's for a file the program only
         // wrote (no size is recorded for it).
         let had_bytes = e.size.map_or_else(
-            || std::fs::symlink_metadata(e.path.as_path()).is_ok_and(|m| m.is_file() && m.len() > 0),
+            || {
+                std::fs::symlink_metadata(e.path.as_path())
+                    .is_ok_and(|m| m.is_file() && m.len() > 0)
+            },
             |s| s > 0,
         );
         if st.st_size == 0 && had_bytes {
@@ -400,6 +412,22 @@ fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec
 fn analyse(log: &RawLog, view: &JailView) -> Findings {
     let mut f = Findings::default();
     for (path, follow, ops) in log.iter() {
+        let read = ops
+            .iter()
+            .any(|&(op, errno)| errno == 0 && matches!(op, Op::Read | Op::Exec | Op::Interp));
+        if read {
+            let p = Path::new(std::ffi::OsStr::from_bytes(path));
+            let real = if follow {
+                std::fs::canonicalize(p).ok()
+            } else {
+                Some(p.to_path_buf())
+            };
+            if let Some(r) = real {
+                f.read.insert(std::os::unix::ffi::OsStringExt::into_vec(
+                    r.into_os_string(),
+                ));
+            }
+        }
         for &(op, errno) in ops {
             // ENOENT from exec of a file the jail has: its interpreter
             // is missing (see `missing_interpreters`).
@@ -450,6 +478,13 @@ fn print_findings(
             encode(&m.path),
             m.op.name(),
             m.errno
+        );
+    }
+    for p in &f.contentless {
+        out += &format!(
+            "missing: {} (its bytes: the recording only looked it up, so the jail has its size \
+             and none of its content)\n",
+            encode(p)
         );
     }
     for (interp, exe) in &f.interpreters {
@@ -819,6 +854,20 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
             Some(p) => Some(Manifest::load(p).map_err(|e| internal(e.to_string()))?),
             None => None,
         };
+        if let Some(m) = &manifest {
+            f.contentless = f
+                .read
+                .iter()
+                .filter(|p| {
+                    m.entries.iter().any(|e| {
+                        e.path.as_bytes() == p.as_slice()
+                            && e.kind == Kind::File
+                            && !crate::core::jail::plan::carries_content(e)
+                    })
+                })
+                .cloned()
+                .collect();
+        }
         // The status the command had on the host, when the manifest says;
         // success otherwise.
         let on_host = manifest.as_ref().and_then(|m| m.command.exit_status);
@@ -862,7 +911,22 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
         let found = safe_additions(w, found, &plan);
         let view = JailView::open(&jail)?;
         let restorable = found.iter().filter(|e| view.lacks(e)).count();
-        let added = merge_entries(w, manifest, found, failed);
+        let mut added = merge_entries(w, manifest, found, failed);
+        // The jailed run read what the recording only looked up: the
+        // manifest says so now, and materialize copies its bytes.
+        for e in manifest
+            .entries
+            .iter_mut()
+            .filter(|e| f.contentless.contains(e.path.as_bytes()))
+        {
+            e.accesses.push(crate::core::manifest::Access {
+                op: Op::Read,
+                result: crate::core::manifest::Outcome::ok(),
+            });
+            e.accesses.sort();
+            e.accesses.dedup();
+            added += 1;
+        }
         if added == 0 && restorable == 0 {
             let _ = writeln!(
                 w,

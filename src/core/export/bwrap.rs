@@ -218,9 +218,19 @@ impl Builder<'_> {
                 Unreadable::Other(msg) => refuse(format!("{p}: {msg}")),
             })?;
             let text = host::rewritten(&src, r).map_err(|e| refuse(format!("{p}: {e}")))?;
-            let fd = self.add_data(p, Data::Text(text))?;
-            let [a, b] = perms(st.st_mode & 0o777 & mode_cap);
-            return Ok(vec![a, b, arg("--ro-bind-data"), fd, path(p)]);
+            // A passwd or group the rewrite leaves as it is (no hashes, no
+            // --accounts) is bound like any file; shadow never is, since a
+            // bind is live and the host may add a hash later.
+            let unchanged = !r.is_shadow() && text.len() as u64 == st.st_size as u64 && {
+                let mut host = vec![0u8; text.len()];
+                std::os::unix::fs::FileExt::read_exact_at(&src, &mut host, 0).is_ok()
+                    && host == text
+            };
+            if !unchanged {
+                let fd = self.add_data(p, Data::Text(text))?;
+                let [a, b] = perms(st.st_mode & 0o777 & mode_cap);
+                return Ok(vec![a, b, arg("--ro-bind-data"), fd, path(p)]);
+            }
         }
         if self.writes.objects.contains(p) && !self.opts.ephemeral {
             return Ok(vec![arg("--bind"), path(p), path(p)]);

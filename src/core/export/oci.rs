@@ -101,6 +101,7 @@ fn add_item<W: Write>(
         Want::File {
             mode_cap,
             keep_special,
+            content,
             sha256,
             rewrite,
             ..
@@ -134,13 +135,23 @@ fn add_item<W: Write>(
                 st.st_mtime,
             );
             let text = match rewrite {
-                Some(r) => Some(host::rewritten(&f, r).map_err(|e| fail(format!("{p}: {e}")))?),
-                None => None,
+                Some(r) if *content => {
+                    Some(host::rewritten(&f, r).map_err(|e| fail(format!("{p}: {e}")))?)
+                }
+                _ => None,
             };
-            if let Some(want) = sha256 {
+            if let (Some(want), true) = (sha256, *content) {
                 host::check_sha256(&f, want).map_err(|e| fail(format!("{p}: {e}")))?;
             }
             match text {
+                // Only looked up or refused: its size, none of its bytes
+                // (zeros, which the layer's gzip all but erases).
+                None if !*content => {
+                    let size = st.st_size as u64;
+                    h.set_size(size);
+                    tar.append_data(&mut h, rel, std::io::repeat(0).take(size))
+                        .map_err(io)?;
+                }
                 Some(t) => {
                     h.set_size(t.len() as u64);
                     tar.append_data(&mut h, rel, t.as_slice()).map_err(io)?;

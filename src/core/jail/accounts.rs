@@ -20,10 +20,12 @@ pub enum Db {
 impl Db {
     pub fn of(path: &[u8]) -> Option<Db> {
         match path {
-            b"/etc/passwd" => Some(Db::Passwd),
-            b"/etc/group" => Some(Db::Group),
-            b"/etc/shadow" => Some(Db::Shadow),
-            b"/etc/gshadow" => Some(Db::Gshadow),
+            // The databases, shadow's `-` backups and Debian's daily copies
+            // in /var/backups hold the same lines.
+            b"/etc/passwd" | b"/etc/passwd-" | b"/var/backups/passwd.bak" => Some(Db::Passwd),
+            b"/etc/group" | b"/etc/group-" | b"/var/backups/group.bak" => Some(Db::Group),
+            b"/etc/shadow" | b"/etc/shadow-" | b"/var/backups/shadow.bak" => Some(Db::Shadow),
+            b"/etc/gshadow" | b"/etc/gshadow-" | b"/var/backups/gshadow.bak" => Some(Db::Gshadow),
             _ => None,
         }
     }
@@ -63,12 +65,20 @@ impl Rewrite {
         keep: Option<&std::sync::Arc<Keep>>,
     ) -> Option<Rewrite> {
         let db = Db::of(path)?;
-        let scrub = !keep_hashes && matches!(db, Db::Shadow | Db::Gshadow);
+        // passwd and group too: a hash in their second field (no shadow)
+        // is as secret as one in shadow.
+        let scrub = !keep_hashes;
         (scrub || keep.is_some()).then(|| Rewrite {
             db,
             scrub,
             keep: keep.cloned(),
         })
+    }
+
+    /// Whether the file is one whose purpose is to hold hashes (shadow,
+    /// gshadow): never to be bound live, since the host may add one later.
+    pub fn is_shadow(&self) -> bool {
+        matches!(self.db, Db::Shadow | Db::Gshadow)
     }
 
     /// The jail's version of the host file's `content`, line by line; lines
@@ -97,21 +107,33 @@ impl Rewrite {
     }
 }
 
-/// A shadow or gshadow line with its second field, the hash, replaced by
-/// `!` ("no password", so a key-based login still works). An empty field,
-/// `*` or `!` (no hash at all) is kept as it is.
+/// An account line with its second field, the hash, replaced by `!` ("no
+/// password", so a key-based login still works), whatever the rest of the
+/// line (a short line `name:HASH` too). An empty field, `*` or `!` (no hash
+/// at all) and passwd's and group's `x` (see shadow) are kept as they are.
 fn scrub_line(line: &[u8]) -> Vec<u8> {
     let mut fields = line.splitn(3, |&b| b == b':');
-    let (Some(name), Some(hash), Some(rest)) = (fields.next(), fields.next(), fields.next()) else {
+    let (Some(name), Some(hash)) = (fields.next(), fields.next()) else {
         return line.to_vec();
     };
-    if hash.iter().all(|&b| b == b'!' || b == b'*') {
+    let rest = fields.next();
+    // The line's end stays as it was (a newline is part of a short line's
+    // hash field).
+    let (hash, end): (&[u8], &[u8]) = match (rest, hash.strip_suffix(b"\n")) {
+        (None, Some(h)) => (h, b"\n"),
+        _ => (hash, b""),
+    };
+    if hash == b"x" || hash.iter().all(|&b| b == b'!' || b == b'*') {
         return line.to_vec();
     }
     let mut out = Vec::with_capacity(line.len());
     out.extend_from_slice(name);
-    out.extend_from_slice(b":!:");
-    out.extend_from_slice(rest);
+    out.extend_from_slice(b":!");
+    if let Some(rest) = rest {
+        out.push(b':');
+        out.extend_from_slice(rest);
+    }
+    out.extend_from_slice(end);
     out
 }
 
@@ -229,9 +251,38 @@ postgres:!:19000::::::\nalice:!:19000:0:99999:7:::\nbob::19000::::::\n"
         assert!(has_hash(SHADOW));
         assert!(!has_hash(&r.apply(SHADOW)));
         assert!(Rewrite::for_path(b"/etc/shadow", true, None).is_none());
-        assert!(Rewrite::for_path(b"/etc/passwd", false, None).is_none());
         let g = Rewrite::for_path(b"/etc/gshadow", false, None).unwrap();
         assert_eq!(g.apply(b"sudo:$6$x:alice:alice\n"), b"sudo:!:alice:alice\n");
+        // passwd's x (see shadow) stays; a hash there, the old way, goes.
+        let p = Rewrite::for_path(b"/etc/passwd", false, None).unwrap();
+        assert_eq!(p.apply(PASSWD), PASSWD);
+        assert_eq!(
+            p.apply(b"old:$1$salt$hash:1001:1001::/:/bin/sh\n"),
+            b"old:!:1001:1001::/:/bin/sh\n"
+        );
+    }
+
+    #[test]
+    fn backups_and_short_lines_are_scrubbed_too() {
+        for path in [
+            b"/etc/shadow-".as_slice(),
+            b"/var/backups/shadow.bak",
+            b"/etc/gshadow-",
+            b"/var/backups/gshadow.bak",
+        ] {
+            let r = Rewrite::for_path(path, false, None).unwrap();
+            assert!(
+                !has_hash(&r.apply(SHADOW)),
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
+        let r = Rewrite::for_path(b"/etc/shadow", false, None).unwrap();
+        assert_eq!(r.apply(b"root:$6$s$h\n"), b"root:!\n");
+        assert_eq!(r.apply(b"root:$6$s$h"), b"root:!");
+        assert_eq!(r.apply(b"root:$6$s$h:1\nx:*\n"), b"root:!:1\nx:*\n");
+        assert!(!has_hash(b"root:!\n"));
+        assert!(has_hash(b"root:$6$s$h"));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Stats {
     pub updated: u64,
     /// Items already as wanted.
     pub unchanged: u64,
+    /// Files given their size but none of their bytes (the program only
+    /// looked them up, or was refused).
+    pub no_content: u64,
 }
 
 impl Stats {
@@ -88,6 +91,7 @@ enum Credit {
 struct FileWant<'a> {
     mode_cap: u32,
     keep_special: bool,
+    content: bool,
     sha256: Option<&'a str>,
     output: bool,
     rewrite: Option<&'a Rewrite>,
@@ -297,6 +301,7 @@ impl<'a> Executor<'a> {
             Want::File {
                 mode_cap,
                 keep_special,
+                content,
                 sha256,
                 size_hint,
                 rewrite,
@@ -309,6 +314,7 @@ impl<'a> Executor<'a> {
                     FileWant {
                         mode_cap: *mode_cap,
                         keep_special: *keep_special,
+                        content: *content,
                         sha256: sha256.as_deref(),
                         output: item.output,
                         rewrite: rewrite.as_ref(),
@@ -503,6 +509,7 @@ impl<'a> Executor<'a> {
         let FileWant {
             mode_cap,
             keep_special,
+            content,
             sha256,
             output,
             rewrite,
@@ -514,28 +521,44 @@ impl<'a> Executor<'a> {
         let mode = self.file_mode(p, &hst, (mode_cap, keep_special), (uid, gid));
         // An account database: the jail gets the rewritten text.
         let text = match rewrite {
-            Some(r) => Some(host::rewritten(&src, r)?),
-            None => None,
+            Some(r) if content => Some(host::rewritten(&src, r)?),
+            _ => None,
         };
         let size = text.as_ref().map_or(hst.st_size as u64, |t| t.len() as u64);
+        if !content {
+            self.report.stats.no_content += 1;
+        }
 
         if let Lookup::Present(fd, st) = cur {
             let wanted = (mode, (uid, gid), size);
-            if up_to_date(fd, st, &hst, wanted, text.as_deref(), sha256) {
+            // Without content, only a file that holds no bytes (sparse) is
+            // up to date: one copied whole before must lose them. With
+            // content, one made without (no blocks, where the host's file
+            // has some) must get them.
+            let bytes_ok = if content {
+                !(st.st_blocks == 0 && st.st_size > 0 && hst.st_blocks > 0)
+            } else {
+                st.st_blocks == 0
+            };
+            if bytes_ok && up_to_date(fd, st, &hst, wanted, text.as_deref(), sha256) {
                 self.report.stats.unchanged += 1;
                 return Ok(());
             }
         }
-        if let Some(h) = sha256 {
+        if let (Some(h), true) = (sha256, content) {
             host::check_sha256(&src, h)?;
         }
-        let action = format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes");
+        let action = if content {
+            format!("copy    {p} {mode:04o} {uid}:{gid} {size} bytes")
+        } else {
+            format!("size    {p} {mode:04o} {uid}:{gid} {size} bytes, none copied")
+        };
         let Some((parent, tmp)) = self.begin(
             p,
             (parent, name, cur),
             SFlag::S_IFREG,
             action,
-            Credit::File(size),
+            Credit::File(if content { size } else { 0 }),
         )?
         else {
             return Ok(());
@@ -552,6 +575,9 @@ impl<'a> Executor<'a> {
         let dst = File::from(dst);
         let result = (|| -> Result<(), String> {
             match &text {
+                _ if !content => dst
+                    .set_len(size)
+                    .map_err(|e| format!("cannot size the file: {}", errno_of(&e)))?,
                 Some(t) => io::Write::write_all(&mut &dst, t)
                     .map_err(|e| format!("write failed: {}", errno_of(&e)))?,
                 None => {

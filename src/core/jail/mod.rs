@@ -246,6 +246,14 @@ fn print_summary(
             s.unchanged
         );
     }
+    if s.no_content > 0 {
+        out += &format!(
+            "without content: {} files the program only looked up or was refused have their \
+             size, mode and owner in the jail, but none of their bytes (verify --fix copies \
+             what a jailed run reads)\n",
+            s.no_content
+        );
+    }
     if !r.skipped.is_empty() {
         out += &format!("skipped ({}):\n", r.skipped.len());
         for (p, why) in &r.skipped {

@@ -31,6 +31,10 @@ pub enum Want {
     File {
         mode_cap: u32,
         keep_special: bool,
+        /// The bytes are copied only when the program opened the file,
+        /// ran it or moved it (see [`carries_content`]); otherwise the jail
+        /// gets a sparse file of the host's size, type, mode and owner.
+        content: bool,
         sha256: Option<String>,
         size_hint: u64,
         /// An account database, rewritten rather than copied.
@@ -423,6 +427,31 @@ fn skip_created(
     plan.skipped.push((e.path.clone(), reason.to_string()));
 }
 
+/// Whether a file's bytes go into a jail: only when the program opened it
+/// successfully (read, write, `O_CREAT`), ran it or had the kernel load it,
+/// or renamed or linked it (its bytes then appear under the new name). A
+/// file it only looked up (`[ -e /etc/ssh/ssh_host_ed25519_key ]`) or was
+/// refused gets no bytes: a secret the program never read must not reach a
+/// jail or an image. An entry without recorded accesses (written by hand,
+/// or by another tool) says nothing of use, and keeps its bytes.
+pub fn carries_content(e: &Entry) -> bool {
+    use crate::core::manifest::Op;
+    e.accesses.is_empty()
+        || e.accesses.iter().any(|a| {
+            a.result.as_str() == "ok"
+                && matches!(
+                    a.op,
+                    Op::Read
+                        | Op::Write
+                        | Op::Create
+                        | Op::Exec
+                        | Op::Interp
+                        | Op::RenameFrom
+                        | Op::LinkFrom
+                )
+        })
+}
+
 /// A regular file: copied from the host at apply time, or rewritten if it
 /// is an account database.
 fn file_want(e: &Entry, opts: &Options, keep: Option<&std::sync::Arc<accounts::Keep>>) -> Want {
@@ -433,6 +462,7 @@ fn file_want(e: &Entry, opts: &Options, keep: Option<&std::sync::Arc<accounts::K
     Want::File {
         mode_cap: e.mode.map_or(0o7777, |m| m.0),
         keep_special: opts.keep_setuid.contains(&e.path),
+        content: carries_content(e),
         sha256: e.sha256.clone(),
         size_hint: size,
         rewrite: Rewrite::for_path(e.path.as_bytes(), opts.keep_password_hashes, keep),

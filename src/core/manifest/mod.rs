@@ -606,15 +606,13 @@ pub fn save_atomic(
         cause,
     };
     let target = output_target(dest)?;
-    if let Ok(md) = std::fs::metadata(&target) {
+    // Resolved by the kernel, which also knows /proc's magic links
+    // (`/dev/stdout` to a pipe reads as `pipe:[N]`, no path).
+    if let Ok(md) = std::fs::metadata(dest) {
         if !md.is_file() {
-            // The path was resolved above: a symlink swapped in since is
-            // refused, not followed.
-            use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&target)
+                .open(dest)
                 .map_err(err)?;
             return fill(&mut f).map_err(err);
         }
