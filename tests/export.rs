@@ -695,3 +695,81 @@ fn oci_archive_of_redis_unpacks_and_runs() {
             )
     );
 }
+
+/// `--ephemeral --user`: the private copies of host files are read as the
+/// sandbox's user, when the script runs: a root-only file, a symlink or a
+/// FIFO swapped in since the export are refused in one line, never read
+/// as root for the user, never hung on.
+#[test]
+fn bwrap_private_copies_are_read_as_the_sandbox_user() {
+    if !needs("bwrap_private_copies_are_read_as_the_sandbox_user") {
+        return;
+    }
+    let t = common::tempdir();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = t.path().join("open.log");
+    let closed = t.path().join("closed.log");
+    std::fs::write(&open, "open before\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::write(&closed, "ROOT SECRET\n").unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let export_script = |name: &str, files: &[&Path]| -> PathBuf {
+        let appends: Vec<String> = files
+            .iter()
+            .map(|f| format!("echo x >> {}", s(f)))
+            .collect();
+        let rec = format!("{name}.json");
+        common::record_in(t.path(), name, &["/bin/sh", "-c", &appends.join("; ")], 0);
+        let script = t.path().join(format!("{name}.sh"));
+        export_ok(
+            &[
+                "--format",
+                "bwrap",
+                "--script",
+                "--ephemeral",
+                "--user",
+                "nobody",
+                "-o",
+                &s(&script),
+            ],
+            &t.path().join(rec),
+        );
+        script
+    };
+    let script = export_script("both", &[&open, &closed]);
+    let (status, out, err) = run(Command::new(&script)
+        .args(["/bin/sh", "-c", "cat"])
+        .arg(&closed));
+    assert_eq!(status, Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot be read as the sandbox's user"),
+        "{err}"
+    );
+    assert!(!out.contains("ROOT SECRET"));
+    // What the user may read, it gets (a copy: the host's stays).
+    let script = export_script("open", &[&open]);
+    let (status, out, err) = run(Command::new(&script).args(["/bin/sh", "-c"]).arg(format!(
+        "echo mine >> {0} && while read -r l; do echo \"$l\"; done < {0}",
+        s(&open)
+    )));
+    assert_eq!(status, Some(0), "{err}");
+    assert!(out.ends_with("mine\n"), "{out}");
+    let host_before = std::fs::read_to_string(&open).unwrap();
+    assert!(!host_before.contains("mine"));
+    // Swapped since the export: a symlink to the secret, then a FIFO.
+    std::fs::remove_file(&open).unwrap();
+    std::os::unix::fs::symlink(&closed, &open).unwrap();
+    let (status, out, err) = run(Command::new(&script)
+        .args(["/bin/sh", "-c", "cat"])
+        .arg(&open));
+    assert_eq!(status, Some(125), "{err}");
+    assert!(err.contains("not a regular file now"), "{err}");
+    assert!(!out.contains("ROOT SECRET"));
+    std::fs::remove_file(&open).unwrap();
+    nix::unistd::mkfifo(&open, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let started = Instant::now();
+    let (status, _, err) = run(Command::new(&script).args(["/bin/true"]));
+    assert_eq!(status, Some(125), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}

@@ -518,6 +518,41 @@ pub fn render_script(s: &Sandbox, manifest: &str) -> anyhow::Result<Vec<u8>> {
             );
         }
     }
+    // Private copies of host files (--file): read before bwrap starts, as
+    // the sandbox's user (what it could not open on the host it does not
+    // get), never through a symlink, never from a FIFO or a device, and
+    // handed over on a descriptor.
+    let copies: Vec<(&u8, &MPath)> = s
+        .data
+        .iter()
+        .filter_map(|(fd, _, d)| match d {
+            Data::HostFile(src) => Some((fd, src)),
+            Data::Text(_) => None,
+        })
+        .collect();
+    if !copies.is_empty() {
+        line(
+            &mut out,
+            b"# copy FD PATH: PATH as the sandbox's user sees it, on descriptor FD.
+copy() {
+  if [ ! -f \"$2\" ] || [ -L \"$2\" ]; then
+    echo \"$0: $2: not a regular file now; not given to the sandbox\" >&2; exit 125
+  fi
+  t=$(mktemp)
+  if ! $as dd if=\"$2\" iflag=nofollow,nonblock status=none >\"$t\" 2>/dev/null; then
+    rm -f \"$t\"
+    echo \"$0: $2: cannot be read as the sandbox's user; not given to the sandbox\" >&2; exit 125
+  fi
+  eval \"exec $1<\\\"\\$t\\\"\"
+  rm -f \"$t\"
+}",
+        );
+        for (fd, src) in &copies {
+            let mut l = format!("copy {fd} ").into_bytes();
+            l.extend(quote(src.as_bytes()));
+            line(&mut out, &l);
+        }
+    }
     line(&mut out, b"exec $as bwrap \\");
     for group in &s.args {
         let mut l = b" ".to_vec();
@@ -532,10 +567,8 @@ pub fn render_script(s: &Sandbox, manifest: &str) -> anyhow::Result<Vec<u8>> {
     let mut heredocs = Vec::new();
     for (fd, p, d) in &s.data {
         match d {
-            Data::HostFile(src) => {
-                last.extend_from_slice(format!(" {fd}<").as_bytes());
-                last.extend(quote(src.as_bytes()));
-            }
+            // Opened above by `copy`.
+            Data::HostFile(_) => {}
             Data::Text(text) => {
                 let mut tag = format!("JAILTRACE_DATA_{fd}");
                 while text.split(|&c| c == b'\n').any(|l| l == tag.as_bytes()) {
