@@ -491,6 +491,26 @@ fn dangerous_binds_are_refused_unless_allowed() {
         &["--format", "bwrap", "--allow-bind", "/run/docker.sock"],
         &docker,
     );
+    // The other daemons that hand out the host: buses, snapd, libvirt,
+    // rootless runtimes.
+    for sock in [
+        "/run/user/0/bus",
+        "/run/snapd.socket",
+        "/run/libvirt/libvirt-sock",
+        "/run/user/1000/docker.sock",
+    ] {
+        let m = write_manifest(
+            t.path(),
+            "ctl.json",
+            json!([{ "path": sock, "kind": "socket", "class": "regular",
+                     "accesses": [ { "op": "connect", "result": "ok" } ] }]),
+        );
+        refused(
+            &m,
+            &[],
+            &format!("entry {sock}: this socket gives control of the host"),
+        );
+    }
     let etc = write_manifest(
         t.path(),
         "etc.json",

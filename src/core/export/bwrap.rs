@@ -391,13 +391,12 @@ fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> 
             continue;
         }
         let p = &e.path;
-        let dangerous = export::DANGEROUS_SOCKETS
-            .iter()
-            .any(|s| s.as_bytes() == p.as_bytes());
+        let dangerous = export::control_socket(p);
         if dangerous && !b.opts.allow_binds.contains(p) {
             return Err(refuse(format!(
                 "{name}: entry {p}: this socket gives control of the host (a container \
-                 runtime or the system bus); refused (--allow-bind {p} binds it anyway)"
+                 runtime, a system or session bus, systemd, snapd, libvirt or LXD); refused \
+                 (--allow-bind {p} binds it anyway)"
             )));
         }
         b.ops

@@ -55,20 +55,18 @@ pub fn plans_dir(plan: &Plan, p: &MPath) -> bool {
 /// files need no host directory.
 pub const TEMP_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 
-/// Sockets that hand out control of the host (a container runtime's or
-/// the system bus, through which systemd starts anything as root).
-pub const DANGEROUS_SOCKETS: [&str; 10] = [
-    "/run/docker.sock",
-    "/var/run/docker.sock",
-    "/run/containerd/containerd.sock",
-    "/run/containerd/containerd.sock.ttrpc",
-    "/run/podman/podman.sock",
-    "/run/crio/crio.sock",
-    "/run/buildkit/buildkitd.sock",
-    "/run/systemd/private",
-    "/run/dbus/system_bus_socket",
-    "/var/run/dbus/system_bus_socket",
-];
+/// Sockets that hand out control of the host: container runtimes (rootful
+/// and rootless), the system and session buses and systemd's private
+/// socket, snapd, libvirt, LXD. A program that talks to one of them in a
+/// sandbox can start whatever it likes outside it.
+const CONTROL_SOCKETS: &str = r"^(/var)?/run/(docker\.sock|docker/.*\.sock|containerd/.*|podman/.*|crio/.*|buildkit/.*|k3s/.*|snapd(-snap)?\.socket|libvirt/.*|lxd/.*|incus/.*|systemd/private|systemd/io\.systemd\..*|dbus/system_bus_socket|user/[0-9]+/(bus|docker\.sock|podman/.*|systemd/.*|containerd/.*|buildkit/.*))$|^/var/snap/lxd/.*\.socket$|^/var/lib/(incus|lxd)/unix\.socket$";
+
+/// Whether binding the socket at `p` would hand the host to the program.
+pub fn control_socket(p: &MPath) -> bool {
+    static RE: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::bytes::Regex::new(CONTROL_SOCKETS).expect("a valid pattern"))
+        .is_match(p.as_bytes())
+}
 
 /// Directories a read-write bind of the host's own would open to the
 /// program: the system, every user's home, every service's state or log.
@@ -251,6 +249,38 @@ pub fn refuse_devices(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_sockets_are_told_from_service_sockets() {
+        let ctl = |p: &str| control_socket(&MPath::new(p).unwrap());
+        for p in [
+            "/run/docker.sock",
+            "/var/run/docker.sock",
+            "/run/user/0/bus",
+            "/run/user/1000/docker.sock",
+            "/run/user/1000/podman/podman.sock",
+            "/run/user/0/systemd/private",
+            "/run/snapd.socket",
+            "/run/snapd-snap.socket",
+            "/run/libvirt/libvirt-sock",
+            "/var/run/libvirt/virtqemud-sock",
+            "/run/containerd/containerd.sock",
+            "/run/dbus/system_bus_socket",
+            "/run/systemd/private",
+            "/var/snap/lxd/common/lxd/unix.socket",
+        ] {
+            assert!(ctl(p), "{p}");
+        }
+        for p in [
+            "/run/postgresql/.s.PGSQL.5432",
+            "/run/mysqld/mysqld.sock",
+            "/dev/log",
+            "/run/systemd/journal/socket",
+            "/tmp/app.sock",
+        ] {
+            assert!(!ctl(p), "{p}");
+        }
+    }
 
     #[test]
     fn system_dirs_and_what_lies_beneath_them() {
