@@ -163,7 +163,10 @@ fn bwrap_dd_writes_in_place_or_ephemeral() {
         "oflag=append",
         "status=none",
     ];
-    record_export_compare(t.path(), "dd", &argv, &[]);
+    // The sandbox runs as root, which owns everything: only --writable
+    // gives a read-write bind of the host's file.
+    let state_s = s(&state);
+    record_export_compare(t.path(), "dd", &argv, &["--writable", &state_s]);
     // Host run, record and the bwrap run each appended nothing (no input)
     // but touched the same file, which is still there with its content.
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "there before\n");
@@ -198,7 +201,15 @@ fn bwrap_dd_writes_in_place_or_ephemeral() {
     // Without it, the host's file.
     let shared = t.path().join("shared.sh");
     export_ok(
-        &["--format", "bwrap", "--script", "-o", &s(&shared)],
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--writable",
+            &state_s,
+            "-o",
+            &s(&shared),
+        ],
         &t.path().join("w.json"),
     );
     let (status, _, err) = run(&mut Command::new(&shared));
@@ -373,12 +384,15 @@ fn bwrap_redis_server_serves_a_host_client() {
     let t = common::tempdir();
     let manifest = record_redis(t.path());
     let script = t.path().join("redis.sh");
+    let dir = s(t.path());
     export_ok(
         &[
             "--format",
             "bwrap",
             "--script",
             "--share-net",
+            "--writable",
+            &dir,
             "-o",
             &s(&script),
         ],
@@ -427,7 +441,15 @@ fn bwrap_redis_server_serves_a_host_client() {
     // Without --share-net the sandbox has its own network: nothing answers.
     let script = t.path().join("nonet.sh");
     export_ok(
-        &["--format", "bwrap", "--script", "-o", &s(&script)],
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--writable",
+            &dir,
+            "-o",
+            &s(&script),
+        ],
         &manifest,
     );
     let text = std::fs::read_to_string(&script).unwrap();
@@ -521,8 +543,40 @@ fn dangerous_binds_are_refused_unless_allowed() {
     refused(
         &etc,
         &[],
-        "the program writes /etc; binding the host's /etc read-write",
+        "the program writes /etc; a read-write bind of the host's is given only to what the \
+         sandbox's user owns, and it is a system directory",
     );
+    // Read-write binds are allowed, not denied: root's own directories
+    // (/root/.ssh, /var/lib/dpkg/info) are refused for a root sandbox, a
+    // directory of another user's for --user nobody, and --writable binds
+    // one anyway.
+    let owned = t.path().join("owned");
+    std::fs::create_dir(&owned).unwrap();
+    std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+    let writes_in = |dir: &Path, name: &str| {
+        write_manifest(
+            t.path(),
+            name,
+            json!([{ "path": s(dir), "kind": "dir", "class": "regular" },
+                   { "path": format!("{}/new", s(dir)), "kind": "file", "class": "regular",
+                     "created": true, "output": true,
+                     "accesses": [ { "op": "create", "result": "ok" } ] }]),
+        )
+    };
+    let roots = t.path().join("roots");
+    std::fs::create_dir(&roots).unwrap();
+    let ssh = writes_in(&roots, "ssh.json");
+    refused(&ssh, &[], "the sandbox runs as root, which owns everything");
+    let theirs = writes_in(t.path(), "theirs.json");
+    refused(
+        &theirs,
+        &["--user", "nobody"],
+        "uid 0 owns it, not the sandbox's user (uid 65534)",
+    );
+    let mine = writes_in(&owned, "mine.json");
+    export_ok(&["--format", "bwrap", "--user", "nobody"], &mine);
+    refused(&mine, &[], "the sandbox runs as root");
+    export_ok(&["--format", "bwrap", "--writable", &s(&owned)], &mine);
     // Private, it is harmless.
     let r = export(&["--format", "bwrap", "--ephemeral"], &etc);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

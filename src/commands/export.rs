@@ -32,11 +32,15 @@ pub struct ExportArgs {
     /// bwrap: keep the host's network (otherwise the sandbox has none).
     #[arg(long)]
     pub share_net: bool,
-    /// bwrap: bind PATH although it is refused by default (a system
-    /// directory the program writes, a container runtime's socket). May be
-    /// given several times.
+    /// bwrap: bind the socket PATH although it controls the host (a
+    /// container runtime's, a bus). May be given several times.
     #[arg(long, value_name = "PATH")]
     pub allow_bind: Vec<PathBuf>,
+    /// bwrap: bind PATH (and what lies beneath it) read-write when the
+    /// program writes there, although the sandbox's user does not own it.
+    /// May be given several times.
+    #[arg(long, value_name = "PATH")]
+    pub writable: Vec<PathBuf>,
     /// Who the program runs as (name or uid, optionally :GROUP): bwrap's
     /// --uid/--gid (the script starts bwrap as that user), the image's User
     /// (numeric).
@@ -93,7 +97,8 @@ fn check_format_options(a: &ExportArgs) -> anyhow::Result<()> {
             only(a.script, "--script", "bwrap")?;
             only(a.ephemeral, "--ephemeral", "bwrap")?;
             only(a.share_net, "--share-net", "bwrap")?;
-            only(!a.allow_bind.is_empty(), "--allow-bind", "bwrap")
+            only(!a.allow_bind.is_empty(), "--allow-bind", "bwrap")?;
+            only(!a.writable.is_empty(), "--writable", "bwrap")
         }
         Format::Bwrap => {
             only(!a.env.is_empty(), "--env", "oci")?;
@@ -161,6 +166,7 @@ pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
                 share_net: a.share_net,
                 user,
                 allow_binds: mpaths(&a.allow_bind, "--allow-bind")?,
+                writable: mpaths(&a.writable, "--writable")?,
             };
             let sandbox = bwrap::build(&manifest, &name, &opts)?;
             let bytes = if a.script {

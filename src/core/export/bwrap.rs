@@ -44,9 +44,12 @@ pub struct Options {
     /// Keep the host's network.
     pub share_net: bool,
     pub user: Option<User>,
-    /// Binds refused by default that the user allows: a system directory
-    /// written, a container runtime's socket.
+    /// Sockets refused by default that the user allows (a container
+    /// runtime's, a bus).
     pub allow_binds: Vec<MPath>,
+    /// What may be bound read-write although the sandbox's user does not
+    /// own it (`--writable`): the path and everything beneath it.
+    pub writable: Vec<MPath>,
 }
 
 /// Data the sandbox gets through a file descriptor.
@@ -268,20 +271,35 @@ fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes,
         tmpfs.extend(writes.objects.iter().filter_map(MPath::parent));
         return Ok((writes, tmpfs));
     }
+    // A read-write bind is allowed, not denied: only what the sandbox's
+    // user owns (and is no system directory), or what --writable names.
+    // Root owns everything, so a root sandbox gets only --writable.
+    let uid = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
     for d in writes.dirs.iter().chain(&writes.objects) {
-        if export::system_dir(d) && !opts.allow_binds.contains(d) {
-            return Err(refuse(format!(
-                "{name}: the program writes {d}; binding the host's {d} read-write would \
-                 open it to the program; refused (--ephemeral gives it a private one, \
-                 --allow-bind {d} binds it anyway)"
-            )));
-        }
-        if std::fs::symlink_metadata(d.as_path()).is_err() {
+        let Ok(md) = std::fs::symlink_metadata(d.as_path()) else {
             return Err(refuse(format!(
                 "{name}: the program writes {d}, which no longer exists on the host \
                  (create it, or use --ephemeral)"
             )));
+        };
+        if opts.writable.iter().any(|w| d.starts_with(w)) {
+            continue;
         }
+        let owner = std::os::unix::fs::MetadataExt::uid(&md);
+        let why = if export::system_dir(d) {
+            "it is a system directory".to_string()
+        } else if uid == 0 {
+            "the sandbox runs as root, which owns everything".to_string()
+        } else if owner != uid {
+            format!("uid {owner} owns it, not the sandbox's user (uid {uid})")
+        } else {
+            continue;
+        };
+        return Err(refuse(format!(
+            "{name}: the program writes {d}; a read-write bind of the host's is given only to \
+             what the sandbox's user owns, and {why}; refused (--ephemeral gives it a private \
+             one, --writable {d} binds it anyway)"
+        )));
     }
     Ok((writes, tmpfs))
 }
