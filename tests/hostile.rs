@@ -1354,3 +1354,43 @@ fn a_device_called_a_file_is_never_opened() {
         inside.display()
     );
 }
+
+/// A program that hides a read behind a working directory the host cannot
+/// show: deeper than PATH_MAX, or deleted. The read is not dropped
+/// silently and no made-up path is written: it is a loss, so `record`
+/// exits 124 (both backends for the deep one) unless `--allow-incomplete`,
+/// and the manifest says so.
+#[test]
+fn reads_through_an_unshowable_working_directory_are_losses() {
+    let bin = common::fixture("hidden", &[]);
+    let t = common::tempdir();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    write(&dir, "secret", "topsecret\n");
+    let mut backends = vec!["ptrace"];
+    if common::is_root() {
+        backends.push("bpf");
+    }
+    for backend in backends {
+        let m = dir.join(format!("deep-{backend}.json"));
+        let mut c = jailtrace(&["record", "--backend", backend, "-o"]);
+        c.arg(&m).arg("--").arg(&bin).arg("deep").arg(&dir);
+        let r = run(c, 120);
+        assert_eq!(r.code, 124, "{backend}: {}", r.stderr);
+        assert!(r.stderr.contains("incomplete"), "{backend}: {}", r.stderr);
+        let text = std::fs::read_to_string(&m).unwrap();
+        assert!(text.contains("incomplete recording"), "{backend}: {text}");
+    }
+    let m = dir.join("deep-allowed.json");
+    let mut c = jailtrace(&["record", "--allow-incomplete", "-o"]);
+    c.arg(&m).arg("--").arg(&bin).arg("deep").arg(&dir);
+    assert_eq!(run(c, 120).code, 0);
+
+    let m = dir.join("deleted.json");
+    let mut c = jailtrace(&["record", "-o"]);
+    c.arg(&m).arg("--").arg(&bin).arg("deleted").arg(&dir);
+    let r = run(c, 120);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(!text.contains("(deleted)"), "{text}");
+    assert!(text.contains("incomplete recording"), "{text}");
+}

@@ -274,6 +274,10 @@ struct Tracer<'a> {
     ids: (BTreeSet<u32>, BTreeSet<u32>),
     /// The i386 warning is given once, not built on every syscall.
     i386_seen: bool,
+    /// Accesses relative to a working directory or descriptor whose path
+    /// the host cannot show (deeper than PATH_MAX, deleted, or not
+    /// reachable from jailtrace's root): not recorded, and a loss.
+    unresolved: u64,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
     /// recorded syscall, to exercise the internal-error policy.
     failpoint: Option<u64>,
@@ -371,6 +375,14 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     let _ = sys::take_signals();
     drop(handlers);
     let start_failure = child.failure();
+    if t.unresolved > 0 {
+        t.warnings.insert(format!(
+            "incomplete recording: {} accesses are relative to a working directory or \
+             descriptor whose path the host cannot show (deeper than PATH_MAX, deleted, or in a \
+             mount jailtrace does not see); their paths are not recorded",
+            t.unresolved
+        ));
+    }
     Ok(Recording {
         log: t.log,
         exit_status: t.root_status,
@@ -381,7 +393,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         set_uids: t.ids.0,
         set_gids: t.ids.1,
         internal_error,
-        lost: 0,
+        lost: t.unresolved,
     })
 }
 
@@ -411,6 +423,7 @@ impl<'a> Tracer<'a> {
             progress: None,
             virtual_mask,
             i386_seen: false,
+            unresolved: 0,
             dirfds: DirfdCache::new(),
             failpoint: std::env::var("JAILTRACE_FAILPOINT")
                 .ok()
@@ -824,8 +837,19 @@ impl<'a> Tracer<'a> {
             self.dirfds.clear();
         }
         // pivot_root also moves the cwd of every process that was at the old
-        // root.
-        if matches!(sys, Sys::Chdir | Sys::Fchdir | Sys::PivotRoot) && errno == 0 {
+        // root; a rename of one of its directories moves it, and an rmdir
+        // may delete it (then it has no host path: see names_its_object).
+        let moves_cwd = matches!(
+            sys,
+            Sys::Chdir
+                | Sys::Fchdir
+                | Sys::PivotRoot
+                | Sys::Rename
+                | Sys::Renameat
+                | Sys::Renameat2
+                | Sys::Rmdir
+        );
+        if moves_cwd && errno == 0 {
             // Threads and CLONE_FS siblings share the cwd: drop all caches.
             for t in self.tasks.values_mut() {
                 t.cwd = None;
@@ -995,19 +1019,46 @@ impl<'a> Tracer<'a> {
         rewrite_proc(path, |id| self.tasks.contains_key(&Pid::from_raw(id)));
     }
 
-    /// Appends the tracee's working directory (cached) to `out`.
+    /// Appends the tracee's working directory (cached) to `out`. One the
+    /// host cannot show is a loss: the access is not recorded.
     fn append_cwd(&mut self, pid: Pid, out: &mut Vec<u8>) -> Option<()> {
         if self.tasks.get(&pid)?.cwd.is_none() {
-            let cwd = self.proc_link(pid, "cwd").map(|c| self.unroot(c));
-            self.tasks.get_mut(&pid)?.cwd = cwd;
+            let cwd = match self.proc_link(pid, "cwd") {
+                Ok(c) if self.names_its_object(pid, "cwd", &c) => self.unroot(c),
+                // The task is gone: no access to lose.
+                Err(Errno::ENOENT | Errno::ESRCH) => return None,
+                _ => {
+                    self.unresolved += 1;
+                    return None;
+                }
+            };
+            self.tasks.get_mut(&pid)?.cwd = Some(cwd);
         }
         out.extend_from_slice(self.tasks.get(&pid)?.cwd.as_deref()?);
         Some(())
     }
 
+    /// Whether `text`, read from the link `name` under `/proc/<pid>`,
+    /// names on the host the very object the link leads to. It does not
+    /// when the directory was deleted (the text then ends in
+    /// " (deleted)") or lies in a mount jailtrace does not see: a path
+    /// made of such a text would be made up.
+    fn names_its_object(&self, pid: Pid, name: &str, text: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(task) = self.tasks.get(&pid) else {
+            return false;
+        };
+        let target = match &task.proc_dir {
+            Some(dir) => nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::empty()),
+            None => nix::sys::stat::stat(format!("/proc/{pid}/{name}").as_str()),
+        };
+        let named = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(text));
+        matches!((target, named), (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+    }
+
     /// Reads a link under `/proc/<pid>` (`cwd`, `fd/N`).
-    fn proc_link(&mut self, pid: Pid, name: &str) -> Option<Vec<u8>> {
-        let task = self.tasks.get_mut(&pid)?;
+    fn proc_link(&mut self, pid: Pid, name: &str) -> Result<Vec<u8>, Errno> {
+        let task = self.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
         if task.proc_dir.is_none() {
             // Falls back to full paths if jailtrace runs out of descriptors.
             task.proc_dir = nix::fcntl::open(
@@ -1020,13 +1071,13 @@ impl<'a> Tracer<'a> {
             .ok();
         }
         let link = match &task.proc_dir {
-            Some(dir) => nix::fcntl::readlinkat(dir, name).ok()?,
+            Some(dir) => nix::fcntl::readlinkat(dir, name)?,
             None => std::fs::read_link(format!("/proc/{pid}/{name}"))
-                .ok()?
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?
                 .into_os_string(),
         };
         use std::os::unix::ffi::OsStringExt;
-        Some(link.into_vec())
+        Ok(link.into_vec())
     }
 
     /// Appends the path of a descriptor used as a `dirfd` to `out`,
@@ -1047,9 +1098,24 @@ impl<'a> Tracer<'a> {
     }
 
     fn fd_path(&mut self, pid: Pid, fd: i32) -> Option<Vec<u8>> {
-        let p = self.proc_link(pid, &format!("fd/{fd}"))?;
+        let name = format!("fd/{fd}");
+        let p = match self.proc_link(pid, &name) {
+            Ok(p) => p,
+            // Longer than PATH_MAX: a path, but one jailtrace cannot read.
+            Err(Errno::ENAMETOOLONG) => {
+                self.unresolved += 1;
+                return None;
+            }
+            // No such descriptor (the call fails with EBADF), or the task
+            // is gone: no path.
+            Err(_) => return None,
+        };
         // Pipes, sockets and anonymous inodes have no path.
         if p.first() != Some(&b'/') {
+            return None;
+        }
+        if !self.names_its_object(pid, &name, &p) {
+            self.unresolved += 1;
             return None;
         }
         Some(self.unroot(p))
