@@ -39,6 +39,23 @@ fn incomplete_jail(dir: &Path, argv: &[&str], drop: &str) -> std::path::PathBuf 
     m_path
 }
 
+/// Records `argv` in `dir` and materializes the whole recording into
+/// `dir/jail`; returns the manifest's path and the jail.
+fn complete_jail(dir: &Path, argv: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let m_path = dir.join("m.json");
+    success(
+        jailtrace()
+            .current_dir(dir)
+            .args(["record", "-o"])
+            .arg(&m_path)
+            .arg("--")
+            .args(argv),
+    );
+    let jail = dir.join("jail");
+    success(jailtrace().arg("materialize").arg(&m_path).arg(&jail));
+    (m_path, jail)
+}
+
 #[test]
 fn names_missing_python_modules_and_fix_completes_the_jail() {
     if !require_root("names_missing_python_modules_and_fix_completes_the_jail") {
@@ -477,17 +494,7 @@ fn fix_restores_lost_content_before_the_run() {
     std::fs::write(&state, "checkpoint 42\n").unwrap();
     let script = format!(": >> {}", state.display());
     let argv = ["/bin/sh", "-c", script.as_str()];
-    let m_path = d.join("m.json");
-    success(
-        jailtrace()
-            .current_dir(d)
-            .args(["record", "-o"])
-            .arg(&m_path)
-            .arg("--")
-            .args(argv),
-    );
-    let jail = d.join("jail");
-    success(jailtrace().arg("materialize").arg(&m_path).arg(&jail));
+    let (m_path, jail) = complete_jail(d, &argv);
     let inside = jail.join(state.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "checkpoint 42\n");
     std::fs::remove_file(&inside).unwrap();
@@ -525,16 +532,7 @@ fn fix_copies_the_bytes_of_a_file_the_jailed_run_reads() {
     let conf = d.join("app.conf");
     std::fs::write(&conf, "mode=fast\n").unwrap();
     let looked = format!("test -e {}", conf.display());
-    let m = d.join("m.json");
-    success(
-        jailtrace()
-            .current_dir(d)
-            .args(["record", "-o"])
-            .arg(&m)
-            .args(["--", "/bin/sh", "-c", looked.as_str()]),
-    );
-    let jail = d.join("jail");
-    success(jailtrace().arg("materialize").arg(&m).arg(&jail));
+    let (m, jail) = complete_jail(d, &["/bin/sh", "-c", looked.as_str()]);
     let inside = jail.join(conf.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(&inside).unwrap(), vec![0u8; 10]);
     let reads = format!("read x < {} && test \"$x\" = mode=fast", conf.display());
