@@ -513,3 +513,44 @@ fn every_program_keeps_a_stack_margin() {
         "combined stack above 448 bytes: {over:?}; move large locals to per-CPU scratch maps"
     );
 }
+
+/// bench/bpf_floor.c, the floor of the bpf backend's cost to other
+/// processes (docs/performance.md), builds and attaches both of its ways
+/// of seeing syscalls on this kernel.
+#[test]
+fn the_bpf_floor_attaches() {
+    let test = "the_bpf_floor_attaches";
+    if !needs_bpf(test) || !common::require_program(test, "gcc") {
+        return;
+    }
+    let t = common::tempdir();
+    let bin = t.path().join("bpf_floor");
+    common::success(
+        Command::new("gcc")
+            .args(["-O1", "-Wall", "-Werror", "-o"])
+            .arg(&bin)
+            .arg(repo().join("bench/bpf_floor.c")),
+    );
+    for mode in ["raw", "syscalls"] {
+        let mut child = Command::new(&bin)
+            .arg(mode)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            line,
+            "attached\n",
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
