@@ -41,7 +41,11 @@ struct qstr {
 	const unsigned char *name;
 } __attribute__((preserve_access_index));
 struct inode;
+struct hlist_bl_node {
+	struct hlist_bl_node *next, **pprev;
+} __attribute__((preserve_access_index));
 struct dentry {
+	struct hlist_bl_node d_hash;
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;
@@ -179,7 +183,8 @@ struct desc {
 #define L_READ 2
 #define L_STASH 3
 #define L_DEPTH 4
-#define L_N 5
+#define L_NOPATH 5
+#define L_N 6
 
 struct event {
 	u32 kind;
@@ -467,6 +472,13 @@ __noinline u64 walk_global(struct walk_args *a, struct walk_out *out)
 
 static __always_inline u32 walk(struct vfsmount *vm, struct dentry *d, char *out)
 {
+	/* A deleted directory (unhashed, and not a root of its own as pipes
+	 * and sockets are) still has its old name, but no path on the host:
+	 * a path built from it would be made up. */
+	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d) {
+		count_lost(L_NOPATH);
+		return WALK_NONE;
+	}
 	struct walk_args a = {
 		.vm = (u64)vm,
 		.d = (u64)d,

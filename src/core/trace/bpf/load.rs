@@ -36,12 +36,13 @@ const M_SOCKETCALL: u8 = 5;
 pub const MAX_MSGS: u64 = 16;
 
 /// Lost-data counters, in the order of the C source's `L_*`.
-pub const LOST_NAMES: [&str; 5] = [
+pub const LOST_NAMES: [&str; 6] = [
     "events dropped because the ring buffer was full",
     "strings truncated",
     "failed reads of the program's memory",
     "syscalls whose entry state could not be kept",
     "paths deeper than the walk limit",
+    "paths relative to a deleted directory, which has no host path",
 ];
 
 /// The loaded program and its maps.
@@ -431,8 +432,8 @@ impl Loaded {
     }
 
     /// The lost-data counters, summed over the CPUs.
-    pub fn lost(&self) -> [u64; 5] {
-        let mut out = [0u64; 5];
+    pub fn lost(&self) -> [u64; 6] {
+        let mut out = [0u64; 6];
         for (i, slot) in out.iter_mut().enumerate() {
             if let Ok(v) = self.lost.get(&(i as u32), 0) {
                 *slot = v.iter().sum();
