@@ -107,11 +107,13 @@ static const unsigned SYSCALLS[] = {
     267, /* readlinkat */
     268, /* fchmodat */
     269, /* faccessat */
+    272, /* unshare */
     280, /* utimensat */
     301, /* fanotify_mark */
     303, /* name_to_handle_at */
     304, /* open_by_handle_at */
     307, /* sendmmsg */
+    308, /* setns */
     316, /* renameat2 */
     322, /* execveat */
     332, /* statx */

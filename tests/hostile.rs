@@ -1402,3 +1402,42 @@ fn reads_through_an_unshowable_working_directory_are_losses() {
         assert!(text.contains("incomplete recording"), "{backend}: {text}");
     }
 }
+
+/// A program that enters a mount namespace of its own and reads through a
+/// bind mount there names a path the host does not have: under ptrace
+/// that access is a loss (exit 124, a warning, no entry), while a read in
+/// such a namespace of a path the host has the same is recorded as usual.
+#[test]
+fn reads_in_a_mount_namespace_of_its_own_are_checked_against_the_host() {
+    if !common::require_root("reads_in_a_mount_namespace_of_its_own_are_checked_against_the_host") {
+        return;
+    }
+    let bin = common::fixture("mountns", &[]);
+    let t = common::tempdir();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    std::fs::create_dir(dir.join("hidden")).unwrap();
+    std::fs::create_dir(dir.join("mnt")).unwrap();
+    write(&dir.join("hidden"), "secret", "bound\n");
+    write(&dir, "plain", "plain\n");
+    let record = |mode: &str| -> (Run, String) {
+        let m = dir.join(format!("{mode}.json"));
+        let mut c = jailtrace(&["record", "-o"]);
+        c.arg(&m).arg("--").arg(&bin).arg(mode).arg(&dir);
+        let r = run(c, 120);
+        let text = std::fs::read_to_string(&m).unwrap_or_default();
+        (r, text)
+    };
+    let (r, text) = record("bind");
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    assert!(
+        text.contains("mount namespace of the program's own"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("{}/mnt/secret", dir.display())),
+        "{text}"
+    );
+    let (r, text) = record("plain");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(text.contains(&format!("{}/plain", dir.display())), "{text}");
+}

@@ -99,6 +99,10 @@ pub enum Sys {
     /// Not recorded: the tracer drops the descriptors its dirfd cache holds,
     /// which would otherwise keep the file system busy.
     Umount,
+    /// Not a path syscall: `unshare` and `setns`. After a successful one
+    /// the tracer checks whether the thread left the mount namespace the
+    /// command started in (its paths then need checking against the host).
+    NsChange,
     /// Not a path syscall: `setuid`, `setgid`, `setreuid`, `setregid`,
     /// `setresuid`, `setresgid`, `setfsuid`, `setfsgid`, `setgroups` (and
     /// i386's 16-bit-id and `*32` forms). After a successful one the
@@ -154,6 +158,8 @@ const X86_64: &[(u32, Sys)] = &[
     (4, Sys::Stat),
     (204, Sys::SchedGetaffinity),
     (166, Sys::Umount),
+    (272, Sys::NsChange),
+    (308, Sys::NsChange),
     (6, Sys::Lstat),
     (21, Sys::Access),
     (42, Sys::Connect),
@@ -239,6 +245,8 @@ const I386: &[(u32, Sys)] = &[
     (242, Sys::SchedGetaffinity),
     (22, Sys::Umount),
     (52, Sys::Umount),
+    (310, Sys::NsChange),
+    (346, Sys::NsChange),
     (9, Sys::Link),
     (10, Sys::Unlink),
     (11, Sys::Execve),

@@ -450,7 +450,9 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
                 None,
             ]
         }
-        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount | Sys::SetId => [None, None],
+        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange | Sys::SetId => {
+            [None, None]
+        }
     }
 }
 

@@ -278,6 +278,13 @@ struct Tracer<'a> {
     /// the host cannot show (deeper than PATH_MAX, deleted, or not
     /// reachable from jailtrace's root): not recorded, and a loss.
     unresolved: u64,
+    /// The mount namespace (inode of /proc/PID/ns/mnt) the command's first
+    /// exec ran in: a thread in another one names paths the host may not
+    /// have.
+    home_ns: Option<u64>,
+    /// Accesses in another mount namespace whose path names something else
+    /// on the host: not recorded, and a loss.
+    foreign: u64,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
     /// recorded syscall, to exercise the internal-error policy.
     failpoint: Option<u64>,
@@ -375,6 +382,14 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     let _ = sys::take_signals();
     drop(handlers);
     let start_failure = child.failure();
+    if t.foreign > 0 {
+        t.warnings.insert(format!(
+            "incomplete recording: {} accesses in a mount namespace of the program's own name \
+             paths that are something else on the host (a bind mount, another tree); they are \
+             not recorded",
+            t.foreign
+        ));
+    }
     if t.unresolved > 0 {
         t.warnings.insert(format!(
             "incomplete recording: {} accesses are relative to a working directory or \
@@ -393,8 +408,15 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         set_uids: t.ids.0,
         set_gids: t.ids.1,
         internal_error,
-        lost: t.unresolved,
+        lost: t.unresolved + t.foreign,
     })
+}
+
+/// The mount namespace of a thread: the inode of /proc/PID/ns/mnt.
+fn mount_ns(pid: Pid) -> Option<u64> {
+    nix::sys::stat::stat(format!("/proc/{pid}/ns/mnt").as_str())
+        .ok()
+        .map(|s| s.st_ino)
 }
 
 fn has_cap_sys_admin() -> bool {
@@ -424,6 +446,8 @@ impl<'a> Tracer<'a> {
             virtual_mask,
             i386_seen: false,
             unresolved: 0,
+            home_ns: None,
+            foreign: 0,
             dirfds: DirfdCache::new(),
             failpoint: std::env::var("JAILTRACE_FAILPOINT")
                 .ok()
@@ -635,6 +659,8 @@ impl<'a> Tracer<'a> {
                         v.insert(Task::new(tgid));
                         self.stats.processes += 1;
                         self.late_signal(new);
+                        // clone(CLONE_NEWNS) makes a new one.
+                        self.check_ns(new);
                     }
                 }
                 self.resume(pid, 0);
@@ -656,6 +682,11 @@ impl<'a> Tracer<'a> {
                 // A successful exec: record it now; the exit stop would
                 // only confirm it.
                 self.finish_pending(pid, 0, 0);
+                // The namespace the recording starts in is the command's
+                // own (verify's jailed command has a private one).
+                if self.home_ns.is_none() {
+                    self.home_ns = mount_ns(pid);
+                }
                 self.resume(pid, 0);
             }
             // Signal-delivery-stop: pass the signal on unchanged.
@@ -672,10 +703,9 @@ impl<'a> Tracer<'a> {
 
     /// Resumes a tracee, to its syscall-exit stop if an access is pending.
     fn resume(&mut self, pid: Pid, sig: i32) {
-        let pending = self
-            .tasks
-            .get(&pid)
-            .is_some_and(|t| t.pending.is_some() || t.affinity_call.is_some() || t.setid_call);
+        let pending = self.tasks.get(&pid).is_some_and(|t| {
+            t.pending.is_some() || t.affinity_call.is_some() || t.setid_call || t.ns_call
+        });
         let r = if pending {
             sys::cont_syscall(pid, sig)
         } else {
@@ -721,6 +751,12 @@ impl<'a> Tracer<'a> {
         if call == Sys::SetId {
             if let Some(task) = self.tasks.get_mut(&pid) {
                 task.setid_call = true;
+            }
+            return self.resume(pid, 0);
+        }
+        if call == Sys::NsChange {
+            if let Some(task) = self.tasks.get_mut(&pid) {
+                task.ns_call = true;
             }
             return self.resume(pid, 0);
         }
@@ -779,10 +815,20 @@ impl<'a> Tracer<'a> {
             return;
         };
         // One lookup per exit stop for the rare calls handled here.
-        let (setid, affinity) = match self.tasks.get_mut(&pid) {
-            Some(t) => (std::mem::take(&mut t.setid_call), t.affinity_call.take()),
-            None => (false, None),
+        let (setid, affinity, ns) = match self.tasks.get_mut(&pid) {
+            Some(t) => (
+                std::mem::take(&mut t.setid_call),
+                t.affinity_call.take(),
+                std::mem::take(&mut t.ns_call),
+            ),
+            None => (false, None, false),
         };
+        if ns {
+            if !is_error {
+                self.check_ns(pid);
+            }
+            return;
+        }
         if setid {
             if !is_error {
                 self.note_credentials(pid);
@@ -1012,7 +1058,39 @@ impl<'a> Tracer<'a> {
         }
         out.extend_from_slice(p);
         self.rewrite_proc(&mut out);
+        if self.tasks.get(&pid).is_some_and(|t| t.foreign_ns) && !self.same_on_host(pid, &out) {
+            self.foreign += 1;
+            return None;
+        }
         Some(out)
+    }
+
+    /// Notes whether thread `pid` is in another mount namespace than the
+    /// command started in.
+    fn check_ns(&mut self, pid: Pid) {
+        let (Some(home), Some(ns)) = (self.home_ns, mount_ns(pid)) else {
+            return;
+        };
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.foreign_ns = ns != home;
+        }
+    }
+
+    /// Whether `path`, as thread `pid` names it in its own mount namespace
+    /// (through /proc/PID/root), is what the host has there: the same
+    /// object, or nothing in both.
+    fn same_on_host(&self, pid: Pid, path: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let mut inside = format!("/proc/{pid}/root").into_bytes();
+        inside.extend_from_slice(path);
+        let mut host = self.opts.root.clone().unwrap_or_default();
+        host.extend_from_slice(path);
+        let look = |p: &[u8]| nix::sys::stat::lstat(std::ffi::OsStr::from_bytes(p));
+        match (look(&inside), look(&host)) {
+            (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
     }
 
     fn rewrite_proc(&self, path: &mut Vec<u8>) {

@@ -18,6 +18,12 @@ pub struct Task {
     pub affinity_call: Option<(u64, u64)>,
     /// A set*id call in progress: the credentials are read at its exit.
     pub setid_call: bool,
+    /// An unshare or setns in progress: the mount namespace is checked at
+    /// its exit.
+    pub ns_call: bool,
+    /// In another mount namespace than the command started in: each path
+    /// is checked to name the same object on the host.
+    pub foreign_ns: bool,
     /// `/proc/<tid>`, opened on first need: reading `fd/N` and `cwd`
     /// relative to it saves a path walk through procfs on every
     /// dirfd-relative call. A /proc directory stays bound to its task, so a
@@ -51,6 +57,8 @@ impl Task {
             group_stopped: false,
             affinity_call: None,
             setid_call: false,
+            ns_call: false,
+            foreign_ns: false,
             proc_dir: None,
         }
     }

@@ -92,8 +92,9 @@ fn descriptor(sys: Sys) -> [u8; 16] {
             d[0] = D_ON | D_NOTE;
             return d;
         }
-        // The ptrace backend's own concerns (its CPU mask, its dirfd cache).
-        Sys::SchedGetaffinity | Sys::Umount => return d,
+        // The ptrace backend's own concerns (its CPU mask, its dirfd cache,
+        // its check of paths in another mount namespace).
+        Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return d,
         _ => {}
     }
     d[0] = D_ON;

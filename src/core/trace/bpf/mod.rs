@@ -426,7 +426,7 @@ impl Recorder<'_> {
                 );
                 return;
             }
-            Sys::SchedGetaffinity | Sys::Umount => return,
+            Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return,
             _ => {}
         }
         let mut items: Vec<Item> = Vec::new();
