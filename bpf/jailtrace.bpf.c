@@ -106,10 +106,18 @@ struct cred {
 	kgid_t fsgid;
 	struct group_info *group_info;
 } __attribute__((preserve_access_index));
+struct mount;
+struct mnt_namespace {
+	struct mount *root;
+} __attribute__((preserve_access_index));
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} __attribute__((preserve_access_index));
 struct task_struct {
 	struct thread_info thread_info;
 	int pid;
 	int tgid;
+	struct nsproxy *nsproxy;
 	struct fs_struct *fs;
 	struct files_struct *files;
 	struct signal_struct *signal;
@@ -183,7 +191,7 @@ struct desc {
 #define L_READ 2
 #define L_STASH 3
 #define L_DEPTH 4
-#define L_NOPATH 5
+#define L_NOPATH 5 /* a deleted directory, a detached tree */
 #define L_N 6
 
 struct event {
@@ -360,6 +368,10 @@ struct walk_ctx {
 	char *out;
 	u32 off;
 	struct walk_offsets o;
+	/* The root mount of the task's namespace: a walk that ends at another
+	 * mount without a parent is in a detached tree (open_tree), whose
+	 * paths the host does not have. */
+	struct mount *ns_root;
 };
 
 /* walk_step's read buffer: off the stack (see walk_offsets). */
@@ -383,8 +395,13 @@ static long walk_step(u32 i, void *arg)
 	struct walk_ctx *w = arg;
 	if (w->d == w->root) {
 		struct mount *parent = ptr_at(w->mnt, w->o.mnt_parent);
-		if (parent == w->mnt)
+		if (parent == w->mnt) {
+			if (w->mnt != w->ns_root) {
+				count_lost(L_NOPATH);
+				w->off = WALK_NONE;
+			}
 			return 1;
+		}
 		w->d = ptr_at(w->mnt, w->o.mountpoint);
 		w->mnt = parent;
 		w->vm = (struct vfsmount *)((char *)parent + w->o.mnt);
@@ -442,7 +459,7 @@ static long walk_step(u32 i, void *arg)
 /* Where a walk starts, as scalars, with the field offsets relocated in
  * the caller (see walk_ctx). */
 struct walk_args {
-	u64 vm, d;
+	u64 vm, d, ns_root;
 	struct walk_offsets o;
 };
 struct walk_out {
@@ -462,6 +479,7 @@ __noinline u64 walk_global(struct walk_args *a, struct walk_out *out)
 		.out = out->data,
 		.off = 0,
 		.o = a->o,
+		.ns_root = (struct mount *)a->ns_root,
 	};
 	w.root = ptr_at(w.vm, w.o.mnt_root);
 	long steps = bpf_loop(WALK_DEPTH, walk_step, &w, 0);
@@ -482,6 +500,8 @@ static __always_inline u32 walk(struct vfsmount *vm, struct dentry *d, char *out
 	struct walk_args a = {
 		.vm = (u64)vm,
 		.d = (u64)d,
+		.ns_root = (u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), nsproxy,
+					      mnt_ns, root),
 		.o = {
 			.mnt_root = bpf_core_field_offset(struct vfsmount, mnt_root),
 			.mnt_parent = bpf_core_field_offset(struct mount, mnt_parent),

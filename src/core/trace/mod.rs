@@ -383,12 +383,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     drop(handlers);
     let start_failure = child.failure();
     if t.foreign > 0 {
-        t.warnings.insert(format!(
-            "incomplete recording: {} accesses in a mount namespace of the program's own name \
-             paths that are something else on the host (a bind mount, another tree); they are \
-             not recorded",
-            t.foreign
-        ));
+        t.warnings.insert(foreign_ns_warning(t.foreign));
     }
     if t.unresolved > 0 {
         t.warnings.insert(format!(
@@ -410,6 +405,35 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         internal_error,
         lost: t.unresolved + t.foreign,
     })
+}
+
+/// Whether `path`, as thread `pid` names it in its own mount namespace
+/// (through /proc/PID/root), is what the host has there (beneath `root`
+/// for a jailed command): the same object, or nothing in both.
+fn same_on_host(root: Option<&[u8]>, pid: i32, path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut inside = format!("/proc/{pid}/root").into_bytes();
+    // A thread gone since cannot be asked: unknown.
+    if nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&inside)).is_err() {
+        return false;
+    }
+    inside.extend_from_slice(path);
+    let mut host = root.map(<[u8]>::to_vec).unwrap_or_default();
+    host.extend_from_slice(path);
+    let look = |p: &[u8]| nix::sys::stat::lstat(std::ffi::OsStr::from_bytes(p));
+    match (look(&inside), look(&host)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The warning for accesses dropped by [`same_on_host`].
+fn foreign_ns_warning(n: u64) -> String {
+    format!(
+        "incomplete recording: {n} accesses in a mount namespace of the program's own name paths \
+         that are something else on the host (a bind mount, another tree); they are not recorded"
+    )
 }
 
 /// The mount namespace of a thread: the inode of /proc/PID/ns/mnt.
@@ -1076,21 +1100,8 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    /// Whether `path`, as thread `pid` names it in its own mount namespace
-    /// (through /proc/PID/root), is what the host has there: the same
-    /// object, or nothing in both.
     fn same_on_host(&self, pid: Pid, path: &[u8]) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let mut inside = format!("/proc/{pid}/root").into_bytes();
-        inside.extend_from_slice(path);
-        let mut host = self.opts.root.clone().unwrap_or_default();
-        host.extend_from_slice(path);
-        let look = |p: &[u8]| nix::sys::stat::lstat(std::ffi::OsStr::from_bytes(p));
-        match (look(&inside), look(&host)) {
-            (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
-            (Err(a), Err(b)) => a == b,
-            _ => false,
-        }
+        same_on_host(self.opts.root.as_deref(), pid.as_raw(), path)
     }
 
     fn rewrite_proc(&self, path: &mut Vec<u8>) {

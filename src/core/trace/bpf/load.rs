@@ -42,7 +42,7 @@ pub const LOST_NAMES: [&str; 6] = [
     "failed reads of the program's memory",
     "syscalls whose entry state could not be kept",
     "paths deeper than the walk limit",
-    "paths relative to a deleted directory, which has no host path",
+    "paths relative to a deleted directory or a detached tree, which have no host path",
 ];
 
 /// The loaded program and its maps.
