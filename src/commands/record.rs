@@ -47,8 +47,9 @@ pub struct RecordArgs {
     /// long runs cost little).
     #[arg(long, value_enum, default_value = "ptrace")]
     pub backend: BackendArg,
-    /// With --backend bpf: write the manifest and exit with the command's
-    /// status even if events were lost (the manifest still says how many).
+    /// Exit with the command's status even if accesses were lost (bpf:
+    /// events dropped; both backends: paths the host cannot show); the
+    /// manifest still says how many.
     #[arg(long)]
     pub allow_incomplete: bool,
     /// Name the Debian package that owns each file (from dpkg's database),
