@@ -65,10 +65,11 @@ pub struct Findings {
     /// (interpreter, executable): an exec failed with ENOENT although the
     /// executable is in the jail, because its ELF or `#!` interpreter is not.
     pub interpreters: BTreeSet<(Vec<u8>, Vec<u8>)>,
-    /// Files the jailed run read or executed, as the host names them
-    /// (symlinks resolved): those the jail holds without their bytes
-    /// (see `plan::carries_content`) are missing their content.
-    pub read: BTreeSet<Vec<u8>>,
+    /// Paths the jailed run read or executed, as it named them (with
+    /// whether the last symlink was followed): those the jail holds
+    /// without their bytes (see `plan::carries_content`) are missing
+    /// their content.
+    pub read: BTreeSet<(Vec<u8>, bool)>,
     /// Of those, what the manifest gives no bytes (set with a manifest).
     pub contentless: BTreeSet<Vec<u8>>,
     pub exit_status: Option<i32>,
@@ -416,17 +417,7 @@ fn analyse(log: &RawLog, view: &JailView) -> Findings {
             .iter()
             .any(|&(op, errno)| errno == 0 && matches!(op, Op::Read | Op::Exec | Op::Interp));
         if read {
-            let p = Path::new(std::ffi::OsStr::from_bytes(path));
-            let real = if follow {
-                std::fs::canonicalize(p).ok()
-            } else {
-                Some(p.to_path_buf())
-            };
-            if let Some(r) = real {
-                f.read.insert(std::os::unix::ffi::OsStringExt::into_vec(
-                    r.into_os_string(),
-                ));
-            }
+            f.read.insert((path.to_vec(), follow));
         }
         for &(op, errno) in ops {
             // ENOENT from exec of a file the jail has: its interpreter
@@ -758,13 +749,7 @@ fn restore_lost_content(
     let manifest = Manifest::load(mpath).map_err(|e| internal(e.to_string()))?;
     // Only what materialize puts in the jail: a file it leaves out on
     // purpose (made by the run, never read) is not lost.
-    let opts = crate::core::jail::plan::Options {
-        with_outputs: false,
-        allow_devices: Vec::new(),
-        keep_password_hashes: false,
-        accounts: None,
-        keep_setuid: Vec::new(),
-    };
+    let opts = crate::core::jail::plan::Options::default();
     let Ok(plan) = crate::core::jail::plan::build(&manifest, "manifest", &opts, "JAIL") else {
         // materialize will say what is wrong with the manifest.
         return Ok(());
@@ -834,6 +819,32 @@ fn restore_lost_content(
     Ok(())
 }
 
+/// The files among `read` that the manifest gives no bytes, by their real
+/// host paths (the manifest's); no path is resolved when there are none.
+fn contentless_reads(read: &BTreeSet<(Vec<u8>, bool)>, m: &Manifest) -> BTreeSet<Vec<u8>> {
+    let without: std::collections::HashSet<&[u8]> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::File && !crate::core::jail::plan::carries_content(e))
+        .map(|e| e.path.as_bytes())
+        .collect();
+    if without.is_empty() {
+        return BTreeSet::new();
+    }
+    read.iter()
+        .filter_map(|(p, follow)| {
+            if !follow {
+                return Some(p.clone());
+            }
+            let real = std::fs::canonicalize(Path::new(std::ffi::OsStr::from_bytes(p))).ok()?;
+            Some(std::os::unix::ffi::OsStringExt::into_vec(
+                real.into_os_string(),
+            ))
+        })
+        .filter(|p| without.contains(p.as_slice()))
+        .collect()
+}
+
 /// Runs `verify`, writing its report to `w`.
 pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
     if args.fix && args.jail.manifest.is_none() {
@@ -855,18 +866,7 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
             None => None,
         };
         if let Some(m) = &manifest {
-            f.contentless = f
-                .read
-                .iter()
-                .filter(|p| {
-                    m.entries.iter().any(|e| {
-                        e.path.as_bytes() == p.as_slice()
-                            && e.kind == Kind::File
-                            && !crate::core::jail::plan::carries_content(e)
-                    })
-                })
-                .cloned()
-                .collect();
+            f.contentless = contentless_reads(&f.read, m);
         }
         // The status the command had on the host, when the manifest says;
         // success otherwise.

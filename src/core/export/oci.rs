@@ -113,13 +113,10 @@ fn add_item<W: Write>(
                 }
                 Unreadable::Other(msg) => fail(format!("{p}: {msg}")),
             })?;
-            let mut mode = st.st_mode & 0o7777 & mode_cap;
-            if let Some(bits) = crate::core::jail::apply::stripped(mode, *keep_special) {
-                warnings.push(format!(
-                    "{p}: {bits} bit not carried (mode {mode:04o} on the host); --keep-setuid {p} \
-                     keeps it"
-                ));
-                mode &= !0o6000;
+            let (mode, stripped) =
+                crate::core::jail::apply::copy_mode(st.st_mode, *mode_cap, *keep_special, p);
+            if let Some(why) = stripped {
+                warnings.push(format!("{p}: {why}"));
             }
             if mode & 0o6000 != 0 {
                 warnings.push(format!(

@@ -623,25 +623,18 @@ impl<'a> Executor<'a> {
         (mode_cap, keep_special): (u32, bool),
         (uid, gid): (u32, u32),
     ) -> u32 {
-        let mut mode = hst.st_mode & 0o7777 & mode_cap;
-        if let Some(bits) = stripped(mode, keep_special) {
-            self.report.warnings.push(format!(
-                "{}: {bits} bit not carried (mode {mode:04o} on the host); --keep-setuid {p} \
-                 keeps it",
-                self.show(p)
-            ));
-            mode &= !0o6000;
+        let (mut mode, stripped) = copy_mode(hst.st_mode, mode_cap, keep_special, p);
+        if let Some(why) = stripped {
+            self.report
+                .warnings
+                .push(format!("{}: {why}", self.show(p)));
         }
         if !self.owners {
             // setuid to whoever runs materialize is not what the host had.
             mode &= !0o6000;
         }
         if mode & 0o6000 != 0 {
-            let bits = match mode & 0o6000 {
-                0o4000 => "setuid",
-                0o2000 => "setgid",
-                _ => "setuid and setgid",
-            };
+            let bits = special_bits(mode);
             self.report.warnings.push(format!(
                 "{}: {bits} (mode {mode:04o}, owner {uid}:{gid}), as on the host",
                 self.show(p)
@@ -957,16 +950,33 @@ fn jail_file(fd: &OwnedFd) -> io::Result<File> {
     Ok(f)
 }
 
-/// "setuid", "setgid" or both: the special bits of `mode` that the copy
-/// loses, since `--keep-setuid` does not name it.
-pub fn stripped(mode: u32, keep_special: bool) -> Option<&'static str> {
-    if keep_special {
-        return None;
+/// A copy's mode, for materialize and the OCI layer alike: the host's,
+/// no wider than the recorded one (`mode_cap`), without setuid and setgid
+/// unless `--keep-setuid` names the file; with what was stripped, said.
+pub fn copy_mode(
+    host_mode: u32,
+    mode_cap: u32,
+    keep_special: bool,
+    p: &MPath,
+) -> (u32, Option<String>) {
+    let mode = host_mode & 0o7777 & mode_cap;
+    if keep_special || mode & 0o6000 == 0 {
+        return (mode, None);
     }
+    let bits = special_bits(mode);
+    (
+        mode & !0o6000,
+        Some(format!(
+            "{bits} bit not carried (mode {mode:04o} on the host); --keep-setuid {p} keeps it"
+        )),
+    )
+}
+
+/// The name of `mode`'s special bits (at least one is set).
+fn special_bits(mode: u32) -> &'static str {
     match mode & 0o6000 {
-        0 => None,
-        0o4000 => Some("setuid"),
-        0o2000 => Some("setgid"),
-        _ => Some("setuid and setgid"),
+        0o4000 => "setuid",
+        0o2000 => "setgid",
+        _ => "setuid and setgid",
     }
 }

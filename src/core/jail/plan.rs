@@ -78,6 +78,7 @@ pub struct Plan {
     pub bytes: u64,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub with_outputs: bool,
     pub allow_devices: Vec<MPath>,

@@ -1092,7 +1092,11 @@ impl<'a> Tracer<'a> {
     /// Notes whether thread `pid` is in another mount namespace than the
     /// command started in.
     fn check_ns(&mut self, pid: Pid) {
-        let (Some(home), Some(ns)) = (self.home_ns, mount_ns(pid)) else {
+        // No /proc read before the first exec sets the home namespace.
+        let Some(home) = self.home_ns else {
+            return;
+        };
+        let Some(ns) = mount_ns(pid) else {
             return;
         };
         if let Some(t) = self.tasks.get_mut(&pid) {

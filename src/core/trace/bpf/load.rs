@@ -361,7 +361,17 @@ pub fn load() -> Result<Loaded, String> {
             t0.elapsed().as_secs_f64()
         );
     }
-    let mut renames_seen = false;
+    // The rename kprobe tells exit whether a rename made its target's
+    // name (nothing is traced yet, so before the tracepoints is as good
+    // as after). Without kprobes the recording goes on, and says what it
+    // could not tell.
+    let (prog, func) = ("rename_target", "security_inode_rename");
+    let k: &mut KProbe = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| format!("the BPF object has no program {prog}"))?
+        .try_into()
+        .map_err(|e| err(prog, e))?;
+    let renames_seen = k.attach(func, 0).is_ok();
     // The exit program first, so that every entry recorded has its exit.
     for (prog, tp) in [
         ("process_fork", "sched_process_fork"),
@@ -382,18 +392,6 @@ pub fn load() -> Result<Loaded, String> {
                 "jailtrace: bpf {prog} attached at {:.3} s",
                 t0.elapsed().as_secs_f64()
             );
-        }
-        if prog == "sys_exit" {
-            // Before entries are recorded, like sys_exit: it tells exit
-            // whether a rename made its target's name. Without kprobes
-            // the recording goes on, and says what it could not tell.
-            let (prog, func) = ("rename_target", "security_inode_rename");
-            let k: &mut KProbe = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| format!("the BPF object has no program {prog}"))?
-                .try_into()
-                .map_err(|e| err(prog, e))?;
-            renames_seen = k.attach(func, 0).is_ok();
         }
     }
     let traced = HashMap::try_from(
