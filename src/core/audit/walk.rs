@@ -156,13 +156,16 @@ fn read_acl(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) {
     use std::os::unix::ffi::OsStrExt;
     let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     path.extend_from_slice(name);
-    let mut buf = [0u8; 4096];
-    if let Ok(len) = rustix::fs::lgetxattr(
-        std::ffi::OsStr::from_bytes(&path),
-        "system.posix_acl_access",
-        &mut buf[..],
-    ) {
-        n.acl_writers = acl_writers(&buf[..len]);
+    let path = std::ffi::OsStr::from_bytes(&path);
+    const ACL: &str = "system.posix_acl_access";
+    // Sized by the kernel: a long ACL must not hide a grant past a fixed
+    // buffer (it is at most 64 KiB, the xattr limit).
+    let Ok(size) = rustix::fs::lgetxattr_query(path, ACL) else {
+        return;
+    };
+    let mut buf = vec![0u8; size];
+    if let Ok(len) = rustix::fs::lgetxattr(path, ACL, &mut buf[..]) {
+        n.acl_writers = acl_writers(&buf[..len.min(size)]);
     }
 }
 
@@ -425,8 +428,8 @@ fn sniff(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) -> Result<(), String> {
         Ok(_) => return Err("replaced by another file during the audit".into()),
         Err(e) => return Err(format!("cannot stat: {}", e.desc())),
     }
-    let mut caps = [0u8; 64];
-    n.caps = rustix::fs::fgetxattr(&fd, "security.capability", &mut caps[..]).is_ok();
+    // Present at all is what counts (ERANGE too: a larger one than known).
+    n.caps = rustix::fs::fgetxattr_query(&fd, "security.capability").is_ok();
     let unreadable = |e: std::io::Error| format!("cannot read: {e}");
     let mut file = std::fs::File::from(fd);
     let mut head = Vec::with_capacity(16);
