@@ -59,6 +59,7 @@ fn exercise(m: &Manifest) {
             ignore_failed: true,
             keep_temp: true,
             content: true,
+            ignore_inferred: true,
             ignore: Some(regex::RegexSet::new(["^/tmp", "x"]).unwrap()),
         },
     ] {

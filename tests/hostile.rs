@@ -1454,3 +1454,40 @@ fn reads_in_a_mount_namespace_of_its_own_are_checked_against_the_host() {
         );
     }
 }
+
+#[test]
+fn inferred_entries_that_no_rule_made_are_refused() {
+    let t = common::tempdir();
+    let c = Canary::new(t.path());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        // A rule this build does not know.
+        (
+            vec![
+                r#"{"path": "/etc", "kind": "dir", "class": "regular", "inferred": "nss"}"#.into(),
+                r#"{"path": "/etc/x", "kind": "file", "class": "regular", "inferred": "keys"}"#
+                    .into(),
+            ],
+            "entry /etc/x: unknown inference rule \"keys\"",
+        ),
+        // A rule's entry carries content without the program's say: one
+        // with accesses of its own is a contradiction.
+        (
+            vec![
+                r#"{"path": "/etc", "kind": "dir", "class": "regular"}"#.into(),
+                r#"{"path": "/etc/x", "kind": "file", "class": "regular", "inferred": "nss",
+                    "accesses": [{"op": "stat", "result": "ok"}]}"#
+                    .replace('\n', " "),
+            ],
+            "entry /etc/x: inferred by a rule, yet with accesses of its own",
+        ),
+    ];
+    for (i, (entries, want)) in cases.iter().enumerate() {
+        refused_everywhere(
+            t.path(),
+            &c,
+            &format!("inferred{i}.json"),
+            manifest_lines(entries).as_bytes(),
+            &[want],
+        );
+    }
+}

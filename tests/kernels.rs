@@ -337,10 +337,12 @@ fn every_kernel_records_the_same_with_both_backends() {
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
     let prefix = format!("{}/", dir.to_str().unwrap());
-    m["entries"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|e| !e["path"].as_str().unwrap().starts_with(&prefix));
+    // What the rules inferred (the zone database, gconv modules) only
+    // makes the initramfs larger: the guests' runs take the paths the
+    // host's took.
+    m["entries"].as_array_mut().unwrap().retain(|e| {
+        !e["path"].as_str().unwrap().starts_with(&prefix) && e.get("inferred").is_none()
+    });
     std::fs::write(&merged, serde_json::to_vec(&m).unwrap()).unwrap();
     let root = t.path().join("root");
     common::success(

@@ -439,3 +439,46 @@ fn output_to_stdout() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(o.stdout, file);
 }
+
+#[test]
+fn an_entry_any_recording_reached_is_no_longer_inferred() {
+    let t = common::tempdir();
+    let inferred = |path: &str, rule: &str| {
+        let mut e = file(path, json!([]));
+        e.as_object_mut().unwrap().remove("accesses");
+        e["inferred"] = json!(rule);
+        e
+    };
+    let mut etc = dir_entry("/etc");
+    etc["inferred"] = json!("nss");
+    let a = manifest(
+        &["/bin/a"],
+        0,
+        json!([
+            dir_entry("/"),
+            etc.clone(),
+            inferred("/etc/hosts", "resolver"),
+            inferred("/etc/services", "nss"),
+        ]),
+    );
+    let mut etc_b = dir_entry("/etc");
+    etc_b["inferred"] = json!("resolver");
+    let b = manifest(
+        &["/bin/a"],
+        0,
+        json!([
+            dir_entry("/"),
+            etc_b,
+            file("/etc/hosts", json!([ { "op": "read", "result": "ok" } ])),
+            inferred("/etc/services", "resolver"),
+        ]),
+    );
+    let (pa, pb) = (write(t.path(), "a", &a), write(t.path(), "b", &b));
+    let out = t.path().join("m.json");
+    let m: Value = serde_json::from_slice(&merged_ok(&[&pa, &pb], &out, &[])).unwrap();
+    assert!(entry(&m, "/etc/hosts").get("inferred").is_none());
+    assert_eq!(entry(&m, "/etc/hosts")["accesses"][0]["op"], "read");
+    // Inferred by both: the first rule in the rules' order.
+    assert_eq!(entry(&m, "/etc/services")["inferred"], "nss");
+    assert_eq!(entry(&m, "/etc")["inferred"], "nss");
+}

@@ -35,6 +35,10 @@ pub struct DiffArgs {
     /// Also report and count changes in file content (size, sha256).
     #[arg(long)]
     pub content: bool,
+    /// Leave out the entries that `record`'s rules inferred (`--infer`):
+    /// compare only what the runs themselves reached.
+    #[arg(long)]
+    pub ignore_inferred: bool,
     /// When to colour the text output: auto (a terminal, and NO_COLOR unset).
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
@@ -104,6 +108,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         ignore_failed: args.ignore_failed,
         keep_temp: args.keep_temp,
         content: args.content,
+        ignore_inferred: args.ignore_inferred,
     };
     let old = load(&args.old)?;
     let new = load(&args.new)?;

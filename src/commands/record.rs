@@ -56,6 +56,12 @@ pub struct RecordArgs {
     /// so that `diff` reports new and removed packages first.
     #[arg(long)]
     pub packages: bool,
+    /// What to add beyond the paths the run took, each entry marked with
+    /// its rule: `all`, `none`, `base` (nss, resolver, time, devices, tmp),
+    /// or rule names, comma-separated (also tls, gconv, pam). See
+    /// docs/manifest.md.
+    #[arg(long, value_name = "RULES", default_value = "all", value_parser = crate::core::infer::parse_rules)]
+    pub infer: std::vec::Vec<crate::core::infer::Rule>,
     /// The command to trace.
     #[arg(
         required = true,
@@ -182,6 +188,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         setuid_effective: nix::unistd::geteuid().is_root(),
     };
     let (mut entries, warnings) = crate::core::resolve::build(rec.log, &resolve_opts);
+    add_inferred(&mut entries, &args.infer, &resolve_opts);
     filter(&mut entries, &include, &exclude);
     let mut manifest = Manifest {
         schema: SCHEMA_VERSION,
@@ -254,6 +261,27 @@ fn start_failure(program: &Path, e: &crate::core::launch::ChildError) -> Failure
         _ => format!("cannot start the command: {}", e.errno.desc()),
     };
     Failure::exit(e.exit_code(), msg)
+}
+
+/// The entries the rules infer, beside the run's own (sorted by path).
+fn add_inferred(
+    entries: &mut Vec<crate::core::manifest::Entry>,
+    rules: &[crate::core::infer::Rule],
+    opts: &crate::core::resolve::Options,
+) {
+    if rules.is_empty() {
+        return;
+    }
+    let touched = entries
+        .iter()
+        .filter(|e| e.accesses.iter().any(|a| a.result.is_ok()))
+        .map(|e| e.path.as_bytes());
+    let paths = crate::core::infer::paths(rules, touched);
+    let known: std::collections::HashSet<&[u8]> =
+        entries.iter().map(|e| e.path.as_bytes()).collect();
+    let more = crate::core::resolve::inferred(paths, &known, opts);
+    entries.extend(more);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
 }
 
 /// `--include` and `--exclude`, on the entries' encoded paths.

@@ -29,6 +29,9 @@ pub struct Options {
     pub keep_temp: bool,
     /// Also compare size and sha256 (`diff --content`).
     pub content: bool,
+    /// Leave out the entries that rules inferred: compare only what the
+    /// runs reached (`diff --ignore-inferred`).
+    pub ignore_inferred: bool,
 }
 
 /// Directories whose program-created contents are left out by default.
@@ -614,6 +617,7 @@ fn view<'a>(
             .ignore
             .as_ref()
             .is_some_and(|set| set.is_match(&e.path.encoded()))
+            || (opts.ignore_inferred && e.inferred.is_some())
         {
             dropped[i] = true;
         } else if !opts.keep_temp && is_own_temp(e) {

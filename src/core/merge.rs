@@ -216,6 +216,19 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
             .collect();
         merged.accesses.sort();
         merged.accesses.dedup();
+        // Reached by any recording: the run's own. Inferred by all: the
+        // first rule in the rules' order (docs/manifest.md).
+        merged.inferred = if versions.iter().all(|(_, e)| e.inferred.is_some()) {
+            versions
+                .iter()
+                .filter_map(|(_, e)| e.inferred.as_deref())
+                .min_by_key(|r| {
+                    crate::core::infer::Rule::from_name(r).map_or(usize::MAX, |r| r as usize)
+                })
+                .map(str::to_string)
+        } else {
+            None
+        };
         entries.push((merged, blocks));
     }
 

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod diff;
 pub mod error;
 pub mod export;
+pub mod infer;
 pub mod jail;
 pub mod launch;
 pub mod manifest;

@@ -461,14 +461,26 @@ fn print_findings(
     f: &Findings,
     jail: &Path,
     failed: bool,
+    manifest: Option<&Manifest>,
 ) -> std::io::Result<()> {
+    // A path a rule added to the manifest, not one the recording reached:
+    // said, since the jail had it and lost it, or was built without it.
+    let rule_of = |p: &[u8]| -> String {
+        manifest
+            .and_then(|m| m.entries.iter().find(|e| e.path.as_bytes() == p))
+            .and_then(|e| e.inferred.as_deref())
+            .map_or_else(String::new, |r| {
+                format!("; inferred by rule {r}, not reached by the recording")
+            })
+    };
     let mut out = String::new();
     for m in &f.missing {
         out += &format!(
-            "missing: {} ({} {})\n",
+            "missing: {} ({} {}{})\n",
             encode(&m.path),
             m.op.name(),
-            m.errno
+            m.errno,
+            rule_of(&m.path)
         );
     }
     for p in &f.contentless {
@@ -768,7 +780,11 @@ fn restore_lost_content(
         .filter(|e| copied.contains(e.path.as_bytes()))
     {
         if let Some(why) = view.lost_content(e) {
-            let _ = writeln!(w, "restoring before the run: {} ({why})", e.path);
+            let rule = e
+                .inferred
+                .as_deref()
+                .map_or_else(String::new, |r| format!("; inferred by rule {r}"));
+            let _ = writeln!(w, "restoring before the run: {} ({why}{rule})", e.path);
             lost.insert(e.path.as_bytes());
         }
     }
@@ -876,7 +892,7 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
         if let (Some(m), false) = (&manifest, failed) {
             drop_own_outputs(&mut f, m);
         }
-        print_findings(w, &f, &jail, failed)?;
+        print_findings(w, &f, &jail, failed, manifest.as_ref())?;
         if failed {
             print_status(w, &f, on_host);
         }

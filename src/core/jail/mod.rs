@@ -191,7 +191,21 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
         .into());
     }
 
-    print_summary(w, args, jail_hint, &report, &warnings, &plan.mounts)?;
+    let mut inferred: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for e in &manifest.entries {
+        if let Some(r) = &e.inferred {
+            *inferred.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    print_summary(
+        w,
+        args,
+        jail_hint,
+        &report,
+        &warnings,
+        &plan.mounts,
+        &inferred,
+    )?;
     for (p, msg) in &report.failures {
         eprintln!("jailtrace: {p}: {msg}");
     }
@@ -212,6 +226,7 @@ fn print_summary(
     r: &apply::Report,
     warnings: &[String],
     mounts: &std::collections::BTreeMap<MPath, &'static str>,
+    inferred: &std::collections::BTreeMap<&str, usize>,
 ) -> std::io::Result<()> {
     let s = &r.stats;
     let mut out = String::new();
@@ -244,6 +259,14 @@ fn print_summary(
             s.fifos,
             s.updated,
             s.unchanged
+        );
+    }
+    if !inferred.is_empty() {
+        // What the manifest holds beyond the recorded run, by rule.
+        let by_rule: Vec<String> = inferred.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out += &format!(
+            "inferred entries (record --infer): {}\n",
+            by_rule.join(", ")
         );
     }
     if s.no_content > 0 {

@@ -331,6 +331,11 @@ pub struct Entry {
     /// with `record --packages`; absent when none does or none was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The rule that put this path in the manifest although the run did
+    /// not reach it (see `crate::core::infer`); such an entry has no
+    /// accesses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
     /// Sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accesses: Vec<Access>,
@@ -358,6 +363,7 @@ impl Entry {
             output: false,
             created: false,
             package: None,
+            inferred: None,
             accesses: Vec::new(),
         }
     }
@@ -539,6 +545,19 @@ impl Manifest {
             if let Some(h) = &e.sha256 {
                 if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(invalid(&e.path, format!("bad sha256 {h:?}")));
+                }
+            }
+            if let Some(r) = &e.inferred {
+                if crate::core::infer::Rule::from_name(r).is_none() {
+                    return Err(invalid(&e.path, format!("unknown inference rule {r:?}")));
+                }
+                // Its content goes into a jail because a rule, not the
+                // program, chose it: a program's access would contradict.
+                if !e.accesses.is_empty() {
+                    return Err(invalid(
+                        &e.path,
+                        "inferred by a rule, yet with accesses of its own".into(),
+                    ));
                 }
             }
         }
