@@ -847,3 +847,57 @@ fn bwrap_private_copies_are_read_as_the_sandbox_user() {
     assert_eq!(status, Some(125), "{err}");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+/// A recording made in a working directory under /tmp: /tmp is private
+/// (a tmpfs) in the sandbox, so the script makes the directory there
+/// before bwrap changes into it (issue 21: it failed with "Can't chdir").
+#[test]
+fn bwrap_cwd_under_a_private_tmp_is_made_there() {
+    let test = "bwrap_cwd_under_a_private_tmp_is_made_there";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let work = tempfile::Builder::new()
+        .prefix("jailtrace-cwd-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let cwd = work.path().join("deep/er");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let m = t.path().join("m.json");
+    // It writes beside its working directory and never looks at it (a
+    // shell would stat it): the plan has no entry for the directory.
+    let out_file = work.path().join("out");
+    let of = format!("of={}", out_file.display());
+    let argv = [
+        "/bin/dd",
+        "if=/dev/zero",
+        of.as_str(),
+        "bs=1",
+        "count=3",
+        "status=none",
+    ];
+    let rec = common::output(
+        common::jailtrace()
+            .current_dir(&cwd)
+            .args(["record", "-o"])
+            .arg(&m)
+            .arg("--")
+            .args(argv),
+    );
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    // The recording wrote it on the host; the sandbox must not.
+    std::fs::remove_file(&out_file).unwrap();
+    let script = t.path().join("rec.sh");
+    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("--tmpfs /tmp"), "{text}");
+    let (code, _, err) = run(&mut Command::new(&script));
+    assert_eq!(code, Some(0), "{err}\n{text}");
+    // Private: the host's directory did not get the file.
+    assert!(!out_file.exists(), "written through to the host");
+}

@@ -545,3 +545,42 @@ fn fix_copies_the_bytes_of_a_file_the_jailed_run_reads() {
     );
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "mode=fast\n");
 }
+
+/// A /proc read that the program may not make (nobody reading PID 1's
+/// `io`) fails on the host too, and under `run`'s `hidepid=invisible` it
+/// fails with ENOENT: with proc mounted, that is no "proc is needed"
+/// (issue 21), and a jail that serves the program verifies clean.
+#[test]
+fn a_refused_proc_read_with_proc_mounted_is_no_finding() {
+    if !require_root("a_refused_proc_read_with_proc_mounted_is_no_finding") {
+        return;
+    }
+    let tmp = tempdir();
+    let argv = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /proc/1/io; true",
+    ];
+    let (m, jail) = complete_jail(tmp.path(), &argv);
+    let out = output(
+        jailtrace()
+            .args(["verify", "--allow-root", "--mount", "proc", "--manifest"])
+            .arg(&m)
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("mount: proc"), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

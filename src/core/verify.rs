@@ -122,7 +122,16 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         }
     }
     let view = JailView::open(&plan.jail)?;
-    let mut f = analyse(&rec.log, &view);
+    let mounted: Vec<&'static str> = plan
+        .mounts
+        .iter()
+        .filter_map(|m| match m.kind {
+            crate::core::launch::MountKind::Proc => Some("proc"),
+            crate::core::launch::MountKind::Sys => Some("sys"),
+            crate::core::launch::MountKind::DevLog => None,
+        })
+        .collect();
+    let mut f = analyse(&rec.log, &view, &mounted);
     f.interpreters = missing_interpreters(&f, &view);
     f.incomplete_dirs = listed_dirs(&rec.log, &view);
     f.exit_status = rec.exit_status;
@@ -326,30 +335,6 @@ const NOT_THERE: [i32; 5] = [
     libc::ENODEV,
 ];
 
-/// Operations that need the path to exist beforehand. A failed unlink or
-/// an exclusive create of a path the host happens to have is no dependency.
-fn needs_existing(op: Op) -> bool {
-    matches!(
-        op,
-        Op::Read
-            | Op::Write
-            | Op::Path
-            | Op::Exec
-            | Op::Interp
-            | Op::Stat
-            | Op::Access
-            | Op::Readlink
-            | Op::Chdir
-            | Op::Connect
-            | Op::Chmod
-            | Op::Chown
-            | Op::Utime
-            | Op::Xattr
-            | Op::Watch
-            | Op::Chroot
-    )
-}
-
 /// Directories listed (opened for reading) in the jail, compared with the
 /// host's: the names only the host has.
 fn listed_dirs(log: &RawLog, view: &JailView) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
@@ -410,7 +395,12 @@ fn missing_interpreters(f: &Findings, view: &JailView) -> BTreeSet<(Vec<u8>, Vec
 /// for an `O_CREAT` open of what is missing there (a shell's `>/dev/null`
 /// as nobody). Other errors count only when the jail lacks the path:
 /// `/dev/tty` without a controlling terminal fails with ENXIO.
-fn analyse(log: &RawLog, view: &JailView) -> Findings {
+///
+/// `mounted`: the pseudo file systems the run had (`proc`, `sys`). A failed
+/// access beneath one of them is the kernel's answer to the program (a
+/// process gone, `hidepid` turning EACCES into ENOENT), not a missing
+/// mount: the jail's own empty `/proc` directory says nothing of it.
+fn analyse(log: &RawLog, view: &JailView, mounted: &[&str]) -> Findings {
     let mut f = Findings::default();
     for (path, follow, ops) in log.iter() {
         let read = ops
@@ -425,13 +415,16 @@ fn analyse(log: &RawLog, view: &JailView) -> Findings {
             let absent = matches!(errno, libc::ENOENT | libc::ENOTDIR)
                 || ((NOT_THERE.contains(&errno) || errno == libc::EACCES)
                     && !view.exists(path, follow));
-            if errno == 0 || !absent || !needs_existing(op) {
+            if errno == 0 || !absent || !op.meaning().needs_existing {
                 continue;
             }
             if !on_host(path, follow) {
                 continue;
             }
             let first = path.split(|&b| b == b'/').nth(1).unwrap_or_default();
+            if mounted.iter().any(|m| m.as_bytes() == first) {
+                continue;
+            }
             match first {
                 b"proc" => {
                     f.mounts.insert("proc");

@@ -304,6 +304,38 @@ fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes,
     Ok((writes, tmpfs))
 }
 
+/// A working directory beneath a private (tmpfs) directory, such as a
+/// recording made in `/tmp/build`, is not in the fresh tmpfs: it and the
+/// directories above it are made there, with the host's modes, so that
+/// `--chdir` finds it.
+fn cwd_in_private_dir(m: &Manifest, b: &mut Builder<'_>) {
+    let cwd = &m.command.cwd;
+    let Some(top) = b
+        .tmpfs
+        .iter()
+        .find(|t| cwd.starts_with(t) && *t != cwd)
+        .cloned()
+    else {
+        return;
+    };
+    let mut below: Vec<MPath> = cwd
+        .ancestors()
+        .into_iter()
+        .filter(|a| a.starts_with(&top) && *a != top)
+        .collect();
+    below.push(cwd.clone());
+    for d in below {
+        if b.ops.contains_key(&d) {
+            continue;
+        }
+        let mode = std::fs::metadata(d.as_path()).map_or(0o755, |md| {
+            std::os::unix::fs::PermissionsExt::mode(&md.permissions())
+        });
+        let [a, p] = perms(mode);
+        b.ops.insert(d.clone(), vec![a, p, arg("--dir"), path(&d)]);
+    }
+}
+
 /// Builds the sandbox for `m` (named `name` in messages).
 pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
     let plan = export::plan_of(m, name, &opts.common)?;
@@ -346,6 +378,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         };
         b.ops.insert(d, op);
     }
+    cwd_in_private_dir(m, &mut b);
     switched_ids(m, opts, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
     for e in &m.entries {

@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::core::error::Failure;
 use crate::core::jail::plan::{self, Plan};
 use crate::core::manifest::pathenc::MPath;
-use crate::core::manifest::{Class, Entry, Kind, Manifest, Op};
+use crate::core::manifest::{Change, Class, Entry, Kind, Manifest, Op};
 
 /// What every format shares.
 #[derive(Debug, Clone, Default)]
@@ -97,29 +97,6 @@ pub struct Writes {
     pub objects: BTreeSet<MPath>,
 }
 
-/// Operations that change the entries of the directory holding the path.
-const NAME_CHANGES: [Op; 9] = [
-    Op::Mkdir,
-    Op::Rmdir,
-    Op::Unlink,
-    Op::RenameFrom,
-    Op::RenameTo,
-    Op::LinkTo,
-    Op::Symlink,
-    Op::Bind,
-    Op::Mknod,
-];
-
-/// Operations that change the object itself.
-const OBJECT_CHANGES: [Op; 6] = [
-    Op::Write,
-    Op::Create,
-    Op::Chmod,
-    Op::Chown,
-    Op::Utime,
-    Op::Xattr,
-];
-
 /// Works out [`Writes`] from the successful accesses. Devices (writing
 /// `/dev/null` changes nothing) and `/proc` and `/sys` are left out.
 pub fn writes(m: &Manifest) -> Writes {
@@ -138,9 +115,13 @@ pub fn writes(m: &Manifest) -> Writes {
         {
             continue;
         }
-        let ok = |op: Op| e.accesses.iter().any(|a| a.op == op && a.result.is_ok());
-        let renames = NAME_CHANGES.iter().any(|&op| ok(op));
-        let changes = OBJECT_CHANGES.iter().any(|&op| ok(op));
+        let ok = |c: Change| {
+            e.accesses
+                .iter()
+                .any(|a| a.op.meaning().change == c && a.result.is_ok())
+        };
+        let renames = ok(Change::Name);
+        let changes = ok(Change::Object);
         if e.created || renames {
             // A created object, or one that came or went: its directory.
             w.dirs.extend(found_dir(&e.path));
@@ -213,7 +194,10 @@ pub fn program_path(m: &Manifest) -> anyhow::Result<MPath> {
 
 /// Every operation that changes an object or its directory.
 pub fn changing_ops() -> impl Iterator<Item = Op> {
-    NAME_CHANGES.into_iter().chain(OBJECT_CHANGES)
+    Op::ALL
+        .iter()
+        .copied()
+        .filter(|op| op.meaning().change != Change::Nothing)
 }
 
 /// Devices outside the safe set that the program opened fail the export

@@ -436,21 +436,10 @@ fn skip_created(
 /// jail or an image. An entry without recorded accesses (written by hand,
 /// or by another tool) says nothing of use, and keeps its bytes.
 pub fn carries_content(e: &Entry) -> bool {
-    use crate::core::manifest::Op;
     e.accesses.is_empty()
-        || e.accesses.iter().any(|a| {
-            a.result.as_str() == "ok"
-                && matches!(
-                    a.op,
-                    Op::Read
-                        | Op::Write
-                        | Op::Create
-                        | Op::Exec
-                        | Op::Interp
-                        | Op::RenameFrom
-                        | Op::LinkFrom
-                )
-        })
+        || e.accesses
+            .iter()
+            .any(|a| a.result.as_str() == "ok" && a.op.meaning().content)
 }
 
 /// A regular file: copied from the host at apply time, or rewritten if it

@@ -80,11 +80,57 @@ pub enum Class {
     Sys,
 }
 
-/// Declares [`Op`] once: the enum, its manifest names and the list of all
-/// operations come from this one table, so an operation cannot be added to
-/// one and forgotten in another.
+/// How the run tells whether it made the object a creating operation
+/// names, or found it there (the manifest's `created`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Born {
+    /// `O_CREAT`: the kernel says whether this open created the file
+    /// (ptrace: the path's absence at entry; bpf: the open's `FMODE_CREATED`).
+    CreateFlag,
+    /// A rename's target: it replaced what was there, or made the name
+    /// (ptrace: absence at entry; bpf: the rename kprobe's lookup).
+    RenameTarget,
+    /// mkdir, mknod, symlink, link and bind fail on an existing name: a
+    /// success made it.
+    FailsIfExists,
+}
+
+/// What an operation changes, for what an export must make writable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing.
+    Nothing,
+    /// The entries of the directory holding the path (a name came or went).
+    Name,
+    /// The object itself (its data or metadata).
+    Object,
+}
+
+/// What an operation means, declared once per row of the [`Op`] table:
+/// every decision about ops is derived from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meaning {
+    /// It can bring the object into existence, and how the run tells.
+    pub creates: Option<Born>,
+    /// A success makes the entry an output of the program (its bytes
+    /// change from run to run).
+    pub output: bool,
+    /// What it changes (the export's writable set).
+    pub change: Change,
+    /// It needs the object to exist beforehand: failing with ENOENT in a
+    /// jail, on a path the host has, shows the jail lacks it (verify).
+    pub needs_existing: bool,
+    /// A success hands the program the object's bytes (or moves them to
+    /// another name), so a jail gets them; otherwise only its metadata.
+    pub content: bool,
+}
+
+/// Declares [`Op`] once: the enum, its manifest names, the list of all
+/// operations and what each means come from this one table, so an
+/// operation cannot be added to one and forgotten in another, and a row
+/// must say every property (a struct literal: the compiler checks).
 macro_rules! ops {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $meaning:expr, )*) => {
         /// What the program did with a path.
         #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Op {
@@ -102,76 +148,101 @@ macro_rules! ops {
                     $(Op::$variant => $name,)*
                 }
             }
+
+            /// What it means (the table's row).
+            pub const fn meaning(self) -> Meaning {
+                match self {
+                    $(Op::$variant => $meaning,)*
+                }
+            }
         }
     };
 }
 
+/// Short names for the table's columns.
+const fn m(
+    creates: Option<Born>,
+    output: bool,
+    change: Change,
+    needs_existing: bool,
+    content: bool,
+) -> Meaning {
+    Meaning {
+        creates,
+        output,
+        change,
+        needs_existing,
+        content,
+    }
+}
+
+use Born::{CreateFlag, FailsIfExists, RenameTarget};
+use Change::{Name, Nothing, Object};
+
+// Columns: creates, output, change, needs_existing, content.
 ops! {
     /// Opened for reading (files) or listing (directories).
-    Read => "read",
+    Read => "read", m(None, false, Nothing, true, true),
     /// Opened for writing.
-    Write => "write",
+    Write => "write", m(None, true, Object, true, true),
     /// Opened with `O_CREAT` (or `creat`).
-    Create => "create",
+    Create => "create", m(Some(CreateFlag), true, Object, false, true),
     /// Opened with `O_PATH`: a handle, no data access.
-    Path => "path",
+    Path => "path", m(None, false, Nothing, true, false),
     /// `execve`/`execveat` of this file.
-    Exec => "exec",
+    Exec => "exec", m(None, false, Nothing, true, true),
     /// Loaded by the kernel as the ELF interpreter of an executed binary.
-    Interp => "interp",
+    Interp => "interp", m(None, false, Nothing, true, true),
     /// stat/lstat/newfstatat/statx.
-    Stat => "stat",
+    Stat => "stat", m(None, false, Nothing, true, false),
     /// access/faccessat/faccessat2.
-    Access => "access",
-    Readlink => "readlink",
-    Chdir => "chdir",
-    Mkdir => "mkdir",
-    Rmdir => "rmdir",
-    Unlink => "unlink",
-    RenameFrom => "rename-from",
-    RenameTo => "rename-to",
-    LinkFrom => "link-from",
-    LinkTo => "link-to",
+    Access => "access", m(None, false, Nothing, true, false),
+    Readlink => "readlink", m(None, false, Nothing, true, false),
+    Chdir => "chdir", m(None, false, Nothing, true, false),
+    Mkdir => "mkdir", m(Some(FailsIfExists), true, Name, false, false),
+    Rmdir => "rmdir", m(None, false, Name, false, false),
+    Unlink => "unlink", m(None, false, Name, false, false),
+    /// The bytes move to the new name, so the old one's go into a jail.
+    RenameFrom => "rename-from", m(None, false, Name, false, true),
+    RenameTo => "rename-to", m(Some(RenameTarget), true, Name, false, false),
+    LinkFrom => "link-from", m(None, false, Nothing, false, true),
+    LinkTo => "link-to", m(Some(FailsIfExists), true, Name, false, false),
     /// The path of a symlink created with symlink/symlinkat.
-    Symlink => "symlink",
+    Symlink => "symlink", m(Some(FailsIfExists), true, Name, false, false),
     /// A symlink met while resolving another accessed path.
-    Follow => "follow",
+    Follow => "follow", m(None, false, Nothing, false, false),
     /// `connect` on an AF_UNIX socket path.
-    Connect => "connect",
+    Connect => "connect", m(None, false, Nothing, true, false),
     /// `bind` on an AF_UNIX socket path.
-    Bind => "bind",
+    Bind => "bind", m(Some(FailsIfExists), true, Name, false, false),
     /// A node made with `mknod`/`mknodat` (FIFOs, devices, sockets, files).
-    Mknod => "mknod",
-    /// `chmod`, `fchmodat`, `fchmodat2`.
-    Chmod => "chmod",
+    Mknod => "mknod", m(Some(FailsIfExists), true, Name, false, false),
+    /// `chmod`, `fchmodat`, `fchmodat2`. Metadata changes need the object
+    /// there already, so a jail must have it, and make no output.
+    Chmod => "chmod", m(None, false, Object, true, false),
     /// `chown`, `lchown`, `fchownat`.
-    Chown => "chown",
+    Chown => "chown", m(None, false, Object, true, false),
     /// Times set with `utime`, `utimes`, `utimensat`, `futimesat`.
-    Utime => "utime",
+    Utime => "utime", m(None, false, Object, true, false),
     /// Extended attributes set or removed (`setxattr`, `removexattr` and
     /// their `l` and `at` forms); reading them is `stat`.
-    Xattr => "xattr",
+    Xattr => "xattr", m(None, false, Object, true, false),
     /// `inotify_add_watch`.
-    Watch => "watch",
+    Watch => "watch", m(None, false, Nothing, true, false),
     /// `chroot` to this directory.
-    Chroot => "chroot",
+    Chroot => "chroot", m(None, false, Nothing, true, false),
 }
 
 impl Op {
     /// Operations that change the file system at this path: the entry is an
-    /// output of the program when one of them succeeded. Metadata changes
-    /// (`chmod`, `chown`, `utime`, `xattr`) are not: they need the object to
-    /// be there already, so a jail must have it, data included.
+    /// output of the program when one of them succeeded.
     pub fn is_output(self) -> bool {
-        self == Op::Write || self.creates()
+        self.meaning().output
     }
 
     /// Operations that can bring the object at this path into existence.
     pub fn creates(self) -> bool {
-        matches!(
-            self,
-            Op::Create | Op::Mkdir | Op::RenameTo | Op::LinkTo | Op::Symlink | Op::Bind | Op::Mknod
-        )
+        self.meaning().creates.is_some()
     }
 }
 
@@ -745,6 +816,45 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table's rows agree with one another: what the rest of the code
+    /// derives from them stays coherent when a row is added.
+    #[test]
+    fn every_op_means_something_coherent() {
+        for &op in Op::ALL {
+            let m = op.meaning();
+            let name = op.name();
+            // Whatever can make the object is an output and changes
+            // something (an `O_CREAT` open the file, since it may find it
+            // there; the others the directory); a creation does not need
+            // the object beforehand.
+            if m.creates.is_some() {
+                assert!(m.output, "{name}");
+                assert_ne!(m.change, Change::Nothing, "{name}");
+                assert!(!m.needs_existing, "{name}");
+            }
+            // An output changes something an export must make writable.
+            if m.output {
+                assert_ne!(m.change, Change::Nothing, "{name}");
+            }
+            // A change of the object in place needs it there, or makes it.
+            if m.change == Change::Object {
+                assert!(m.needs_existing || m.creates.is_some(), "{name}");
+            }
+            // A name that only goes away holds no bytes a jail needs,
+            // except a rename's source, whose bytes move.
+            if matches!(op, Op::Unlink | Op::Rmdir) {
+                assert!(!m.content && !m.output, "{name}");
+            }
+        }
+        // Each way of telling found from made is used by some op.
+        for born in [Born::CreateFlag, Born::RenameTarget, Born::FailsIfExists] {
+            assert!(
+                Op::ALL.iter().any(|o| o.meaning().creates == Some(born)),
+                "{born:?}"
+            );
+        }
+    }
 
     fn sample() -> &'static str {
         r#"{

@@ -28,7 +28,7 @@ use super::{
     progress, record_call, rewrite_proc, sys, unrooted, Backend, Call, Launch, RawLog, Recording,
     Stats, TraceError, TraceOptions,
 };
-use crate::core::manifest::Op;
+use crate::core::manifest::{Born, Op};
 use event::{Event, Record};
 
 /// The eBPF backend: needs root (CAP_BPF and CAP_PERFMON) and a kernel
@@ -445,10 +445,11 @@ impl Recorder<'_> {
                 if !creates || errno != 0 || self.log.contains(path, *follow) {
                     return None;
                 }
-                Some(if ops.iter().any(|o| o == Op::Create) {
+                let born = |b: Born| ops.iter().any(|o| o.meaning().creates == Some(b));
+                Some(if born(Born::CreateFlag) {
                     // O_CREAT: the kernel marks the file it created.
                     !e.created
-                } else if ops.iter().any(|o| o == Op::RenameTo) {
+                } else if born(Born::RenameTarget) {
                     // The kernel's lookup of the target, seen in
                     // security_inode_rename; unseen, the object there
                     // now is taken as an input, and the manifest says so.
@@ -459,8 +460,7 @@ impl Recorder<'_> {
                     }
                     !self.renames_seen || !e.rename_made_target
                 } else {
-                    // mkdir, mknod, symlink, link, bind fail on an
-                    // existing name.
+                    // Born::FailsIfExists: made by the success.
                     false
                 })
             })
