@@ -50,7 +50,18 @@ fn needs(test: &str) -> bool {
 /// compares status, stdout and stderr with the host's run. Returns the
 /// script.
 fn record_export_compare(t: &Path, test: &str, argv: &[&str], extra: &[&str]) -> PathBuf {
-    let host = run(Command::new(argv[0]).args(&argv[1..]));
+    // The sandbox starts with `run`'s clean environment: so does the host
+    // run it is compared with.
+    let host = run(Command::new(argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root"));
     common::record_in(t, "rec", argv, host.0.expect("host run not killed"));
     let script = t.join("rec.sh");
     let mut args = vec!["--format", "bwrap", "--script", "-o"];
@@ -900,4 +911,161 @@ fn bwrap_cwd_under_a_private_tmp_is_made_there() {
     assert_eq!(code, Some(0), "{err}\n{text}");
     // Private: the host's directory did not get the file.
     assert!(!out_file.exists(), "written through to the host");
+}
+
+/// The script gives the program `run`'s clean environment and `--env`,
+/// never the caller's (issue 21: NODE_EXTRA_CA_CERTS leaked into node).
+#[test]
+fn bwrap_gives_a_clean_environment_and_env() {
+    let test = "bwrap_gives_a_clean_environment_and_env";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    common::record_in(t.path(), "rec", &["/usr/bin/env"], 0);
+    let script = t.path().join("env.sh");
+    // `--env LANG` takes the exporter's value, here set for it.
+    let exported = common::output(
+        common::jailtrace()
+            .env("LANG", "C.UTF-8")
+            .args(["export", "--format", "bwrap", "--script"])
+            .args(["--env", "GREETING=hi there", "--env", "LANG", "-o"])
+            .arg(&script)
+            .arg(t.path().join("rec.json")),
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let (code, out, err) = run(Command::new(&script)
+        .env("LANG", "POSIX")
+        .env("NODE_EXTRA_CA_CERTS", "/tmp/evil.pem")
+        .env("SECRET_TOKEN", "s3cret"));
+    assert_eq!(code, Some(0), "{err}");
+    // bwrap itself sets PWD to the directory it changed into.
+    let mut got: Vec<&str> = out.lines().filter(|l| !l.starts_with("PWD=")).collect();
+    got.sort_unstable();
+    let home = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .map_or("/".to_string(), |u| u.dir.display().to_string());
+    let name = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .map(|u| u.name);
+    let mut want = vec![
+        "GREETING=hi there".to_string(),
+        format!("HOME={home}"),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+    ];
+    // LANG's value is the exporter's, read when the script was written.
+    want.push("LANG=C.UTF-8".to_string());
+    if let Some(n) = name {
+        want.push(format!("LOGNAME={n}"));
+        want.push(format!("USER={n}"));
+    }
+    want.sort_unstable();
+    assert_eq!(got, want);
+}
+
+/// The warning about a recorded user switch says what is true for the
+/// options given: with --user it does not advise --user (issue 21).
+#[test]
+fn the_user_switch_warning_fits_the_options() {
+    let t = common::tempdir();
+    let mut m = common::manifest(json!([{ "path": "/", "kind": "dir", "class": "regular" }]));
+    m["command"]["set_uids"] = json!([0, 65534]);
+    let p = t.path().join("m.json");
+    std::fs::write(&p, m.to_string()).unwrap();
+    let warning = |extra: &[&str]| {
+        let out = export(&[&["--format", "bwrap"][..], extra].concat(), &p);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let plain = warning(&[]);
+    assert!(plain.contains("switched to uid 65534"), "{plain}");
+    assert!(plain.contains("export with --user"), "{plain}");
+    let with_user = warning(&["--user", "65534:65534"]);
+    assert!(with_user.contains("switched to uid 0"), "{with_user}");
+    assert!(
+        with_user.contains("runs it as uid 65534 (--user)"),
+        "{with_user}"
+    );
+    assert!(!with_user.contains("export with --user"), "{with_user}");
+}
+
+/// A path bound read-write for --user that this user cannot write on the
+/// host is named with its owner before the script exists (issue 21).
+#[test]
+fn a_writable_path_the_user_cannot_write_is_named() {
+    if !common::require_root("a_writable_path_the_user_cannot_write_is_named") {
+        return;
+    }
+    let t = common::tempdir();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    let f = dir.join("state");
+    std::fs::write(&f, "x").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut entries = vec![json!({ "path": "/", "kind": "dir", "class": "regular" })];
+    for a in dirs_down_to(&dir) {
+        entries.push(json!({ "path": a, "kind": "dir", "class": "regular", "mode": "0755" }));
+    }
+    entries.push(
+        json!({ "path": s(&f), "kind": "file", "class": "regular", "mode": "0644",
+        "uid": 0, "gid": 0, "accesses": [ { "op": "write", "result": "ok" } ] }),
+    );
+    let m = write_manifest(&dir, "m.json", json!(entries));
+    let out = export(
+        &[
+            "--format",
+            "bwrap",
+            "--user",
+            "nobody",
+            "--writable",
+            &s(&dir),
+        ],
+        &m,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{} is bound read-write, but uid 65534 (--user) cannot write it: uid 0 gid 0 owns \
+             it, mode 0644",
+            f.display()
+        )),
+        "{err}"
+    );
+    // Writable by the user: nothing to say.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = export(
+        &[
+            "--format",
+            "bwrap",
+            "--user",
+            "nobody",
+            "--writable",
+            &s(&dir),
+        ],
+        &m,
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+}
+
+/// The directories from `/` (exclusive) down to `p` (inclusive).
+fn dirs_down_to(p: &Path) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .ancestors()
+        .filter(|a| *a != Path::new("/"))
+        .map(s)
+        .collect();
+    out.reverse();
+    out
 }

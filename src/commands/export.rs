@@ -46,8 +46,10 @@ pub struct ExportArgs {
     /// (numeric).
     #[arg(long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
-    /// oci: an environment variable of the image, NAME=VALUE or NAME (its
-    /// value here). May be given several times; nothing else is passed.
+    /// An environment variable of the image (oci) or the sandbox (bwrap),
+    /// NAME=VALUE or NAME (its value here). May be given several times;
+    /// nothing else is passed (bwrap: but PATH, HOME, USER and LOGNAME, as
+    /// `run` sets them).
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
     /// oci: the image's reference name in the archive (oci-archive:FILE:TAG).
@@ -100,10 +102,7 @@ fn check_format_options(a: &ExportArgs) -> anyhow::Result<()> {
             only(!a.allow_bind.is_empty(), "--allow-bind", "bwrap")?;
             only(!a.writable.is_empty(), "--writable", "bwrap")
         }
-        Format::Bwrap => {
-            only(!a.env.is_empty(), "--env", "oci")?;
-            only(a.tag != "latest", "--tag", "oci")
-        }
+        Format::Bwrap => only(a.tag != "latest", "--tag", "oci"),
     }
 }
 
@@ -167,6 +166,7 @@ pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
                 user,
                 allow_binds: mpaths(&a.allow_bind, "--allow-bind")?,
                 writable: mpaths(&a.writable, "--writable")?,
+                env: env_entries(&a.env)?,
             };
             let sandbox = bwrap::build(&manifest, &name, &opts)?;
             let bytes = if a.script {

@@ -50,6 +50,9 @@ pub struct Options {
     /// What may be bound read-write although the sandbox's user does not
     /// own it (`--writable`): the path and everything beneath it.
     pub writable: Vec<MPath>,
+    /// `NAME=VALUE` pairs set in the sandbox (`--env`), over the clean
+    /// environment it starts with.
+    pub env: Vec<String>,
 }
 
 /// Data the sandbox gets through a file descriptor.
@@ -254,7 +257,12 @@ impl Builder<'_> {
 /// directories: temporary directories always private, the rest too with
 /// `--ephemeral`; otherwise a system directory is refused, and so is one
 /// the host no longer has.
-fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes, BTreeSet<MPath>)> {
+fn writable(
+    m: &Manifest,
+    name: &str,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<(Writes, BTreeSet<MPath>)> {
     let mut writes = export::writes(m);
     let mut tmpfs: BTreeSet<MPath> = BTreeSet::new();
     for t in export::TEMP_DIRS {
@@ -283,6 +291,7 @@ fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes,
             )));
         };
         if opts.writable.iter().any(|w| d.starts_with(w)) {
+            unwritable_by_user(d, &md, opts, warnings);
             continue;
         }
         let owner = std::os::unix::fs::MetadataExt::uid(&md);
@@ -293,6 +302,7 @@ fn writable(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<(Writes,
         } else if owner != uid {
             format!("uid {owner} owns it, not the sandbox's user (uid {uid})")
         } else {
+            unwritable_by_user(d, &md, opts, warnings);
             continue;
         };
         return Err(refuse(format!(
@@ -336,11 +346,49 @@ fn cwd_in_private_dir(m: &Manifest, b: &mut Builder<'_>) {
     }
 }
 
+/// A path bound read-write for `--user`, which that user may not write on
+/// the host: said before the script exists, with the owner and mode, since
+/// the program's writes there would fail.
+fn unwritable_by_user(
+    d: &MPath,
+    md: &std::fs::Metadata,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(u) = &opts.user else {
+        return;
+    };
+    if u.uid == 0 {
+        return;
+    }
+    let mut gids = vec![u.gid];
+    if let Some(name) = &u.name {
+        if let Ok(c) = std::ffi::CString::new(name.as_str()) {
+            if let Ok(groups) = nix::unistd::getgrouplist(&c, nix::unistd::Gid::from_raw(u.gid)) {
+                gids.extend(groups.iter().map(|g| g.as_raw()));
+            }
+        }
+    }
+    let bits = crate::core::perm::bits_for(md.mode(), (md.uid(), md.gid()), u.uid, &gids);
+    if bits & crate::core::perm::WRITE == 0 {
+        warnings.push(format!(
+            "{d} is bound read-write, but uid {} (--user) cannot write it: uid {} \
+             gid {} owns it, mode {:04o}; the program's writes there will fail",
+            u.uid,
+            md.uid(),
+            md.gid(),
+            md.mode() & 0o7777
+        ));
+    }
+}
+
 /// Builds the sandbox for `m` (named `name` in messages).
 pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
     let plan = export::plan_of(m, name, &opts.common)?;
     let device_warnings = export::refuse_devices(m, name, &opts.common)?;
-    let (writes, tmpfs) = writable(m, name, opts)?;
+    let mut warnings = Vec::new();
+    let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
     let mut b = Builder {
         opts,
         index: m.entries.iter().map(|e| (&e.path, e)).collect(),
@@ -354,6 +402,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
             .iter()
             .cloned()
             .chain(device_warnings)
+            .chain(warnings)
             .collect(),
     };
     for item in &plan.items {
@@ -405,6 +454,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         args.push(vec![arg("--share-net")]);
     }
     args.extend([vec![arg("--die-with-parent")], vec![arg("--new-session")]]);
+    args.extend(environment(m, opts));
     if let Some(u) = &opts.user {
         args.push(vec![arg("--uid"), u.uid.to_string().into_bytes()]);
         args.push(vec![arg("--gid"), u.gid.to_string().into_bytes()]);
@@ -467,14 +517,59 @@ fn switched_ids(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
         .filter(|&&u| u != own)
         .map(u32::to_string)
         .collect();
-    if !others.is_empty() {
-        warnings.push(format!(
-            "the program switched to uid {} when it was recorded; bubblewrap maps a single \
-             user, so that switch fails inside: export with --user and start the program \
-             without its own switch",
-            others.join(", ")
-        ));
+    if others.is_empty() {
+        return;
     }
+    // Said for the options given: with --user, asking for it is no advice.
+    let what = match &opts.user {
+        Some(u) => format!(
+            "the sandbox runs it as uid {} (--user) and maps no other user, so that switch \
+             fails inside: start the program without its own switch",
+            u.uid
+        ),
+        None => "bubblewrap maps a single user, so that switch fails inside: export with \
+                 --user and start the program without its own switch"
+            .to_string(),
+    };
+    warnings.push(format!(
+        "the program switched to uid {} when it was recorded; {what}",
+        others.join(", ")
+    ));
+}
+
+/// The sandbox's environment: `run`'s clean one (PATH, HOME, USER and
+/// LOGNAME of the sandbox's user), then `--env`. Whatever the shell that
+/// starts the script holds (tokens, a CA override) stays outside.
+fn environment(m: &Manifest, opts: &Options) -> Vec<Vec<Vec<u8>>> {
+    let uid = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
+    let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten();
+    let name = opts
+        .user
+        .as_ref()
+        .and_then(|u| u.name.clone())
+        .or_else(|| account.as_ref().map(|a| a.name.clone()));
+    let home = account.map_or_else(
+        || b"/".to_vec(),
+        |a| a.dir.into_os_string().into_encoded_bytes(),
+    );
+    let set = |k: &str, v: Vec<u8>| vec![arg("--setenv"), arg(k), v];
+    let mut out = vec![
+        vec![arg("--clearenv")],
+        set("PATH", arg(crate::core::launch::SAFE_PATH)),
+        set("HOME", home),
+    ];
+    if let Some(n) = name {
+        out.push(set("USER", n.clone().into_bytes()));
+        out.push(set("LOGNAME", n.into_bytes()));
+    }
+    for e in &opts.env {
+        if let Some((k, v)) = e.split_once('=') {
+            out.push(set(k, v.as_bytes().to_vec()));
+        }
+    }
+    out
 }
 
 /// The NUL-separated argument list `bwrap --args FD` reads (options only;
