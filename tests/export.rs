@@ -1069,3 +1069,77 @@ fn dirs_down_to(p: &Path) -> Vec<String> {
     out.reverse();
     out
 }
+
+/// SIGTERM to the script reaches the program, which shuts down its own
+/// way (here: a file written in its TERM handler), and the script ends
+/// with its status (issue 21: bwrap died of the signal and its
+/// --die-with-parent SIGKILLed the program).
+#[test]
+fn bwrap_script_passes_sigterm_to_the_program() {
+    let test = "bwrap_script_passes_sigterm_to_the_program";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    let body = format!(
+        "trap 'echo bye > {d}/bye; exit 0' TERM; echo up > {d}/ready; \
+         while :; do sleep 0.1; done",
+        d = dir.display()
+    );
+    let m = dir.join("m.json");
+    let rec = common::output(
+        common::jailtrace()
+            .args(["record", "--timeout", "1s", "-o"])
+            .arg(&m)
+            .args(["--", "/bin/sh", "-c", &body]),
+    );
+    assert_eq!(
+        rec.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    for f in ["bye", "ready"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    let script = dir.join("svc.sh");
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--writable",
+            &s(&dir),
+            "-o",
+            &s(&script),
+        ],
+        &m,
+    );
+    let child = Command::new(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_exit(child, "the script after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("bye")).unwrap_or_default(),
+        "bye\n",
+        "the TERM handler did not run"
+    );
+}

@@ -80,7 +80,9 @@ pub struct Sandbox {
 
 /// The descriptors a POSIX shell can redirect (dash takes one digit).
 const FIRST_FD: u8 = 3;
-const LAST_FD: u8 = 9;
+/// 8 and 9 are the script's own: the caller's stdin, kept for the program,
+/// and bwrap's `--json-status-fd` (see `render_script`).
+const LAST_FD: u8 = 7;
 
 fn arg(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
@@ -698,7 +700,18 @@ copy() {
             line(&mut out, &l);
         }
     }
-    line(&mut out, b"exec $as bwrap \\");
+    // bwrap runs in the background so that the script can pass SIGTERM,
+    // SIGINT and SIGHUP on to the program (bwrap dies of them, and
+    // --die-with-parent would then SIGKILL the program: no clean
+    // shutdown). fd 8 keeps the caller's stdin for it (an asynchronous
+    // command's is /dev/null otherwise); bwrap reports the pid of its init
+    // in the sandbox on fd 9, whose child is the program.
+    line(
+        &mut out,
+        b"status=$(mktemp) || exit 125
+exec 8<&0
+$as bwrap --json-status-fd 9 \\",
+    );
     for group in &s.args {
         let mut l = b" ".to_vec();
         for a in group {
@@ -708,7 +721,7 @@ copy() {
         l.extend_from_slice(b" \\");
         line(&mut out, &l);
     }
-    let mut last = b"  -- \"$@\"".to_vec();
+    let mut last = b"  -- \"$@\" 0<&8 8<&- 9>\"$status\"".to_vec();
     let mut heredocs = Vec::new();
     for (fd, p, d) in &s.data {
         match d {
@@ -729,13 +742,40 @@ copy() {
             }
         }
     }
+    last.extend_from_slice(b" &");
     line(&mut out, &last);
     for (tag, text) in heredocs {
         out.extend_from_slice(text);
         line(&mut out, tag.as_bytes());
     }
+    line(&mut out, WAIT_AND_PASS_SIGNALS.as_bytes());
     Ok(out)
 }
+
+/// The end of the script: bwrap runs in the background; SIGTERM, SIGINT
+/// and SIGHUP go on to the program (the children of bwrap's init in the
+/// sandbox, whose pid bwrap wrote on fd 9), and the script ends with
+/// bwrap's status once bwrap is gone.
+const WAIT_AND_PASS_SIGNALS: &str = r#"bw=$!
+exec 8<&-
+pass() {
+  init=$(sed -n 's/.*"child-pid": *\([0-9]*\).*/\1/p' "$status" | head -n 1)
+  if [ -n "$init" ] && [ -r "/proc/$init/task/$init/children" ]; then
+    kids=$(cat "/proc/$init/task/$init/children")
+    [ -z "$kids" ] || kill -s "$1" $kids 2>/dev/null || :
+  fi
+}
+trap 'pass TERM' TERM
+trap 'pass INT' INT
+trap 'pass HUP' HUP
+# A trapped signal ends wait early: wait again until bwrap is gone.
+while :; do
+  rc=0
+  wait "$bw" || rc=$?
+  kill -0 "$bw" 2>/dev/null || break
+done
+rm -f "$status"
+exit "$rc""#;
 
 #[cfg(test)]
 mod tests {
