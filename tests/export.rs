@@ -972,7 +972,9 @@ fn bwrap_gives_a_clean_environment_and_env() {
 #[test]
 fn the_user_switch_warning_fits_the_options() {
     let t = common::tempdir();
+    // Recorded as uid 1000, which became root (a setuid helper) and nobody.
     let mut m = common::manifest(json!([{ "path": "/", "kind": "dir", "class": "regular" }]));
+    m["command"]["uid"] = json!(1000);
     m["command"]["set_uids"] = json!([0, 65534]);
     let p = t.path().join("m.json");
     std::fs::write(&p, m.to_string()).unwrap();
@@ -986,7 +988,7 @@ fn the_user_switch_warning_fits_the_options() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let plain = warning(&[]);
-    assert!(plain.contains("switched to uid 65534"), "{plain}");
+    assert!(plain.contains("switched to uid 0, 65534"), "{plain}");
     assert!(plain.contains("export with --user"), "{plain}");
     let with_user = warning(&["--user", "65534:65534"]);
     assert!(with_user.contains("switched to uid 0"), "{with_user}");
@@ -1142,4 +1144,102 @@ fn bwrap_script_passes_sigterm_to_the_program() {
         "bye\n",
         "the TERM handler did not run"
     );
+}
+
+/// A program recorded as root that drops privileges itself runs from its
+/// script as recorded: as root in the host's user namespace, so that its
+/// own switch works, with a bounded capability set (issue 21, part 1).
+#[test]
+fn bwrap_runs_a_self_dropping_root_program_as_recorded() {
+    let test = "bwrap_runs_a_self_dropping_root_program_as_recorded";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let argv = [
+        "/bin/sh",
+        "-c",
+        "grep CapEff /proc/self/status; \
+         exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- id",
+    ];
+    common::record_in(t.path(), "rec", &argv, 0);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("rec.json")).unwrap()).unwrap();
+    assert!(
+        m["command"]["set_uids"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!(65534))),
+        "{}",
+        m["command"]
+    );
+    let script = t.path().join("rec.sh");
+    let exported = export(
+        &["--format", "bwrap", "--script", "-o", &s(&script)],
+        &t.path().join("rec.json"),
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    // It works as recorded: no advice to rewrite it with --user.
+    assert!(!String::from_utf8_lossy(&exported.stderr).contains("switched to uid"));
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        !text.contains("--unshare-all"),
+        "a user namespace maps one user"
+    );
+    assert!(text.contains("--cap-drop ALL"), "{text}");
+    for kept in [
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+    ] {
+        assert!(text.contains(&format!("--cap-add {kept}")), "{kept}");
+    }
+    // Proved unused by the recording: no chroot, chown or chmod call.
+    for dropped in ["CAP_SYS_CHROOT", "CAP_CHOWN", "CAP_FSETID", "CAP_SYS_ADMIN"] {
+        assert!(!text.contains(dropped), "{dropped}");
+    }
+    let (code, out, err) = run(&mut Command::new(&script));
+    assert_eq!(code, Some(0), "{err}");
+    // DAC_OVERRIDE, FOWNER, KILL, SETGID, SETUID, SETPCAP,
+    // NET_BIND_SERVICE and AUDIT_WRITE: bits 1, 3, 5, 6, 7, 8, 10, 29.
+    assert_eq!(
+        out,
+        "CapEff:\t00000000200005ea\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+    );
+}
+
+/// Under --user, a recorded command that starts with a privilege wrapper
+/// is named, with the command it wraps (issue 21, part 3).
+#[test]
+fn a_privilege_wrapper_under_user_is_named_with_what_it_wraps() {
+    let t = common::tempdir();
+    let mut m = common::manifest(json!([{ "path": "/", "kind": "dir", "class": "regular" }]));
+    m["command"]["argv"] = json!([
+        "/usr/bin/setpriv",
+        "--reuid=nobody",
+        "--",
+        "/usr/bin/id",
+        "-u"
+    ]);
+    let p = t.path().join("m.json");
+    std::fs::write(&p, m.to_string()).unwrap();
+    let out = export(&["--format", "bwrap", "--user", "65534:65534"], &p);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("starts with setpriv, which switches users: as uid 65534 (--user) it cannot"),
+        "{err}"
+    );
+    assert!(err.contains("(/usr/bin/id -u)"), "{err}");
+    // Without --user it runs as recorded: nothing to say.
+    let out = export(&["--format", "bwrap"], &p);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("starts with setpriv"));
 }

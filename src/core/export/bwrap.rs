@@ -73,6 +73,11 @@ pub struct Sandbox {
     /// Descriptor number and what it carries.
     pub data: Vec<(u8, MPath, Data)>,
     pub user: Option<User>,
+    /// The program starts as root and switches users itself: it runs as
+    /// root, without a user namespace, with [`Sandbox::caps`] only.
+    pub root_service: bool,
+    /// The capabilities a root service keeps (`--cap-add`).
+    pub caps: Vec<&'static str>,
     /// The recorded command line.
     pub command: Vec<Vec<u8>>,
     pub warnings: Vec<String>,
@@ -430,6 +435,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         b.ops.insert(d, op);
     }
     cwd_in_private_dir(m, &mut b);
+    privilege_wrapper(m, opts, &mut b.warnings);
     switched_ids(m, opts, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
     for e in &m.entries {
@@ -451,7 +457,37 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         }
     }
 
-    let mut args = vec![vec![arg("--unshare-all")]];
+    // A program recorded as root that switched users itself runs the way
+    // it was recorded: as root, so that its own drop works, in the host's
+    // user namespace, so that files owned by the users it switches to keep
+    // their owners, and with a bounded capability set. bwrap sets
+    // no_new_privs, so no exec can raise it again.
+    let root_service = root_service(m, opts);
+    let caps = if root_service {
+        service_caps(m)
+    } else {
+        Vec::new()
+    };
+    let mut args = if root_service {
+        let mut a: Vec<Vec<Vec<u8>>> = [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+        ]
+        .iter()
+        .map(|o| vec![arg(o)])
+        .collect();
+        a.last_mut().unwrap().push(arg("ALL"));
+        for c in &caps {
+            a.push(vec![arg("--cap-add"), arg(c)]);
+        }
+        a
+    } else {
+        vec![vec![arg("--unshare-all")]]
+    };
     if opts.share_net {
         args.push(vec![arg("--share-net")]);
     }
@@ -482,6 +518,8 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         args,
         data: b.data,
         user: opts.user.clone(),
+        root_service,
+        caps,
         command: m.command.argv.iter().map(|a| a.0.clone()).collect(),
         warnings: b.warnings,
     })
@@ -511,6 +549,10 @@ fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> 
 /// A daemon that switches to its own user at run time cannot inside the
 /// sandbox, which maps one user only.
 fn switched_ids(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
+    if root_service(m, opts) {
+        // It runs as root with the capabilities to switch: as recorded.
+        return;
+    }
     let own = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
     let others: Vec<String> = m
         .command
@@ -537,6 +579,100 @@ fn switched_ids(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
         "the program switched to uid {} when it was recorded; {what}",
         others.join(", ")
     ));
+}
+
+/// A recorded command that starts with a privilege wrapper (`setpriv`,
+/// `runuser`, `su`, `sudo`, `chroot`) cannot do its job under `--user`:
+/// the script's default command would fail inside. Said with the wrapped
+/// command where the command line shows it (after `--`).
+fn privilege_wrapper(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
+    let Some(u) = &opts.user else {
+        return;
+    };
+    let Some(first) = m.command.argv.first() else {
+        return;
+    };
+    let name = first.0.rsplit(|&c| c == b'/').next().unwrap_or(&first.0);
+    let what = match name {
+        b"setpriv" | b"runuser" | b"su" | b"sudo" => "switches users",
+        b"chroot" => "changes the root directory",
+        _ => return,
+    };
+    let wrapped = m
+        .command
+        .argv
+        .iter()
+        .position(|a| a.0 == b"--")
+        .map(|i| {
+            m.command.argv[i + 1..]
+                .iter()
+                .map(|a| String::from_utf8_lossy(&a.0).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|w| !w.is_empty());
+    let run_it = match wrapped {
+        Some(w) => format!("give the script the wrapped command instead ({w})"),
+        None => "give the script the command it runs instead".to_string(),
+    };
+    warnings.push(format!(
+        "the recorded command starts with {}, which {what}: as uid {} (--user) it cannot, so \
+         the script's default command fails inside; {run_it}, or export without --user to \
+         run it as recorded",
+        String::from_utf8_lossy(name),
+        u.uid
+    ));
+}
+
+/// Whether the program starts as root and switches users itself (and
+/// `--user` does not say otherwise).
+fn root_service(m: &Manifest, opts: &Options) -> bool {
+    opts.user.is_none()
+        && m.command.uid == 0
+        && (m.command.set_uids.iter().any(|&u| u != 0)
+            || m.command.set_gids.iter().any(|&g| g != 0))
+}
+
+/// Docker's default capability set, the anchor for a service that starts
+/// as root, narrowed where the recording proves a capability unused.
+fn service_caps(m: &Manifest) -> Vec<&'static str> {
+    use crate::core::manifest::Op;
+    let did = |op: Op| {
+        m.entries
+            .iter()
+            .any(|e| e.accesses.iter().any(|a| a.op == op))
+    };
+    let switches_uid = m.command.set_uids.iter().any(|&u| u != 0);
+    let switches_gid = switches_uid || m.command.set_gids.iter().any(|&g| g != 0);
+    let mut caps = vec![
+        // Reading and changing what other users own, as root does.
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_KILL",
+        // Dropping its own capabilities (the bounding set) when it switches.
+        "CAP_SETPCAP",
+        // Not decided by the recording: binds of AF_INET ports are not
+        // recorded, so a port below 1024 cannot be ruled out.
+        "CAP_NET_BIND_SERVICE",
+        "CAP_AUDIT_WRITE",
+    ];
+    if did(Op::Chown) {
+        caps.push("CAP_CHOWN");
+    }
+    if did(Op::Chmod) {
+        caps.push("CAP_FSETID");
+    }
+    if switches_uid {
+        caps.push("CAP_SETUID");
+    }
+    if switches_gid {
+        caps.push("CAP_SETGID");
+    }
+    if did(Op::Chroot) {
+        caps.push("CAP_SYS_CHROOT");
+    }
+    caps.sort_unstable();
+    caps
 }
 
 /// The sandbox's environment: `run`'s clean one (PATH, HOME, USER and
@@ -642,6 +778,17 @@ pub fn render_script(s: &Sandbox, manifest: &str) -> anyhow::Result<Vec<u8>> {
     line(&mut out, &set);
     line(&mut out, b"fi");
     match &s.user {
+        None if s.root_service => line(
+            &mut out,
+            b"# The program starts as root and switches users itself: bwrap runs it
+# as root, in the host's user namespace, with only the capabilities it
+# keeps, which needs root here.
+if [ \"$(id -u)\" != 0 ]; then
+  echo \"$0: run this as root: the program starts as root and switches users itself\" >&2
+  exit 125
+fi
+as=",
+        ),
         None => line(&mut out, b"as="),
         Some(u) => {
             let groups = match &u.name {
