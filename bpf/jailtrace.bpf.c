@@ -237,8 +237,9 @@ struct stash {
 
 /* What entry has to hand to exit beyond the stash: walked bases, exec's
  * path, a descriptor's path. Only inserted when needed. */
+/* Slots 0 and 1: the bases of the call's first and second path operand
+ * (SLOT_BASE0 + the operand's index). */
 #define SLOT_BASE0 0
-#define SLOT_BASE1 1
 #define SLOT_STR0 2
 #define SLOT_STR1 3
 #define SLOT_FD 4
@@ -1267,7 +1268,6 @@ static __always_inline void exec_path(u32 tid, struct linux_binprm *bprm)
 SEC("raw_tracepoint/sched_process_exec")
 int process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	u32 old = (u32)ctx->args[1];
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	if (!traced_state())

@@ -439,10 +439,6 @@ impl Entry {
         }
     }
 
-    pub fn has_op(&self, op: Op) -> bool {
-        self.accesses.iter().any(|a| a.op == op)
-    }
-
     pub fn has_ok(&self, op: Op) -> bool {
         self.accesses.iter().any(|a| a.op == op && a.result.is_ok())
     }

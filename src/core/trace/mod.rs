@@ -104,13 +104,6 @@ impl RawLog {
         map.contains_key(path)
     }
 
-    /// Whether this exact access has been seen with any outcome.
-    pub fn has(&self, path: &[u8], follow: bool, op: Op) -> bool {
-        let map = if follow { &self.follow } else { &self.nofollow };
-        map.get(path)
-            .is_some_and(|v| v.outcomes.iter().any(|&(o, _)| o == op))
-    }
-
     /// Number of unique (path, follow) keys.
     pub fn len(&self) -> usize {
         self.follow.len() + self.nofollow.len()
