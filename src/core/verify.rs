@@ -72,6 +72,9 @@ pub struct Findings {
     pub read: BTreeSet<(Vec<u8>, bool)>,
     /// Of those, what the manifest gives no bytes (set with a manifest).
     pub contentless: BTreeSet<Vec<u8>>,
+    /// Shadow files the program read on the host (set with a manifest)
+    /// whose password hashes the jail lacks, with how many: logins fail.
+    pub stripped: BTreeMap<Vec<u8>, usize>,
     pub exit_status: Option<i32>,
 }
 
@@ -81,6 +84,7 @@ impl Findings {
             && self.mounts.is_empty()
             && self.devices.is_empty()
             && self.contentless.is_empty()
+            && self.stripped.is_empty()
     }
 }
 
@@ -449,6 +453,34 @@ fn analyse(log: &RawLog, view: &JailView, mounted: &[&str]) -> Findings {
     f
 }
 
+/// The shadow files the program read on the host whose hashes the jail
+/// lacks, whether or not the run failed: a login test may not be part of
+/// the command verify runs, and every login against them fails.
+fn stripped_hashes(m: &Manifest, jail: &Path) -> anyhow::Result<BTreeMap<Vec<u8>, usize>> {
+    use crate::core::jail::accounts::Db;
+    let view = JailView::open(jail)?;
+    let mut out = BTreeMap::new();
+    for e in &m.entries {
+        if !matches!(Db::of(e.path.as_bytes()), Some(Db::Shadow | Db::Gshadow))
+            || !e.has_ok(Op::Read)
+        {
+            continue;
+        }
+        let Ok(host) = std::fs::read(e.path.as_path()) else {
+            continue;
+        };
+        let mut jailed = Vec::new();
+        if let Some(mut f) = view.regular_file(e.path.as_bytes()) {
+            let _ = std::io::Read::read_to_end(&mut f, &mut jailed);
+        }
+        let n = crate::core::jail::accounts::lost_hashes(&host, &jailed);
+        if n > 0 {
+            out.insert(e.path.as_bytes().to_vec(), n);
+        }
+    }
+    Ok(out)
+}
+
 fn print_findings(
     w: &mut dyn Write,
     f: &Findings,
@@ -480,6 +512,15 @@ fn print_findings(
         out += &format!(
             "missing: {} (its bytes: the recording only looked it up, so the jail has its size \
              and none of its content)\n",
+            encode(p)
+        );
+    }
+    for (p, n) in &f.stripped {
+        let s = if *n == 1 { "" } else { "s" };
+        out += &format!(
+            "hashes: {} ({n} account{s} with a password hash on the host have none in the jail, \
+             and the program reads it to check passwords: every password login fails; \
+             materialize --keep-password-hashes --accounts NAME,... keeps those it must log in)\n",
             encode(p)
         );
     }
@@ -876,6 +917,7 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
         };
         if let Some(m) = &manifest {
             f.contentless = contentless_reads(&f.read, m);
+            f.stripped = stripped_hashes(m, &jail)?;
         }
         // The status the command had on the host, when the manifest says;
         // success otherwise.

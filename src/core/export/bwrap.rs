@@ -410,6 +410,11 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
             .cloned()
             .chain(device_warnings)
             .chain(warnings)
+            .chain(
+                plan.stripped
+                    .iter()
+                    .map(|(p, n)| crate::core::jail::accounts::stripped_notice(p, *n)),
+            )
             .collect(),
     };
     for item in &plan.items {

@@ -280,6 +280,11 @@ pub fn write(
     let plan = export::plan_of(m, name, &opts.common)?;
     let mut warnings = export::refuse_devices(m, name, &opts.common)?;
     warnings.extend(plan.warnings.iter().cloned());
+    warnings.extend(
+        plan.stripped
+            .iter()
+            .map(|(p, n)| crate::core::jail::accounts::stripped_notice(p, *n)),
+    );
     let program = export::program_path(m)?;
     let utf8 = |b: &[u8], what: &str| {
         String::from_utf8(b.to_vec()).map_err(|_| {

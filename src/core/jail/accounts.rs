@@ -142,6 +142,70 @@ pub fn has_hash(content: &[u8]) -> bool {
     content.split(|&b| b == b'\n').any(|l| scrub_line(l) != l)
 }
 
+/// The shadow files the program read (so it checks passwords with them)
+/// whose hashes the jail does not get, each with how many of the accounts
+/// the jail keeps had one on the host: every login against those fails in
+/// the jail, which nothing else says (issue 23).
+pub fn stripped_reads(
+    m: &crate::core::manifest::Manifest,
+    keep_hashes: bool,
+    keep: Option<&Keep>,
+) -> Vec<(crate::core::manifest::pathenc::MPath, usize)> {
+    use crate::core::manifest::Op;
+    if keep_hashes {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for e in &m.entries {
+        let Some(db) = Db::of(e.path.as_bytes()) else {
+            continue;
+        };
+        if !matches!(db, Db::Shadow | Db::Gshadow) || !e.has_ok(Op::Read) {
+            continue;
+        }
+        let Ok(content) = std::fs::read(e.path.as_path()) else {
+            continue;
+        };
+        let n = content
+            .split(|&b| b == b'\n')
+            .filter(|l| {
+                let name = l.split(|&b| b == b':').next().unwrap_or_default();
+                let kept = keep.is_none_or(|k| {
+                    if db.users() {
+                        k.users.contains(name)
+                    } else {
+                        k.groups.contains(name)
+                    }
+                });
+                kept && scrub_line(l) != *l
+            })
+            .count();
+        if n > 0 {
+            out.push((e.path.clone(), n));
+        }
+    }
+    out
+}
+
+/// How many accounts of the host's shadow `host` have a hash that the
+/// jail's copy `jail` lacks (stripped, or the account left out).
+pub fn lost_hashes(host: &[u8], jail: &[u8]) -> usize {
+    let jail_lines: HashSet<&[u8]> = jail.split(|&b| b == b'\n').collect();
+    host.split(|&b| b == b'\n')
+        .filter(|l| scrub_line(l) != *l && !jail_lines.contains(l))
+        .count()
+}
+
+/// The line that says so, for materialize's summary and export's warnings.
+pub fn stripped_notice(path: &crate::core::manifest::pathenc::MPath, n: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!(
+        "password hashes stripped: the program read {path} (it checks passwords), and the jail \
+         has none of its {n} account{s}' hashes: every password login fails there; keep them \
+         with --keep-password-hashes --accounts NAME,... (the accounts it must log in)"
+    )
+}
+
 /// A passwd or group line: name, id, and the primary gid or the members.
 type Line<'a> = (&'a [u8], u32, &'a [u8]);
 

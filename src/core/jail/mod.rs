@@ -191,21 +191,18 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
         .into());
     }
 
-    let mut inferred: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    let mut notes = Notes::default();
     for e in &manifest.entries {
         if let Some(r) = &e.inferred {
-            *inferred.entry(r.as_str()).or_default() += 1;
+            *notes.inferred.entry(r.as_str()).or_default() += 1;
         }
     }
-    print_summary(
-        w,
-        args,
-        jail_hint,
-        &report,
-        &warnings,
-        &plan.mounts,
-        &inferred,
-    )?;
+    notes.stripped = plan
+        .stripped
+        .iter()
+        .map(|(p, n)| crate::core::jail::accounts::stripped_notice(p, *n))
+        .collect();
+    print_summary(w, args, jail_hint, &report, &warnings, &plan.mounts, &notes)?;
     for (p, msg) in &report.failures {
         eprintln!("jailtrace: {p}: {msg}");
     }
@@ -219,6 +216,15 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
     Ok((0, report.stats.changes()))
 }
 
+/// What the summary says about the manifest beyond what was made.
+#[derive(Default)]
+struct Notes<'a> {
+    /// Inferred entries per rule.
+    inferred: std::collections::BTreeMap<&'a str, usize>,
+    /// One line per shadow file whose hashes the program needs and lost.
+    stripped: Vec<String>,
+}
+
 fn print_summary(
     w: &mut dyn std::io::Write,
     args: &Request,
@@ -226,8 +232,9 @@ fn print_summary(
     r: &apply::Report,
     warnings: &[String],
     mounts: &std::collections::BTreeMap<MPath, &'static str>,
-    inferred: &std::collections::BTreeMap<&str, usize>,
+    notes: &Notes<'_>,
 ) -> std::io::Result<()> {
+    let (inferred, stripped) = (&notes.inferred, &notes.stripped);
     let s = &r.stats;
     let mut out = String::new();
     if args.dry_run {
@@ -260,6 +267,10 @@ fn print_summary(
             s.updated,
             s.unchanged
         );
+    }
+    // Prominent: the jail is built, and every login in it will fail.
+    for line in stripped {
+        out += &format!("{line}\n");
     }
     if !inferred.is_empty() {
         // What the manifest holds beyond the recorded run, by rule.

@@ -74,6 +74,10 @@ pub struct Plan {
     /// Mount point -> file system type the jail needs mounted there.
     pub mounts: BTreeMap<MPath, &'static str>,
     pub warnings: Vec<String>,
+    /// Shadow files the program read whose hashes the jail does not get,
+    /// with the number of accounts that lose one (see
+    /// `accounts::stripped_reads`): said on a line of its own.
+    pub stripped: Vec<(MPath, usize)>,
     pub files: u64,
     pub bytes: u64,
 }
@@ -247,6 +251,7 @@ pub fn build(
     if let Some(k) = &keep {
         plan.warnings.extend(k.left_out.iter().cloned());
     }
+    plan.stripped = accounts::stripped_reads(m, opts.keep_password_hashes, keep.as_deref());
     plan.warnings.extend(unknown_allowed_devices(opts, &index));
 
     let probes_only = probe_only_dirs(&entries);
