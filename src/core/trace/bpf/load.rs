@@ -313,24 +313,52 @@ fn load_program(prog: &str, p: &mut Program) -> Result<(), String> {
     })
 }
 
+/// The kernel's BTF cut down for the program (see `btf.rs`).
+fn cut_btf() -> Result<aya::Btf, String> {
+    use object::{Object as _, ObjectSection as _};
+    let file = object::File::parse(OBJECT).map_err(|e| e.to_string())?;
+    let local = file
+        .section_by_name(".BTF")
+        .ok_or("the object has no .BTF")?
+        .data()
+        .map_err(|e| e.to_string())?;
+    let kernel = std::fs::read("/sys/kernel/btf/vmlinux")
+        .map_err(|e| format!("/sys/kernel/btf/vmlinux: {e}"))?;
+    let cut = super::btf::cut(&kernel, local)?;
+    aya::Btf::parse(&cut, aya::Endianness::default()).map_err(|e| e.to_string())
+}
+
 /// Loads the program, fills the descriptors and attaches it.
 pub fn load() -> Result<Loaded, String> {
     let t0 = std::time::Instant::now();
     let debug = std::env::var_os("JAILTRACE_BPF_STARTUP").is_some();
     // Task storage maps have no aya type; they are only used by the
     // program itself.
-    let mut ebpf = aya::EbpfLoader::new()
-        .allow_unsupported_maps()
-        .load(OBJECT)
-        .map_err(|e| {
-            let mut msg = err("cannot load the BPF program", &e);
-            let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            msg.replace('\n', " ")
-        })?;
+    // aya's loader parses the whole kernel BTF when it is made (about 20
+    // ms): on a thread of its own, while the cut is made on this one. It
+    // then relocates against the cut, a few hundred types instead of all
+    // (see btf.rs); should the cut fail, against the whole.
+    let loader = std::thread::spawn(aya::EbpfLoader::new);
+    let target = cut_btf();
+    let mut loader = loader
+        .join()
+        .map_err(|_| "the BPF loader thread panicked".to_string())?;
+    match &target {
+        Ok(t) => {
+            loader.btf(Some(t));
+        }
+        Err(e) if debug => eprintln!("jailtrace: bpf: the whole kernel BTF is used ({e})"),
+        Err(_) => {}
+    }
+    let mut ebpf = loader.allow_unsupported_maps().load(OBJECT).map_err(|e| {
+        let mut msg = err("cannot load the BPF program", &e);
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg.replace('\n', " ")
+    })?;
     fill_descriptors(&mut ebpf)?;
     if debug {
         eprintln!(

@@ -11,6 +11,7 @@
 //! reaped here: the recording ends when the last one has exited and the
 //! ring buffer is drained. See docs/design.md.
 
+pub mod btf;
 mod event;
 mod load;
 
