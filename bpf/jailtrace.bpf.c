@@ -630,19 +630,35 @@ static __always_inline int msgs_relative(u64 base, u64 count, u32 stride, int co
 	return r.found;
 }
 
+/* i386 socketcall's call numbers (linux/net.h SYS_*) that name an
+ * address. */
+#define SC_BIND 2
+#define SC_CONNECT 3
+#define SC_SENDTO 11
+#define SC_SENDMSG 16
+#define SC_SENDMMSG 20
+
+/* The bytes between message headers in an array: struct msghdr (56) for
+ * sendmsg, struct mmsghdr (64) for sendmmsg, and their i386 layouts
+ * (compat_msghdr 28, compat_mmsghdr 32). */
+#define STRIDE_MSG 56
+#define STRIDE_MMSG 64
+#define STRIDE_MSG32 28
+#define STRIDE_MMSG32 32
+
 /* The bytes of arguments the kernel copies for an i386 socketcall that
  * names an address (net/socket.c nargs[]), 0 for the others. Not more:
  * an array that ends right before an unmapped page is valid. */
 static __always_inline u32 socketcall_size(u64 call)
 {
 	switch (call) {
-	case 2:  /* bind */
-	case 3:  /* connect */
-	case 16: /* sendmsg */
+	case SC_BIND:
+	case SC_CONNECT:
+	case SC_SENDMSG:
 		return 12;
-	case 20: /* sendmmsg */
+	case SC_SENDMMSG:
 		return 16;
-	case 11: /* sendto */
+	case SC_SENDTO:
 		return 24;
 	}
 	return 0;
@@ -654,28 +670,28 @@ static __always_inline int msg_needs_cwd(u8 kind, u64 *args)
 {
 	switch (kind) {
 	case M_MSG:
-		return msgs_relative(args[1], 1, 56, 0);
+		return msgs_relative(args[1], 1, STRIDE_MSG, 0);
 	case M_MMSG:
-		return msgs_relative(args[1], args[2], 64, 0);
+		return msgs_relative(args[1], args[2], STRIDE_MMSG, 0);
 	case M_MSG32:
-		return msgs_relative(args[1], 1, 28, 1);
+		return msgs_relative(args[1], 1, STRIDE_MSG32, 1);
 	case M_MMSG32:
-		return msgs_relative(args[1], args[2], 32, 1);
+		return msgs_relative(args[1], args[2], STRIDE_MMSG32, 1);
 	case M_SOCKETCALL: {
 		u32 a[6] = {};
 		u32 n = socketcall_size(args[0]);
 		if (!n || bpf_probe_read_user(a, n, (void *)args[1]) != 0)
 			return 0;
 		switch (args[0]) {
-		case 2:
-		case 3:
+		case SC_BIND:
+		case SC_CONNECT:
 			return unix_relative(a[1]);
-		case 11:
+		case SC_SENDTO:
 			return unix_relative(a[4]);
-		case 16:
-			return msgs_relative(a[1], 1, 28, 1);
-		case 20:
-			return msgs_relative(a[1], a[2], 32, 1);
+		case SC_SENDMSG:
+			return msgs_relative(a[1], 1, STRIDE_MSG32, 1);
+		case SC_SENDMMSG:
+			return msgs_relative(a[1], a[2], STRIDE_MMSG32, 1);
 		}
 	}
 	}
@@ -1064,16 +1080,16 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	switch (d->msg) {
 	case M_MSG:
-		send_msghdrs(st.args[1], 1, 56, 0, tid, &nitems, efault);
+		send_msghdrs(st.args[1], 1, STRIDE_MSG, 0, tid, &nitems, efault);
 		break;
 	case M_MMSG:
-		send_msghdrs(st.args[1], st.args[2], 64, 0, tid, &nitems, efault);
+		send_msghdrs(st.args[1], st.args[2], STRIDE_MMSG, 0, tid, &nitems, efault);
 		break;
 	case M_MSG32:
-		send_msghdrs(st.args[1], 1, 28, 1, tid, &nitems, efault);
+		send_msghdrs(st.args[1], 1, STRIDE_MSG32, 1, tid, &nitems, efault);
 		break;
 	case M_MMSG32:
-		send_msghdrs(st.args[1], st.args[2], 32, 1, tid, &nitems, efault);
+		send_msghdrs(st.args[1], st.args[2], STRIDE_MMSG32, 1, tid, &nitems, efault);
 		break;
 	case M_SOCKETCALL: {
 		u32 a[6] = {};
@@ -1088,18 +1104,18 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 		send_user_bytes(st.args[1], len, tid, &nitems, efault);
 		switch (st.args[0]) {
-		case 2: /* bind */
-		case 3: /* connect */
+		case SC_BIND:
+		case SC_CONNECT:
 			send_user_bytes(a[1], a[2], tid, &nitems, efault);
 			break;
-		case 11: /* sendto */
+		case SC_SENDTO:
 			send_user_bytes(a[4], a[5], tid, &nitems, efault);
 			break;
-		case 16: /* sendmsg */
-			send_msghdrs(a[1], 1, 28, 1, tid, &nitems, efault);
+		case SC_SENDMSG:
+			send_msghdrs(a[1], 1, STRIDE_MSG32, 1, tid, &nitems, efault);
 			break;
-		case 20: /* sendmmsg */
-			send_msghdrs(a[1], a[2], 32, 1, tid, &nitems, efault);
+		case SC_SENDMMSG:
+			send_msghdrs(a[1], a[2], STRIDE_MMSG32, 1, tid, &nitems, efault);
 			break;
 		}
 		break;

@@ -203,6 +203,23 @@ impl Event {
 mod tests {
     use super::*;
 
+    /// The record kinds this side parses are the C's.
+    #[test]
+    fn constants_are_the_programs() {
+        use super::super::c_define as c;
+        for (name, v) in [
+            ("E_SYSCALL", E_SYSCALL),
+            ("E_FORK", E_FORK),
+            ("I_STR", I_STR),
+            ("I_BASE", I_BASE),
+            ("I_BYTES", I_BYTES),
+            ("I_FDPATH", I_FDPATH),
+            ("I_CRED", I_CRED),
+        ] {
+            assert_eq!(u64::from(v), c(name), "{name}");
+        }
+    }
+
     #[test]
     fn walked_paths_are_reversed_components() {
         assert_eq!(walked(b"c\0b\0a\0"), b"/a/b/c".to_vec());

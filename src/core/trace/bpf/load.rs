@@ -474,6 +474,35 @@ impl Loaded {
 mod tests {
     use super::*;
 
+    /// The descriptor flags, header layouts, limits and loss counters
+    /// this side writes and reads are the C's.
+    #[test]
+    fn constants_are_the_programs() {
+        use super::super::c_define as c;
+        for (name, v) in [
+            ("D_ON", D_ON),
+            ("D_EXEC", D_EXEC),
+            ("D_SETID", D_SETID),
+            ("D_RETFD", D_RETFD),
+            ("D_CREATED", D_CREATED),
+            ("D_NOTE", D_NOTE),
+            ("D_EMPTYFD", D_EMPTYFD),
+            ("M_MSG", M_MSG),
+            ("M_MMSG", M_MMSG),
+            ("M_MSG32", M_MSG32),
+            ("M_MMSG32", M_MMSG32),
+            ("M_SOCKETCALL", M_SOCKETCALL),
+        ] {
+            assert_eq!(u64::from(v), c(name), "{name}");
+        }
+        assert_eq!(MAX_MSGS, c("MAX_MSGS"));
+        assert_eq!(
+            LOST_NAMES.len() as u64,
+            c("L_N"),
+            "one name per loss counter"
+        );
+    }
+
     #[test]
     fn kernels_without_bpf_loop_are_named() {
         let old = too_old("5.16.20-amd64").unwrap();
