@@ -371,3 +371,37 @@ fn a_program_that_loads_libpam_gets_the_whole_pam_stack() {
         .expect("the run read its own service");
     assert!(own.get("inferred").is_none(), "{own}");
 }
+
+/// A FIFO where a rule reads a file (nsswitch.conf here, bound over the
+/// host's in a private mount namespace) is skipped, never waited on.
+#[test]
+fn a_fifo_where_a_rule_reads_is_not_waited_on() {
+    if !require_root("a_fifo_where_a_rule_reads_is_not_waited_on") {
+        return;
+    }
+    let dir = tempdir();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/nsswitch.conf && exec {} record -o {}/m.json -- /bin/true",
+        fifo.display(),
+        env!("CARGO_BIN_EXE_jailtrace"),
+        dir.path().display()
+    );
+    let out = output(Command::new("timeout").args([
+        "60",
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

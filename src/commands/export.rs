@@ -153,6 +153,7 @@ pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
                 uid: id.uid.as_raw(),
                 gid: id.gid.as_raw(),
                 name: id.name,
+                groups: id.groups.iter().map(|g| g.as_raw()).collect(),
             })
         }
         None => None,

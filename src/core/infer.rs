@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::core::resolve::exe::read_regular;
+
 /// One inference rule. The order is the manifest's: a path that two rules
 /// infer is marked with the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -229,7 +231,7 @@ pub fn library_dirs() -> Vec<Vec<u8>> {
 }
 
 fn ld_conf(file: &[u8], dirs: &mut Vec<Vec<u8>>, depth: u32) {
-    let Ok(text) = std::fs::read(as_path(file)) else {
+    let Some(text) = read_regular(as_path(file)) else {
         return;
     };
     if depth > 4 {
@@ -322,13 +324,9 @@ fn with_needed(libdirs: &[Vec<u8>], lib: Vec<u8>, out: &mut Vec<Vec<u8>>) {
 /// The `DT_NEEDED` names of an ELF shared object; none if it is not one.
 fn needed(path: &[u8]) -> Vec<Vec<u8>> {
     use object::read::elf::{Dyn as _, FileHeader as _};
-    let Some(mut f) = crate::core::resolve::exe::open_regular(as_path(path)) else {
+    let Some(data) = read_regular(as_path(path)) else {
         return Vec::new();
     };
-    let mut data = Vec::new();
-    if std::io::Read::read_to_end(&mut f, &mut data).is_err() {
-        return Vec::new();
-    }
     let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else {
         return Vec::new();
     };
@@ -400,7 +398,8 @@ pub fn nss_services(conf: &str) -> BTreeMap<String, Vec<String>> {
 
 fn nss(libdirs: &[Vec<u8>], out: &mut Vec<Vec<u8>>) {
     existing(b"/etc/nsswitch.conf", out);
-    let conf = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    let conf = read_regular(Path::new("/etc/nsswitch.conf")).unwrap_or_default();
+    let conf = String::from_utf8_lossy(&conf);
     for (db, services) in nss_services(&conf) {
         if services.iter().any(|s| s == "files" || s == "compat") {
             if let Some((_, file)) = NSS_FILES.iter().find(|(d, _)| *d == db) {
@@ -434,7 +433,7 @@ fn loaded<'a>(touched: impl Iterator<Item = &'a [u8]>, prefixes: &[&[u8]]) -> Ve
 /// OpenSSL's configuration directory, as libcrypto was built with it (the
 /// string `OPENSSLDIR: "…"` that `openssl version -d` prints).
 fn openssl_dir(libcrypto: &[u8]) -> Option<Vec<u8>> {
-    let data = std::fs::read(as_path(libcrypto)).ok()?;
+    let data = read_regular(as_path(libcrypto))?;
     let key = b"OPENSSLDIR: \"";
     let at = data.windows(key.len()).position(|w| w == key)? + key.len();
     let len = data[at..].iter().take(4096).position(|&b| b == b'"')?;
@@ -523,8 +522,8 @@ fn pam<'a>(touched: impl Iterator<Item = &'a [u8]>, libdirs: &[Vec<u8>], out: &m
     tree(b"/etc/pam.d", &[], &mut confs);
     let mut modules = std::collections::BTreeSet::new();
     for c in &confs {
-        if let Ok(text) = std::fs::read_to_string(as_path(c)) {
-            modules.extend(pam_modules(&text));
+        if let Some(text) = read_regular(as_path(c)) {
+            modules.extend(pam_modules(&String::from_utf8_lossy(&text)));
         }
     }
     out.extend(confs);

@@ -466,7 +466,7 @@ fn stripped_hashes(m: &Manifest, jail: &Path) -> anyhow::Result<BTreeMap<Vec<u8>
         {
             continue;
         }
-        let Ok(host) = std::fs::read(e.path.as_path()) else {
+        let Some(host) = crate::core::resolve::exe::read_regular(e.path.as_path()) else {
             continue;
         };
         let mut jailed = Vec::new();

@@ -33,6 +33,9 @@ pub struct User {
     pub gid: u32,
     /// The host account name, for supplementary groups.
     pub name: Option<String>,
+    /// Its supplementary groups on the host (as `launch::resolve_identity`
+    /// found them), for what it may write.
+    pub groups: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -74,10 +77,8 @@ pub struct Sandbox {
     pub data: Vec<(u8, MPath, Data)>,
     pub user: Option<User>,
     /// The program starts as root and switches users itself: it runs as
-    /// root, without a user namespace, with [`Sandbox::caps`] only.
+    /// root, without a user namespace, with the capabilities `args` keeps.
     pub root_service: bool,
-    /// The capabilities a root service keeps (`--cap-add`).
-    pub caps: Vec<&'static str>,
     /// The recorded command line.
     pub command: Vec<Vec<u8>>,
     pub warnings: Vec<String>,
@@ -369,14 +370,9 @@ fn unwritable_by_user(
     if u.uid == 0 {
         return;
     }
-    let mut gids = vec![u.gid];
-    if let Some(name) = &u.name {
-        if let Ok(c) = std::ffi::CString::new(name.as_str()) {
-            if let Ok(groups) = nix::unistd::getgrouplist(&c, nix::unistd::Gid::from_raw(u.gid)) {
-                gids.extend(groups.iter().map(|g| g.as_raw()));
-            }
-        }
-    }
+    let gids: Vec<u32> = std::iter::once(u.gid)
+        .chain(u.groups.iter().copied())
+        .collect();
     let bits = crate::core::perm::bits_for(md.mode(), (md.uid(), md.gid()), u.uid, &gids);
     if bits & crate::core::perm::WRITE == 0 {
         warnings.push(format!(
@@ -441,7 +437,8 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     }
     cwd_in_private_dir(m, &mut b);
     privilege_wrapper(m, opts, &mut b.warnings);
-    switched_ids(m, opts, &mut b.warnings);
+    let root_service = root_service(m, opts);
+    switched_ids(m, opts, root_service, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
     for e in &m.entries {
         let pseudo = matches!(
@@ -467,7 +464,6 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     // user namespace, so that files owned by the users it switches to keep
     // their owners, and with a bounded capability set. bwrap sets
     // no_new_privs, so no exec can raise it again.
-    let root_service = root_service(m, opts);
     let caps = if root_service {
         service_caps(m)
     } else {
@@ -524,7 +520,6 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         data: b.data,
         user: opts.user.clone(),
         root_service,
-        caps,
         command: m.command.argv.iter().map(|a| a.0.clone()).collect(),
         warnings: b.warnings,
     })
@@ -553,8 +548,8 @@ fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> 
 
 /// A daemon that switches to its own user at run time cannot inside the
 /// sandbox, which maps one user only.
-fn switched_ids(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
-    if root_service(m, opts) {
+fn switched_ids(m: &Manifest, opts: &Options, root_service: bool, warnings: &mut Vec<String>) {
+    if root_service {
         // It runs as root with the capabilities to switch: as recorded.
         return;
     }
@@ -684,32 +679,30 @@ fn service_caps(m: &Manifest) -> Vec<&'static str> {
 /// LOGNAME of the sandbox's user), then `--env`. Whatever the shell that
 /// starts the script holds (tokens, a CA override) stays outside.
 fn environment(m: &Manifest, opts: &Options) -> Vec<Vec<Vec<u8>>> {
+    use std::os::unix::ffi::OsStringExt;
     let uid = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
     let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten();
-    let name = opts
-        .user
-        .as_ref()
-        .and_then(|u| u.name.clone())
-        .or_else(|| account.as_ref().map(|a| a.name.clone()));
-    let home = account.map_or_else(
-        || b"/".to_vec(),
-        |a| a.dir.into_os_string().into_encoded_bytes(),
-    );
-    let set = |k: &str, v: Vec<u8>| vec![arg("--setenv"), arg(k), v];
-    let mut out = vec![
-        vec![arg("--clearenv")],
-        set("PATH", arg(crate::core::launch::SAFE_PATH)),
-        set("HOME", home),
-    ];
-    if let Some(n) = name {
-        out.push(set("USER", n.clone().into_bytes()));
-        out.push(set("LOGNAME", n.into_bytes()));
+    let id = crate::core::launch::Identity {
+        uid: nix::unistd::Uid::from_raw(uid),
+        gid: nix::unistd::Gid::from_raw(opts.user.as_ref().map_or(m.command.gid, |u| u.gid)),
+        groups: Vec::new(),
+        name: opts
+            .user
+            .as_ref()
+            .and_then(|u| u.name.clone())
+            .or_else(|| account.as_ref().map(|a| a.name.clone())),
+        home: account.map(|a| a.dir),
+    };
+    let set = |k: Vec<u8>, v: Vec<u8>| vec![arg("--setenv"), k, v];
+    let mut out = vec![vec![arg("--clearenv")]];
+    for (k, v) in crate::core::launch::safe_env(&id, None) {
+        out.push(set(k.into_vec(), v.into_vec()));
     }
     for e in &opts.env {
         if let Some((k, v)) = e.split_once('=') {
-            out.push(set(k, v.as_bytes().to_vec()));
+            out.push(set(arg(k), arg(v)));
         }
     }
     out

@@ -163,7 +163,7 @@ pub fn stripped_reads(
         if !matches!(db, Db::Shadow | Db::Gshadow) || !e.has_ok(Op::Read) {
             continue;
         }
-        let Ok(content) = std::fs::read(e.path.as_path()) else {
+        let Some(content) = crate::core::resolve::exe::read_regular(e.path.as_path()) else {
             continue;
         };
         let n = content

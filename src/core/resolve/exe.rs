@@ -26,6 +26,16 @@ pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     f.metadata().ok()?.is_file().then_some(f)
 }
 
+/// The whole content of `path` if it is a regular file (see
+/// [`open_regular`]): a FIFO or device planted at a path that is read
+/// for its content is skipped, never waited on.
+pub fn read_regular(path: &Path) -> Option<Vec<u8>> {
+    let mut f = open_regular(path)?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut data).ok()?;
+    Some(data)
+}
+
 pub fn loader(path: &Path) -> Option<Loader> {
     loader_of(open_regular(path)?)
 }
