@@ -2,7 +2,7 @@
  * floor: a do-nothing ptrace tracer, the cost of ptrace itself.
  *
  * It starts and follows the command exactly as `jailtrace record` does (see
- * src/core/trace/mod.rs and src/core/trace/sys.rs): PTRACE_SEIZE of a forked child
+ * src/core/trace/ptrace/mod.rs and src/core/trace/ptrace/sys.rs): PTRACE_SEIZE of a forked child
  * that waits on a pipe, the same seccomp filter (the x86_64 syscall list of
  * src/core/trace/arch.rs; foreign architectures and x32 calls always stop;
  * where jailtrace's filter also looks at arguments, as for a sendto without
@@ -137,7 +137,7 @@ static void die(const char *what)
     exit(125);
 }
 
-/* The same program as src/core/trace/seccomp.rs builds. */
+/* The same program as src/core/trace/ptrace/seccomp.rs builds. */
 static size_t build_filter(struct sock_filter *f, int all)
 {
     size_t n = 0;

@@ -30,6 +30,7 @@ pub(crate) fn c_define(name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no numeric #define {name} in bpf/jailtrace.bpf.c"))
 }
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
@@ -38,12 +39,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::arch::{self, Sys};
-use super::decode::{self, Operand};
-use super::task::Item;
-use super::{
-    progress, record_call, rewrite_proc, sys, unrooted, Backend, Call, Launch, RawLog, Recording,
-    Stats, TraceError, TraceOptions,
-};
+use super::decode;
+use super::ends::{self, Ends};
+use super::log::{record_call, rewrite_proc, unrooted, Call, Item, RawLog};
+use super::{operand, progress, signals};
+use super::{Backend, Launch, Recording, Stats, TraceError, TraceOptions};
 use crate::core::manifest::{Born, Op};
 use event::{Event, Record};
 
@@ -92,7 +92,6 @@ struct Recorder<'a> {
     /// Thread groups alive, for signals.
     groups: BTreeSet<i32>,
     creds: (BTreeSet<u32>, BTreeSet<u32>),
-    i386_seen: bool,
     /// Items a thread sent for the syscall it is finishing.
     pending: std::collections::HashMap<u32, Event>,
     /// Records that arrived malformed or incomplete: lost like the
@@ -113,7 +112,7 @@ fn record(
     // Orphans of the tree come to jailtrace, so that waiting for them all
     // is waiting for the tree.
     let _subreaper = Subreaper::new()?;
-    let handlers = sys::install_signal_handlers()
+    let handlers = signals::install_signal_handlers()
         .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
     let child = start(&mut loaded, launch)?;
     let root = child.pid;
@@ -128,28 +127,36 @@ fn record(
         ids: HashSet::from([root.as_raw()]),
         groups: BTreeSet::from([root.as_raw()]),
         creds: (BTreeSet::new(), BTreeSet::new()),
-        i386_seen: false,
         pending: std::collections::HashMap::new(),
         lost_here: 0,
         renames_seen: loaded.renames_seen,
         unseen_renames: 0,
     };
-    let mut ends = Ends {
-        deadline: opts.timeout.map(|d| Instant::now() + d),
-        ..Ends::default()
-    };
+    let mut ends = Ends::new(opts.timeout, opts.grace);
+    let mut tree = Tree::default();
     let mut progress = opts.progress.then(progress::Progress::new);
     if let Some(p) = &progress {
         p.draw(r.progress_line());
     }
     loop {
-        ends.signals_and_deadline(&mut r, progress.as_ref());
+        let groups = &r.groups;
+        let polled = ends.poll(tree.status.is_some(), &mut r.warnings, |sig| {
+            kill_all(groups, sig);
+        });
+        if polled.stop {
+            // Nothing is traced by ptrace: the terminal stopped the
+            // command with jailtrace's process group; stop jailtrace too.
+            match &progress {
+                Some(p) => p.suspend(signals::stop_self),
+                None => signals::stop_self(),
+            }
+        }
         // Nothing new: a 1 ms nap (no event stops the program, so this
         // only delays jailtrace's reading, and its noticing the end).
         if r.drain(&mut loaded.events) == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let done = ends.reap(&mut r, root);
+        let done = tree.reap(&mut r, root);
         if let Some(p) = progress.as_mut() {
             p.tick(|| r.progress_line());
         }
@@ -160,11 +167,11 @@ fn record(
             break;
         }
     }
-    sys::set_forward_target(None);
+    signals::set_forward_target(None);
     if let Some(p) = &progress {
         p.finish();
     }
-    let _ = sys::take_signals();
+    let _ = signals::take_signals();
     drop(handlers);
 
     let lost = r.losses(&loaded);
@@ -178,8 +185,8 @@ fn record(
     }
     Ok(Recording {
         log: r.log,
-        exit_status: ends.status,
-        killed_by: ends.signal,
+        exit_status: tree.status,
+        killed_by: tree.signal,
         start_failure: child.failure(),
         warnings: r.warnings,
         stats: r.stats,
@@ -206,76 +213,27 @@ fn start(
     let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
     let root = child.pid;
     if let Err(e) = loaded.traced.insert(root.as_raw() as u32, load::ARMED, 0) {
-        let _ = sys::kill(root, libc::SIGKILL);
+        let _ = signals::kill(root, libc::SIGKILL);
         let _ = waitpid(root, None);
         return Err(TraceError::Internal(format!(
             "cannot register the command: {e}"
         )));
     }
-    sys::set_forward_target(Some(root));
+    signals::set_forward_target(Some(root));
     child
         .release()
         .map_err(|e| TraceError::Internal(format!("cannot release the child: {e}")))?;
     Ok(child)
 }
 
-/// How the recording ends: the command's status, jailtrace's signals, the
-/// timeout.
+/// How the command's tree has ended so far: the command's status.
 #[derive(Default)]
-struct Ends {
-    deadline: Option<Instant>,
-    term_sent: Option<Instant>,
-    killed: bool,
-    signals: u32,
+struct Tree {
     status: Option<i32>,
     signal: Option<i32>,
 }
 
-impl Ends {
-    /// Signals to jailtrace: the handler forwarded them to the command;
-    /// once it is gone they go to the whole tree, and a third kills it.
-    /// Then the timeout: SIGTERM, and SIGKILL after the grace.
-    fn signals_and_deadline(
-        &mut self,
-        r: &mut Recorder<'_>,
-        progress: Option<&progress::Progress>,
-    ) {
-        let sigs = sys::take_signals();
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            if sigs & (1 << sig) != 0 {
-                self.signals += 1;
-                if self.status.is_some() {
-                    r.kill_all(sig);
-                }
-                if self.signals >= 3 && !self.killed {
-                    r.warnings.insert(
-                        "jailtrace was interrupted three times: traced processes were killed"
-                            .into(),
-                    );
-                    r.kill_all(libc::SIGKILL);
-                    self.killed = true;
-                }
-            }
-        }
-        if sigs & (1 << libc::SIGTSTP) != 0 {
-            // Nothing is traced by ptrace: the terminal stopped the command
-            // with jailtrace's process group; stop jailtrace as well.
-            match progress {
-                Some(p) => p.suspend(sys::stop_self),
-                None => sys::stop_self(),
-            }
-        }
-        let now = Instant::now();
-        if self.deadline.is_some_and(|d| now >= d) && self.term_sent.is_none() {
-            r.kill_all(libc::SIGTERM);
-            self.term_sent = Some(now);
-        }
-        if self.term_sent.is_some_and(|t| now >= t + r.opts.grace) && !self.killed {
-            r.kill_all(libc::SIGKILL);
-            self.killed = true;
-        }
-    }
-
+impl Tree {
     /// Reaps what has exited (jailtrace is the tree's subreaper); true
     /// once nothing is left.
     fn reap(&mut self, r: &mut Recorder<'_>, root: Pid) -> bool {
@@ -287,7 +245,7 @@ impl Ends {
                 Ok(WaitStatus::Exited(pid, code)) => {
                     if pid == root {
                         self.status = Some(code);
-                        sys::set_forward_target(None);
+                        signals::set_forward_target(None);
                     }
                     r.groups.remove(&pid.as_raw());
                 }
@@ -295,7 +253,7 @@ impl Ends {
                     if pid == root {
                         self.status = Some(128 + sig as i32);
                         self.signal = Some(sig as i32);
-                        sys::set_forward_target(None);
+                        signals::set_forward_target(None);
                     }
                     r.groups.remove(&pid.as_raw());
                 }
@@ -321,8 +279,7 @@ impl Recorder<'_> {
     /// warnings, and the total.
     fn losses(&mut self, loaded: &load::Loaded) -> u64 {
         if loaded.x32_calls() > 0 {
-            self.warnings
-                .insert("x32 syscalls are not decoded: their accesses are missing".into());
+            self.warnings.insert(ends::X32.into());
         }
         let mut lost = loaded.lost();
         // Test hook: the loss policy, without having to overrun the kernel.
@@ -351,12 +308,6 @@ impl Recorder<'_> {
             ));
         }
         in_kernel + self.lost_here
-    }
-
-    fn kill_all(&self, sig: i32) {
-        for &g in &self.groups {
-            let _ = sys::kill(Pid::from_raw(g), sig);
-        }
     }
 
     /// Handles every event in the ring buffer; returns how many.
@@ -421,11 +372,8 @@ impl Recorder<'_> {
         let Some(call) = arch::lookup(audit, u64::from(e.nr)) else {
             return;
         };
-        if e.compat && !self.i386_seen {
-            self.i386_seen = true;
-            self.warnings.insert(
-                "a 32-bit (i386) program was traced; its path syscalls were decoded with the i386 table".into(),
-            );
+        if e.compat && !self.warnings.contains(ends::I386) {
+            self.warnings.insert(ends::I386.into());
         }
         let errno = if e.ret < 0 { -e.ret as i32 } else { 0 };
         match call {
@@ -437,9 +385,7 @@ impl Recorder<'_> {
                 return;
             }
             Sys::IoUringSetup => {
-                self.warnings.insert(
-                    "io_uring_setup was called: files opened through io_uring are invisible to ptrace and may be missing".into(),
-                );
+                self.warnings.insert(ends::IO_URING.into());
                 return;
             }
             Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return,
@@ -447,7 +393,7 @@ impl Recorder<'_> {
         }
         let mut items: Vec<Item> = Vec::new();
         for u in decode::decode(call, &e.args).into_iter().flatten() {
-            self.operand(e, &u, &mut items);
+            operand::read(&mut Captured { r: self, e }, &u, &mut items);
         }
         if items.is_empty() {
             return;
@@ -494,151 +440,6 @@ impl Recorder<'_> {
         );
     }
 
-    /// The paths one operand names in the event, made absolute.
-    fn operand(&mut self, e: &Event, u: &decode::Use, items: &mut Vec<Item>) {
-        let path = match u.operand {
-            Operand::Path {
-                dirfd,
-                addr,
-                empty_is_fd,
-            } => {
-                let Some(mut p) = e.string(addr) else {
-                    return;
-                };
-                // A successful execveat's path is the kernel's copy, which
-                // names a dirfd-relative path /dev/fd/N/PATH.
-                if e.ret == 0 && dirfd != libc::AT_FDCWD && u.ops.iter().any(|o| o == Op::Exec) {
-                    let prefix = format!("/dev/fd/{dirfd}");
-                    if let Some(rest) = p.strip_prefix(prefix.as_bytes()) {
-                        match rest.first() {
-                            None => p = rest,
-                            Some(b'/') => p = &rest[1..],
-                            Some(_) => {}
-                        }
-                    }
-                }
-                if p.is_empty() {
-                    if !empty_is_fd || dirfd == libc::AT_FDCWD {
-                        return;
-                    }
-                    if !u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
-                        return;
-                    }
-                    match e.base(dirfd) {
-                        Some(b) => self.unroot(b),
-                        None => return,
-                    }
-                } else {
-                    match self.absolute(e, dirfd, p) {
-                        Some(a) => a,
-                        None => return,
-                    }
-                }
-            }
-            Operand::Fd(fd) => match e.fd_path(i64::from(fd)) {
-                Some(p) => self.unroot(p),
-                None => return,
-            },
-            Operand::Sockaddr { addr, len } => {
-                let Some(p) = e.mem(addr, len).and_then(super::mem::unix_path) else {
-                    return;
-                };
-                match self.socket_path(e, &p) {
-                    Some(a) => a,
-                    None => return,
-                }
-            }
-            Operand::Openat2 { dirfd, addr, how } => {
-                let Some(flags) = e.u64_at(how) else {
-                    return;
-                };
-                let (ops, follow) = decode::open_ops(flags);
-                let Some(p) = e.string(addr).filter(|p| !p.is_empty()) else {
-                    return;
-                };
-                if let Some(a) = self.absolute(e, dirfd, p) {
-                    items.push((a, follow, ops));
-                }
-                return;
-            }
-            Operand::ReturnedFd => match e.fd_path(e.ret) {
-                Some(p) if e.ret >= 0 => self.unroot(p),
-                _ => return,
-            },
-            Operand::SocketcallSockaddr { pair } => {
-                // Two 32-bit values: the sockaddr pointer, then its length.
-                let Some(v) = e.u64_at(pair) else { return };
-                let Some(p) = e
-                    .mem(v & 0xffff_ffff, v >> 32)
-                    .and_then(super::mem::unix_path)
-                else {
-                    return;
-                };
-                match self.socket_path(e, &p) {
-                    Some(a) => a,
-                    None => return,
-                }
-            }
-            Operand::Msghdrs {
-                addr,
-                count,
-                stride,
-                compat,
-            } => return self.msg_destinations(e, u, (addr, count, stride, compat), items),
-            Operand::SocketcallMsghdrs { args, many } => {
-                // The 32-bit arguments (fd, msg, ...): msg, then vlen.
-                let Some(v) = e.u64_at(args.wrapping_add(4)) else {
-                    return;
-                };
-                let (msg, vlen) = (v & 0xffff_ffff, v >> 32);
-                let layout = if many {
-                    (msg, vlen, decode::MMSGHDR32, true)
-                } else {
-                    (msg, 1, decode::MSGHDR32, true)
-                };
-                return self.msg_destinations(e, u, layout, items);
-            }
-        };
-        items.push((path, u.follow, u.ops));
-    }
-
-    /// The AF_UNIX destinations of message headers (`addr`, `count`,
-    /// `stride`, `compat`), each once, as the ptrace backend reads them.
-    fn msg_destinations(
-        &mut self,
-        e: &Event,
-        u: &decode::Use,
-        (addr, count, stride, compat): (u64, u64, u64, bool),
-        items: &mut Vec<Item>,
-    ) {
-        let mut seen: Vec<Vec<u8>> = Vec::new();
-        for i in 0..count.min(load::MAX_MSGS) {
-            let h = addr.wrapping_add(i * stride);
-            let (name, namelen) = if compat {
-                let Some(v) = e.u64_at(h) else { continue };
-                (v & 0xffff_ffff, v >> 32)
-            } else {
-                let (Some(n), Some(l)) = (e.u64_at(h), e.u64_at(h + 8)) else {
-                    continue;
-                };
-                (n, l & 0xffff_ffff)
-            };
-            if name == 0 || namelen == 0 {
-                continue;
-            }
-            let Some(p) = e.mem(name, namelen).and_then(super::mem::unix_path) else {
-                continue;
-            };
-            if seen.contains(&p) {
-                continue;
-            }
-            if let Some(abs) = self.socket_path(e, &p) {
-                items.push((abs, u.follow, u.ops));
-            }
-            seen.push(p);
-        }
-    }
-
     /// `p` made absolute against the base the program walked at entry.
     /// A path operand without one had a bad dirfd (EBADF): no path, as
     /// under ptrace.
@@ -674,5 +475,73 @@ impl Recorder<'_> {
     /// A walked host path, as the (possibly chrooted) program sees it.
     fn unroot(&self, p: &[u8]) -> Vec<u8> {
         unrooted(self.opts.root.as_deref(), p).to_vec()
+    }
+}
+
+/// One event's captured bytes, as the operand interpreter reads them.
+struct Captured<'r, 'o, 'e> {
+    r: &'r mut Recorder<'o>,
+    e: &'e Event,
+}
+
+impl<'e> operand::Source<'e> for Captured<'_, '_, 'e> {
+    fn path(&mut self, addr: u64, dirfd: i32, ops: decode::Ops) -> Option<Cow<'e, [u8]>> {
+        let mut p = self.e.string(addr)?;
+        // A successful execveat's path is the kernel's copy, which names a
+        // dirfd-relative path /dev/fd/N/PATH.
+        if self.e.ret == 0 && dirfd != libc::AT_FDCWD && ops.iter().any(|o| o == Op::Exec) {
+            let prefix = format!("/dev/fd/{dirfd}");
+            if let Some(rest) = p.strip_prefix(prefix.as_bytes()) {
+                match rest.first() {
+                    None => p = rest,
+                    Some(b'/') => p = &rest[1..],
+                    Some(_) => {}
+                }
+            }
+        }
+        Some(Cow::Borrowed(p))
+    }
+
+    fn u64_at(&mut self, addr: u64) -> Option<u64> {
+        self.e.u64_at(addr)
+    }
+
+    fn bytes(&mut self, addr: u64, len: u64) -> Option<Cow<'e, [u8]>> {
+        self.e.mem(addr, len).map(Cow::Borrowed)
+    }
+
+    fn absolute(&mut self, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
+        self.r.absolute(self.e, dirfd, p)
+    }
+
+    fn socket_absolute(&mut self, p: &[u8]) -> Option<Vec<u8>> {
+        self.r.socket_path(self.e, p)
+    }
+
+    fn fd(&mut self, fd: i32) -> Option<Vec<u8>> {
+        self.e.fd_path(i64::from(fd)).map(|p| self.r.unroot(p))
+    }
+
+    fn dirfd_file(&mut self, dirfd: i32) -> Option<Vec<u8>> {
+        self.e.base(dirfd).map(|b| self.r.unroot(b))
+    }
+
+    fn returned_fd(&mut self) -> Option<Vec<u8>> {
+        let ret = self.e.ret;
+        (ret >= 0)
+            .then(|| self.e.fd_path(ret))
+            .flatten()
+            .map(|p| self.r.unroot(p))
+    }
+
+    fn max_messages(&self) -> u64 {
+        load::MAX_MSGS
+    }
+}
+
+/// Sends `sig` to every thread group of the tree.
+fn kill_all(groups: &BTreeSet<i32>, sig: i32) {
+    for &g in groups {
+        let _ = signals::kill(Pid::from_raw(g), sig);
     }
 }

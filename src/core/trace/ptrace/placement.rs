@@ -2,7 +2,8 @@
 //! is a round trip between them, and on different CPUs each trip costs a
 //! cross-CPU wake-up. See docs/performance.md for the measurements.
 
-use super::{sys, Placement};
+use super::sys;
+use crate::core::trace::Placement;
 
 /// What placing did, to be undone after the trace.
 pub struct Placed {

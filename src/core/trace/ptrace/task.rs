@@ -2,8 +2,9 @@
 
 use nix::unistd::Pid;
 
-use super::arch::Sys;
-use super::decode;
+use crate::core::trace::arch::Sys;
+use crate::core::trace::decode;
+use crate::core::trace::log::Item;
 
 /// Per-thread state.
 pub struct Task {
@@ -31,10 +32,6 @@ pub struct Task {
     /// goes.
     pub proc_dir: Option<std::os::fd::OwnedFd>,
 }
-
-/// One path a call names: absolute path, whether its last symlink is
-/// followed, and what the call does to it.
-pub type Item = (Vec<u8>, bool, decode::Ops);
 
 pub struct Pending {
     pub sys: Sys,

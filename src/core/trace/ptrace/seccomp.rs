@@ -1,8 +1,8 @@
 //! The seccomp-bpf filter installed in the traced command: only the syscalls
 //! jailtrace records stop the tracee; everything else runs at native speed.
 
-use super::arch::{self, Sys};
-use super::decode;
+use crate::core::trace::arch::{self, Sys};
+use crate::core::trace::decode;
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;

@@ -6,6 +6,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use super::sys;
+use crate::core::trace::operand::unix_path;
 
 const PAGE: u64 = 4096;
 /// PATH_MAX, including the NUL.
@@ -92,23 +93,6 @@ pub fn read_unix_path(pid: Pid, addr: u64, len: u64) -> Option<Vec<u8>> {
     let mut buf = [0u8; SUN_LEN];
     read_exact(pid, addr, &mut buf[..len])?;
     unix_path(&buf[..len])
-}
-
-/// The path of an AF_UNIX `sockaddr` (its first `len` bytes as the call
-/// gave them); `None` for other families and abstract sockets.
-pub fn unix_path(buf: &[u8]) -> Option<Vec<u8>> {
-    const SUN_LEN: usize = std::mem::size_of::<libc::sockaddr_un>();
-    let buf = &buf[..buf.len().min(SUN_LEN)];
-    if buf.len() <= 2 {
-        return None;
-    }
-    let family = u16::from_ne_bytes([buf[0], buf[1]]);
-    if family != libc::AF_UNIX as u16 || buf[2] == 0 {
-        return None;
-    }
-    let path = &buf[2..];
-    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-    Some(path[..end].to_vec())
 }
 
 /// Writes `data` at `addr` in the tracee (best effort).
