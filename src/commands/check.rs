@@ -6,13 +6,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::commands::common::Format;
+use crate::commands::Outcome;
 use crate::core::audit::{audit, who, Report, Severity};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -46,7 +42,7 @@ fn print_text(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     )
 }
 
-pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
+pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let who = who(args.user.as_deref())?;
     let report = audit(&args.jail, &who)?;
     let stdout = std::io::stdout();
@@ -79,5 +75,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
         }
     }
     out.flush()?;
-    Ok(if report.has_high() { 1 } else { 0 })
+    Ok(if report.has_high() {
+        Outcome::No
+    } else {
+        Outcome::Done
+    })
 }

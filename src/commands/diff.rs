@@ -1,15 +1,16 @@
 //! `jailtrace diff`: compare two manifests ([`crate::core::diff`]) and
 //! print the report as text or JSON.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use regex::RegexSet;
 
+use crate::commands::common::{load, regex_reason, use_color, ColorWhen, Format};
+use crate::commands::Outcome;
 use crate::core::diff::{compare, Options};
 use crate::core::error::Failure;
 use crate::core::manifest::pathenc::encode;
-use crate::core::manifest::Manifest;
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -44,52 +45,7 @@ pub struct DiffArgs {
     pub color: ColorWhen,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorWhen {
-    Auto,
-    Always,
-    Never,
-}
-
-/// A regex error on one line: the regex crate draws the pattern with a
-/// caret under the problem, and the last line says what it is.
-fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    match text.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
-        Some(reason) => format!("invalid regex: {reason}"),
-        None => format!(
-            "invalid regex: {}",
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        ),
-    }
-}
-
-/// Whether to colour stdout: `always`, `never`, or (auto) when stdout is a
-/// terminal and NO_COLOR is unset or empty (no-color.org).
-pub fn use_color(when: ColorWhen) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            std::io::stdout().is_terminal()
-                && !matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty())
-        }
-    }
-}
-
-/// Loads a manifest; the error is one line that already names the file and
-/// the cause (its Display includes the source, so the chain is not repeated).
-pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Manifest> {
-    Manifest::load(path).map_err(|e| Failure::new(e.to_string()).into())
-}
-
-pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
     let ignore = if args.ignore.is_empty() {
         None
     } else {
@@ -113,7 +69,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let old = load(&args.old)?;
     let new = load(&args.new)?;
     let report = compare(&old, &new, &opts);
-    let status = if report.is_equivalent() { 0 } else { 1 };
+    let status = if report.is_equivalent() {
+        Outcome::Done
+    } else {
+        Outcome::No
+    };
 
     let (old_name, new_name) = (
         encode(args.old.as_os_str().as_encoded_bytes()),

@@ -5,6 +5,8 @@ use std::io::Write;
 
 use clap::CommandFactory;
 
+use crate::commands::Outcome;
+
 use super::Cli;
 
 #[derive(Debug, clap::Args)]
@@ -17,16 +19,16 @@ pub struct CompletionsArgs {
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {}
 
-pub fn completions(args: &CompletionsArgs) -> anyhow::Result<i32> {
+pub fn completions(args: &CompletionsArgs) -> anyhow::Result<Outcome> {
     let mut cmd = Cli::command();
     let mut out = std::io::stdout().lock();
     clap_complete::generate(args.shell, &mut cmd, "jailtrace", &mut out);
     out.flush()?;
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
 /// One roff page for jailtrace and every subcommand, as `man` reads it.
-pub fn man(_: &ManArgs) -> anyhow::Result<i32> {
+pub fn man(_: &ManArgs) -> anyhow::Result<Outcome> {
     let cmd = Cli::command();
     let mut out = std::io::stdout().lock();
     let page = clap_mangen::Man::new(cmd.clone());
@@ -46,5 +48,5 @@ pub fn man(_: &ManArgs) -> anyhow::Result<i32> {
     }
     page.render_version_section(&mut out)?;
     out.flush()?;
-    Ok(0)
+    Ok(Outcome::Done)
 }

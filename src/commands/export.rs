@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::commands::Outcome;
 use crate::core::error::Failure;
 use crate::core::export::{bwrap, oci, Common};
 use crate::core::manifest::pathenc::{encode, MPath};
@@ -126,9 +127,9 @@ fn env_entries(list: &[String]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
+pub fn run(a: &ExportArgs) -> anyhow::Result<Outcome> {
     check_format_options(a)?;
-    let manifest = crate::commands::diff::load(&a.manifest)?;
+    let manifest = crate::commands::common::load(&a.manifest)?;
     let name = encode(a.manifest.as_os_str().as_bytes());
     let common = Common {
         allow_devices: mpaths(&a.allow_device, "--allow-device")?,
@@ -199,7 +200,7 @@ pub fn run(a: &ExportArgs) -> anyhow::Result<i32> {
             warn(&warnings);
         }
     }
-    Ok(0)
+    Ok(Outcome::Done)
 }
 
 fn warn(warnings: &[String]) {

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::commands::common::load;
+use crate::commands::Outcome;
+use crate::core::error::Cause;
 use crate::core::jail::{build, Request};
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +45,6 @@ pub struct MaterializeArgs {
 impl MaterializeArgs {
     pub fn request(&self) -> Request {
         Request {
-            manifest: self.manifest.clone(),
             jail: self.jail.clone(),
             dry_run: self.dry_run,
             allow_device: self.allow_device.clone(),
@@ -54,6 +56,25 @@ impl MaterializeArgs {
     }
 }
 
-pub fn run(args: &MaterializeArgs) -> anyhow::Result<i32> {
-    build(&mut std::io::stdout().lock(), &args.request()).map(|(status, _)| status)
+pub fn run(args: &MaterializeArgs) -> anyhow::Result<Outcome> {
+    let manifest = load(&args.manifest)?;
+    let built = build(
+        &manifest,
+        &args.manifest.display().to_string(),
+        &args.request(),
+    )?;
+    built.render(&mut std::io::stdout().lock())?;
+    let failures = built.failures();
+    for (p, msg) in failures {
+        eprintln!("jailtrace: {p}: {msg}");
+    }
+    if failures.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    eprintln!(
+        "jailtrace: {} entries could not be created in {}",
+        failures.len(),
+        built.jail()
+    );
+    Ok(Outcome::Failed(Cause::Failed))
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::commands::Outcome;
 use crate::core::error::Failure;
 use crate::core::manifest::Manifest;
 use crate::core::merge::{merge, Prefer};
@@ -38,7 +39,7 @@ impl From<PreferArg> for Prefer {
     }
 }
 
-pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
+pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let mut inputs = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
         let m = Manifest::load(p).map_err(|e| Failure::new(e.to_string()))?;
@@ -71,5 +72,5 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
         .validate("merged manifest")
         .and_then(|()| merged.manifest.save(&args.output))
         .map_err(|e| Failure::new(e.to_string()))?;
-    Ok(0)
+    Ok(Outcome::Done)
 }

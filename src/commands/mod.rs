@@ -2,6 +2,7 @@
 //! and an exit status.
 
 pub mod check;
+pub mod common;
 pub mod diff;
 pub mod docs;
 pub mod export;
@@ -14,7 +15,7 @@ pub mod verify;
 
 use clap::{Parser, Subcommand};
 
-use crate::core::error::{Exit, Failure};
+use crate::core::error::{Cause, Exit, Failure};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,33 +55,118 @@ pub enum Command {
     Man(crate::commands::docs::ManArgs),
 }
 
-/// The exit policy: the status of a failure of `subcommand` that no
-/// convention fixes, usage errors included. The commands that run a program
-/// use 125 for their own failures, as `env` and `chroot` do (126 and 127 are
-/// the program's); `diff` and `check` keep 0 and 1 for their answers and
-/// use 2, as do `completions` and `man`; `materialize`, `merge`, `export` and `packages` use 1.
-pub fn error_code(subcommand: &str) -> i32 {
-    match subcommand {
-        "record" | "run" | "verify" => crate::core::error::EXIT_INTERNAL,
-        "materialize" | "merge" | "packages" | "export" => 1,
-        _ => 2,
+/// What a command came to. Commands return it; [`Kind::exit`] alone
+/// turns it into a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job is done; for the commands that answer a question, the
+    /// answer is yes: the manifests are equivalent (`diff`), the jail has
+    /// no high finding (`check`), the command lacks nothing (`verify`).
+    Done,
+    /// The answer is no: a difference, a high finding, something missing.
+    No,
+    /// The program `record` traced or `run` ran ended so: jailtrace ends
+    /// the same way.
+    Program(Exit),
+    /// The command failed, for this reason; the message is already out.
+    Failed(Cause),
+}
+
+/// The subcommands, without their arguments: what the exit policy is
+/// decided by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Record,
+    Materialize,
+    Diff,
+    Merge,
+    Packages,
+    Run,
+    Verify,
+    Export,
+    Check,
+    Completions,
+    Man,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Record,
+        Kind::Materialize,
+        Kind::Diff,
+        Kind::Merge,
+        Kind::Packages,
+        Kind::Run,
+        Kind::Verify,
+        Kind::Export,
+        Kind::Check,
+        Kind::Completions,
+        Kind::Man,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Record => "record",
+            Kind::Materialize => "materialize",
+            Kind::Diff => "diff",
+            Kind::Merge => "merge",
+            Kind::Packages => "packages",
+            Kind::Run => "run",
+            Kind::Verify => "verify",
+            Kind::Export => "export",
+            Kind::Check => "check",
+            Kind::Completions => "completions",
+            Kind::Man => "man",
+        }
+    }
+
+    /// The subcommand named `name` on the command line.
+    pub fn named(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The exit policy. The commands that run a program use 125 for their
+    /// own failures, as `env` and `chroot` do, and 126 and 127 when the
+    /// program cannot be executed or is not found; `record` uses 124 for
+    /// a recording that lost accesses. `diff`, `check` and `verify` answer
+    /// with 0 and 1; `diff` and `check` fail with 2, as do `completions`
+    /// and `man`; `materialize`, `merge`, `export` and `packages` fail
+    /// with 1.
+    pub fn exit(self, outcome: &Outcome) -> Exit {
+        use crate::core::error::{
+            EXIT_CANNOT_EXEC, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_NOT_FOUND,
+        };
+        let failed = match self {
+            Kind::Record | Kind::Run | Kind::Verify => EXIT_INTERNAL,
+            Kind::Materialize | Kind::Merge | Kind::Packages | Kind::Export => 1,
+            Kind::Diff | Kind::Check | Kind::Completions | Kind::Man => 2,
+        };
+        Exit::Code(match *outcome {
+            Outcome::Done => 0,
+            Outcome::No => 1,
+            Outcome::Program(exit) => return exit,
+            Outcome::Failed(Cause::Failed) => failed,
+            Outcome::Failed(Cause::NotFound) => EXIT_NOT_FOUND,
+            Outcome::Failed(Cause::CannotExec) => EXIT_CANNOT_EXEC,
+            Outcome::Failed(Cause::Incomplete) => EXIT_INCOMPLETE,
+        })
     }
 }
 
 impl Command {
-    fn name(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Command::Record(_) => "record",
-            Command::Materialize(_) => "materialize",
-            Command::Diff(_) => "diff",
-            Command::Merge(_) => "merge",
-            Command::Packages(_) => "packages",
-            Command::Run(_) => "run",
-            Command::Verify(_) => "verify",
-            Command::Check(_) => "check",
-            Command::Export(_) => "export",
-            Command::Completions(_) => "completions",
-            Command::Man(_) => "man",
+            Command::Record(_) => Kind::Record,
+            Command::Materialize(_) => Kind::Materialize,
+            Command::Diff(_) => Kind::Diff,
+            Command::Merge(_) => Kind::Merge,
+            Command::Packages(_) => Kind::Packages,
+            Command::Run(_) => Kind::Run,
+            Command::Verify(_) => Kind::Verify,
+            Command::Check(_) => Kind::Check,
+            Command::Export(_) => Kind::Export,
+            Command::Completions(_) => Kind::Completions,
+            Command::Man(_) => Kind::Man,
         }
     }
 }
@@ -92,43 +178,67 @@ pub fn main() -> Exit {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return Exit::Code(match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                // A usage error follows its subcommand's convention.
-                _ => error_code(
-                    std::env::args_os()
-                        .nth(1)
-                        .as_deref()
-                        .and_then(std::ffi::OsStr::to_str)
-                        .unwrap_or_default(),
-                ),
-            });
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) {
+                return Exit::Code(0);
+            }
+            // A usage error follows its subcommand's policy; one that names
+            // no subcommand is clap's own, 2.
+            let named = std::env::args_os()
+                .nth(1)
+                .as_deref()
+                .and_then(std::ffi::OsStr::to_str)
+                .and_then(Kind::named);
+            return named.map_or(Exit::Code(2), |k| k.exit(&Outcome::Failed(Cause::Failed)));
         }
     };
-    let code = error_code(cli.command.name());
-    let code_only = |r: anyhow::Result<i32>| r.map(Exit::Code);
+    let kind = cli.command.kind();
     let result = match &cli.command {
         Command::Record(a) => crate::commands::record::run(a),
-        Command::Materialize(a) => code_only(crate::commands::materialize::run(a)),
-        Command::Diff(a) => code_only(crate::commands::diff::run(a)),
-        Command::Merge(a) => code_only(crate::commands::merge::run(a)),
-        Command::Packages(a) => code_only(crate::commands::packages::run(a)),
+        Command::Materialize(a) => crate::commands::materialize::run(a),
+        Command::Diff(a) => crate::commands::diff::run(a),
+        Command::Merge(a) => crate::commands::merge::run(a),
+        Command::Packages(a) => crate::commands::packages::run(a),
         Command::Run(a) => crate::commands::run::run(a),
-        Command::Verify(a) => code_only(crate::commands::verify::run(a)),
-        Command::Check(a) => code_only(crate::commands::check::run(a)),
-        Command::Export(a) => code_only(crate::commands::export::run(a)),
-        Command::Completions(a) => code_only(crate::commands::docs::completions(a)),
-        Command::Man(a) => code_only(crate::commands::docs::man(a)),
+        Command::Verify(a) => crate::commands::verify::run(a),
+        Command::Check(a) => crate::commands::check::run(a),
+        Command::Export(a) => crate::commands::export::run(a),
+        Command::Completions(a) => crate::commands::docs::completions(a),
+        Command::Man(a) => crate::commands::docs::man(a),
     };
-    match result {
-        Ok(exit) => exit,
-        Err(err) => {
-            if let Some(f) = err.downcast_ref::<Failure>() {
+    let outcome = result.unwrap_or_else(|err| {
+        let cause = match err.downcast_ref::<Failure>() {
+            Some(f) => {
                 eprintln!("jailtrace: {}", f.message);
-                return Exit::Code(f.code.unwrap_or(code));
+                f.cause
             }
-            eprintln!("jailtrace: {err:#}");
-            Exit::Code(code)
+            None => {
+                eprintln!("jailtrace: {err:#}");
+                Cause::Failed
+            }
+        };
+        Outcome::Failed(cause)
+    });
+    kind.exit(&outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subcommand_has_a_kind() {
+        use clap::CommandFactory;
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        assert_eq!(names.len(), Kind::ALL.len());
+        for n in names {
+            assert_eq!(Kind::named(&n).map(Kind::name), Some(n.as_str()));
         }
     }
 }

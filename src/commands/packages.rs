@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::commands::common::{load, Format};
+use crate::commands::Outcome;
 use crate::core::packages::{self, Db};
 
 #[derive(Debug, clap::Args)]
@@ -18,12 +20,12 @@ pub struct PackagesArgs {
     #[arg(long)]
     pub files: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::commands::diff::Format::Text)]
-    pub format: crate::commands::diff::Format,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
-pub fn run(args: &PackagesArgs) -> anyhow::Result<i32> {
-    let m = crate::commands::diff::load(&args.manifest)?;
+pub fn run(args: &PackagesArgs) -> anyhow::Result<Outcome> {
+    let m = load(&args.manifest)?;
     let (report, source) = if packages::annotated(&m) && !args.host {
         (packages::from_manifest(&m), "the manifest")
     } else {
@@ -34,7 +36,7 @@ pub fn run(args: &PackagesArgs) -> anyhow::Result<i32> {
     };
     let mut out = String::new();
     match args.format {
-        crate::commands::diff::Format::Json => {
+        Format::Json => {
             let v = serde_json::json!({
                 "source": source,
                 "packages": report.packages.iter().map(|(name, files)| {
@@ -44,7 +46,7 @@ pub fn run(args: &PackagesArgs) -> anyhow::Result<i32> {
             });
             out = serde_json::to_string_pretty(&v)? + "\n";
         }
-        crate::commands::diff::Format::Text => {
+        Format::Text => {
             out += &format!("packages ({}, from {source}):\n", report.packages.len());
             for (name, files) in &report.packages {
                 let n = files.len();
@@ -64,8 +66,8 @@ pub fn run(args: &PackagesArgs) -> anyhow::Result<i32> {
         }
     }
     match std::io::stdout().lock().write_all(out.as_bytes()) {
-        Ok(()) => Ok(0),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Done),
         Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
     }
 }

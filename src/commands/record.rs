@@ -10,11 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use regex::Regex;
 
-use crate::core::error::{Exit, Failure, EXIT_INTERNAL};
+use crate::commands::common::{parse_duration, BackendArg};
+use crate::commands::Outcome;
+use crate::core::error::{Cause, Exit, Failure};
 use crate::core::launch::Step;
 use crate::core::manifest::pathenc::{Bytes, MPath};
-use crate::core::manifest::{CommandInfo, Manifest, SCHEMA_VERSION};
-use crate::core::trace::{self, Launch, TraceError, TraceOptions};
+use crate::core::manifest::CommandInfo;
+use crate::core::record::{RecordError, Request};
+use crate::core::trace::{self, Launch, TraceOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -72,22 +75,6 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-/// `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendArg {
-    Ptrace,
-    Bpf,
-}
-
-impl From<BackendArg> for trace::Engine {
-    fn from(b: BackendArg) -> trace::Engine {
-        match b {
-            BackendArg::Ptrace => trace::Engine::Ptrace,
-            BackendArg::Bpf => trace::Engine::Bpf,
-        }
-    }
-}
-
 /// `--cpu`: the command line's name for [`trace::Placement`], so that clap
 /// stays out of the tracer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,15 +98,6 @@ impl From<CpuArg> for trace::Placement {
     }
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))
-}
-
 fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
     patterns
         .iter()
@@ -127,7 +105,7 @@ fn compile(patterns: &[String], flag: &str) -> anyhow::Result<Vec<Regex>> {
         .collect()
 }
 
-pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
+pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
     let internal = |msg: String| Failure::new(msg);
     if let (BackendArg::Bpf, Some(cpu)) = (args.backend, args.cpu) {
         // Silently ignoring it would let a benchmark or a CI job believe
@@ -164,35 +142,23 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         .map(|a| to_c(a.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let opts = TraceOptions {
-        placement: args.cpu.unwrap_or(CpuArg::Same).into(),
-        timeout: args.timeout,
-        grace: args.grace,
-        progress: std::io::stderr().is_terminal(),
-        root: None,
-    };
-    let launch = Launch::Host {
-        program: c_program,
-        argv,
-    };
-    let rec = trace::Engine::from(args.backend)
-        .backend()
-        .record(launch, &opts)
-        .map_err(|e: TraceError| internal(e.to_string()))?;
-    if let Some(e) = rec.start_failure {
-        return Err(start_failure(&program, &e).into());
-    }
-
-    let resolve_opts = crate::core::resolve::Options {
-        hash: args.hash,
-        setuid_effective: nix::unistd::geteuid().is_root(),
-    };
-    let (mut entries, warnings) = crate::core::resolve::build(rec.log, &resolve_opts);
-    add_inferred(&mut entries, &args.infer, &resolve_opts);
-    filter(&mut entries, &include, &exclude);
-    let mut manifest = Manifest {
-        schema: SCHEMA_VERSION,
-        generator: format!("jailtrace {}", env!("CARGO_PKG_VERSION")),
+    let request = Request {
+        engine: args.backend.into(),
+        launch: Launch::Host {
+            program: c_program,
+            argv,
+        },
+        trace: TraceOptions {
+            placement: args.cpu.unwrap_or(CpuArg::Same).into(),
+            timeout: args.timeout,
+            grace: args.grace,
+            progress: std::io::stderr().is_terminal(),
+            root: None,
+        },
+        resolve: crate::core::resolve::Options {
+            hash: args.hash,
+            setuid_effective: nix::unistd::geteuid().is_root(),
+        },
         command: CommandInfo {
             argv: args
                 .command
@@ -202,22 +168,21 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
             cwd,
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
-            exit_status: rec.exit_status,
-            set_uids: rec.set_uids.into_iter().collect(),
-            set_gids: rec.set_gids.into_iter().collect(),
+            exit_status: None,
+            set_uids: Vec::new(),
+            set_gids: Vec::new(),
         },
-        warnings: rec.warnings.into_iter().chain(warnings).collect(),
-        entries,
+        infer: &args.infer,
+        include: &include,
+        exclude: &exclude,
+        packages: dpkg.as_ref(),
     };
-    manifest.normalize();
-    if let Some(db) = &dpkg {
-        if let Err(e) = crate::core::packages::annotate(&mut manifest, db) {
-            manifest
-                .warnings
-                .push(format!("--packages: no package names: {e:#}"));
-        }
-    }
-    let status = rec.exit_status.unwrap_or(EXIT_INTERNAL);
+    let rec = match crate::core::record::record(request) {
+        Ok(r) => r,
+        Err(RecordError::NotStarted(e)) => return Err(start_failure(&program, &e).into()),
+        Err(RecordError::Trace(e)) => return Err(internal(e.to_string()).into()),
+    };
+    let manifest = &rec.manifest;
     let saved = manifest.save(&args.output);
     if let Some(bug) = &rec.internal_error {
         eprintln!("jailtrace: internal error while tracing: {bug}");
@@ -229,13 +194,16 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
             ),
             Err(e) => eprintln!("jailtrace: {e}"),
         }
-        return Ok(Exit::Code(EXIT_INTERNAL));
+        return Ok(Outcome::Failed(Cause::Failed));
     }
+    let status = manifest.command.exit_status;
     if let Err(e) = saved {
         // The command ran; say so even though its manifest is lost.
         eprintln!("jailtrace: {e}");
-        eprintln!("jailtrace: the traced command exited with status {status}");
-        return Ok(Exit::Code(EXIT_INTERNAL));
+        if let Some(status) = status {
+            eprintln!("jailtrace: the traced command exited with status {status}");
+        }
+        return Ok(Outcome::Failed(Cause::Failed));
     }
     for w in &manifest.warnings {
         eprintln!("jailtrace: warning: {w}");
@@ -244,9 +212,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Exit> {
         eprintln!(
             "jailtrace: the recording is incomplete (see the warning); --allow-incomplete accepts it"
         );
-        return Ok(Exit::Code(crate::core::error::EXIT_INCOMPLETE));
+        return Ok(Outcome::Failed(Cause::Incomplete));
     }
-    Ok(rec.killed_by.map_or(Exit::Code(status), Exit::Signal))
+    Ok(match (rec.killed_by, status) {
+        (Some(sig), _) => Outcome::Program(Exit::Signal(sig)),
+        (None, Some(code)) => Outcome::Program(Exit::Code(code)),
+        // The command's end was not seen: jailtrace's failure.
+        (None, None) => Outcome::Failed(Cause::Failed),
+    })
 }
 
 /// The one line for a command that could not be started.
@@ -260,40 +233,7 @@ fn start_failure(program: &Path, e: &crate::core::launch::ChildError) -> Failure
         ),
         _ => format!("cannot start the command: {}", e.errno.desc()),
     };
-    Failure::exit(e.exit_code(), msg)
-}
-
-/// The entries the rules infer, beside the run's own (sorted by path).
-fn add_inferred(
-    entries: &mut Vec<crate::core::manifest::Entry>,
-    rules: &[crate::core::infer::Rule],
-    opts: &crate::core::resolve::Options,
-) {
-    if rules.is_empty() {
-        return;
-    }
-    let touched = entries
-        .iter()
-        .filter(|e| e.accesses.iter().any(|a| a.result.is_ok()))
-        .map(|e| e.path.as_bytes());
-    let paths = crate::core::infer::paths(rules, touched);
-    let known: std::collections::HashSet<&[u8]> =
-        entries.iter().map(|e| e.path.as_bytes()).collect();
-    let more = crate::core::resolve::inferred(paths, &known, opts);
-    entries.extend(more);
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-}
-
-/// `--include` and `--exclude`, on the entries' encoded paths.
-fn filter(entries: &mut Vec<crate::core::manifest::Entry>, include: &[Regex], exclude: &[Regex]) {
-    if include.is_empty() && exclude.is_empty() {
-        return;
-    }
-    entries.retain(|e| {
-        let p = e.path.encoded();
-        (include.is_empty() || include.iter().any(|r| r.is_match(&p)))
-            && !exclude.iter().any(|r| r.is_match(&p))
-    });
+    Failure::because(e.cause(), msg)
 }
 
 /// Fails early, before the command runs, when the manifest could not be

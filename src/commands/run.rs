@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::core::error::Exit;
+use crate::commands::Outcome;
 use crate::core::launch::{run_in_jail, JailOptions, MountSpec};
 
 /// How to enter a jail: the options `run` and `verify` share.
@@ -59,6 +59,6 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<Exit> {
-    run_in_jail(&args.jail.options(), &args.command)
+pub fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    run_in_jail(&args.jail.options(), &args.command).map(Outcome::Program)
 }

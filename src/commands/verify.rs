@@ -6,7 +6,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::commands::run::JailArgs;
-use crate::core::verify::VerifyOptions;
+use crate::commands::Outcome;
+use crate::core::verify::{Verdict, VerifyOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -25,11 +26,11 @@ pub struct VerifyArgs {
     pub host_reference: bool,
     /// Send SIGTERM to the command after this long (for daemons), then
     /// SIGKILL after 5 seconds.
-    #[arg(long, value_name = "DURATION", value_parser = crate::commands::record::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::common::parse_duration)]
     pub timeout: Option<Duration>,
     /// The tracing engine: ptrace, or bpf (root and a kernel with BTF).
     #[arg(long, value_enum, default_value = "ptrace")]
-    pub backend: crate::commands::record::BackendArg,
+    pub backend: crate::commands::common::BackendArg,
     #[command(flatten)]
     pub jail: JailArgs,
     /// The command to run in the jail.
@@ -51,6 +52,14 @@ impl VerifyArgs {
     }
 }
 
-pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    crate::core::verify::run(&args.options(), &mut std::io::stdout().lock())
+pub fn run(args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    let verdict = crate::core::verify::run(&args.options(), &mut std::io::stdout().lock())?;
+    Ok(match verdict {
+        Verdict::Complete => Outcome::Done,
+        Verdict::Incomplete => Outcome::No,
+        Verdict::RoundsExhausted(n) => {
+            eprintln!("jailtrace: still incomplete after {n} rounds");
+            Outcome::No
+        }
+    })
 }

@@ -1,31 +1,40 @@
-//! Errors that carry their own exit status.
+//! Failures the core reports, with why they happened, and how a process ends.
 
 use std::fmt;
 
+/// Why a command failed, as far as how jailtrace ends cares. The core
+/// says why; the commands' one exit policy (`commands::Kind::exit`) turns
+/// it into a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// jailtrace could not do its job.
+    Failed,
+    /// The program to run was not found.
+    NotFound,
+    /// The program was found but could not be executed.
+    CannotExec,
+    /// A recording lost accesses: what it found would be wrong.
+    Incomplete,
+}
+
 /// A failure with a message of one line. `commands::main` prints it and
-/// exits with the failing command's error status (the one exit policy,
-/// see `commands::error_code`), or with `code` when a convention fixes it:
-/// 126 and 127 when the command to run cannot be executed or is not found,
-/// as `env` and `chroot` do.
+/// exits with the status its [`Cause`] has for the failing command.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: Option<i32>,
+    pub cause: Cause,
     pub message: String,
 }
 
 impl Failure {
-    /// A failure of the command: its status comes from the exit policy.
+    /// jailtrace could not do its job.
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            code: None,
-            message: message.into(),
-        }
+        Failure::because(Cause::Failed, message)
     }
 
-    /// A failure whose status a convention fixes.
-    pub fn exit(code: i32, message: impl Into<String>) -> Failure {
+    /// A failure for another reason than jailtrace's own.
+    pub fn because(cause: Cause, message: impl Into<String>) -> Failure {
         Failure {
-            code: Some(code),
+            cause,
             message: message.into(),
         }
     }
@@ -39,15 +48,16 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// How jailtrace ends.
+/// How a process ends: the program `record` traced or `run` ran, and
+/// jailtrace itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Exit with this status.
     Code(i32),
-    /// The command that `record` traced or `run` ran was killed by this
-    /// signal: jailtrace kills itself with it, once its work is done, so
-    /// that a calling shell sees the signal as it would without jailtrace
-    /// (a `while` loop stops on ^C). As strace and GNU timeout do.
+    /// Killed by this signal. When the program was, jailtrace kills itself
+    /// with it, once its work is done, so that a calling shell sees the
+    /// signal as it would without jailtrace (a `while` loop stops on ^C).
+    /// As strace and GNU timeout do.
     Signal(i32),
 }
 
@@ -61,8 +71,10 @@ impl Exit {
     }
 }
 
-/// Exit status for jailtrace's own failures in commands that run a program
-/// (`record`, `run`, `verify`), as `chroot` and `env` use them.
+/// The statuses of the conventions the exit policy follows.
+///
+/// jailtrace's own failures in commands that run a program (`record`,
+/// `run`, `verify`), as `chroot` and `env` use them.
 pub const EXIT_INTERNAL: i32 = 125;
 /// `record` when the engine lost events (bpf) and `--allow-incomplete`
 /// was not given: the manifest is written, but it may lack accesses.

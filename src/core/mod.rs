@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod merge;
 pub mod packages;
 pub mod perm;
+pub mod record;
 pub mod resolve;
 pub mod trace;
 pub mod verify;

@@ -15,6 +15,7 @@ use crate::core::error::Failure;
 use crate::core::launch::{JailOptions, Plan, Step};
 use crate::core::manifest::pathenc::encode;
 use crate::core::manifest::{Entry, Kind, Manifest, Op};
+use crate::core::record::RecordError;
 use crate::core::trace::{self, Launch, Placement, RawLog, TraceOptions};
 
 /// What `verify` does; see `jailtrace verify --help`.
@@ -117,12 +118,12 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         .backend()
         .record(Launch::Jail(&plan), &opts)
         .map_err(|e| internal(e.to_string()))?;
-    complete(&rec, "the run in the jail")?;
+    complete(rec.lost, &rec.warnings, "the run in the jail")?;
     if let Some(e) = rec.start_failure {
         // A failed exec is a finding (the program or its interpreter is
         // missing), anything before it is an error.
         if e.step != Step::Exec {
-            return Err(Failure::exit(e.exit_code(), e.message(&plan)).into());
+            return Err(Failure::because(e.cause(), e.message(&plan)).into());
         }
     }
     let view = JailView::open(&plan.jail)?;
@@ -144,17 +145,20 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
 
 /// A recording that lost events (bpf) cannot tell what is missing: an
 /// error, as `record` exits 124 without `--allow-incomplete`.
-fn complete(rec: &trace::Recording, what: &str) -> anyhow::Result<()> {
-    if rec.lost == 0 {
+fn complete<'a>(
+    lost: u64,
+    warnings: impl IntoIterator<Item = &'a String>,
+    what: &str,
+) -> anyhow::Result<()> {
+    if lost == 0 {
         return Ok(());
     }
-    let why = rec
-        .warnings
-        .iter()
+    let why = warnings
+        .into_iter()
         .find(|w| w.starts_with("incomplete recording"))
         .map_or("events were lost", String::as_str);
-    Err(Failure::exit(
-        crate::core::error::EXIT_INCOMPLETE,
+    Err(Failure::because(
+        crate::core::error::Cause::Incomplete,
         format!("{what} was recorded incompletely ({why}); its findings would be wrong"),
     )
     .into())
@@ -613,19 +617,16 @@ fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Result<Vec<Entry
         progress: std::io::stderr().is_terminal(),
         root: None,
     };
-    let rec = args
-        .engine
-        .backend()
-        .record(launch, &opts)
-        .map_err(|e| internal(e.to_string()))?;
-    complete(&rec, "the reference run on the host")?;
-    if let Some(e) = rec.start_failure {
-        return Err(internal(format!(
-            "the reference run on the host failed: {}",
-            e.message(plan)
-        )));
-    }
-    Ok(crate::core::resolve::build(rec.log, &resolve_options()).0)
+    let what = "the reference run on the host";
+    let traced = match crate::core::record::trace(args.engine, launch, &opts, &resolve_options()) {
+        Ok(t) => t,
+        Err(RecordError::Trace(e)) => return Err(internal(e.to_string())),
+        Err(RecordError::NotStarted(e)) => {
+            return Err(internal(format!("{what} failed: {}", e.message(plan))))
+        }
+    };
+    complete(traced.lost, &traced.warnings, what)?;
+    Ok(traced.entries)
 }
 
 /// Drops what `--fix` must not copy into the jail: files the jail's user
@@ -846,27 +847,48 @@ fn restore_lost_content(
             .cloned()
             .collect(),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix("jailtrace-restore-")
-        .suffix(".json")
-        .tempfile()
-        .map_err(|e| internal(format!("cannot make a temporary manifest: {e}")))?;
-    part.save(tmp.path()).map_err(|e| internal(e.to_string()))?;
-    let (status, _) = crate::core::jail::build(
+    let name = args
+        .jail
+        .manifest
+        .as_deref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    materialize(
         w,
+        &part,
+        &name,
+        jail,
+        "the files named above are not restored",
+    )?;
+    Ok(())
+}
+
+/// Materializes `manifest` into `jail`, its summary into the report, and
+/// says how many objects it created or changed. An entry it could not
+/// create fails verify: `then` says what that leaves.
+fn materialize(
+    w: &mut dyn Write,
+    manifest: &Manifest,
+    name: &str,
+    jail: &Path,
+    then: &str,
+) -> anyhow::Result<u64> {
+    let built = crate::core::jail::build(
+        manifest,
+        name,
         &crate::core::jail::Request {
-            manifest: tmp.path().to_path_buf(),
             jail: jail.to_path_buf(),
             ..Default::default()
         },
     )?;
-    if status != 0 {
+    built.render(w)?;
+    if let Some((p, why)) = built.failures().first() {
         return Err(internal(format!(
-            "materialize into {} failed; the files named above are not restored",
-            jail.display()
+            "materialize into {} failed ({} entries could not be created; {p}: {why}); {then}",
+            jail.display(),
+            built.failures().len()
         )));
     }
-    Ok(())
+    Ok(built.changes())
 }
 
 /// The files among `read` that the manifest gives no bytes, by their real
@@ -895,8 +917,21 @@ fn contentless_reads(read: &BTreeSet<(Vec<u8>, bool)>, m: &Manifest) -> BTreeSet
         .collect()
 }
 
+/// What verify found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The command ran in the jail as on the host and looked for nothing
+    /// the jail lacks.
+    Complete,
+    /// It lacks something, or failed; the report says what, and (with
+    /// `--fix`) why the jail could not be completed.
+    Incomplete,
+    /// `--fix` used every round and the jail still lacks something.
+    RoundsExhausted(u32),
+}
+
 /// Runs `verify`, writing its report to `w`.
-pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<Verdict> {
     if args.fix && args.jail.manifest.is_none() {
         return Err(internal(
             "--fix needs --manifest M: the manifest to complete",
@@ -932,7 +967,7 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
             print_status(w, &f, on_host);
         }
         if f.is_empty() && !failed {
-            return Ok(0);
+            return Ok(Verdict::Complete);
         }
         // Failed, and no failed lookup says why: the program searched a
         // listing (Python's import system does) or gave up silently. The
@@ -945,14 +980,14 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
                     "no failed lookup explains it: --host-reference runs the command once on the \
                      host, as the jail's user, to list what it uses there and the jail lacks"
                 );
-                return Ok(1);
+                return Ok(Verdict::Incomplete);
             }
             Some(host_reference(w, args, &plan, &jail)?)
         } else {
             None
         };
         let (Some(manifest), true) = (manifest.as_mut(), args.fix) else {
-            return Ok(1);
+            return Ok(Verdict::Incomplete);
         };
         let mpath = args.jail.manifest.clone().expect("checked above");
         let found = match host {
@@ -984,7 +1019,7 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
                 "nothing left to add: neither the manifest nor the host has what the command \
                  lacks in the jail, so the jail cannot be completed from the host"
             );
-            return Ok(1);
+            return Ok(Verdict::Incomplete);
         }
         manifest.save(&mpath).map_err(|e| internal(e.to_string()))?;
         if added > 0 {
@@ -999,31 +1034,20 @@ pub fn run(args: &VerifyOptions, w: &mut dyn Write) -> anyhow::Result<i32> {
             mpath.display(),
             jail.display()
         );
-        let (status, changes) = crate::core::jail::build(
+        let changes = materialize(
             w,
-            &crate::core::jail::Request {
-                manifest: mpath.clone(),
-                jail: jail.clone(),
-                ..Default::default()
-            },
+            manifest,
+            &mpath.display().to_string(),
+            &jail,
+            "the jail is still incomplete",
         )?;
-        if status != 0 {
-            return Err(internal(format!(
-                "materialize into {} failed; the jail is still incomplete",
-                jail.display()
-            )));
-        }
         if changes == 0 {
             let _ = writeln!(
                 w,
                 "materialize changed nothing: the jail cannot be completed from the host"
             );
-            return Ok(1);
+            return Ok(Verdict::Incomplete);
         }
     }
-    eprintln!(
-        "jailtrace: still incomplete after {} rounds",
-        args.max_rounds
-    );
-    Ok(1)
+    Ok(Verdict::RoundsExhausted(args.max_rounds))
 }

@@ -88,11 +88,10 @@ fn progress_bar(files: u64, bytes: u64) -> ProgressBar {
     pb
 }
 
-/// What to materialize, and how: the command line's options without clap,
+/// Where and how to materialize: the command line's options without clap,
 /// for callers other than the command (`verify --fix`).
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    pub manifest: PathBuf,
     pub jail: PathBuf,
     pub dry_run: bool,
     pub allow_device: Vec<PathBuf>,
@@ -102,13 +101,44 @@ pub struct Request {
     pub keep_setuid: Vec<PathBuf>,
 }
 
-/// Materializes, and also says how many objects were created or changed
-/// (`verify --fix` stops only when a round changes nothing).
-pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32, u64)> {
-    // Everything is validated before anything is created, the jail included.
-    // As a Failure: ManifestError's message already includes its cause,
-    // which anyhow's chain would print a second time.
-    let manifest = Manifest::load(&args.manifest).map_err(|e| Failure::new(e.to_string()))?;
+/// What a materialize did: what [`Built::render`] shows, and the entries
+/// it could not create.
+pub struct Built {
+    dry_run: bool,
+    /// The jail as the user named it, without a trailing slash.
+    jail: String,
+    report: apply::Report,
+    warnings: Vec<String>,
+    mounts: std::collections::BTreeMap<MPath, &'static str>,
+    notes: Notes,
+}
+
+impl Built {
+    /// The entries that could not be created, and why.
+    pub fn failures(&self) -> &[(MPath, String)] {
+        &self.report.failures
+    }
+
+    /// How many objects were created or changed (`verify --fix` stops
+    /// when a round changes nothing).
+    pub fn changes(&self) -> u64 {
+        self.report.stats.changes()
+    }
+
+    /// The jail as the user named it.
+    pub fn jail(&self) -> &str {
+        &self.jail
+    }
+
+    /// The summary: what was (or would be) made, skipped, and needed.
+    pub fn render(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        print_summary(w, self)
+    }
+}
+
+/// Materializes `manifest` (`name` says where it came from, in errors).
+/// Everything is validated before anything is created, the jail included.
+pub fn build(manifest: &Manifest, name: &str, args: &Request) -> anyhow::Result<Built> {
     let mut allow = Vec::new();
     for a in &args.allow_device {
         let p = MPath::new(a.as_os_str().as_bytes().to_vec())
@@ -130,12 +160,7 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
     };
     let jail_shown = args.jail.display().to_string();
     let jail_hint = jail_shown.trim_end_matches('/');
-    let plan = plan::build(
-        &manifest,
-        &args.manifest.display().to_string(),
-        &opts,
-        jail_hint,
-    )?;
+    let plan = plan::build(manifest, name, &opts, jail_hint)?;
 
     let jail = open_jail(&args.jail, args.dry_run)?;
     let read_only = match &jail {
@@ -194,7 +219,7 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
     let mut notes = Notes::default();
     for e in &manifest.entries {
         if let Some(r) = &e.inferred {
-            *notes.inferred.entry(r.as_str()).or_default() += 1;
+            *notes.inferred.entry(r.as_str().to_string()).or_default() += 1;
         }
     }
     notes.stripped = plan
@@ -202,42 +227,31 @@ pub fn build(w: &mut dyn std::io::Write, args: &Request) -> anyhow::Result<(i32,
         .iter()
         .map(|(p, n)| crate::core::jail::accounts::stripped_notice(p, *n))
         .collect();
-    print_summary(w, args, jail_hint, &report, &warnings, &plan.mounts, &notes)?;
-    for (p, msg) in &report.failures {
-        eprintln!("jailtrace: {p}: {msg}");
-    }
-    if !report.failures.is_empty() {
-        eprintln!(
-            "jailtrace: {} entries could not be created in {jail_hint}",
-            report.failures.len()
-        );
-        return Ok((1, report.stats.changes()));
-    }
-    Ok((0, report.stats.changes()))
+    Ok(Built {
+        dry_run: args.dry_run,
+        jail: jail_hint.to_string(),
+        report,
+        warnings,
+        mounts: plan.mounts,
+        notes,
+    })
 }
 
 /// What the summary says about the manifest beyond what was made.
 #[derive(Default)]
-struct Notes<'a> {
+struct Notes {
     /// Inferred entries per rule.
-    inferred: std::collections::BTreeMap<&'a str, usize>,
+    inferred: std::collections::BTreeMap<String, usize>,
     /// One line per shadow file whose hashes the program needs and lost.
     stripped: Vec<String>,
 }
 
-fn print_summary(
-    w: &mut dyn std::io::Write,
-    args: &Request,
-    jail: &str,
-    r: &apply::Report,
-    warnings: &[String],
-    mounts: &std::collections::BTreeMap<MPath, &'static str>,
-    notes: &Notes<'_>,
-) -> std::io::Result<()> {
-    let (inferred, stripped) = (&notes.inferred, &notes.stripped);
+fn print_summary(w: &mut dyn std::io::Write, b: &Built) -> std::io::Result<()> {
+    let (inferred, stripped) = (&b.notes.inferred, &b.notes.stripped);
+    let (jail, r, warnings, mounts) = (b.jail.as_str(), &b.report, &b.warnings, &b.mounts);
     let s = &r.stats;
     let mut out = String::new();
-    if args.dry_run {
+    if b.dry_run {
         out += &format!("dry run: nothing was written. Plan for {jail}:\n");
         for a in &r.actions {
             out += &format!("  {a}\n");
@@ -249,11 +263,7 @@ fn print_summary(
             s.unchanged
         );
     } else {
-        let verb = if args.dry_run {
-            "would create"
-        } else {
-            "created"
-        };
+        let verb = if b.dry_run { "would create" } else { "created" };
         out += &format!(
             "{verb}: {} files ({}, {} bytes), {} dirs, {} symlinks, {} devices, {} fifos; \
              {} directories updated; {} already up to date\n",

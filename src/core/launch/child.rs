@@ -12,6 +12,7 @@ use nix::sched::CloneFlags;
 
 use super::plan::{open_mount_target, MountKind, Plan};
 use super::sys;
+use crate::core::error::Cause;
 
 /// The step of the jail entry that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,13 +103,26 @@ impl ChildError {
         move |errno| ChildError { step, errno }
     }
 
-    /// The exit status, by the chroot/env conventions: 127 when the command
-    /// was not found, 126 when it could not be executed, 125 otherwise.
-    pub fn exit_code(&self) -> i32 {
+    /// Why the command did not start: not found, not executable, or a
+    /// step of jailtrace's own.
+    pub fn cause(&self) -> Cause {
         match (self.step, self.errno) {
-            (Step::Exec, Errno::ENOENT) => crate::core::error::EXIT_NOT_FOUND,
-            (Step::Exec, _) => crate::core::error::EXIT_CANNOT_EXEC,
-            _ => crate::core::error::EXIT_INTERNAL,
+            (Step::Exec, Errno::ENOENT) => Cause::NotFound,
+            (Step::Exec, _) => Cause::CannotExec,
+            _ => Cause::Failed,
+        }
+    }
+
+    /// The status the child exits with, by the chroot/env conventions: 127
+    /// when the command was not found, 126 when it could not be executed,
+    /// 125 otherwise. (jailtrace reads the report; a parent that only
+    /// waits sees this.)
+    pub fn exit_code(&self) -> i32 {
+        use crate::core::error::{EXIT_CANNOT_EXEC, EXIT_INTERNAL, EXIT_NOT_FOUND};
+        match self.cause() {
+            Cause::NotFound => EXIT_NOT_FOUND,
+            Cause::CannotExec => EXIT_CANNOT_EXEC,
+            Cause::Failed | Cause::Incomplete => EXIT_INTERNAL,
         }
     }
 

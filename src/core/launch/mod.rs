@@ -103,7 +103,7 @@ pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<E
     sys::stop_forwarding();
     let status = status.map_err(|e| internal(format!("cannot wait for the command: {e}")))?;
     match report {
-        Ok(Some(err)) => Err(Failure::exit(err.exit_code(), err.message(&plan)).into()),
+        Ok(Some(err)) => Err(Failure::because(err.cause(), err.message(&plan)).into()),
         Ok(None) => Ok(status),
         Err(e) => Err(internal(format!("cannot read the child's report: {e}"))),
     }
@@ -121,13 +121,13 @@ pub fn find_program(
         return match std::fs::metadata(prog) {
             Ok(_) => Ok(prog.to_path_buf()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(crate::core::error::Failure::exit(
-                    crate::core::error::EXIT_NOT_FOUND,
+                Err(crate::core::error::Failure::because(
+                    crate::core::error::Cause::NotFound,
                     format!("{name}: no such file or directory"),
                 ))
             }
-            Err(e) => Err(crate::core::error::Failure::exit(
-                crate::core::error::EXIT_CANNOT_EXEC,
+            Err(e) => Err(crate::core::error::Failure::because(
+                crate::core::error::Cause::CannotExec,
                 format!("{name}: {e}"),
             )),
         };
@@ -144,12 +144,12 @@ pub fn find_program(
         }
     }
     match denied {
-        Some(c) => Err(crate::core::error::Failure::exit(
-            crate::core::error::EXIT_CANNOT_EXEC,
+        Some(c) => Err(crate::core::error::Failure::because(
+            crate::core::error::Cause::CannotExec,
             format!("{}: permission denied", c.display()),
         )),
-        None => Err(crate::core::error::Failure::exit(
-            crate::core::error::EXIT_NOT_FOUND,
+        None => Err(crate::core::error::Failure::because(
+            crate::core::error::Cause::NotFound,
             format!("{name}: command not found"),
         )),
     }

@@ -1,0 +1,158 @@
+//! Recording a command into a manifest: trace it with an engine, resolve
+//! what it touched into entries, add what the inference rules name, filter,
+//! and annotate packages. `record` is this; `verify --host-reference` uses
+//! its first half, [`trace`].
+
+use std::collections::HashSet;
+
+use regex::Regex;
+
+use crate::core::infer::Rule;
+use crate::core::launch::ChildError;
+use crate::core::manifest::{CommandInfo, Entry, Manifest, SCHEMA_VERSION};
+use crate::core::packages::Db;
+use crate::core::resolve;
+use crate::core::trace::{Engine, Launch, TraceError, TraceOptions};
+
+/// Why a command was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// The command could not be started (not found, not executable, a
+    /// step of the launch): nothing ran, so nothing is recorded.
+    #[error("the command could not be started")]
+    NotStarted(ChildError),
+}
+
+/// A traced run, resolved.
+pub struct Traced {
+    /// Every path the run touched, resolved on the host, sorted by path.
+    pub entries: Vec<Entry>,
+    /// What the engine could not see, and what resolution could not read.
+    pub warnings: Vec<String>,
+    /// The command's exit status as a shell reports it.
+    pub exit_status: Option<i32>,
+    /// The signal that killed the command, if one did.
+    pub killed_by: Option<i32>,
+    /// Every user and group id a traced thread switched to.
+    pub set_uids: Vec<u32>,
+    pub set_gids: Vec<u32>,
+    /// The tracer failed mid-trace (a bug): every traced process was
+    /// killed, and the entries hold what was seen until then.
+    pub internal_error: Option<String>,
+    /// How many accesses the engine knows it lost.
+    pub lost: u64,
+}
+
+/// Traces the command `launch` starts with `engine`, and resolves the log.
+pub fn trace(
+    engine: Engine,
+    launch: Launch,
+    opts: &TraceOptions,
+    resolve: &resolve::Options,
+) -> Result<Traced, RecordError> {
+    let rec = engine.backend().record(launch, opts)?;
+    if let Some(e) = rec.start_failure {
+        return Err(RecordError::NotStarted(e));
+    }
+    let (entries, resolved) = resolve::build(rec.log, resolve);
+    Ok(Traced {
+        entries,
+        warnings: rec.warnings.into_iter().chain(resolved).collect(),
+        exit_status: rec.exit_status,
+        killed_by: rec.killed_by,
+        set_uids: rec.set_uids.into_iter().collect(),
+        set_gids: rec.set_gids.into_iter().collect(),
+        internal_error: rec.internal_error,
+        lost: rec.lost,
+    })
+}
+
+/// What to record, and how: the command line's options without clap.
+pub struct Request<'a> {
+    pub engine: Engine,
+    pub launch: Launch<'a>,
+    pub trace: TraceOptions,
+    pub resolve: resolve::Options,
+    /// The command as the manifest names it: argv, cwd, uid, gid (its
+    /// exit and switched ids are the recording's).
+    pub command: CommandInfo,
+    /// `--infer`.
+    pub infer: &'a [Rule],
+    /// `--include` and `--exclude`.
+    pub include: &'a [Regex],
+    pub exclude: &'a [Regex],
+    /// `--packages`.
+    pub packages: Option<&'a Db>,
+}
+
+/// A recording, made into a manifest.
+pub struct Recorded {
+    pub manifest: Manifest,
+    pub killed_by: Option<i32>,
+    pub internal_error: Option<String>,
+    pub lost: u64,
+}
+
+/// Records the command and makes its manifest.
+pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
+    let traced = trace(req.engine, req.launch, &req.trace, &req.resolve)?;
+    let mut entries = traced.entries;
+    add_inferred(&mut entries, req.infer, &req.resolve);
+    filter(&mut entries, req.include, req.exclude);
+    let mut manifest = Manifest {
+        schema: SCHEMA_VERSION,
+        generator: format!("jailtrace {}", env!("CARGO_PKG_VERSION")),
+        command: CommandInfo {
+            exit_status: traced.exit_status,
+            set_uids: traced.set_uids,
+            set_gids: traced.set_gids,
+            ..req.command
+        },
+        warnings: traced.warnings,
+        entries,
+    };
+    manifest.normalize();
+    if let Some(db) = req.packages {
+        if let Err(e) = crate::core::packages::annotate(&mut manifest, db) {
+            manifest
+                .warnings
+                .push(format!("--packages: no package names: {e:#}"));
+        }
+    }
+    Ok(Recorded {
+        manifest,
+        killed_by: traced.killed_by,
+        internal_error: traced.internal_error,
+        lost: traced.lost,
+    })
+}
+
+/// The entries the rules infer, beside the run's own (sorted by path).
+fn add_inferred(entries: &mut Vec<Entry>, rules: &[Rule], opts: &resolve::Options) {
+    if rules.is_empty() {
+        return;
+    }
+    let touched = entries
+        .iter()
+        .filter(|e| e.accesses.iter().any(|a| a.result.is_ok()))
+        .map(|e| e.path.as_bytes());
+    let paths = crate::core::infer::paths(rules, touched);
+    let known: HashSet<&[u8]> = entries.iter().map(|e| e.path.as_bytes()).collect();
+    let more = resolve::inferred(paths, &known, opts);
+    entries.extend(more);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// `--include` and `--exclude`, on the entries' encoded paths.
+fn filter(entries: &mut Vec<Entry>, include: &[Regex], exclude: &[Regex]) {
+    if include.is_empty() && exclude.is_empty() {
+        return;
+    }
+    entries.retain(|e| {
+        let p = e.path.encoded();
+        (include.is_empty() || include.iter().any(|r| r.is_match(&p)))
+            && !exclude.iter().any(|r| r.is_match(&p))
+    });
+}
