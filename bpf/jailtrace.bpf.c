@@ -29,6 +29,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+/* What user space shares: records, descriptors, constants. */
+#include "jailtrace.h"
+
 typedef __u8 u8;
 typedef __u16 u16;
 typedef __u32 u32;
@@ -142,81 +145,8 @@ struct linux_binprm {
 #define SOCK_MAX 112
 #define NGROUPS_SENT 32
 
-/* descs[compat * 512 + nr]: what to capture for a syscall. */
-#define D_ON 1
-#define D_EXEC 2      /* read the strings at entry */
-#define D_SETID 4     /* send the credentials at exit */
-#define D_RETFD 8     /* send the path of the returned descriptor */
-#define D_CREATED 16  /* send whether the returned descriptor's file was created */
-#define D_NOTE 32     /* no operands: the call itself is news (io_uring_setup) */
-#define D_EMPTYFD 64  /* an empty path may name its dirfd's file (execveat, linkat) */
-struct desc {
-	u8 flags;
-	u8 str[2];   /* argument index + 1 of a path string */
-	u8 dirfd[2]; /* argument index + 1 of its dirfd; 0: the cwd */
-	u8 sock;     /* argument index + 1 of a sockaddr */
-	u8 socklen;  /* argument index + 1 of its length */
-	u8 u64p;     /* argument index + 1 of a pointer to a u64 (open_how) */
-	u8 fd;       /* argument index + 1 of a descriptor whose path is wanted */
-	u8 msg;      /* message headers: one of the M_* below */
-	u8 oflags;   /* argument index + 1 of open flags: D_CREATED only with O_CREAT */
-	u8 pad[5];
-};
-
-/* Destinations in message headers (arg 1; arg 2 counts mmsghdrs), and
- * i386 socketcall (arg 0 the call, arg 1 its array of 32-bit arguments). */
-#define M_MSG 1
-#define M_MMSG 2
-#define M_MSG32 3
-#define M_MMSG32 4
-#define M_SOCKETCALL 5
-#define MAX_MSGS 16
-
-/* Record kinds in the ring buffer. A syscall sends its items first, each
- * a record of its own tagged with the thread, then its event: the
- * records of one program run are in order, and user space gathers a
- * thread's items until its event comes. No record is built at a variable
- * offset, which keeps the verifier's work linear. */
-#define E_SYSCALL 1
-#define E_FORK 2
-#define I_STR 17    /* key: address; a NUL-terminated string */
-#define I_BASE 18   /* key: dirfd (or AT_FDCWD); components, leaf first */
-#define I_BYTES 19  /* key: address; raw bytes */
-#define I_FDPATH 20 /* key: descriptor; components, leaf first */
-#define I_CRED 21   /* 8 ids, then the supplementary groups */
-
-/* Lost-data counters. */
-#define L_RINGBUF 0
-#define L_TRUNCATED 1
-#define L_READ 2
-#define L_STASH 3
-#define L_DEPTH 4
-#define L_NOPATH 5 /* a deleted directory, a detached tree */
-#define L_N 6
-
-struct event {
-	u32 kind;
-	u32 size;
-	u32 tid;
-	u32 tgid;
-	u32 nr;
-	u32 compat;
-	s64 ret;
-	u64 args[6];
-	u32 flags; /* bit 0: the returned descriptor's file was created;
-		    * bit 1: one item follows in the same record;
-		    * bit 2: a rename's target did not exist */
-	u32 nitems;
-};
-
-struct item {
-	u32 kind;
-	u32 len;
-	u64 key;
-	u32 tid;
-	u32 pad;
-};
-
+/* An item (jailtrace.h) and its data, sent as one ring record. No record
+ * is built at a variable offset, which keeps the verifier's work linear. */
 struct slot {
 	struct item it;
 	char data[STR_MAX];
@@ -251,7 +181,7 @@ struct big {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 2 * NR_MAX);
 	__type(key, u32);
 	__type(value, struct desc);
 } descs SEC(".maps");
@@ -308,7 +238,7 @@ struct {
 	__type(value, u64);
 } lost SEC(".maps");
 
-/* Calls seen but not decoded: [0] x32 syscalls. */
+/* Calls seen but not decoded (U_*). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -330,8 +260,6 @@ static __always_inline void count_lost(u32 what)
 
 /* traced[tgid]: ARMED from registration to the first exec (jailtrace's
  * own child code before it is not the program's), RECORDING after. */
-#define ARMED 1
-#define RECORDING 2
 static __always_inline u8 *traced_state(void)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -720,10 +648,10 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	u64 nr = ctx->args[1];
 	/* The number first: every untraced process stops at one of these. */
-	if (nr >= 512) {
+	if (nr >= NR_MAX) {
 		if ((nr & X32_SYSCALL_BIT) && traced_state()) {
-			u32 zero = 0;
-			u64 *n = bpf_map_lookup_elem(&undecoded, &zero);
+			u32 x32 = U_X32;
+			u64 *n = bpf_map_lookup_elem(&undecoded, &x32);
 			if (n)
 				*n += 1;
 		}
@@ -731,7 +659,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 	u32 k = nr;
 	struct desc *dn = bpf_map_lookup_elem(&descs, &k);
-	k = nr + 512;
+	k = nr + NR_MAX;
 	struct desc *dc = bpf_map_lookup_elem(&descs, &k);
 	if (!dn || !dc || !((dn->flags | dc->flags) & D_ON))
 		return 0;
@@ -964,7 +892,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	struct stash st = *sp;
 	sp->valid = 0;
-	u32 k = st.nr + (st.compat ? 512 : 0);
+	u32 k = st.nr + (st.compat ? NR_MAX : 0);
 	struct desc *d = bpf_map_lookup_elem(&descs, &k);
 	if (!d)
 		return 0;
@@ -1004,7 +932,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			if (n >= STR_MAX)
 				count_lost(L_TRUNCATED);
 			set_item(&ie->sl.it, I_STR, n, addr, tid);
-			ie->ev.flags = 2;
+			ie->ev.flags = EV_INLINE;
 			ie->ev.nitems = sent + 1;
 			size += sizeof(struct item) + n;
 		} else if (!efault && addr) {
@@ -1014,7 +942,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		    (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT))) {
 			struct file *f = file_of((int)ret);
 			if (f && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
-				ie->ev.flags |= 1;
+				ie->ev.flags |= EV_CREATED;
 		}
 		u64 pid_tgid = bpf_get_current_pid_tgid();
 		ie->ev.kind = E_SYSCALL;
@@ -1126,12 +1054,12 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	/* A rename onto a name that did not exist made it (ptrace looks
 	 * before the call; here the kernel's own lookup told). */
 	if (st.target == T_ABSENT)
-		flags |= 4;
+		flags |= EV_ABSENT;
 	if ((d->flags & (D_RETFD | D_CREATED)) && ret >= 0) {
 		struct file *f = file_of((int)ret);
 		if (f && (d->flags & D_CREATED) && (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT)) &&
 		    (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
-			flags |= 1;
+			flags |= EV_CREATED;
 		struct slot *sl = scratch();
 		if (f && sl && (d->flags & D_RETFD)) {
 			u32 n = walk(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), sl->data);

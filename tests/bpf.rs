@@ -15,19 +15,26 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `bpf/build` records the hash of each source it builds from: the
+/// program and the header it shares with user space.
 #[test]
 fn committed_object_comes_from_the_committed_source() {
-    let src = std::fs::read(repo().join("bpf/jailtrace.bpf.c")).unwrap();
-    let hash: String = sha2::Sha256::digest(&src)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let recorded = std::fs::read_to_string(repo().join("bpf/jailtrace.bpf.c.sha256")).unwrap();
-    assert_eq!(
-        recorded.trim(),
-        hash,
-        "bpf/jailtrace.bpf.c changed since bpf/jailtrace.bpf.o was built: run bpf/build"
-    );
+    let mut files = Vec::new();
+    for line in recorded.lines() {
+        let (hash, file) = line.split_once("  ").expect("sha256sum's format");
+        let src = std::fs::read(repo().join("bpf").join(file)).unwrap();
+        let now: String = sha2::Sha256::digest(&src)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hash, now,
+            "bpf/{file} changed since bpf/jailtrace.bpf.o was built: run bpf/build"
+        );
+        files.push(file);
+    }
+    assert_eq!(files, ["jailtrace.bpf.c", "jailtrace.h"], "run bpf/build");
 }
 
 /// With clang (the README's test command installs it), a fresh build of

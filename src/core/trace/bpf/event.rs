@@ -1,18 +1,11 @@
 //! The records the BPF program writes to its ring buffer (`struct event`
-//! and `struct item` in `bpf/jailtrace.bpf.c`), parsed without trusting
-//! their sizes.
+//! and `struct item` of `bpf/jailtrace.h`, mirrored in `abi.rs`), parsed
+//! without trusting their sizes.
 
-pub const E_SYSCALL: u32 = 1;
-pub const E_FORK: u32 = 2;
-
-const I_STR: u32 = 17;
-const I_BASE: u32 = 18;
-const I_BYTES: u32 = 19;
-const I_FDPATH: u32 = 20;
-const I_CRED: u32 = 21;
-
-const HEADER: usize = 88;
-const ITEM: usize = 24;
+use super::abi::{
+    self, EV_ABSENT, EV_CREATED, EV_INLINE, I_BASE, I_BYTES, I_CRED, I_FDPATH, I_STR,
+};
+pub use super::abi::{E_FORK, E_SYSCALL};
 
 /// One record of the ring buffer.
 pub enum Record<'a> {
@@ -63,12 +56,11 @@ pub struct Event {
     pub creds: Vec<u32>,
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+/// An item's header and its data, at the start of `b`.
+fn item(b: &[u8]) -> Option<(abi::Item, &[u8])> {
+    let it = abi::Item::read(b)?;
+    let data = b.get(abi::Item::SIZE..abi::Item::SIZE + it.len as usize)?;
+    Some((it, data))
 }
 
 /// A walked path: its components leaf first, each NUL-terminated, as an
@@ -90,44 +82,39 @@ fn walked(data: &[u8]) -> Vec<u8> {
 impl<'a> Record<'a> {
     /// Parses one record; `None` for a malformed one.
     pub fn parse(b: &'a [u8]) -> Option<Record<'a>> {
-        let kind = u32_at(b, 0)?;
+        let kind = abi::record_kind(b)?;
         if kind >= I_STR {
-            let len = u32_at(b, 4)? as usize;
+            let (it, data) = item(b)?;
             return Some(Record::Item {
-                tid: u32_at(b, 16)?,
+                tid: it.tid,
                 item: Item {
                     kind,
-                    key: u64_at(b, 8)?,
-                    data: b.get(ITEM..ITEM + len)?,
+                    key: it.key,
+                    data,
                 },
             });
         }
-        if b.len() < HEADER {
-            return None;
-        }
+        let ev = abi::Event::read(b)?;
         let mut e = Event {
             kind,
-            tid: u32_at(b, 8)?,
-            tgid: u32_at(b, 12)?,
-            nr: u32_at(b, 16)?,
-            compat: u32_at(b, 20)? != 0,
-            ret: u64_at(b, 24)? as i64,
-            created: u32_at(b, 80)? & 1 != 0,
-            rename_made_target: u32_at(b, 80)? & 4 != 0,
-            sent: u32_at(b, 84)?,
+            tid: ev.tid,
+            tgid: ev.tgid,
+            nr: ev.nr,
+            compat: ev.compat != 0,
+            ret: ev.ret,
+            args: ev.args,
+            created: ev.flags & EV_CREATED != 0,
+            rename_made_target: ev.flags & EV_ABSENT != 0,
+            sent: ev.nitems,
             ..Event::default()
         };
-        for (i, a) in e.args.iter_mut().enumerate() {
-            *a = u64_at(b, 32 + 8 * i)?;
-        }
         // The common call's one item, in the same record.
-        if u32_at(b, 80)? & 2 != 0 {
-            let it = b.get(HEADER..)?;
-            let len = u32_at(it, 4)? as usize;
+        if ev.flags & EV_INLINE != 0 {
+            let (it, data) = item(b.get(abi::Event::SIZE..)?)?;
             e.add(&Item {
-                kind: u32_at(it, 0)?,
-                key: u64_at(it, 8)?,
-                data: it.get(ITEM..ITEM + len)?,
+                kind: it.kind,
+                key: it.key,
+                data,
             });
         }
         Some(Record::Event(e))
@@ -203,23 +190,6 @@ impl Event {
 mod tests {
     use super::*;
 
-    /// The record kinds this side parses are the C's.
-    #[test]
-    fn constants_are_the_programs() {
-        use super::super::c_define as c;
-        for (name, v) in [
-            ("E_SYSCALL", E_SYSCALL),
-            ("E_FORK", E_FORK),
-            ("I_STR", I_STR),
-            ("I_BASE", I_BASE),
-            ("I_BYTES", I_BYTES),
-            ("I_FDPATH", I_FDPATH),
-            ("I_CRED", I_CRED),
-        ] {
-            assert_eq!(u64::from(v), c(name), "{name}");
-        }
-    }
-
     #[test]
     fn walked_paths_are_reversed_components() {
         assert_eq!(walked(b"c\0b\0a\0"), b"/a/b/c".to_vec());
@@ -228,33 +198,50 @@ mod tests {
 
     #[test]
     fn an_inline_item_belongs_to_its_event() {
-        let mut b = vec![0u8; HEADER + ITEM + 4];
-        b[0] = 1; // E_SYSCALL
-        b[80] = 2 | 1; // inline item, created
-        b[84] = 1; // one item sent
-        b[HEADER] = 17; // I_STR
-        b[HEADER + 4] = 4;
-        b[HEADER + 8] = 0x40;
-        b[HEADER + ITEM..].copy_from_slice(b"/a\0\0");
+        let mut b = abi::Event {
+            kind: E_SYSCALL,
+            flags: EV_INLINE | EV_CREATED,
+            nitems: 1,
+            ..abi::Event::default()
+        }
+        .bytes()
+        .to_vec();
+        b.extend_from_slice(
+            &abi::Item {
+                kind: I_STR,
+                len: 4,
+                key: 0x40,
+                ..abi::Item::default()
+            }
+            .bytes(),
+        );
+        b.extend_from_slice(b"/a\0\0");
         let Some(Record::Event(e)) = Record::parse(&b) else {
             panic!("not an event");
         };
         assert_eq!((e.sent, e.nitems, e.created), (1, 1, true));
         assert_eq!(e.string(0x40), Some(&b"/a"[..]));
         // Claimed, but cut off.
-        assert!(Record::parse(&b[..HEADER + ITEM + 1]).is_none());
+        assert!(Record::parse(&b[..abi::Event::SIZE + abi::Item::SIZE + 1]).is_none());
     }
 
     #[test]
     fn truncated_records_are_rejected() {
-        let mut b = vec![0u8; HEADER];
-        b[0] = 1;
+        let b = abi::Event {
+            kind: E_SYSCALL,
+            ..abi::Event::default()
+        }
+        .bytes();
         assert!(Record::parse(&b[..10]).is_none());
+        assert!(Record::parse(&b[..b.len() - 1]).is_none());
         assert!(Record::parse(&b).is_some());
         // An item that claims more data than it has.
-        let mut it = vec![0u8; ITEM];
-        it[0] = 17;
-        it[4] = 8;
+        let it = abi::Item {
+            kind: I_STR,
+            len: 8,
+            ..abi::Item::default()
+        }
+        .bytes();
         assert!(Record::parse(&it).is_none());
     }
 }

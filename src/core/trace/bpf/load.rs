@@ -10,6 +10,12 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{KProbe, Program, RawTracePoint};
 use aya::Ebpf;
 
+use super::abi::{
+    Desc, D_CREATED, D_EMPTYFD, D_EXEC, D_NOTE, D_ON, D_RETFD, D_SETID, L_DEPTH, L_N, L_NOPATH,
+    L_READ, L_RINGBUF, L_STASH, L_TRUNCATED, M_MMSG, M_MMSG32, M_MSG, M_MSG32, M_SOCKETCALL,
+    NR_MAX, U_X32,
+};
+pub use super::abi::{ARMED, MAX_MSGS};
 use crate::core::manifest::Op;
 use crate::core::trace::arch::{self, Sys};
 use crate::core::trace::decode::{self, Operand};
@@ -17,33 +23,18 @@ use crate::core::trace::decode::{self, Operand};
 /// The compiled program, committed beside its source (`bpf/build`).
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/jailtrace.bpf.o");
 
-/// Flags of a descriptor (`struct desc` in the C source).
-const D_ON: u8 = 1;
-const D_EXEC: u8 = 2;
-const D_SETID: u8 = 4;
-const D_RETFD: u8 = 8;
-const D_CREATED: u8 = 16;
-const D_NOTE: u8 = 32;
-const D_EMPTYFD: u8 = 64;
-
-/// Message header layouts (`M_*` in the C source).
-const M_MSG: u8 = 1;
-const M_MMSG: u8 = 2;
-const M_MSG32: u8 = 3;
-const M_MMSG32: u8 = 4;
-const M_SOCKETCALL: u8 = 5;
-/// Headers of one sendmmsg the program reads (`MAX_MSGS`).
-pub const MAX_MSGS: u64 = 16;
-
-/// Lost-data counters, in the order of the C source's `L_*`.
-pub const LOST_NAMES: [&str; 6] = [
-    "events dropped because the ring buffer was full",
-    "strings truncated",
-    "failed reads of the program's memory",
-    "syscalls whose entry state could not be kept",
-    "paths deeper than the walk limit",
-    "paths relative to a deleted directory or a detached tree, which have no host path",
-];
+/// What each lost-data counter (`L_*`) counts.
+pub const LOST_NAMES: [&str; L_N] = {
+    let mut n = [""; L_N];
+    n[L_RINGBUF] = "events dropped because the ring buffer was full";
+    n[L_TRUNCATED] = "strings truncated";
+    n[L_READ] = "failed reads of the program's memory";
+    n[L_STASH] = "syscalls whose entry state could not be kept";
+    n[L_DEPTH] = "paths deeper than the walk limit";
+    n[L_NOPATH] =
+        "paths relative to a deleted directory or a detached tree, which have no host path";
+    n
+};
 
 /// The loaded program and its maps.
 pub struct Loaded {
@@ -58,17 +49,14 @@ pub struct Loaded {
     pub renames_seen: bool,
 }
 
-/// `traced` values: see the C source.
-pub const ARMED: u8 = 1;
-
 /// Markers standing for "argument i" when the decode table is asked which
 /// arguments are what; small enough to be a dirfd, large enough to be no
 /// flag bits the table looks at.
 const MARK: u64 = 0x7000_0000;
 
-/// One descriptor: 16 bytes, as `struct desc`.
-fn descriptor(sys: Sys) -> [u8; 16] {
-    let mut d = [0u8; 16];
+/// One syscall's descriptor.
+fn descriptor(sys: Sys) -> Desc {
+    let mut d = Desc::default();
     let which = |v: u64| -> u8 {
         if (MARK..MARK + 6).contains(&v) {
             (v - MARK) as u8 + 1
@@ -85,11 +73,11 @@ fn descriptor(sys: Sys) -> [u8; 16] {
     };
     match sys {
         Sys::SetId => {
-            d[0] = D_ON | D_SETID;
+            d.flags = D_ON | D_SETID;
             return d;
         }
         Sys::IoUringSetup => {
-            d[0] = D_ON | D_NOTE;
+            d.flags = D_ON | D_NOTE;
             return d;
         }
         // The ptrace backend's own concerns (its CPU mask, its dirfd cache,
@@ -97,16 +85,16 @@ fn descriptor(sys: Sys) -> [u8; 16] {
         Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return d,
         _ => {}
     }
-    d[0] = D_ON;
+    d.flags = D_ON;
     if matches!(sys, Sys::Execve | Sys::Execveat) {
-        d[0] |= D_EXEC;
+        d.flags |= D_EXEC;
     }
     if matches!(sys, Sys::Open | Sys::Openat | Sys::Openat2 | Sys::Creat) {
-        d[0] |= D_CREATED;
+        d.flags |= D_CREATED;
         // The flags argument, so that only an O_CREAT open looks at the
         // file it returns (creat always creates; openat2's flags are in
         // its open_how).
-        d[10] = match sys {
+        d.oflags = match sys {
             Sys::Open => 2,
             Sys::Openat => 3,
             _ => 0,
@@ -134,14 +122,14 @@ fn descriptor(sys: Sys) -> [u8; 16] {
                     // file for these two (with AT_EMPTY_PATH): then its
                     // base is walked even for "".
                     if u.ops.iter().any(|o| matches!(o, Op::Exec | Op::LinkFrom)) {
-                        d[0] |= D_EMPTYFD;
+                        d.flags |= D_EMPTYFD;
                     }
                     let s = (which(addr), dirfd_of(dirfd));
                     if !strs.contains(&s) && strs.len() < 2 {
                         strs.push(s);
                     }
                     if let Operand::Openat2 { how, .. } = u.operand {
-                        d[7] = which(how);
+                        d.u64p = which(how);
                     }
                 }
                 Operand::Fd(fd) => {
@@ -149,17 +137,17 @@ fn descriptor(sys: Sys) -> [u8; 16] {
                     if f != 0 {
                         // One descriptor slot: no call has two shapes
                         // with different descriptors.
-                        assert!(d[8] == 0 || d[8] == f, "{sys:?}: two descriptors");
-                        d[8] = f;
+                        assert!(d.fd == 0 || d.fd == f, "{sys:?}: two descriptors");
+                        d.fd = f;
                     }
                 }
                 // A zero length is the probe's too: keep the argument.
                 Operand::Sockaddr { addr, len } if which(addr) != 0 => {
-                    d[5] = which(addr);
-                    d[6] = d[6].max(which(len));
+                    d.sock = which(addr);
+                    d.socklen = d.socklen.max(which(len));
                 }
                 Operand::Sockaddr { .. } => {}
-                Operand::ReturnedFd => d[0] |= D_RETFD,
+                Operand::ReturnedFd => d.flags |= D_RETFD,
                 // Nested reads: the program knows these four layouts.
                 Operand::SocketcallSockaddr { .. }
                 | Operand::Msghdrs { .. }
@@ -168,10 +156,10 @@ fn descriptor(sys: Sys) -> [u8; 16] {
         }
     }
     for (i, (s, f)) in strs.into_iter().enumerate() {
-        d[1 + i] = s;
-        d[3 + i] = f;
+        d.str[i] = s;
+        d.dirfd[i] = f;
     }
-    d[9] = match sys {
+    d.msg = match sys {
         Sys::Sendmsg => M_MSG,
         Sys::Sendmmsg => M_MMSG,
         Sys::Sendmsg32 => M_MSG32,
@@ -244,19 +232,19 @@ fn err(what: &str, e: impl std::fmt::Display) -> String {
 
 /// Writes every recorded syscall's descriptor, native and i386.
 fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
-    let mut descs: Array<_, [u8; 16]> = Array::try_from(
+    let mut descs: Array<_, [u8; Desc::SIZE]> = Array::try_from(
         ebpf.map_mut("descs")
             .ok_or_else(|| "the BPF object has no descs map".to_string())?,
     )
     .map_err(|e| err("descs", e))?;
     for (base, table) in [
         (0u32, arch::table(arch::AUDIT_ARCH_X86_64)),
-        (512, arch::table(arch::AUDIT_ARCH_I386)),
+        (NR_MAX, arch::table(arch::AUDIT_ARCH_I386)),
     ] {
         for &(nr, sys) in table {
-            if nr < 512 {
+            if nr < NR_MAX {
                 descs
-                    .set(base + nr, descriptor(sys), 0)
+                    .set(base + nr, descriptor(sys).bytes(), 0)
                     .map_err(|e| err("descs", e))?;
             }
         }
@@ -455,12 +443,12 @@ pub fn load() -> Result<Loaded, String> {
 impl Loaded {
     /// x32 syscalls the command made, summed over the CPUs.
     pub fn x32_calls(&self) -> u64 {
-        self.undecoded.get(&0, 0).map_or(0, |v| v.iter().sum())
+        self.undecoded.get(&U_X32, 0).map_or(0, |v| v.iter().sum())
     }
 
     /// The lost-data counters, summed over the CPUs.
-    pub fn lost(&self) -> [u64; 6] {
-        let mut out = [0u64; 6];
+    pub fn lost(&self) -> [u64; L_N] {
+        let mut out = [0u64; L_N];
         for (i, slot) in out.iter_mut().enumerate() {
             if let Ok(v) = self.lost.get(&(i as u32), 0) {
                 *slot = v.iter().sum();
@@ -474,33 +462,10 @@ impl Loaded {
 mod tests {
     use super::*;
 
-    /// The descriptor flags, header layouts, limits and loss counters
-    /// this side writes and reads are the C's.
+    /// Each loss counter has its words.
     #[test]
-    fn constants_are_the_programs() {
-        use super::super::c_define as c;
-        for (name, v) in [
-            ("D_ON", D_ON),
-            ("D_EXEC", D_EXEC),
-            ("D_SETID", D_SETID),
-            ("D_RETFD", D_RETFD),
-            ("D_CREATED", D_CREATED),
-            ("D_NOTE", D_NOTE),
-            ("D_EMPTYFD", D_EMPTYFD),
-            ("M_MSG", M_MSG),
-            ("M_MMSG", M_MMSG),
-            ("M_MSG32", M_MSG32),
-            ("M_MMSG32", M_MMSG32),
-            ("M_SOCKETCALL", M_SOCKETCALL),
-        ] {
-            assert_eq!(u64::from(v), c(name), "{name}");
-        }
-        assert_eq!(MAX_MSGS, c("MAX_MSGS"));
-        assert_eq!(
-            LOST_NAMES.len() as u64,
-            c("L_N"),
-            "one name per loss counter"
-        );
+    fn every_loss_is_named() {
+        assert!(LOST_NAMES.iter().all(|n| !n.is_empty()), "{LOST_NAMES:?}");
     }
 
     #[test]
@@ -519,33 +484,33 @@ mod tests {
     fn descriptors_come_from_the_decode_table() {
         // openat(dirfd, path, flags, mode): string arg 2, dirfd arg 1.
         let d = descriptor(Sys::Openat);
-        assert_eq!((d[0] & D_ON, d[1], d[3]), (D_ON, 2, 1));
-        assert_ne!(d[0] & D_CREATED, 0);
-        assert_eq!(d[10], 3);
+        assert_eq!((d.flags & D_ON, d.str[0], d.dirfd[0]), (D_ON, 2, 1));
+        assert_ne!(d.flags & D_CREATED, 0);
+        assert_eq!(d.oflags, 3);
         // rename(old, new): two strings against the cwd.
         let d = descriptor(Sys::Rename);
-        assert_eq!((d[1], d[2], d[3], d[4]), (1, 2, 0, 0));
+        assert_eq!((d.str[0], d.str[1], d.dirfd[0], d.dirfd[1]), (1, 2, 0, 0));
         // renameat2(olddirfd, old, newdirfd, new, flags).
         let d = descriptor(Sys::Renameat2);
-        assert_eq!((d[1], d[2], d[3], d[4]), (2, 4, 1, 3));
+        assert_eq!((d.str[0], d.str[1], d.dirfd[0], d.dirfd[1]), (2, 4, 1, 3));
         // connect(fd, addr, len).
         let d = descriptor(Sys::Connect);
-        assert_eq!((d[5], d[6]), (2, 3));
+        assert_eq!((d.sock, d.socklen), (2, 3));
         // openat2(dirfd, path, how, size).
         let d = descriptor(Sys::Openat2);
-        assert_eq!((d[1], d[3], d[7]), (2, 1, 3));
+        assert_eq!((d.str[0], d.dirfd[0], d.u64p), (2, 1, 3));
         // fchdir(fd).
-        assert_eq!(descriptor(Sys::Fchdir)[8], 1);
-        assert_ne!(descriptor(Sys::Execve)[0] & D_EXEC, 0);
+        assert_eq!(descriptor(Sys::Fchdir).fd, 1);
+        assert_ne!(descriptor(Sys::Execve).flags & D_EXEC, 0);
         // An empty path names the dirfd's file only for these; for an
         // fstat-style call it names nothing, and nothing is walked.
-        assert_ne!(descriptor(Sys::Execveat)[0] & D_EMPTYFD, 0);
-        assert_ne!(descriptor(Sys::Linkat)[0] & D_EMPTYFD, 0);
-        assert_eq!(descriptor(Sys::Newfstatat)[0] & D_EMPTYFD, 0);
-        assert_eq!(descriptor(Sys::Statx)[0] & D_EMPTYFD, 0);
-        assert_eq!(descriptor(Sys::Umount)[0], 0);
-        assert_eq!(descriptor(Sys::Sendmmsg32)[9], M_MMSG32);
-        assert_eq!(descriptor(Sys::Socketcall)[9], M_SOCKETCALL);
+        assert_ne!(descriptor(Sys::Execveat).flags & D_EMPTYFD, 0);
+        assert_ne!(descriptor(Sys::Linkat).flags & D_EMPTYFD, 0);
+        assert_eq!(descriptor(Sys::Newfstatat).flags & D_EMPTYFD, 0);
+        assert_eq!(descriptor(Sys::Statx).flags & D_EMPTYFD, 0);
+        assert_eq!(descriptor(Sys::Umount).flags, 0);
+        assert_eq!(descriptor(Sys::Sendmmsg32).msg, M_MMSG32);
+        assert_eq!(descriptor(Sys::Socketcall).msg, M_SOCKETCALL);
     }
 
     /// Every operand the decode table can yield, for any argument values
@@ -599,33 +564,36 @@ mod tests {
                                     continue;
                                 }
                                 assert!(
-                                    (0..2).any(|i| d[1 + i] != 0
-                                        && arg(d[1 + i]) == addr
-                                        && base(d[3 + i]) == dirfd),
+                                    (0..2).any(|i| d.str[i] != 0
+                                        && arg(d.str[i]) == addr
+                                        && base(d.dirfd[i]) == dirfd),
                                     "{what}: not captured by {d:?}"
                                 );
                                 if let Operand::Openat2 { how, .. } = u.operand {
-                                    assert!(d[7] != 0 && arg(d[7]) == how, "{what}: open_how");
+                                    assert!(d.u64p != 0 && arg(d.u64p) == how, "{what}: open_how");
                                 }
                             }
                             Operand::Fd(fd) => {
                                 if marked_fd(fd) {
-                                    assert!(d[8] != 0 && arg(d[8]) as i32 == fd, "{what}: {d:?}");
+                                    assert!(d.fd != 0 && arg(d.fd) as i32 == fd, "{what}: {d:?}");
                                 }
                             }
                             Operand::Sockaddr { addr, len } => {
                                 if marked(addr) {
-                                    assert!(d[5] != 0 && arg(d[5]) == addr, "{what}: {d:?}");
+                                    assert!(d.sock != 0 && arg(d.sock) == addr, "{what}: {d:?}");
                                 }
                                 if marked(len) {
-                                    assert!(d[6] != 0 && arg(d[6]) == len, "{what}: {d:?}");
+                                    assert!(
+                                        d.socklen != 0 && arg(d.socklen) == len,
+                                        "{what}: {d:?}"
+                                    );
                                 }
                             }
-                            Operand::ReturnedFd => assert_ne!(d[0] & D_RETFD, 0, "{what}"),
+                            Operand::ReturnedFd => assert_ne!(d.flags & D_RETFD, 0, "{what}"),
                             Operand::SocketcallSockaddr { .. }
                             | Operand::Msghdrs { .. }
                             | Operand::SocketcallMsghdrs { .. } => {
-                                assert_ne!(d[9], 0, "{what}: message layout");
+                                assert_ne!(d.msg, 0, "{what}: message layout");
                             }
                         }
                     }

@@ -11,24 +11,10 @@
 //! reaped here: the recording ends when the last one has exited and the
 //! ring buffer is drained. See docs/design.md.
 
+mod abi;
 pub mod btf;
 mod event;
 mod load;
-
-/// The value of `#define NAME` in the C source: the Rust side mirrors the
-/// program's constants, and its tests hold each to the C.
-#[cfg(test)]
-pub(crate) fn c_define(name: &str) -> u64 {
-    let src = include_str!("../../../../bpf/jailtrace.bpf.c");
-    src.lines()
-        .find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("#define") && w.next() == Some(name))
-                .then(|| w.next().and_then(|v| v.parse().ok()))
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no numeric #define {name} in bpf/jailtrace.bpf.c"))
-}
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
