@@ -113,7 +113,7 @@ fn a_new_op_touches_its_row_and_the_decoder() {
     let tree = tree();
     let manifest = &tree
         .iter()
-        .find(|(f, _)| f == "core/manifest/mod.rs")
+        .find(|(f, _)| f == "core/manifest/op.rs")
         .unwrap()
         .1;
     // The ops! table's rows: `Name => "name", m(...)`.
@@ -143,11 +143,11 @@ fn a_new_op_touches_its_row_and_the_decoder() {
     assert_eq!(
         every,
         BTreeSet::from(["core/trace/decode.rs".into()]),
-        "besides its row in core/manifest/mod.rs, a new op would touch these files"
+        "besides its row in core/manifest/op.rs, a new op would touch these files"
     );
     let row = design_row("| a new traced syscall |");
     assert!(
-        row.contains("core/manifest/mod.rs") && row.contains(": 3)"),
+        row.contains("core/manifest/op.rs") && row.contains(": 3)"),
         "docs/design.md says otherwise: {row}"
     );
 }

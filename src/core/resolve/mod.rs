@@ -4,6 +4,7 @@
 //! directory on the way gets an entry with its metadata, and the accessed
 //! object is recorded under its real path.
 
+mod entry;
 pub(crate) mod exe;
 
 use std::collections::{HashSet, VecDeque};
@@ -12,31 +13,21 @@ use std::collections::{HashSet, VecDeque};
 /// process (so a traced program cannot aim for collisions), instead of
 /// SipHash.
 type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::core::manifest::pathenc::{cmp_path_bytes, MPath};
-use crate::core::manifest::{Access, Class, Entry, Kind, Mode, Op, Outcome};
+use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
 
+pub use entry::classify;
+use entry::{is_proc, lstat_host, make_entry, Meta};
 pub use exe::{loader, loader_of, open_regular, Loader};
 
 /// Linux gives up after this many symlinks in one lookup (ELOOP).
 const MAX_SYMLINKS: usize = 40;
 /// The kernel's limit on nested `#!` interpreters is lower; this is a bound.
 const MAX_INTERP_DEPTH: usize = 8;
-
-#[derive(Debug, Clone)]
-struct Meta {
-    kind: Kind,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    rdev: u64,
-    target: Option<Vec<u8>>,
-}
 
 pub struct Options {
     pub hash: bool,
@@ -529,123 +520,6 @@ impl Resolver {
     }
 }
 
-/// `lstat` on the host, as resolution needs it.
-fn lstat_host(path: &[u8]) -> Option<Meta> {
-    let p = Path::new(std::ffi::OsStr::from_bytes(path));
-    let md = std::fs::symlink_metadata(p).ok()?;
-    let ft = md.file_type();
-    let kind = if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_file() {
-        Kind::File
-    } else if ft.is_char_device() {
-        Kind::Chardev
-    } else if ft.is_block_device() {
-        Kind::Blockdev
-    } else if ft.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::Fifo
-    };
-    let target = if kind == Kind::Symlink {
-        std::fs::read_link(p)
-            .ok()
-            .map(|t| t.into_os_string().into_vec())
-    } else {
-        None
-    };
-    Some(Meta {
-        kind,
-        mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
-        size: md.size(),
-        rdev: md.rdev(),
-        target,
-    })
-}
-
-fn is_proc(p: &[u8]) -> bool {
-    p == b"/proc" || p.starts_with(b"/proc/")
-}
-
-/// `found`: whether the object was there when the program first touched
-/// the path (true for paths it never named itself, like ancestors).
-fn make_entry(
-    path: MPath,
-    meta: Option<Meta>,
-    mut accesses: Vec<Access>,
-    found: bool,
-    opts: &Options,
-) -> Entry {
-    accesses.sort();
-    let kind = meta.as_ref().map_or(Kind::Missing, |m| m.kind);
-    let class = classify(&path, kind);
-    // A device is a gate to the kernel, never something a program makes
-    // data in: writing /dev/null does not make it an output.
-    let device = matches!(kind, Kind::Chardev | Kind::Blockdev);
-    let ok = |pred: fn(Op) -> bool| accesses.iter().any(|a| pred(a.op) && a.result.is_ok());
-    let output = !device && ok(Op::is_output);
-    let mut e = Entry::new(path, kind, class);
-    e.output = output;
-    e.created = !device && !found && ok(Op::creates);
-    if class == Class::Proc {
-        // The tracer's own /proc is not the tracee's: keep only the kind,
-        // and never claim a symlink target we cannot know.
-        e.created = false;
-        if e.kind == Kind::Missing && accesses.iter().any(|a| a.result.is_ok()) {
-            e.kind = Kind::File;
-        }
-        e.accesses = accesses;
-        return e;
-    }
-    if let Some(m) = meta {
-        e.mode = Some(Mode(m.mode));
-        e.uid = Some(m.uid);
-        e.gid = Some(m.gid);
-        match m.kind {
-            Kind::File if class == Class::Regular && !output => {
-                e.size = Some(m.size);
-                if opts.hash {
-                    e.sha256 = sha256_file(e.path.as_path());
-                }
-            }
-            Kind::Symlink => e.target = m.target.map(crate::core::manifest::pathenc::Bytes),
-            Kind::Chardev | Kind::Blockdev => {
-                e.major = Some(libc::major(m.rdev));
-                e.minor = Some(libc::minor(m.rdev));
-            }
-            _ => {}
-        }
-        if m.kind == Kind::Symlink && e.target.is_none() {
-            e.kind = Kind::Missing;
-            e.mode = None;
-            e.uid = None;
-            e.gid = None;
-        }
-    }
-    e.accesses = accesses;
-    e
-}
-
-/// Decides how `materialize` treats a path.
-pub fn classify(path: &MPath, kind: Kind) -> Class {
-    let first = path.components().next();
-    match first {
-        Some(b"proc") => Class::Proc,
-        Some(b"sys") => Class::Sys,
-        Some(b"dev") => Class::Dev,
-        _ if matches!(kind, Kind::Chardev | Kind::Blockdev) => Class::Dev,
-        _ => Class::Regular,
-    }
-}
-
-fn sha256_file(path: &Path) -> Option<String> {
-    crate::core::manifest::sha256_hex(exe::open_regular(path)?).ok()
-}
-
 fn split(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     p.split(|&b| b == b'/').filter(|c| !c.is_empty())
 }
@@ -692,6 +566,7 @@ fn lexical_join(base: &[u8], rest: &[Vec<u8>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::manifest::Class;
 
     fn with_tree(f: impl FnOnce(&Path, &mut Resolver)) {
         let dir = tempfile::tempdir().unwrap();

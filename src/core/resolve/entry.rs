@@ -1,0 +1,139 @@
+//! One host object made into a manifest entry: its metadata read without
+//! following it, its class (regular, /dev, /proc, /sys), its digest.
+
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use super::{exe, Options};
+use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::{Access, Class, Entry, Kind, Mode, Op};
+
+/// What `lstat` said of a host path, and a symlink's target.
+#[derive(Debug, Clone)]
+pub(super) struct Meta {
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub rdev: u64,
+    pub target: Option<Vec<u8>>,
+}
+
+/// `lstat` on the host, as resolution needs it.
+pub(super) fn lstat_host(path: &[u8]) -> Option<Meta> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(path));
+    let md = std::fs::symlink_metadata(p).ok()?;
+    let ft = md.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else if ft.is_char_device() {
+        Kind::Chardev
+    } else if ft.is_block_device() {
+        Kind::Blockdev
+    } else if ft.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Fifo
+    };
+    let target = if kind == Kind::Symlink {
+        std::fs::read_link(p)
+            .ok()
+            .map(|t| t.into_os_string().into_vec())
+    } else {
+        None
+    };
+    Some(Meta {
+        kind,
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.size(),
+        rdev: md.rdev(),
+        target,
+    })
+}
+
+pub(super) fn is_proc(p: &[u8]) -> bool {
+    p == b"/proc" || p.starts_with(b"/proc/")
+}
+
+/// `found`: whether the object was there when the program first touched
+/// the path (true for paths it never named itself, like ancestors).
+pub(super) fn make_entry(
+    path: MPath,
+    meta: Option<Meta>,
+    mut accesses: Vec<Access>,
+    found: bool,
+    opts: &Options,
+) -> Entry {
+    accesses.sort();
+    let kind = meta.as_ref().map_or(Kind::Missing, |m| m.kind);
+    let class = classify(&path, kind);
+    // A device is a gate to the kernel, never something a program makes
+    // data in: writing /dev/null does not make it an output.
+    let device = matches!(kind, Kind::Chardev | Kind::Blockdev);
+    let ok = |pred: fn(Op) -> bool| accesses.iter().any(|a| pred(a.op) && a.result.is_ok());
+    let output = !device && ok(Op::is_output);
+    let mut e = Entry::new(path, kind, class);
+    e.output = output;
+    e.created = !device && !found && ok(Op::creates);
+    if class == Class::Proc {
+        // The tracer's own /proc is not the tracee's: keep only the kind,
+        // and never claim a symlink target we cannot know.
+        e.created = false;
+        if e.kind == Kind::Missing && accesses.iter().any(|a| a.result.is_ok()) {
+            e.kind = Kind::File;
+        }
+        e.accesses = accesses;
+        return e;
+    }
+    if let Some(m) = meta {
+        e.mode = Some(Mode(m.mode));
+        e.uid = Some(m.uid);
+        e.gid = Some(m.gid);
+        match m.kind {
+            Kind::File if class == Class::Regular && !output => {
+                e.size = Some(m.size);
+                if opts.hash {
+                    e.sha256 = sha256_file(e.path.as_path());
+                }
+            }
+            Kind::Symlink => e.target = m.target.map(crate::core::manifest::pathenc::Bytes),
+            Kind::Chardev | Kind::Blockdev => {
+                e.major = Some(libc::major(m.rdev));
+                e.minor = Some(libc::minor(m.rdev));
+            }
+            _ => {}
+        }
+        if m.kind == Kind::Symlink && e.target.is_none() {
+            e.kind = Kind::Missing;
+            e.mode = None;
+            e.uid = None;
+            e.gid = None;
+        }
+    }
+    e.accesses = accesses;
+    e
+}
+
+/// Decides how `materialize` treats a path.
+pub fn classify(path: &MPath, kind: Kind) -> Class {
+    let first = path.components().next();
+    match first {
+        Some(b"proc") => Class::Proc,
+        Some(b"sys") => Class::Sys,
+        Some(b"dev") => Class::Dev,
+        _ if matches!(kind, Kind::Chardev | Kind::Blockdev) => Class::Dev,
+        _ => Class::Regular,
+    }
+}
+
+pub(super) fn sha256_file(path: &Path) -> Option<String> {
+    crate::core::manifest::sha256_hex(exe::open_regular(path)?).ok()
+}
