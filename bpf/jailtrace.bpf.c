@@ -1141,7 +1141,9 @@ int rename_target(void *ctx)
 	return 0;
 }
 
-static __always_inline void send_task_event(u32 kind, u32 tid, u32 tgid)
+/* A task event: E_FORK's `ret` is the parent's thread group, whose root
+ * directory the child inherits (user space tracks chroot). */
+static __always_inline void send_task_event(u32 kind, u32 tid, u32 tgid, u32 parent)
 {
 	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(struct event), 0);
 	if (!ev) {
@@ -1153,6 +1155,7 @@ static __always_inline void send_task_event(u32 kind, u32 tid, u32 tgid)
 	ev->size = sizeof(*ev);
 	ev->tid = tid;
 	ev->tgid = tgid;
+	ev->ret = parent;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
@@ -1170,7 +1173,7 @@ int process_fork(struct bpf_raw_tracepoint_args *ctx)
 	u32 tgid = BPF_CORE_READ(child, tgid);
 	u32 tid = BPF_CORE_READ(child, pid);
 	bpf_map_update_elem(&traced, &tgid, &inherited, BPF_NOEXIST);
-	send_task_event(E_FORK, tid, tgid);
+	send_task_event(E_FORK, tid, tgid, ptgid);
 	return 0;
 }
 

@@ -94,7 +94,7 @@ struct event {
 	__u32 tgid;
 	__u32 nr;
 	__u32 compat;
-	__s64 ret;
+	__s64 ret; /* the return value; E_FORK: the parent's thread group */
 	__u64 args[6];
 	__u32 flags; /* EV_* */
 	__u32 nitems;

@@ -171,11 +171,12 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     assert_access(&m, &p("mmsg.sock"), "bind", "ok");
     assert_access(&m, &p("mmsg.sock"), "connect", "ok");
 
-    // chroot: recorded, and a warning once it succeeded
+    // chroot: recorded; the paths after it are placed beneath the new
+    // root (tests below), so it needs no warning
     assert_access(&m, &p("chroot-dir"), "chroot", "ok");
     assert_access(&m, &p("chroot-missing"), "chroot", "ENOENT");
     let w = m["warnings"].to_string();
-    assert!(w.contains("chroot was called"), "{w}");
+    assert!(!w.contains("chroot was called"), "{w}");
 
     // pivot_root: the new root like a chroot, put_old looked up; a warning
     assert_access(&m, &p("pivot-new"), "chroot", "ok");
@@ -273,4 +274,120 @@ fn i386_socketcall_and_metadata_calls_are_decoded() {
     assert_access(&m, &p("chown32"), "chown", "ok");
     assert_access(&m, &p("truncate64"), "write", "ok");
     assert!(m["warnings"].to_string().contains("i386"));
+}
+
+/// A program that chroots itself names every absolute path beneath its new
+/// root, and so does a child it forks after; relative paths stay relative
+/// to the cwd, which chroot does not move (issue 23). Both backends.
+#[test]
+fn a_self_chrooting_program_is_recorded_beneath_its_root() {
+    let test = "a_self_chrooting_program_is_recorded_beneath_its_root";
+    if !common::require_root(test) {
+        return;
+    }
+    let bin = fixture("chrooted", &[]);
+    for backend in ["ptrace", "bpf"] {
+        let tmp = tempdir();
+        let d = real(tmp.path());
+        for prep in common::cases::chrooted_prep() {
+            prep.apply(&d);
+        }
+        let out = d.join("m.json");
+        common::success(
+            common::jailtrace()
+                .args(["record", "--backend", backend, "-o"])
+                .arg(&out)
+                .arg("--")
+                .arg(&bin)
+                .arg(&d),
+        );
+        let m: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let p = |rel: &str| d.join(rel).to_str().unwrap().to_string();
+        let ctx = format!("{backend}: {m:#}");
+        let has = |rel: &str, op: &str, result: &str| {
+            assert!(
+                has_access(&m, &p(rel), op, result),
+                "{rel} {op} {result}: {ctx}"
+            );
+        };
+        has("cr", "chroot", "ok");
+        has("cr/data", "read", "ok");
+        has("cr/missing", "read", "ENOENT");
+        has("cr/etc", "stat", "ok");
+        has("outside", "read", "ok");
+        has("cr/rel", "read", "ok");
+        has("cr/child", "read", "ok");
+        has("cr/bin/nothing", "exec", "ENOENT");
+        has("cr/inner", "chroot", "ok");
+        has("cr/inner/deep", "read", "ok");
+        has("cr/inner/sock", "connect", "ENOENT");
+        for host in ["/data", "/missing", "/child", "/deep", "/sock", "/inner"] {
+            assert!(
+                entry(&m, host).is_none(),
+                "{host} recorded as a host path: {ctx}"
+            );
+        }
+        assert!(
+            !m["warnings"].to_string().contains("chroot"),
+            "{backend}: {}",
+            m["warnings"]
+        );
+    }
+}
+
+/// The issue's reproduction: a program that chroots into a tree of its
+/// own and reads a file there works from its first jail, and verify finds
+/// nothing missing, comparing in the same frame.
+#[test]
+fn e2e_a_self_chrooting_program_works_from_its_first_jail() {
+    let test = "e2e_a_self_chrooting_program_works_from_its_first_jail";
+    if !common::require_root(test) || !common::require_program(test, "python3") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    let cr = d.join("tree/cr");
+    std::fs::create_dir_all(cr.join("etc")).unwrap();
+    std::fs::write(cr.join("etc/hosts"), "127.0.0.1 inside\n").unwrap();
+    let script = format!(
+        "import os; os.chroot({:?}); print(len(open('/etc/hosts').read()))",
+        cr.to_str().unwrap()
+    );
+    let argv = ["/usr/bin/python3", "-c", script.as_str()];
+    let host = common::success(std::process::Command::new(argv[0]).args(&argv[1..]));
+    assert_eq!(host.trim(), "17");
+    let m = common::record_in(&d, "m", &argv, 0);
+    assert!(has_access(
+        &m,
+        cr.join("etc/hosts").to_str().unwrap(),
+        "read",
+        "ok"
+    ));
+    let jail = d.join("jail");
+    common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(d.join("m.json"))
+            .arg(&jail),
+    );
+    let inside = common::success(
+        common::jailtrace()
+            .args(["run", "--allow-root"])
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    assert_eq!(inside, host, "the jailed run differs from the host's");
+    let verify = common::output(
+        common::jailtrace()
+            .args(["verify", "--allow-root", "--manifest"])
+            .arg(d.join("m.json"))
+            .arg(&jail)
+            .arg("--")
+            .args(argv),
+    );
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{report}");
+    assert!(report.contains("complete: nothing"), "{report}");
+    assert!(!report.contains("missing:"), "{report}");
 }

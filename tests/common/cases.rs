@@ -140,6 +140,20 @@ pub fn morecalls_prep() -> Vec<Prep> {
     p
 }
 
+/// What `fixtures/chrooted.c` chroots into and reads.
+pub fn chrooted_prep() -> Vec<Prep> {
+    use Prep::*;
+    vec![
+        Dir("cr/etc"),
+        Dir("cr/inner"),
+        File("cr/data", "d\n"),
+        File("cr/rel", "r\n"),
+        File("cr/child", "c\n"),
+        File("cr/inner/deep", "i\n"),
+        File("outside", "o\n"),
+    ]
+}
+
 /// Every fixture that runs as a plain command. Not here: `breakout` (it
 /// needs a jail to break out of), `umount` (a mount of its own; it exists
 /// for the ptrace backend's descriptor cache, which bpf does not have).
@@ -148,6 +162,7 @@ pub fn fixtures() -> Vec<Case> {
     let abc = || vec![Dir("a"), Dir("b"), Dir("c")];
     vec![
         fixture("cancel", &["-pthread"], vec![], vec![]),
+        fixture("chrooted", &[], chrooted_prep(), vec!["DIR"]),
         fixture("dirfd", &[], abc(), vec!["DIR"]),
         fixture("eintr", &[], vec![Fifo("fifo")], vec!["DIR/fifo"]),
         fixture("emptypath", &[], vec![], vec!["DIR"]),

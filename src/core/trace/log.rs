@@ -1,5 +1,5 @@
 //! The raw log both engines write, and the rules for writing a finished
-//! call into it: restart codes, found or created, the chroot warnings, the
+//! call into it: restart codes, found or created, the pivot_root warning, the
 //! `/proc/<pid>` rewrite.
 
 use std::collections::{BTreeSet, HashMap};
@@ -162,11 +162,6 @@ pub(crate) fn record_call(
         ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => libc::EINTR,
         e => e,
     };
-    if call.sys == Sys::Chroot && errno == 0 {
-        warnings.insert(
-            "chroot was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
-        );
-    }
     if call.sys == Sys::PivotRoot && errno == 0 {
         warnings.insert(
             "pivot_root was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),

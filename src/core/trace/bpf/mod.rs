@@ -87,6 +87,10 @@ struct Recorder<'a> {
     /// many renames onto untouched names were taken as inputs without it.
     renames_seen: bool,
     unseen_renames: u64,
+    /// The root directory of each thread group that chrooted (or whose
+    /// parent had), as the program names its paths: an absolute path it
+    /// uses names a file beneath it.
+    roots: std::collections::HashMap<u32, Vec<u8>>,
 }
 
 fn record(
@@ -117,6 +121,7 @@ fn record(
         lost_here: 0,
         renames_seen: loaded.renames_seen,
         unseen_renames: 0,
+        roots: std::collections::HashMap::new(),
     };
     let mut ends = Ends::new(opts.timeout, opts.grace);
     let mut tree = Tree::default();
@@ -338,6 +343,11 @@ impl Recorder<'_> {
     fn event(&mut self, e: &Event) {
         match e.kind {
             event::E_FORK => {
+                // A new process starts in its parent's root (`ret`).
+                match self.roots.get(&(e.ret as u32)).cloned() {
+                    Some(root) => self.roots.insert(e.tgid, root),
+                    None => self.roots.remove(&e.tgid),
+                };
                 self.stats.processes += 1;
                 self.ids.insert(e.tid as i32);
                 self.ids.insert(e.tgid as i32);
@@ -413,6 +423,9 @@ impl Recorder<'_> {
                 })
             })
             .collect();
+        let new_root = (call == Sys::Chroot && errno == 0)
+            .then(|| items.first().map(|i| i.0.clone()))
+            .flatten();
         record_call(
             &mut self.log,
             &mut self.warnings,
@@ -424,6 +437,36 @@ impl Recorder<'_> {
                 errno,
             },
         );
+        if let Some(root) = new_root {
+            self.chrooted(e.tgid, root);
+        }
+    }
+
+    /// Thread group `tgid` changed its root to `path` (as it named it,
+    /// made absolute): the real path, as the kernel resolved it, is its
+    /// new root. One the host cannot show now is taken as named, and
+    /// counted as a loss.
+    fn chrooted(&mut self, tgid: u32, path: Vec<u8>) {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let mut full = self.opts.root.clone().unwrap_or_default();
+        full.extend_from_slice(&path);
+        let root = match std::fs::canonicalize(std::ffi::OsStr::from_bytes(&full)) {
+            Ok(real) => self.unroot(&real.into_os_string().into_vec()),
+            Err(_) => {
+                self.lost_here += 1;
+                self.warnings.insert(
+                    "incomplete recording (bpf): a chroot's new root could not be read on the \
+                     host; the paths used beneath it may be placed wrongly"
+                        .into(),
+                );
+                path
+            }
+        };
+        if root == b"/" {
+            self.roots.remove(&tgid);
+        } else {
+            self.roots.insert(tgid, root);
+        }
     }
 
     /// `p` made absolute against the base the program walked at entry.
@@ -437,6 +480,9 @@ impl Recorder<'_> {
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }
+        } else if let Some(root) = self.roots.get(&e.tgid) {
+            // Beneath the root the program chrooted into.
+            out.extend_from_slice(root);
         }
         out.extend_from_slice(p);
         let ids = &self.ids;

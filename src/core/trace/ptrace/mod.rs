@@ -87,6 +87,9 @@ struct Tracer<'a> {
     /// exec ran in: a thread in another one names paths the host may not
     /// have.
     home_ns: Option<u64>,
+    /// A traced process has chrooted: absolute paths are read beneath each
+    /// task's root from then on.
+    chroots: bool,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
     /// recorded syscall, to exercise the internal-error policy.
     failpoint: Option<u64>,
@@ -219,6 +222,7 @@ impl<'a> Tracer<'a> {
             virtual_mask,
             lost: Lost::default(),
             home_ns: None,
+            chroots: false,
             dirfds: DirfdCache::new(),
             failpoint: std::env::var("JAILTRACE_FAILPOINT")
                 .ok()
@@ -437,6 +441,7 @@ impl<'a> Tracer<'a> {
                     let task = self.tasks.entry(pid).or_insert_with(|| Task::new(pid));
                     task.pending = old.pending;
                     task.cwd = None;
+                    task.root = None;
                     task.proc_dir = None;
                 }
             }
@@ -638,6 +643,14 @@ impl<'a> Tracer<'a> {
                 | Sys::Renameat2
                 | Sys::Rmdir
         );
+        if sys == Sys::Chroot && errno == 0 {
+            // The caller's root moved (and its CLONE_FS sharers'): read
+            // roots afresh.
+            self.chroots = true;
+            for t in self.tasks.values_mut() {
+                t.root = None;
+            }
+        }
         if moves_cwd && errno == 0 {
             // Threads and CLONE_FS siblings share the cwd: drop all caches.
             for t in self.tasks.values_mut() {

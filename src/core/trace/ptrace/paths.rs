@@ -103,6 +103,9 @@ impl Tracer<'_> {
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }
+        } else if self.chroots {
+            // Beneath the root the tracee chrooted into.
+            self.append_root(pid, &mut out)?;
         }
         out.extend_from_slice(p);
         self.rewrite_proc(&mut out);
@@ -152,6 +155,31 @@ impl Tracer<'_> {
             self.tasks.get_mut(&pid)?.cwd = Some(cwd);
         }
         out.extend_from_slice(self.tasks.get(&pid)?.cwd.as_deref()?);
+        Some(())
+    }
+
+    /// Appends the tracee's root directory (cached; nothing for the
+    /// host's) to `out`. One the host cannot show is a loss.
+    fn append_root(&mut self, pid: Pid, out: &mut Vec<u8>) -> Option<()> {
+        if self.tasks.get(&pid)?.root.is_none() {
+            let root = match self.proc_link(pid, "root") {
+                Ok(r) if self.names_its_object(pid, "root", &r) => {
+                    let r = self.unroot(r);
+                    if r == b"/" {
+                        Vec::new()
+                    } else {
+                        r
+                    }
+                }
+                Err(Errno::ENOENT | Errno::ESRCH) => return None,
+                _ => {
+                    self.lost.unresolved += 1;
+                    return None;
+                }
+            };
+            self.tasks.get_mut(&pid)?.root = Some(root);
+        }
+        out.extend_from_slice(self.tasks.get(&pid)?.root.as_deref()?);
         Some(())
     }
 

@@ -11,6 +11,9 @@ pub struct Task {
     pub tgid: Pid,
     /// Cached working directory (invalidated on chdir/fchdir).
     pub cwd: Option<Vec<u8>>,
+    /// Cached root directory, read once some traced process has chrooted
+    /// (empty: the host's, or the jail's under verify).
+    pub root: Option<Vec<u8>>,
     /// Accesses read at syscall entry, awaiting the outcome.
     pub pending: Option<Pending>,
     /// In a group-stop (job control), parked with PTRACE_LISTEN.
@@ -50,6 +53,7 @@ impl Task {
         Task {
             tgid,
             cwd: None,
+            root: None,
             pending: None,
             group_stopped: false,
             affinity_call: None,
