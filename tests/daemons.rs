@@ -632,3 +632,128 @@ fn verify_fix_restores_dev_null_for_lighttpd() {
     let t = open_tempdir();
     verify_fix_restores(&lighttpd_case(t.path(), 21113), "/dev/null");
 }
+
+/// The password of `ftpuser`, and its SHA-512 crypt hash (`openssl passwd
+/// -6 -salt jailtrace secret`).
+const FTP_HASH: &str = "$6$jailtrace$sTMACxQKZ2ibUmvlBmGjtBdoilfTa1Ge07PBywfgkjh7aCYEkHFldNXPg7H4m/olvhNPNSe7v.wSus5I6CuMa/";
+
+/// vsftpd logs a local user in through PAM (it reads /etc/shadow) and
+/// chroots its unprivileged child into `secure_chroot_dir` (issue 23). Its
+/// first jail fails every login and says so, loudly, in materialize's
+/// summary and as a verify finding; the jail built with the options that
+/// line names serves the user's file to curl as the host does. The user
+/// exists only in a private mount namespace, where the test's passwd and
+/// shadow are bound over the host's.
+#[test]
+fn vsftpd_logs_a_local_user_in_from_its_first_jail() {
+    let name = "vsftpd_logs_a_local_user_in_from_its_first_jail";
+    if !ready(name, &["curl", "/usr/sbin/vsftpd", "unshare"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let d = t.path();
+    let port = 21107;
+    std::fs::create_dir_all(d.join("home")).unwrap();
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    std::fs::write(d.join("home/hello.txt"), "hello from vsftpd\n").unwrap();
+    nix::unistd::chown(
+        &d.join("home"),
+        Some(nix::unistd::Uid::from_raw(1600)),
+        Some(nix::unistd::Gid::from_raw(1600)),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\nftpuser:x:1600:1600::{}/home:/bin/sh\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("shadow"),
+        format!("root:*:19000:0:99999:7:::\nftpuser:{FTP_HASH}:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("vsftpd.conf"),
+        format!(
+            "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+             anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=NO\n\
+             pam_service_name=vsftpd\nsecure_chroot_dir={}/empty\npasv_enable=YES\n\
+             pasv_min_port={}\npasv_max_port={}\npasv_address=127.0.0.1\nxferlog_enable=NO\n",
+            d.display(),
+            port + 1,
+            port + 2
+        ),
+    )
+    .unwrap();
+    // The daemon under jailtrace in the background, curl until it answers,
+    // then SIGTERM to jailtrace (forwarded to vsftpd).
+    let script = r#"
+set -e
+mount --bind "$D/passwd" /etc/passwd
+mount --bind "$D/shadow" /etc/shadow
+serve() { # LOG, jailtrace's arguments...
+    log=$1; shift
+    "$JT" "$@" > "$log" 2>&1 &
+    pid=$!
+    answer=
+    for i in $(seq 100); do
+        answer=$(curl -s "ftp://ftpuser:secret@127.0.0.1:$PORT/hello.txt") && [ -n "$answer" ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -TERM $pid 2>/dev/null || true
+    wait $pid || true
+    echo "answer: $answer"
+}
+echo "--- host"
+serve "$D/record.log" record -o "$D/m.json" -- /usr/sbin/vsftpd "$D/vsftpd.conf"
+echo "--- first jail"
+"$JT" materialize "$D/m.json" "$D/jail1"
+echo "--- verify"
+"$JT" verify --allow-root --timeout 2s --manifest "$D/m.json" "$D/jail1" -- /usr/sbin/vsftpd "$D/vsftpd.conf" || echo "verify status $?"
+echo "--- kept"
+"$JT" materialize --keep-password-hashes --accounts ftpuser "$D/m.json" "$D/jail"
+serve "$D/run.log" run --allow-root --manifest "$D/m.json" "$D/jail" -- /usr/sbin/vsftpd "$D/vsftpd.conf"
+"#;
+    let out = common::output(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("JT", env!("CARGO_BIN_EXE_jailtrace"))
+            .env("D", d)
+            .env("PORT", port.to_string()),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let logs = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+    let ctx = format!(
+        "{text}\n{}\nrecord.log:\n{}\nrun.log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs("record.log"),
+        logs("run.log")
+    );
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let (host, rest) = text.split_once("--- first jail").unwrap();
+    let (first, rest) = rest.split_once("--- verify").unwrap();
+    let (verified, kept) = rest.split_once("--- kept").unwrap();
+    assert!(host.contains("answer: hello from vsftpd"), "{ctx}");
+    // The recording has the nested tree vsftpd chroots into.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    assert!(
+        common::has_access(&m, &s(&d.join("empty")), "chroot", "ok"),
+        "{ctx}"
+    );
+    assert!(
+        first.contains(
+            "password hashes stripped: the program read /etc/shadow (it checks passwords), \
+             and the jail lacks its 1 account's hash"
+        ),
+        "{ctx}"
+    );
+    assert!(verified.contains("hashes: /etc/shadow"), "{ctx}");
+    assert!(verified.contains("verify status 1"), "{ctx}");
+    assert!(kept.contains("answer: hello from vsftpd"), "{ctx}");
+    assert!(!kept.contains("password hashes stripped"), "{ctx}");
+}

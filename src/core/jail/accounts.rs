@@ -198,10 +198,15 @@ pub fn lost_hashes(host: &[u8], jail: &[u8]) -> usize {
 
 /// The line that says so, for materialize's summary and export's warnings.
 pub fn stripped_notice(path: &crate::core::manifest::pathenc::MPath, n: usize) -> String {
-    let s = if n == 1 { "" } else { "s" };
+    let whose = if n == 1 {
+        "its 1 account's hash".to_string()
+    } else {
+        format!("none of its {n} accounts' hashes")
+    };
+    let has = if n == 1 { "lacks" } else { "has" };
     format!(
         "password hashes stripped: the program read {path} (it checks passwords), and the jail \
-         has none of its {n} account{s}' hashes: every password login fails there; keep them \
+         {has} {whose}: every password login fails there; keep them \
          with --keep-password-hashes --accounts NAME,... (the accounts it must log in)"
     )
 }
