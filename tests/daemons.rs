@@ -757,3 +757,117 @@ serve "$D/run.log" run --allow-root --manifest "$D/m.json" "$D/jail" -- /usr/sbi
     assert!(kept.contains("answer: hello from vsftpd"), "{ctx}");
     assert!(!kept.contains("password hashes stripped"), "{ctx}");
 }
+
+/// postfix started through its master directly, not the package's start
+/// script (issue 23): smtpd runs chrooted in the queue directory and
+/// resolves the client's name there, from the copies of /etc/hosts and
+/// friends the start script would have made. `reject_unknown_client_hostname`
+/// turns the peer name into the client's answer: 250 when smtpd finds it,
+/// 450 when the jail lacks the queue directory's etc/hosts (recorded as
+/// the host's /etc/hosts before jailtrace followed chroot).
+fn postfix_case<'a>(dir: &'a Path, port: u16) -> Case<'a> {
+    let conf = dir.join("conf");
+    let queue = dir.join("queue");
+    let data = dir.join("data");
+    for d in [&conf, &queue, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let pf = User::from_name("postfix").unwrap().expect("postfix user");
+    nix::unistd::chown(&data, Some(pf.uid), Some(pf.gid)).unwrap();
+    std::fs::write(
+        conf.join("main.cf"),
+        format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {d}\n\
+             mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = jailtrace.test\n\
+             mydestination = localhost\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n\
+             mynetworks = 127.0.0.0/8\n\
+             smtpd_client_restrictions = reject_unknown_client_hostname\n\
+             maillog_file = {dir}/maillog\nalias_maps =\nalias_database =\n",
+            q = queue.display(),
+            d = data.display(),
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    // The package's master.cf, with smtpd (chroot y) on the test's port.
+    let master = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
+    let master: String = master
+        .lines()
+        .map(|l| {
+            if l.starts_with("smtp ") && l.contains(" inet ") {
+                format!("127.0.0.1:{port} inet n - y - - smtpd")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        master.contains(&format!("127.0.0.1:{port} inet")),
+        "{master}"
+    );
+    std::fs::write(conf.join("master.cf"), master + "\n").unwrap();
+    // The queue directory's tree, and the copies of /etc that Debian's
+    // start script makes for the chrooted services.
+    common::success(Command::new("postfix").arg("-c").arg(&conf).arg("check"));
+    std::fs::create_dir_all(queue.join("etc")).unwrap();
+    for f in [
+        "hosts",
+        "resolv.conf",
+        "nsswitch.conf",
+        "services",
+        "host.conf",
+    ] {
+        let from = Path::new("/etc").join(f);
+        if from.exists() {
+            std::fs::copy(&from, queue.join("etc").join(f)).unwrap();
+        }
+    }
+    let client = dir.join("smtp.py");
+    std::fs::write(
+        &client,
+        "import smtplib, sys\n\
+         s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=10)\n\
+         s.ehlo('client.test')\n\
+         s.mail('sender@jailtrace.test')\n\
+         code, msg = s.rcpt('root@localhost')\n\
+         print(code, 'accepted' if code == 250 else msg.decode().split(' ')[0])\n\
+         s.quit()\n",
+    )
+    .unwrap();
+    Case {
+        name: "postfix",
+        dir,
+        daemon: vec![
+            "/usr/lib/postfix/sbin/master".into(),
+            "-c".into(),
+            s(&conf),
+            "-d".into(),
+        ],
+        record_as: None,
+        // master starts as root; its services drop to postfix and chroot.
+        run_as: vec!["--allow-root"],
+        client: vec!["python3".into(), s(&client), port.to_string()],
+        expect: "250 accepted",
+    }
+}
+
+#[test]
+fn postfix_master_knows_its_peer_from_its_first_jail() {
+    let name = "postfix_master_knows_its_peer_from_its_first_jail";
+    if !ready(
+        name,
+        &["python3", "postfix", "/usr/lib/postfix/sbin/master"],
+    ) {
+        return;
+    }
+    let t = open_tempdir();
+    let c = postfix_case(t.path(), 21114);
+    let (manifest, jail) = record_materialize_run(&c);
+    // smtpd's reads after its chroot are beneath the queue directory, and
+    // the jail has them.
+    let hosts = t.path().join("queue/etc/hosts");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert!(common::has_access(&m, &s(&hosts), "read", "ok"), "{m:#}");
+    assert!(jail.join(hosts.strip_prefix("/").unwrap()).exists());
+}
