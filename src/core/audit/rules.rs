@@ -13,6 +13,7 @@ use regex::bytes::Regex;
 
 use super::walk::{AclWriter, Node};
 use super::{Finding, Severity};
+use crate::core::jail::devices::{self, Danger};
 
 /// Who the audit treats as the jail user.
 #[derive(Debug, Clone)]
@@ -72,25 +73,6 @@ fn finding(severity: Severity, check: &'static str, path: &[u8], detail: String)
     }
 }
 
-fn major(rdev: u64) -> u64 {
-    nix::sys::stat::major(rdev)
-}
-
-fn minor(rdev: u64) -> u64 {
-    nix::sys::stat::minor(rdev)
-}
-
-/// True for the character devices a jail may hold: those `materialize`
-/// creates without `--allow-device` (null, zero, full, random, urandom,
-/// tty). Matched by number only: whatever its name, such a node gives
-/// nothing more than /dev/null or /dev/tty does.
-fn safe_char_device(maj: u64, min: u64) -> bool {
-    crate::core::jail::devices::is_safe_number(maj, min)
-}
-/// Raw memory and I/O ports: /dev/mem, /dev/kmem, /dev/port.
-const MEMORY_DEVICES: [(u64, u64, &str); 3] =
-    [(1, 1, "/dev/mem"), (1, 2, "/dev/kmem"), (1, 4, "/dev/port")];
-
 /// setuid/setgid files and device nodes outside the safe set.
 pub fn privileged_files(n: &Node, out: &mut Vec<Finding>) {
     if n.is(SFlag::S_IFREG) {
@@ -126,33 +108,28 @@ pub fn privileged_files(n: &Node, out: &mut Vec<Finding>) {
             ));
         }
     }
-    let (maj, min) = (major(n.rdev), minor(n.rdev));
-    if n.is(SFlag::S_IFBLK) {
-        out.push(finding(
-            Severity::High,
-            "device",
-            &n.path,
-            format!(
-                "block device {maj}:{min}: raw access to a disk bypasses every file permission"
-            ),
-        ));
-    } else if n.is(SFlag::S_IFCHR) {
-        if let Some((_, _, name)) = MEMORY_DEVICES.iter().find(|d| (d.0, d.1) == (maj, min)) {
-            out.push(finding(
-                Severity::High,
-                "device",
-                &n.path,
-                format!("character device {maj}:{min} ({name}): reads and writes kernel memory or I/O ports"),
-            ));
-        } else if !safe_char_device(maj, min) {
-            out.push(finding(
-                Severity::Medium,
-                "device",
-                &n.path,
-                format!(
-                    "character device {maj}:{min} outside the safe set (null, zero, full, random, urandom, tty)"
+    let block = n.is(SFlag::S_IFBLK);
+    if block || n.is(SFlag::S_IFCHR) {
+        let (maj, min) = (nix::sys::stat::major(n.rdev), nix::sys::stat::minor(n.rdev));
+        if let Some(danger) = devices::node_danger(block, maj, min) {
+            let (severity, detail) = match danger {
+                Danger::Disk => (
+                    Severity::High,
+                    format!("block device {maj}:{min}: raw access to a disk bypasses every file permission"),
                 ),
-            ));
+                Danger::Memory { node, .. } => (
+                    Severity::High,
+                    format!("character device {maj}:{min} ({node}): reads and writes kernel memory or I/O ports"),
+                ),
+                Danger::Impostor { .. } | Danger::Other => (
+                    Severity::Medium,
+                    format!(
+                        "character device {maj}:{min} outside the safe set ({})",
+                        devices::safe_names()
+                    ),
+                ),
+            };
+            out.push(finding(severity, "device", &n.path, detail));
         }
     } else if n.is(SFlag::S_IFSOCK) {
         out.push(finding(

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::error::Failure;
 use crate::core::export::{self, Common, Writes};
+use crate::core::jail::devices;
 use crate::core::jail::host::{self, HostFiles, Unreadable};
 use crate::core::jail::plan::{Item, Want};
 use crate::core::manifest::pathenc::MPath;
@@ -188,24 +189,10 @@ impl Builder<'_> {
                 block,
                 ..
             } => {
-                let st = nix::sys::stat::stat(p.as_path()).map_err(|e| {
-                    refuse(format!(
-                        "{p}: the host has no such device now: {}",
-                        e.desc()
-                    ))
-                })?;
-                let ty = if *block { libc::S_IFBLK } else { libc::S_IFCHR };
-                let now = (
-                    nix::sys::stat::major(st.st_rdev),
-                    nix::sys::stat::minor(st.st_rdev),
-                );
-                if st.st_mode & libc::S_IFMT != ty || now != (u64::from(*major), u64::from(*minor))
-                {
-                    return Err(refuse(format!(
-                        "{p}: the manifest records device {major}:{minor}, the host's is not that \
-                         device now (record again)"
-                    )));
-                }
+                // Bound, not created: the host's node must still be the
+                // device the policy allowed.
+                devices::check_host_node(p, *block, *major, *minor)
+                    .map_err(|e| refuse(e.to_string()))?;
                 vec![arg("--dev-bind"), path(p), path(p)]
             }
             Want::Fifo(_) => vec![arg("--bind"), path(p), path(p)],
@@ -389,7 +376,8 @@ fn unwritable_by_user(
 /// Builds the sandbox for `m` (named `name` in messages).
 pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
     let plan = export::plan_of(m, name, &opts.common)?;
-    let device_warnings = export::refuse_devices(m, name, &opts.common)?;
+    let device_warnings = devices::export_warnings(m, &opts.common.allow_devices)
+        .map_err(|e| refuse(format!("{name}: {e}")))?;
     let mut warnings = Vec::new();
     let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
     let mut b = Builder {
