@@ -100,17 +100,21 @@ pub fn open_untrusted(
         _ => return Err(NotOpened::NotRegular(kind_name(&st))),
     }
     check(at.as_fd(), &st).map_err(NotOpened::Refused)?;
-    // The inode looked at, opened for reading (an O_PATH descriptor
-    // reopens only through its /proc link).
+    let file = reopen(at.as_fd()).map_err(NotOpened::Open)?;
+    Ok((file, st))
+}
+
+/// The inode an `O_PATH` descriptor holds, opened for reading through its
+/// `/proc/self/fd` link (the only way to reopen one): exactly that inode,
+/// whatever now sits at its path, without blocking or taking a terminal.
+pub fn reopen(at: BorrowedFd<'_>) -> Result<File, Errno> {
     let fd_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
-    let file = nix::fcntl::open(
+    nix::fcntl::open(
         fd_link.as_str(),
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map(File::from)
-    .map_err(NotOpened::Open)?;
-    Ok((file, st))
 }
 
 impl HostFiles {

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -422,19 +422,10 @@ fn read_all(mut f: File) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Opens a jail file for reading given its `O_PATH` handle. It is reopened
-/// through `/proc/self/fd`, which reaches exactly the inode already checked
-/// to be a regular file, so a concurrent swap cannot make us open something
-/// else.
+/// Opens a jail file for reading given its `O_PATH` handle ([`host::reopen`]),
+/// so a concurrent swap cannot make us open something else.
 fn jail_file(fd: &OwnedFd) -> io::Result<File> {
-    let mut f = std::fs::OpenOptions::new();
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut f,
-        libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-    );
-    let f = f
-        .read(true)
-        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    let f = host::reopen(fd.as_fd())?;
     let st = fstat(f.as_fd())?;
     if file_type(&st) != SFlag::S_IFREG {
         return Err(io::Error::other("not a regular file"));
