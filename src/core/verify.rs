@@ -642,14 +642,10 @@ fn safe_additions(w: &mut dyn Write, entries: Vec<Entry>, plan: &Plan) -> Vec<En
                 Kind::File => {
                     readable_by(e.path.as_path(), id.uid.as_raw(), id.gid.as_raw(), &groups)
                 }
-                Kind::Chardev | Kind::Blockdev => {
-                    e.kind == Kind::Chardev
-                        && crate::core::jail::devices::is_safe(
-                            e.path.as_bytes(),
-                            e.major.unwrap_or(u32::MAX),
-                            e.minor.unwrap_or(u32::MAX),
-                        )
-                }
+                Kind::Chardev | Kind::Blockdev => matches!(
+                    crate::core::jail::devices::verdict(e, &[]),
+                    Ok(crate::core::jail::devices::Verdict::Create { .. })
+                ),
                 _ => true,
             };
             if !ok {

@@ -143,10 +143,10 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         source,
     })?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mounts = rules::jail_mounts(&rules::parse_mountinfo(&mountinfo), &canon);
+    let mounts = rules::host::jail_mounts(&rules::host::parse_mountinfo(&mountinfo), &canon);
     let skip: HashSet<Vec<u8>> = mounts
         .iter()
-        .filter(|m| rules::pseudo_fs_severity(&m.fstype).is_some())
+        .filter(|m| rules::host::pseudo_fs_severity(&m.fstype).is_some())
         .map(|m| m.path.clone())
         .collect();
     let owner = nix::sys::stat::fstat(&root).map_err(io_err)?.st_uid;
@@ -159,7 +159,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
         rules::tools(n, &mut findings);
     }
     rules::writable(&w.nodes, who, &mut findings);
-    rules::hard_links(&w.nodes, &canon, who, &mut findings);
+    rules::host::hard_links(&w.nodes, &canon, who, &mut findings);
     for a in crate::core::jail::location::writable_ancestors(&canon, owner) {
         findings.push(Finding {
             severity: Severity::High,
@@ -191,8 +191,8 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
             ),
         });
     }
-    rules::mount_findings(&mounts, &mut findings);
-    rules::root_processes(&canon, &mut findings);
+    rules::host::mount_findings(&mounts, &mut findings);
+    rules::host::root_processes(&canon, &mut findings);
 
     findings.sort_by(|a, b| {
         (a.severity, &a.path, a.check, &a.detail).cmp(&(b.severity, &b.path, b.check, &b.detail))

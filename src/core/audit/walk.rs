@@ -15,6 +15,8 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
+use crate::core::jail::host::{self, NotOpened};
+
 /// How much of a small regular file is read to look for a private key.
 pub const KEY_SCAN_LIMIT: u64 = 64 * 1024;
 /// Files read whole for the account checks.
@@ -408,30 +410,27 @@ fn list(
 }
 
 /// Reads the start of a regular file (and all of a small one) to tell
-/// ELF, scripts and private keys apart. Opened with O_NOFOLLOW and
-/// O_NONBLOCK: if the file was swapped for a symlink or a FIFO after the
-/// stat, the open fails or does not hang.
+/// ELF, scripts and private keys apart. Opened as every untrusted file is
+/// ([`host::open_untrusted`]): if the file was swapped for a symlink, a
+/// FIFO, a device or another file after the listing, it is not read.
 fn sniff(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) -> Result<(), String> {
-    let fd = nix::fcntl::openat(
-        dir,
-        name,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open: {}", e.desc()))?;
-    match nix::sys::stat::fstat(fd.as_fd()) {
-        Ok(st) if st.st_ino == n.ino && st.st_dev == n.dev => {}
-        Ok(_) => return Err("replaced by another file during the audit".into()),
-        Err(e) => return Err(format!("cannot stat: {}", e.desc())),
-    }
+    const REPLACED: &str = "replaced by another file during the audit";
+    let listed = |_: BorrowedFd<'_>, st: &FileStat| {
+        if (st.st_dev, st.st_ino) == (n.dev, n.ino) {
+            Ok(())
+        } else {
+            Err(REPLACED.to_string())
+        }
+    };
+    let (mut file, _) = host::open_untrusted(dir, name, listed).map_err(|e| match e {
+        NotOpened::Look(e) | NotOpened::Open(e) => format!("cannot open: {}", e.desc()),
+        NotOpened::Stat(e) => format!("cannot stat: {}", e.desc()),
+        NotOpened::Symlink | NotOpened::NotRegular(_) => REPLACED.to_string(),
+        NotOpened::Refused(why) => why,
+    })?;
     // Present at all is what counts (ERANGE too: a larger one than known).
-    n.caps = rustix::fs::fgetxattr_query(&fd, "security.capability").is_ok();
+    n.caps = rustix::fs::fgetxattr_query(&file, "security.capability").is_ok();
     let unreadable = |e: std::io::Error| format!("cannot read: {e}");
-    let mut file = std::fs::File::from(fd);
     let mut head = Vec::with_capacity(16);
     (&mut file)
         .take(16)

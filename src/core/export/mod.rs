@@ -7,8 +7,9 @@
 //!   `materialize` would build.
 //!
 //! Both start from the plan `materialize` uses ([`crate::core::jail::plan`]),
-//! so the safety rules (the device allowlist, rewritten account databases,
-//! entries that contradict each other) are the same in every output.
+//! so the safety rules (the device policy of [`crate::core::jail::devices`],
+//! rewritten account databases, entries that contradict each other) are the
+//! same in every output.
 //! `docs/export.md` describes them for users; keep it in step.
 
 pub mod bwrap;
@@ -198,36 +199,6 @@ pub fn changing_ops() -> impl Iterator<Item = Op> {
         .iter()
         .copied()
         .filter(|op| op.meaning().change != Change::Nothing)
-}
-
-/// Devices outside the safe set that the program opened fail the export
-/// unless `--allow-device` names them: binding one (a disk, `/dev/mem`)
-/// hands the program the host. One it only looked at is left out, with a
-/// warning.
-pub fn refuse_devices(m: &Manifest, name: &str, c: &Common) -> anyhow::Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    for e in &m.entries {
-        if !matches!(e.kind, Kind::Chardev | Kind::Blockdev) || c.allow_devices.contains(&e.path) {
-            continue;
-        }
-        let (Some(major), Some(minor)) = (e.major, e.minor) else {
-            continue;
-        };
-        let Some(reason) = plan::device_refusal(e, major, minor) else {
-            continue;
-        };
-        let opened = e.accesses.iter().any(|a| {
-            a.result.is_ok() && matches!(a.op, Op::Read | Op::Write | Op::Create | Op::Path)
-        });
-        if opened {
-            return Err(Failure::new(format!("{name}: entry {}: {reason}", e.path)).into());
-        }
-        warnings.push(format!(
-            "{}: left out: a device the program only looked at ({reason})",
-            e.path
-        ));
-    }
-    Ok(warnings)
 }
 
 #[cfg(test)]

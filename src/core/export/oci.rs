@@ -278,7 +278,8 @@ pub fn write(
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<String>> {
     let plan = export::plan_of(m, name, &opts.common)?;
-    let mut warnings = export::refuse_devices(m, name, &opts.common)?;
+    let mut warnings = crate::core::jail::devices::export_warnings(m, &opts.common.allow_devices)
+        .map_err(|e| fail(format!("{name}: {e}")))?;
     warnings.extend(plan.warnings.iter().cloned());
     warnings.extend(
         plan.stripped

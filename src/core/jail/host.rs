@@ -2,16 +2,17 @@
 //! plan (`materialize`'s copies, the OCI layer): never through a last
 //! symlink, never blocking on a FIFO that now sits there, only regular
 //! files on a real file system, checked against a recorded sha256, and
-//! account databases rewritten within a bound.
+//! account databases rewritten within a bound. The open itself,
+//! [`open_untrusted`], is also how `check` reads a jail's files.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 
 use super::accounts::Rewrite;
@@ -56,67 +57,109 @@ pub struct HostFiles {
     pseudo_fs: HashMap<u64, bool>,
 }
 
+/// Why [`open_untrusted`] opened nothing.
+#[derive(Debug)]
+pub enum NotOpened {
+    /// Looking at the path (`O_PATH`) failed: `ENOENT` when nothing is there.
+    Look(Errno),
+    Stat(Errno),
+    /// A symlink is there.
+    Symlink,
+    /// Something else than a regular file is there: what, for messages.
+    NotRegular(&'static str),
+    /// The caller's check refused it, with the reason.
+    Refused(String),
+    /// Opening it for reading failed.
+    Open(Errno),
+}
+
+/// Opens the regular file `name` (relative to `dir`, or absolute) for
+/// reading when nothing about it can be trusted: it is looked at without
+/// following a final symlink and without opening it (`O_PATH`: opening a
+/// device node can have effects, `/dev/watchdog` arms the watchdog),
+/// `check`ed by the caller, required to be a regular file, and only then
+/// opened for reading through the same inode, never blocking (a FIFO put
+/// there meanwhile) and never becoming a controlling terminal. The one
+/// such open: the host files a jail gets, and the audit's reads of a jail.
+pub fn open_untrusted(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    check: impl FnOnce(BorrowedFd<'_>, &FileStat) -> Result<(), String>,
+) -> Result<(File, FileStat), NotOpened> {
+    let at = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(NotOpened::Look)?;
+    let st = fstat(at.as_fd()).map_err(NotOpened::Stat)?;
+    match file_type(&st) {
+        SFlag::S_IFREG => {}
+        SFlag::S_IFLNK => return Err(NotOpened::Symlink),
+        _ => return Err(NotOpened::NotRegular(kind_name(&st))),
+    }
+    check(at.as_fd(), &st).map_err(NotOpened::Refused)?;
+    let file = reopen(at.as_fd()).map_err(NotOpened::Open)?;
+    Ok((file, st))
+}
+
+/// The inode an `O_PATH` descriptor holds, opened for reading through its
+/// `/proc/self/fd` link (the only way to reopen one): exactly that inode,
+/// whatever now sits at its path, without blocking or taking a terminal.
+pub fn reopen(at: BorrowedFd<'_>) -> Result<File, Errno> {
+    let fd_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
+    nix::fcntl::open(
+        fd_link.as_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+}
+
 impl HostFiles {
-    /// The host file at `p`: looked at without following a final symlink
-    /// and without opening it (`O_PATH`: opening a device node can have
-    /// effects, `/dev/watchdog` arms the watchdog), checked to be a
-    /// regular file on a real file system, and only then opened for
-    /// reading, through the same inode.
+    /// The host file at `p` ([`open_untrusted`]), which must also be on a
+    /// real file system.
     pub fn open(&mut self, p: &MPath) -> Result<(File, FileStat), Unreadable> {
-        let other = Unreadable::Other;
-        let at = match nix::fcntl::open(
-            p.as_path(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Err(Unreadable::Gone),
-            Err(e) => return Err(other(errno_msg("cannot open the host file", e))),
+        let pseudo_fs = &mut self.pseudo_fs;
+        let on_real_fs = |at: BorrowedFd<'_>, st: &FileStat| {
+            let pseudo = *pseudo_fs.entry(st.st_dev).or_insert_with(|| {
+                use nix::sys::statfs::*;
+                let pseudo = [
+                    PROC_SUPER_MAGIC,
+                    SYSFS_MAGIC,
+                    DEBUGFS_MAGIC,
+                    SECURITYFS_MAGIC,
+                    TRACEFS_MAGIC,
+                    CGROUP2_SUPER_MAGIC,
+                    BPF_FS_MAGIC,
+                ];
+                fstatfs(at).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
+            });
+            if pseudo {
+                return Err(
+                    "not copied: the host file is on a kernel pseudo file system \
+                     (proc, sys, ...); its content is not data and is never copied"
+                        .into(),
+                );
+            }
+            Ok(())
         };
-        let hst =
-            fstat(at.as_fd()).map_err(|e| other(errno_msg("cannot stat the host file", e)))?;
-        if file_type(&hst) == SFlag::S_IFLNK {
-            return Err(other(
-                "not copied: it is a symlink on the host now (record again)".into(),
-            ));
-        }
-        if file_type(&hst) != SFlag::S_IFREG {
-            return Err(other(format!(
-                "not copied: the host file is a {} now (record again)",
-                kind_name(&hst)
-            )));
-        }
-        let pseudo = *self.pseudo_fs.entry(hst.st_dev as u64).or_insert_with(|| {
-            use nix::sys::statfs::*;
-            let pseudo = [
-                PROC_SUPER_MAGIC,
-                SYSFS_MAGIC,
-                DEBUGFS_MAGIC,
-                SECURITYFS_MAGIC,
-                TRACEFS_MAGIC,
-                CGROUP2_SUPER_MAGIC,
-                BPF_FS_MAGIC,
-            ];
-            fstatfs(at.as_fd()).is_ok_and(|fs| pseudo.contains(&fs.filesystem_type()))
-        });
-        if pseudo {
-            return Err(other(
-                "not copied: the host file is on a kernel pseudo file system (proc, sys, ...); \
-                 its content is not data and is never copied"
-                    .into(),
-            ));
-        }
-        // The inode checked above, opened for reading (an O_PATH
-        // descriptor reopens only through its /proc link).
-        let fd_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&at));
-        let src = nix::fcntl::open(
-            fd_link.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map(File::from)
-        .map_err(|e| other(errno_msg("cannot open the host file", e)))?;
-        Ok((src, hst))
+        let other = Unreadable::Other;
+        open_untrusted(AT_FDCWD, p.as_bytes(), on_real_fs).map_err(|e| match e {
+            NotOpened::Look(Errno::ENOENT) => Unreadable::Gone,
+            NotOpened::Look(e) | NotOpened::Open(e) => {
+                other(errno_msg("cannot open the host file", e))
+            }
+            NotOpened::Stat(e) => other(errno_msg("cannot stat the host file", e)),
+            NotOpened::Symlink => {
+                other("not copied: it is a symlink on the host now (record again)".into())
+            }
+            NotOpened::NotRegular(what) => other(format!(
+                "not copied: the host file is a {what} now (record again)"
+            )),
+            NotOpened::Refused(why) => other(why),
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use crate::core::manifest::{Class, Entry, Kind, Manifest};
 
 use super::fs::file_type;
 use crate::core::jail::accounts::{self, Rewrite};
+use crate::core::jail::devices::{self, Verdict};
 
 /// Permission bits and owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,36 +106,6 @@ pub struct EntryError {
     pub manifest: String,
     pub path: String,
     pub reason: String,
-}
-
-pub(crate) fn device_refusal(e: &Entry, major: u32, minor: u32) -> Option<String> {
-    let allow = format!("name it with --allow-device {} to create it", e.path);
-    let path = e.path.encoded();
-    if e.kind == Kind::Blockdev {
-        return Some(format!(
-            "block device {major}:{minor} gives raw access to a disk; refused ({allow})"
-        ));
-    }
-    if let Some(&(_, ma, mi)) = crate::core::jail::devices::SAFE
-        .iter()
-        .find(|d| d.0 == path)
-    {
-        if (ma, mi) == (major, minor) {
-            return None;
-        }
-        return Some(format!(
-            "character device {major}:{minor}, but {path} is {ma}:{mi} on Linux; refused ({allow})"
-        ));
-    }
-    let what = match (major, minor) {
-        (1, 1) => "physical memory (/dev/mem)",
-        (1, 2) => "kernel memory (/dev/kmem)",
-        (1, 4) => "I/O ports (/dev/port)",
-        _ => "a device outside the safe set (null, zero, full, random, urandom, tty)",
-    };
-    Some(format!(
-        "character device {major}:{minor} gives access to {what}; refused ({allow})"
-    ))
 }
 
 fn socket_advice(e: &Entry, jail_hint: &str) -> String {
@@ -482,23 +453,23 @@ fn unknown_allowed_devices(opts: &Options, index: &HashMap<&MPath, &Entry>) -> V
 
 /// Why a device entry gives no device.
 enum Refusal {
-    /// Left out, for this reason (not in the safe set).
+    /// Left out, for this reason (see [`devices::verdict`]).
     Skip(String),
     /// The entry itself is malformed.
     Invalid(String),
 }
 
-/// A device node: the safe set, or what `--allow-device` names.
+/// A device node, as [`devices::verdict`] rules.
 fn device_want(e: &Entry, opts: &Options) -> Result<Want, Refusal> {
-    let (Some(major), Some(minor)) = (e.major, e.minor) else {
-        return Err(Refusal::Invalid("device without major and minor".into()));
+    let (block, major, minor) = match devices::verdict(e, &opts.allow_devices) {
+        Ok(Verdict::Create {
+            block,
+            major,
+            minor,
+        }) => (block, major, minor),
+        Ok(Verdict::Refuse(reason)) => return Err(Refusal::Skip(reason)),
+        Err(why) => return Err(Refusal::Invalid(why.into())),
     };
-    if !opts.allow_devices.contains(&e.path) {
-        if let Some(reason) = device_refusal(e, major, minor) {
-            return Err(Refusal::Skip(reason));
-        }
-    }
-    let block = e.kind == Kind::Blockdev;
     let ty = if block {
         SFlag::S_IFBLK
     } else {

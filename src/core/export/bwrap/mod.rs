@@ -16,15 +16,25 @@
 //! - account databases that `materialize` rewrites (password hashes, or
 //!   `--accounts`) are passed as data, never bound;
 //! - the root is read-only at the end, so nothing else can be created.
+//!
+//! The sandbox is one list of typed operations ([`ops`]), rendered as the
+//! `--args` list or as a script ([`script`]).
+
+mod ops;
+mod script;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::error::Failure;
 use crate::core::export::{self, Common, Writes};
+use crate::core::jail::devices;
 use crate::core::jail::host::{self, HostFiles, Unreadable};
 use crate::core::jail::plan::{Item, Want};
 use crate::core::manifest::pathenc::MPath;
 use crate::core::manifest::{Entry, Kind, Manifest};
+
+pub use ops::{render_args, BwrapOp};
+pub use script::render_script;
 
 /// Who the program runs as (`--user`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +80,8 @@ pub enum Data {
 /// The sandbox, ready to render.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    /// bwrap's options, in order, without the command: one option with
-    /// its values each (a `--perms` goes with the option it applies to).
-    pub args: Vec<Vec<Vec<u8>>>,
+    /// bwrap's options, in order, without the command.
+    pub ops: Vec<BwrapOp>,
     /// Descriptor number and what it carries.
     pub data: Vec<(u8, MPath, Data)>,
     pub user: Option<User>,
@@ -87,22 +96,15 @@ pub struct Sandbox {
 /// The descriptors a POSIX shell can redirect (dash takes one digit).
 const FIRST_FD: u8 = 3;
 /// 8 and 9 are the script's own: the caller's stdin, kept for the program,
-/// and bwrap's `--json-status-fd` (see `render_script`).
+/// and bwrap's `--json-status-fd` (see [`render_script`]).
 const LAST_FD: u8 = 7;
 
-fn arg(s: &str) -> Vec<u8> {
-    s.as_bytes().to_vec()
-}
-
-fn path(p: &MPath) -> Vec<u8> {
-    p.as_bytes().to_vec()
-}
-
-fn perms(mode: u32) -> [Vec<u8>; 2] {
-    [
-        arg("--perms"),
-        format!("{:04o}", mode & 0o1777).into_bytes(),
-    ]
+/// `p` bound read-write where it is.
+fn bind(p: &MPath) -> BwrapOp {
+    BwrapOp::Bind {
+        src: p.clone(),
+        dest: p.clone(),
+    }
 }
 
 fn refuse(what: String) -> anyhow::Error {
@@ -122,7 +124,8 @@ struct Builder<'a> {
     writes: Writes,
     /// Private directories.
     tmpfs: BTreeSet<MPath>,
-    ops: BTreeMap<MPath, Vec<Vec<u8>>>,
+    /// The file system's operations, by path: parents first.
+    ops: BTreeMap<MPath, BwrapOp>,
     data: Vec<(u8, MPath, Data)>,
     warnings: Vec<String>,
     hosts: HostFiles,
@@ -142,7 +145,7 @@ impl Builder<'_> {
         self.tmpfs.iter().any(|d| p != d && p.starts_with(d))
     }
 
-    fn add_data(&mut self, p: &MPath, d: Data) -> anyhow::Result<Vec<u8>> {
+    fn add_data(&mut self, p: &MPath, d: Data) -> anyhow::Result<u8> {
         let fd = FIRST_FD + u8::try_from(self.data.len()).unwrap_or(u8::MAX);
         if fd > LAST_FD {
             return Err(refuse(format!(
@@ -152,7 +155,7 @@ impl Builder<'_> {
             )));
         }
         self.data.push((fd, p.clone(), d));
-        Ok(fd.to_string().into_bytes())
+        Ok(fd)
     }
 
     fn item(&mut self, item: &Item, mounts: &BTreeMap<MPath, &'static str>) -> anyhow::Result<()> {
@@ -160,55 +163,54 @@ impl Builder<'_> {
         if p.is_root() || self.under_host_dir(p) {
             return Ok(());
         }
-        let op: Vec<Vec<u8>> = match &item.want {
+        let op = match &item.want {
             Want::Dir(meta) => {
                 if let Some(fs) = mounts.get(p) {
                     if *fs == "proc" {
-                        vec![arg("--proc"), path(p)]
+                        BwrapOp::Proc(p.clone())
                     } else {
-                        vec![arg("--ro-bind"), arg("/sys"), path(p)]
+                        BwrapOp::RoBind {
+                            src: MPath::new("/sys").expect("constant path"),
+                            dest: p.clone(),
+                        }
                     }
                 } else if self.tmpfs.contains(p) {
-                    let [a, b] = perms(meta.mode);
-                    vec![a, b, arg("--tmpfs"), path(p)]
+                    BwrapOp::Tmpfs {
+                        dest: p.clone(),
+                        perms: Some(meta.mode),
+                    }
                 } else if self.writes.dirs.contains(p) {
-                    vec![arg("--bind"), path(p), path(p)]
+                    bind(p)
                 } else {
-                    let [a, b] = perms(meta.mode);
-                    vec![a, b, arg("--dir"), path(p)]
+                    BwrapOp::Dir {
+                        dest: p.clone(),
+                        perms: meta.mode,
+                    }
                 }
             }
             Want::File {
                 mode_cap, rewrite, ..
             } => self.file(p, *mode_cap, rewrite.as_ref())?,
-            Want::Symlink { target, .. } => vec![arg("--symlink"), target.clone(), path(p)],
+            Want::Symlink { target, .. } => BwrapOp::Symlink {
+                target: target.clone(),
+                dest: p.clone(),
+            },
             Want::Device {
                 major,
                 minor,
                 block,
                 ..
             } => {
-                let st = nix::sys::stat::stat(p.as_path()).map_err(|e| {
-                    refuse(format!(
-                        "{p}: the host has no such device now: {}",
-                        e.desc()
-                    ))
-                })?;
-                let ty = if *block { libc::S_IFBLK } else { libc::S_IFCHR };
-                let now = (
-                    nix::sys::stat::major(st.st_rdev),
-                    nix::sys::stat::minor(st.st_rdev),
-                );
-                if st.st_mode & libc::S_IFMT != ty || now != (u64::from(*major), u64::from(*minor))
-                {
-                    return Err(refuse(format!(
-                        "{p}: the manifest records device {major}:{minor}, the host's is not that \
-                         device now (record again)"
-                    )));
+                // Bound, not created: the host's node must still be the
+                // device the policy allowed.
+                devices::check_host_node(p, *block, *major, *minor)
+                    .map_err(|e| refuse(e.to_string()))?;
+                BwrapOp::DevBind {
+                    src: p.clone(),
+                    dest: p.clone(),
                 }
-                vec![arg("--dev-bind"), path(p), path(p)]
             }
-            Want::Fifo(_) => vec![arg("--bind"), path(p), path(p)],
+            Want::Fifo(_) => bind(p),
         };
         self.ops.insert(p.clone(), op);
         Ok(())
@@ -219,7 +221,7 @@ impl Builder<'_> {
         p: &MPath,
         mode_cap: u32,
         rewrite: Option<&crate::core::jail::accounts::Rewrite>,
-    ) -> anyhow::Result<Vec<Vec<u8>>> {
+    ) -> anyhow::Result<BwrapOp> {
         let host_mode = || -> anyhow::Result<u32> {
             let st = nix::sys::stat::stat(p.as_path())
                 .map_err(|e| refuse(format!("{p}: cannot stat the host file: {}", e.desc())))?;
@@ -242,22 +244,31 @@ impl Builder<'_> {
             };
             if !unchanged {
                 let fd = self.add_data(p, Data::Text(text))?;
-                let [a, b] = perms(st.st_mode & 0o777 & mode_cap);
-                return Ok(vec![a, b, arg("--ro-bind-data"), fd, path(p)]);
+                return Ok(BwrapOp::RoBindData {
+                    fd,
+                    dest: p.clone(),
+                    perms: st.st_mode & 0o777 & mode_cap,
+                });
             }
         }
         if self.writes.objects.contains(p) && !self.opts.ephemeral {
-            return Ok(vec![arg("--bind"), path(p), path(p)]);
+            return Ok(bind(p));
         }
         let private = self.under_tmpfs(p) || self.writes.objects.contains(p);
         if private && self.index.get(p).is_some_and(|e| changed(e)) {
             // A bind cannot be renamed over or removed: a private copy.
             let mode = host_mode()?;
             let fd = self.add_data(p, Data::HostFile(p.clone()))?;
-            let [a, b] = perms(mode);
-            return Ok(vec![a, b, arg("--file"), fd, path(p)]);
+            return Ok(BwrapOp::File {
+                fd,
+                dest: p.clone(),
+                perms: mode,
+            });
         }
-        Ok(vec![arg("--ro-bind"), path(p), path(p)])
+        Ok(BwrapOp::RoBind {
+            src: p.clone(),
+            dest: p.clone(),
+        })
     }
 }
 
@@ -349,8 +360,13 @@ fn cwd_in_private_dir(m: &Manifest, b: &mut Builder<'_>) {
         let mode = std::fs::metadata(d.as_path()).map_or(0o755, |md| {
             std::os::unix::fs::PermissionsExt::mode(&md.permissions())
         });
-        let [a, p] = perms(mode);
-        b.ops.insert(d.clone(), vec![a, p, arg("--dir"), path(&d)]);
+        b.ops.insert(
+            d.clone(),
+            BwrapOp::Dir {
+                dest: d.clone(),
+                perms: mode,
+            },
+        );
     }
 }
 
@@ -389,7 +405,8 @@ fn unwritable_by_user(
 /// Builds the sandbox for `m` (named `name` in messages).
 pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox> {
     let plan = export::plan_of(m, name, &opts.common)?;
-    let device_warnings = export::refuse_devices(m, name, &opts.common)?;
+    let device_warnings = devices::export_warnings(m, &opts.common.allow_devices)
+        .map_err(|e| refuse(format!("{name}: {e}")))?;
     let mut warnings = Vec::new();
     let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
     let mut b = Builder {
@@ -429,9 +446,12 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
             continue;
         }
         let op = if private {
-            vec![arg("--tmpfs"), path(&d)]
+            BwrapOp::Tmpfs {
+                dest: d.clone(),
+                perms: None,
+            }
         } else {
-            vec![arg("--bind"), path(&d), path(&d)]
+            bind(&d)
         };
         b.ops.insert(d, op);
     }
@@ -469,37 +489,31 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     } else {
         Vec::new()
     };
-    let mut args = if root_service {
-        let mut a: Vec<Vec<Vec<u8>>> = [
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--cap-drop",
-        ]
-        .iter()
-        .map(|o| vec![arg(o)])
-        .collect();
-        a.last_mut().unwrap().push(arg("ALL"));
-        for c in &caps {
-            a.push(vec![arg("--cap-add"), arg(c)]);
-        }
+    let mut ops = if root_service {
+        let mut a = vec![
+            BwrapOp::UnshareIpc,
+            BwrapOp::UnsharePid,
+            BwrapOp::UnshareNet,
+            BwrapOp::UnshareUts,
+            BwrapOp::UnshareCgroupTry,
+            BwrapOp::CapDrop("ALL"),
+        ];
+        a.extend(caps.iter().map(|c| BwrapOp::CapAdd(c)));
         a
     } else {
-        vec![vec![arg("--unshare-all")]]
+        vec![BwrapOp::UnshareAll]
     };
     if opts.share_net {
-        args.push(vec![arg("--share-net")]);
+        ops.push(BwrapOp::ShareNet);
     }
-    args.extend([vec![arg("--die-with-parent")], vec![arg("--new-session")]]);
-    args.extend(environment(m, opts));
+    ops.extend([BwrapOp::DieWithParent, BwrapOp::NewSession]);
+    ops.extend(environment(m, opts));
     if let Some(u) = &opts.user {
-        args.push(vec![arg("--uid"), u.uid.to_string().into_bytes()]);
-        args.push(vec![arg("--gid"), u.gid.to_string().into_bytes()]);
+        ops.push(BwrapOp::Uid(u.uid));
+        ops.push(BwrapOp::Gid(u.gid));
     }
     let root_private = b.tmpfs.iter().any(MPath::is_root);
-    args.extend(std::mem::take(&mut b.ops).into_values());
+    ops.extend(std::mem::take(&mut b.ops).into_values());
     // The recorded working directory when the sandbox has it.
     let cwd = &m.command.cwd;
     let has_cwd = export::plans_dir(&plan, cwd)
@@ -508,15 +522,16 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
             .iter()
             .chain(&b.tmpfs)
             .any(|d| cwd.starts_with(d));
-    args.push(vec![
-        arg("--chdir"),
-        if has_cwd { path(cwd) } else { arg("/") },
-    ]);
+    ops.push(BwrapOp::Chdir(if has_cwd {
+        cwd.clone()
+    } else {
+        MPath::root()
+    }));
     if !root_private {
-        args.push(vec![arg("--remount-ro"), arg("/")]);
+        ops.push(BwrapOp::RemountRo(MPath::root()));
     }
     Ok(Sandbox {
-        args,
+        ops,
         data: b.data,
         user: opts.user.clone(),
         root_service,
@@ -540,8 +555,7 @@ fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> 
                  (--allow-bind {p} binds it anyway)"
             )));
         }
-        b.ops
-            .insert(p.clone(), vec![arg("--bind"), path(p), path(p)]);
+        b.ops.insert(p.clone(), bind(p));
     }
     Ok(())
 }
@@ -678,7 +692,7 @@ fn service_caps(m: &Manifest) -> Vec<&'static str> {
 /// The sandbox's environment: `run`'s clean one (PATH, HOME, USER and
 /// LOGNAME of the sandbox's user), then `--env`. Whatever the shell that
 /// starts the script holds (tokens, a CA override) stays outside.
-fn environment(m: &Manifest, opts: &Options) -> Vec<Vec<Vec<u8>>> {
+fn environment(m: &Manifest, opts: &Options) -> Vec<BwrapOp> {
     use std::os::unix::ffi::OsStringExt;
     let uid = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
     let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
@@ -695,243 +709,15 @@ fn environment(m: &Manifest, opts: &Options) -> Vec<Vec<Vec<u8>>> {
             .or_else(|| account.as_ref().map(|a| a.name.clone())),
         home: account.map(|a| a.dir),
     };
-    let set = |k: Vec<u8>, v: Vec<u8>| vec![arg("--setenv"), k, v];
-    let mut out = vec![vec![arg("--clearenv")]];
+    let set = |name: Vec<u8>, value: Vec<u8>| BwrapOp::SetEnv { name, value };
+    let mut out = vec![BwrapOp::ClearEnv];
     for (k, v) in crate::core::launch::safe_env(&id, None) {
         out.push(set(k.into_vec(), v.into_vec()));
     }
     for e in &opts.env {
         if let Some((k, v)) = e.split_once('=') {
-            out.push(set(arg(k), arg(v)));
+            out.push(set(k.into(), v.into()));
         }
     }
     out
-}
-
-/// The NUL-separated argument list `bwrap --args FD` reads (options only;
-/// the command follows on bwrap's own command line).
-pub fn render_args(s: &Sandbox) -> anyhow::Result<Vec<u8>> {
-    if let Some((_, p, _)) = s.data.first() {
-        return Err(refuse(format!(
-            "{p} has to be passed to bwrap as data on a file descriptor (a rewritten account \
-             database or a private copy); an argument list cannot carry it: use --script"
-        )));
-    }
-    let mut out = Vec::new();
-    for a in s.args.iter().flatten() {
-        if a.contains(&0) {
-            return Err(refuse("an argument contains a NUL byte".into()));
-        }
-        out.extend_from_slice(a);
-        out.push(0);
-    }
-    Ok(out)
-}
-
-/// `s` quoted for a POSIX shell (as it is when nothing in it is special).
-fn quote(s: &[u8]) -> Vec<u8> {
-    let plain = |c: &u8| c.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(c);
-    if !s.is_empty() && s.iter().all(plain) {
-        return s.to_vec();
-    }
-    let mut out = vec![b'\''];
-    for &c in s {
-        if c == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push(b'\'');
-    out
-}
-
-/// A POSIX sh script that execs bwrap with the recorded command, or with
-/// the script's own arguments.
-pub fn render_script(s: &Sandbox, manifest: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let line = |out: &mut Vec<u8>, l: &[u8]| {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    };
-    line(&mut out, b"#!/bin/sh");
-    line(
-        &mut out,
-        format!(
-            "# Written by jailtrace {} from {}: runs the recorded command under\n\
-             # bubblewrap, where it sees only what its recording used.\n\
-             # Usage: $0 [COMMAND [ARG...]]  (without one: the recorded command)",
-            env!("CARGO_PKG_VERSION"),
-            manifest.replace('\n', "?")
-        )
-        .as_bytes(),
-    );
-    line(&mut out, b"set -eu");
-    line(&mut out, b"if [ \"$#\" -eq 0 ]; then");
-    let mut set = b"  set --".to_vec();
-    for a in &s.command {
-        set.push(b' ');
-        set.extend(quote(a));
-    }
-    line(&mut out, &set);
-    line(&mut out, b"fi");
-    match &s.user {
-        None if s.root_service => line(
-            &mut out,
-            b"# The program starts as root and switches users itself: bwrap runs it
-# as root, in the host's user namespace, with only the capabilities it
-# keeps, which needs root here.
-if [ \"$(id -u)\" != 0 ]; then
-  echo \"$0: run this as root: the program starts as root and switches users itself\" >&2
-  exit 125
-fi
-as=",
-        ),
-        None => line(&mut out, b"as="),
-        Some(u) => {
-            let groups = match &u.name {
-                Some(_) => "--init-groups",
-                None => "--clear-groups",
-            };
-            line(
-                &mut out,
-                format!(
-                    "# bwrap acts on the host's files as whoever starts it: root becomes\n\
-                     # uid {uid} first.\n\
-                     case \"$(id -u)\" in\n\
-                     0) as=\"setpriv --reuid={uid} --regid={gid} {groups} --\" ;;\n\
-                     {uid}) as= ;;\n\
-                     *) echo \"$0: run this as root or as uid {uid}\" >&2; exit 125 ;;\n\
-                     esac",
-                    uid = u.uid,
-                    gid = u.gid,
-                )
-                .as_bytes(),
-            );
-        }
-    }
-    // Private copies of host files (--file): read before bwrap starts, as
-    // the sandbox's user (what it could not open on the host it does not
-    // get), never through a symlink, never from a FIFO or a device, and
-    // handed over on a descriptor.
-    let copies: Vec<(&u8, &MPath)> = s
-        .data
-        .iter()
-        .filter_map(|(fd, _, d)| match d {
-            Data::HostFile(src) => Some((fd, src)),
-            Data::Text(_) => None,
-        })
-        .collect();
-    if !copies.is_empty() {
-        line(
-            &mut out,
-            b"# copy FD PATH: PATH as the sandbox's user sees it, on descriptor FD.
-copy() {
-  if [ ! -f \"$2\" ] || [ -L \"$2\" ]; then
-    echo \"$0: $2: not a regular file now; not given to the sandbox\" >&2; exit 125
-  fi
-  t=$(mktemp)
-  if ! $as dd if=\"$2\" iflag=nofollow,nonblock status=none >\"$t\" 2>/dev/null; then
-    rm -f \"$t\"
-    echo \"$0: $2: cannot be read as the sandbox's user; not given to the sandbox\" >&2; exit 125
-  fi
-  eval \"exec $1<\\\"\\$t\\\"\"
-  rm -f \"$t\"
-}",
-        );
-        for (fd, src) in &copies {
-            let mut l = format!("copy {fd} ").into_bytes();
-            l.extend(quote(src.as_bytes()));
-            line(&mut out, &l);
-        }
-    }
-    // bwrap runs in the background so that the script can pass SIGTERM,
-    // SIGINT and SIGHUP on to the program (bwrap dies of them, and
-    // --die-with-parent would then SIGKILL the program: no clean
-    // shutdown). fd 8 keeps the caller's stdin for it (an asynchronous
-    // command's is /dev/null otherwise); bwrap reports the pid of its init
-    // in the sandbox on fd 9, whose child is the program.
-    line(
-        &mut out,
-        b"status=$(mktemp) || exit 125
-exec 8<&0
-$as bwrap --json-status-fd 9 \\",
-    );
-    for group in &s.args {
-        let mut l = b" ".to_vec();
-        for a in group {
-            l.push(b' ');
-            l.extend(quote(a));
-        }
-        l.extend_from_slice(b" \\");
-        line(&mut out, &l);
-    }
-    let mut last = b"  -- \"$@\" 0<&8 8<&- 9>\"$status\"".to_vec();
-    let mut heredocs = Vec::new();
-    for (fd, p, d) in &s.data {
-        match d {
-            // Opened above by `copy`.
-            Data::HostFile(_) => {}
-            Data::Text(text) => {
-                let mut tag = format!("JAILTRACE_DATA_{fd}");
-                while text.split(|&c| c == b'\n').any(|l| l == tag.as_bytes()) {
-                    tag.push('_');
-                }
-                last.extend_from_slice(format!(" {fd}<<'{tag}'").as_bytes());
-                if !text.is_empty() && !text.ends_with(b"\n") {
-                    return Err(refuse(format!(
-                        "{p}: does not end with a newline; a shell here-document cannot carry it"
-                    )));
-                }
-                heredocs.push((tag, text));
-            }
-        }
-    }
-    last.extend_from_slice(b" &");
-    line(&mut out, &last);
-    for (tag, text) in heredocs {
-        out.extend_from_slice(text);
-        line(&mut out, tag.as_bytes());
-    }
-    line(&mut out, WAIT_AND_PASS_SIGNALS.as_bytes());
-    Ok(out)
-}
-
-/// The end of the script: bwrap runs in the background; SIGTERM, SIGINT
-/// and SIGHUP go on to the program (the children of bwrap's init in the
-/// sandbox, whose pid bwrap wrote on fd 9), and the script ends with
-/// bwrap's status once bwrap is gone.
-const WAIT_AND_PASS_SIGNALS: &str = r#"bw=$!
-exec 8<&-
-pass() {
-  init=$(sed -n 's/.*"child-pid": *\([0-9]*\).*/\1/p' "$status" | head -n 1)
-  if [ -n "$init" ] && [ -r "/proc/$init/task/$init/children" ]; then
-    kids=$(cat "/proc/$init/task/$init/children")
-    [ -z "$kids" ] || kill -s "$1" $kids 2>/dev/null || :
-  fi
-}
-trap 'pass TERM' TERM
-trap 'pass INT' INT
-trap 'pass HUP' HUP
-# A trapped signal ends wait early: wait again until bwrap is gone.
-while :; do
-  rc=0
-  wait "$bw" || rc=$?
-  kill -0 "$bw" 2>/dev/null || break
-done
-rm -f "$status"
-exit "$rc""#;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_survives_quotes_and_newlines() {
-        assert_eq!(quote(b"a'b"), b"'a'\\''b'".to_vec());
-        assert_eq!(quote(b"/usr/lib"), b"/usr/lib".to_vec());
-        assert_eq!(quote(b""), b"''".to_vec());
-        assert_eq!(quote(b"$HOME"), b"'$HOME'".to_vec());
-        assert_eq!(quote(b"x\ny"), b"'x\ny'".to_vec());
-    }
 }
