@@ -64,12 +64,16 @@ echo "--- export"
 "$JT" export --format bwrap --script -o "$D/x.sh" "$D/m.json" 2>&1
 echo "--- kept"
 "$JT" materialize --keep-password-hashes --accounts alice "$D/m.json" "$D/jail2"
+echo "--- check"
+"$JT" check --format json "$D/jail2" > "$D/check-any.json" || true
+"$JT" check --format json --accounts alice "$D/jail2" > "$D/check-named.json" || true
 "#,
     );
     assert_eq!(code, Some(0), "{out}\n{err}");
     let (built, rest) = out.split_once("--- verify").unwrap();
     let (verified, rest) = rest.split_once("--- export").unwrap();
     let (exported, kept) = rest.split_once("--- kept").unwrap();
+    let kept = kept.split_once("--- check").unwrap().0;
     let notice = "password hashes stripped: the program read /etc/shadow (it checks passwords), \
                   and the jail has none of its 2 accounts' hashes: every password login fails \
                   there; keep them with --keep-password-hashes --accounts NAME,...";
@@ -91,6 +95,29 @@ echo "--- kept"
         "{kept_shadow}"
     );
     assert!(!kept_shadow.contains("bob:"), "{kept_shadow}");
+    // check: a kept hash is high, and medium when named as kept on purpose.
+    let shadow_finding = |file: &str| -> serde_json::Value {
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(file)).unwrap()).unwrap();
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "/etc/shadow")
+            .cloned()
+            .unwrap_or_else(|| panic!("{file}: no /etc/shadow finding: {r:#}"))
+    };
+    let any = shadow_finding("check-any.json");
+    assert_eq!(any["severity"], "high", "{any}");
+    let named = shadow_finding("check-named.json");
+    assert_eq!(named["severity"], "medium", "{named}");
+    assert!(
+        named["detail"]
+            .as_str()
+            .unwrap()
+            .contains("alice kept on purpose"),
+        "{named}"
+    );
 }
 
 /// A program that never reads a shadow file gets no such line: the hashes

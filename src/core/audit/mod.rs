@@ -114,8 +114,9 @@ pub fn who(user: Option<&str>) -> Result<Who, CheckError> {
     })
 }
 
-/// Audits the jail at `jail` for the user `who`.
-pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
+/// Audits the jail at `jail` for the user `who`; `kept` names the
+/// accounts whose password hashes it keeps on purpose.
+pub fn audit(jail: &std::path::Path, who: &Who, kept: &[String]) -> Result<Report, CheckError> {
     let shown = jail.display().to_string();
     let io_err = |e: nix::errno::Errno| CheckError::Jail {
         path: shown.clone(),
@@ -155,7 +156,7 @@ pub fn audit(jail: &std::path::Path, who: &Who) -> Result<Report, CheckError> {
     let mut findings = Vec::new();
     for n in &w.nodes {
         rules::privileged_files(n, &mut findings);
-        rules::sensitive(n, &mut findings);
+        rules::sensitive(n, kept, &mut findings);
         rules::tools(n, &mut findings);
     }
     rules::writable(&w.nodes, who, &mut findings);

@@ -142,6 +142,17 @@ pub fn has_hash(content: &[u8]) -> bool {
     content.split(|&b| b == b'\n').any(|l| scrub_line(l) != l)
 }
 
+/// The accounts (or groups) of a shadow or gshadow text that hold a
+/// password hash, in file order.
+pub fn hashed_accounts(content: &[u8]) -> Vec<String> {
+    content
+        .split(|&b| b == b'\n')
+        .filter(|l| scrub_line(l) != *l)
+        .filter_map(|l| l.split(|&b| b == b':').next())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
 /// The shadow files the program read (so it checks passwords with them)
 /// whose hashes the jail does not get, each with how many of the accounts
 /// the jail keeps had one on the host: every login against those fails in

@@ -227,7 +227,9 @@ pub fn writable(nodes: &[Node], who: &Who, out: &mut Vec<Finding>) {
 }
 
 /// Sensitive host files: shadow files, private keys, root's dotfiles.
-pub fn sensitive(n: &Node, out: &mut Vec<Finding>) {
+/// `kept`: the accounts whose password hashes the jail keeps on purpose
+/// (`check --accounts`): a shadow file holding only theirs is medium.
+pub fn sensitive(n: &Node, kept: &[String], out: &mut Vec<Finding>) {
     static SHADOW: [&[u8]; 5] = [
         b"/etc/shadow",
         b"/etc/gshadow",
@@ -246,7 +248,22 @@ pub fn sensitive(n: &Node, out: &mut Vec<Finding>) {
             && n.content
                 .as_deref()
                 .is_some_and(|c| !crate::core::jail::accounts::has_hash(c));
-        if !hashless {
+        let hashed = match (&n.content, n.path == b"/etc/sudoers") {
+            (Some(c), false) => crate::core::jail::accounts::hashed_accounts(c),
+            _ => Vec::new(),
+        };
+        if !hashless && !hashed.is_empty() && hashed.iter().all(|a| kept.contains(a)) {
+            out.push(finding(
+                Severity::Medium,
+                "sensitive-file",
+                &n.path,
+                format!(
+                    "password hashes of {} kept on purpose (--accounts): whoever can read the \
+                     jail's copy can try to crack them",
+                    hashed.join(", ")
+                ),
+            ));
+        } else if !hashless {
             out.push(finding(
                 Severity::High,
                 "sensitive-file",
