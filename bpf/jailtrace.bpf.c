@@ -476,9 +476,12 @@ static __always_inline u32 walk_fd(int fd, char *out)
 #define P_ABS 0
 #define P_REL 1   /* relative, or unreadable now: its base is walked */
 #define P_EMPTY 2
+#define P_NULL 3  /* no string: a NULL pointer names no path to base */
 static __always_inline int path_start(u64 addr)
 {
 	char c = 0;
+	if (!addr)
+		return P_NULL;
 	if (bpf_probe_read_user(&c, 1, (void *)addr) < 0)
 		return P_REL;
 	if (c == '/')
@@ -732,13 +735,14 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			/* "" names no path (glibc's fstat is newfstatat(fd, "",
 			 * AT_EMPTY_PATH)): nothing to walk. */
 			empty |= 1 << s;
-		} else if (start != P_ABS) {
+		} else if (start != P_ABS && start != P_NULL) {
 			rel[s] = 1;
 			need = 1;
 		}
 	}
 	st->empty = empty;
-	int fd_wanted = d->fd && d->fd <= 6;
+	int fd_wanted = d->fd && d->fd <= 6 &&
+			(!(d->flags & D_FDNULL) || !arg_n(st->args, d->str[0]));
 	int sock_cwd = (d->sock && d->sock <= 6 && unix_relative(arg_n(st->args, d->sock))) ||
 		       (d->msg && msg_needs_cwd(d->msg, st->args));
 	need |= fd_wanted | sock_cwd;

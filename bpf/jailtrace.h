@@ -26,6 +26,7 @@
 #define D_CREATED 16  /* send whether the returned descriptor's file was created */
 #define D_NOTE 32     /* no operands: the call itself is news (io_uring_setup) */
 #define D_EMPTYFD 64  /* an empty path may name its dirfd's file (execveat, linkat) */
+#define D_FDNULL 128  /* the descriptor is an operand only when str[0] is NULL (fanotify_mark) */
 
 /* What to capture for a syscall: the value of `descs`, written by the
  * loader from the decode table. */

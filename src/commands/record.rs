@@ -182,6 +182,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
         Err(RecordError::NotStarted(e)) => return Err(start_failure(&program, &e).into()),
         Err(RecordError::Trace(e)) => return Err(internal(e.to_string()).into()),
     };
+    if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
+        for t in &rec.timings {
+            eprintln!("jailtrace: {t}");
+        }
+    }
     let manifest = &rec.manifest;
     let saved = manifest.save(&args.output);
     if let Some(bug) = &rec.internal_error {

@@ -43,6 +43,8 @@ pub struct Traced {
     pub internal_error: Option<String>,
     /// How many accesses the engine knows it lost.
     pub lost: u64,
+    /// The engine's start-up timings (`Recording::timings`).
+    pub timings: Vec<String>,
 }
 
 /// Traces the command `launch` starts with `engine`, and resolves the log.
@@ -66,6 +68,7 @@ pub fn trace(
         set_gids: rec.set_gids.into_iter().collect(),
         internal_error: rec.internal_error,
         lost: rec.lost,
+        timings: rec.timings,
     })
 }
 
@@ -90,6 +93,7 @@ pub struct Request<'a> {
 /// A recording, made into a manifest.
 pub struct Recorded {
     pub manifest: Manifest,
+    pub timings: Vec<String>,
     pub killed_by: Option<i32>,
     pub internal_error: Option<String>,
     pub lost: u64,
@@ -123,6 +127,7 @@ pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
     }
     Ok(Recorded {
         manifest,
+        timings: traced.timings,
         killed_by: traced.killed_by,
         internal_error: traced.internal_error,
         lost: traced.lost,

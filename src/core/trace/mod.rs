@@ -86,6 +86,9 @@ pub struct Recording {
     /// How much the engine knows it lost (events, strings, reads); the
     /// warnings say what. Always 0 for ptrace, which stops instead.
     pub lost: u64,
+    /// How long the engine's start-up steps took, one line each (bpf);
+    /// `record` shows them when `JAILTRACE_BPF_STARTUP` is set.
+    pub timings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

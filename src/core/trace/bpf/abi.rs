@@ -33,6 +33,7 @@ constants! {
     pub const D_CREATED: u8 = 16;
     pub const D_NOTE: u8 = 32;
     pub const D_EMPTYFD: u8 = 64;
+    pub const D_FDNULL: u8 = 128;
 
     /// Message header layouts ([`Desc::msg`]).
     pub const M_MSG: u8 = 1;

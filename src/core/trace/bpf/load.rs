@@ -11,9 +11,9 @@ use aya::programs::{KProbe, Program, RawTracePoint};
 use aya::Ebpf;
 
 use super::abi::{
-    Desc, D_CREATED, D_EMPTYFD, D_EXEC, D_NOTE, D_ON, D_RETFD, D_SETID, L_DEPTH, L_N, L_NOPATH,
-    L_READ, L_RINGBUF, L_STASH, L_TRUNCATED, M_MMSG, M_MMSG32, M_MSG, M_MSG32, M_SOCKETCALL,
-    NR_MAX, U_X32,
+    Desc, D_CREATED, D_EMPTYFD, D_EXEC, D_FDNULL, D_NOTE, D_ON, D_RETFD, D_SETID, L_DEPTH, L_N,
+    L_NOPATH, L_READ, L_RINGBUF, L_STASH, L_TRUNCATED, M_MMSG, M_MMSG32, M_MSG, M_MSG32,
+    M_SOCKETCALL, NR_MAX, U_X32,
 };
 pub use super::abi::{ARMED, MAX_MSGS};
 use crate::core::manifest::Op;
@@ -47,6 +47,8 @@ pub struct Loaded {
     /// The rename kprobe is attached: a rename says whether it made its
     /// target's name. Kernels without kprobes (CONFIG_KPROBES) do not.
     pub renames_seen: bool,
+    /// How long each start-up step took (`Recording::timings`).
+    pub timings: Vec<String>,
 }
 
 /// Markers standing for "argument i" when the decode table is asked which
@@ -110,7 +112,10 @@ fn descriptor(sys: Sys) -> Desc {
         a
     }));
     let mut strs: Vec<(u8, u8)> = Vec::new();
-    for args in probes {
+    // Which probes named a descriptor operand: with every argument given,
+    // or only with argument j NULL.
+    let (mut fd_always, mut fd_when_null) = (false, Vec::new());
+    for (k, args) in probes.enumerate() {
         for u in decode::decode(sys, &args).into_iter().flatten() {
             match u.operand {
                 // A NULL string or a descriptor 0 is the probe's own zero,
@@ -139,6 +144,10 @@ fn descriptor(sys: Sys) -> Desc {
                         // with different descriptors.
                         assert!(d.fd == 0 || d.fd == f, "{sys:?}: two descriptors");
                         d.fd = f;
+                        match k {
+                            0 => fd_always = true,
+                            k => fd_when_null.push(k as u8),
+                        }
                     }
                 }
                 // A zero length is the probe's too: keep the argument.
@@ -158,6 +167,11 @@ fn descriptor(sys: Sys) -> Desc {
     for (i, (s, f)) in strs.into_iter().enumerate() {
         d.str[i] = s;
         d.dirfd[i] = f;
+    }
+    // The descriptor is the operand only when the path is NULL
+    // (fanotify_mark): otherwise the program need not walk it.
+    if d.fd != 0 && !fd_always && d.str[0] != 0 && fd_when_null.iter().all(|&j| j == d.str[0]) {
+        d.flags |= D_FDNULL;
     }
     d.msg = match sys {
         Sys::Sendmsg => M_MSG,
@@ -254,20 +268,15 @@ fn fill_descriptors(ebpf: &mut Ebpf) -> Result<(), String> {
 
 /// Loads (and so verifies) one program; the verifier's refusal comes back
 /// as the reason it gives.
-fn load_program(prog: &str, p: &mut Program) -> Result<(), String> {
+fn load_program(prog: &str, p: &mut Program) -> Result<String, String> {
     let t0 = std::time::Instant::now();
     let loaded = match p {
         Program::RawTracePoint(p) => p.load(),
         Program::KProbe(p) => p.load(),
         _ => return Err(format!("the BPF program {prog} is of an unexpected type")),
     };
-    if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
-        eprintln!(
-            "jailtrace: bpf {prog} verified in {:.3} s",
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    loaded.map_err(|e| match &e {
+    let took = format!("bpf {prog} verified in {:.3} s", t0.elapsed().as_secs_f64());
+    loaded.map(|()| took).map_err(|e| match &e {
         // The whole verifier log is in the error's text: keep its end,
         // which says why.
         aya::programs::ProgramError::LoadError {
@@ -319,7 +328,8 @@ fn cut_btf() -> Result<aya::Btf, String> {
 /// Loads the program, fills the descriptors and attaches it.
 pub fn load() -> Result<Loaded, String> {
     let t0 = std::time::Instant::now();
-    let debug = std::env::var_os("JAILTRACE_BPF_STARTUP").is_some();
+    // How long each step took, for `record` to show (see docs/performance.md).
+    let mut timings = Vec::new();
     // Task storage maps have no aya type; they are only used by the
     // program itself.
     // aya's loader parses the whole kernel BTF when it is made (about 20
@@ -335,8 +345,7 @@ pub fn load() -> Result<Loaded, String> {
         Ok(t) => {
             loader.btf(Some(t));
         }
-        Err(e) if debug => eprintln!("jailtrace: bpf: the whole kernel BTF is used ({e})"),
-        Err(_) => {}
+        Err(e) => timings.push(format!("bpf: the whole kernel BTF is used ({e})")),
     }
     let mut ebpf = loader.allow_unsupported_maps().load(OBJECT).map_err(|e| {
         let mut msg = err("cannot load the BPF program", &e);
@@ -348,16 +357,14 @@ pub fn load() -> Result<Loaded, String> {
         msg.replace('\n', " ")
     })?;
     fill_descriptors(&mut ebpf)?;
-    if debug {
-        eprintln!(
-            "jailtrace: bpf object loaded in {:.3} s",
-            t0.elapsed().as_secs_f64()
-        );
-    }
+    timings.push(format!(
+        "bpf object loaded in {:.3} s",
+        t0.elapsed().as_secs_f64()
+    ));
     // Verification is most of the start-up. The kernel verifies the
     // programs of a privileged loader concurrently, so each is loaded on a
     // thread of its own (the two syscall programs take about the same).
-    let loaded: Vec<Result<(), String>> = std::thread::scope(|scope| {
+    let loaded: Vec<Result<String, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = ebpf
             .programs_mut()
             .map(|(name, prog)| scope.spawn(move || load_program(name, prog)))
@@ -370,13 +377,15 @@ pub fn load() -> Result<Loaded, String> {
             })
             .collect()
     });
-    loaded.into_iter().collect::<Result<Vec<()>, String>>()?;
-    if debug {
-        eprintln!(
-            "jailtrace: bpf programs verified at {:.3} s",
-            t0.elapsed().as_secs_f64()
-        );
-    }
+    timings.extend(
+        loaded
+            .into_iter()
+            .collect::<Result<Vec<String>, String>>()?,
+    );
+    timings.push(format!(
+        "bpf programs verified at {:.3} s",
+        t0.elapsed().as_secs_f64()
+    ));
     // The rename kprobe tells exit whether a rename made its target's
     // name (nothing is traced yet, so before the tracepoints is as good
     // as after). Without kprobes the recording goes on, and says what it
@@ -403,12 +412,10 @@ pub fn load() -> Result<Loaded, String> {
             .map_err(|e| err(prog, e))?;
         p.attach(tp)
             .map_err(|e| err(&format!("cannot attach to {tp}"), e))?;
-        if debug {
-            eprintln!(
-                "jailtrace: bpf {prog} attached at {:.3} s",
-                t0.elapsed().as_secs_f64()
-            );
-        }
+        timings.push(format!(
+            "bpf {prog} attached at {:.3} s",
+            t0.elapsed().as_secs_f64()
+        ));
     }
     let traced = HashMap::try_from(
         ebpf.take_map("traced")
@@ -437,6 +444,7 @@ pub fn load() -> Result<Loaded, String> {
         lost,
         undecoded,
         renames_seen,
+        timings,
     })
 }
 
@@ -508,6 +516,10 @@ mod tests {
         assert_ne!(descriptor(Sys::Linkat).flags & D_EMPTYFD, 0);
         assert_eq!(descriptor(Sys::Newfstatat).flags & D_EMPTYFD, 0);
         assert_eq!(descriptor(Sys::Statx).flags & D_EMPTYFD, 0);
+        // fanotify_mark's descriptor is its operand only for a NULL path.
+        assert_ne!(descriptor(Sys::FanotifyMark).flags & D_FDNULL, 0);
+        assert_ne!(descriptor(Sys::FanotifyMarkSplit).flags & D_FDNULL, 0);
+        assert_eq!(descriptor(Sys::Fchdir).flags & D_FDNULL, 0);
         assert_eq!(descriptor(Sys::Umount).flags, 0);
         assert_eq!(descriptor(Sys::Sendmmsg32).msg, M_MMSG32);
         assert_eq!(descriptor(Sys::Socketcall).msg, M_SOCKETCALL);

@@ -166,14 +166,13 @@ fn record(
     drop(handlers);
 
     let lost = r.losses(&loaded);
-    if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
-        eprintln!(
-            "jailtrace: bpf start-up {:.3} s, {} syscalls, {} processes",
-            startup.as_secs_f64(),
-            r.stats.syscalls,
-            r.stats.processes
-        );
-    }
+    let mut timings = std::mem::take(&mut loaded.timings);
+    timings.push(format!(
+        "bpf start-up {:.3} s, {} syscalls, {} processes",
+        startup.as_secs_f64(),
+        r.stats.syscalls,
+        r.stats.processes
+    ));
     Ok(Recording {
         log: r.log,
         exit_status: tree.status,
@@ -185,6 +184,7 @@ fn record(
         set_gids: r.creds.1,
         internal_error: None,
         lost,
+        timings,
     })
 }
 

@@ -186,6 +186,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         set_gids: t.ids.1,
         internal_error,
         lost: t.lost.unresolved + t.lost.foreign,
+        timings: Vec::new(),
     })
 }
 
