@@ -1190,26 +1190,77 @@ fn bwrap_runs_a_self_dropping_root_program_as_recorded() {
         "a user namespace maps one user"
     );
     assert!(text.contains("--cap-drop ALL"), "{text}");
-    for kept in [
-        "CAP_SETUID",
-        "CAP_SETGID",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-    ] {
+    for kept in ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"] {
         assert!(text.contains(&format!("--cap-add {kept}")), "{kept}");
     }
-    // Proved unused by the recording: no chroot, chown or chmod call.
-    for dropped in ["CAP_SYS_CHROOT", "CAP_CHOWN", "CAP_FSETID", "CAP_SYS_ADMIN"] {
+    // Proved unused by the recording: no chroot, chown or chmod call, no
+    // port bound (below 1024 or at all).
+    assert_eq!(m["command"]["bound_ports"], json!([]), "{}", m["command"]);
+    for dropped in [
+        "CAP_SYS_CHROOT",
+        "CAP_CHOWN",
+        "CAP_FSETID",
+        "CAP_SYS_ADMIN",
+        "CAP_NET_BIND_SERVICE",
+    ] {
         assert!(!text.contains(dropped), "{dropped}");
     }
     let (code, out, err) = run(&mut Command::new(&script));
     assert_eq!(code, Some(0), "{err}");
-    // DAC_OVERRIDE, FOWNER, KILL, SETGID, SETUID, SETPCAP,
-    // NET_BIND_SERVICE and AUDIT_WRITE: bits 1, 3, 5, 6, 7, 8, 10, 29.
+    // DAC_OVERRIDE, FOWNER, KILL, SETGID, SETUID, SETPCAP and
+    // AUDIT_WRITE: bits 1, 3, 5, 6, 7, 8, 29.
     assert_eq!(
         out,
-        "CapEff:\t00000000200005ea\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+        "CapEff:\t00000000200001ea\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
     );
+}
+
+/// NET_BIND_SERVICE is given to a root service only when its recording
+/// bound a port below 1024, or did not say which ports it bound.
+#[test]
+fn bwrap_gives_net_bind_service_only_for_a_privileged_port() {
+    let test = "bwrap_gives_net_bind_service_only_for_a_privileged_port";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    common::record_in(
+        t.path(),
+        "rec",
+        &[
+            "/bin/sh",
+            "-c",
+            "exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- true",
+        ],
+        0,
+    );
+    let path = t.path().join("rec.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for (ports, given) in [
+        (Some(json!([8080])), false),
+        (Some(json!([53, 8080])), true),
+        (None, true),
+    ] {
+        match &ports {
+            Some(p) => m["command"]["bound_ports"] = p.clone(),
+            None => {
+                m["command"].as_object_mut().unwrap().remove("bound_ports");
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let out = export(&["--format", "bwrap", "--script"], &path);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.contains("--cap-add CAP_NET_BIND_SERVICE"),
+            given,
+            "{ports:?}: {text}"
+        );
+    }
 }
 
 /// Under --user, a recorded command that starts with a privilege wrapper

@@ -198,6 +198,7 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                 exit_status: Some(status),
                 set_uids: vec![],
                 set_gids: vec![],
+                bound_ports: None,
             },
             warnings: vec![],
             entries: unique.into_values().collect(),

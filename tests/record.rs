@@ -826,3 +826,42 @@ fn cpu_is_refused_with_the_bpf_backend() {
     assert!(!marker.exists(), "the command ran");
     assert!(!t.path().join("manifest.json").exists());
 }
+
+/// The IPv4/IPv6 ports a program binds are recorded (a bind to port 0 and
+/// a failed bind are not), with both backends: an export decides
+/// NET_BIND_SERVICE from them.
+#[test]
+fn bound_ports_are_recorded() {
+    let test = "bound_ports_are_recorded";
+    if !common::require_root(test) || !common::require_program(test, "python3") {
+        return;
+    }
+    let port = common::free_port();
+    let script = format!(
+        "import socket\n\
+         a = socket.socket(); a.bind(('127.0.0.1', {port}))\n\
+         b = socket.socket(); b.bind(('127.0.0.1', 0))\n\
+         c = socket.socket()\n\
+         try:\n    c.bind(('127.0.0.1', {port}))\n\
+         except OSError:\n    pass\n\
+         u = socket.socket(socket.AF_UNIX); u.bind('sock')\n"
+    );
+    for backend in ["ptrace", "bpf"] {
+        let t = common::tempdir();
+        let out = t.path().join("m.json");
+        common::success(
+            common::jailtrace()
+                .current_dir(t.path())
+                .args(["record", "--backend", backend, "-o"])
+                .arg(&out)
+                .args(["--", "/usr/bin/python3", "-c", &script]),
+        );
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(
+            m["command"]["bound_ports"],
+            serde_json::json!([port]),
+            "{backend}: {}",
+            m["command"]
+        );
+    }
+}

@@ -171,6 +171,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
             exit_status: None,
             set_uids: Vec::new(),
             set_gids: Vec::new(),
+            bound_ports: None,
         },
         infer: &args.infer,
         include: &include,

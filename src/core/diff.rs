@@ -397,6 +397,7 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
         ("exit_status", json!(oc.exit_status), json!(nc.exit_status)),
         ("set_uids", json!(oc.set_uids), json!(nc.set_uids)),
         ("set_gids", json!(oc.set_gids), json!(nc.set_gids)),
+        ("bound_ports", json!(oc.bound_ports), json!(nc.bound_ports)),
     ];
     for (field, old, new) in headers {
         if old != new {
@@ -704,6 +705,7 @@ mod tests {
                 exit_status: Some(0),
                 set_uids: vec![],
                 set_gids: vec![],
+                bound_ports: None,
             },
             warnings: vec![],
             entries,

@@ -266,6 +266,12 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         .iter()
         .flat_map(|(_, m)| m.command.set_gids.iter().copied())
         .collect();
+    // Every port any recording bound; unknown if one did not record them.
+    command.bound_ports = inputs
+        .iter()
+        .map(|(_, m)| m.command.bound_ports.clone())
+        .collect::<Option<Vec<Vec<u16>>>>()
+        .map(|all| all.concat());
     let mut manifest = Manifest {
         schema: crate::core::manifest::SCHEMA_VERSION,
         generator: concat!("jailtrace ", env!("CARGO_PKG_VERSION")).to_string(),

@@ -38,6 +38,8 @@ pub struct Traced {
     /// Every user and group id a traced thread switched to.
     pub set_uids: Vec<u32>,
     pub set_gids: Vec<u32>,
+    /// The IPv4/IPv6 ports the command bound.
+    pub ports: Vec<u16>,
     /// The tracer failed mid-trace (a bug): every traced process was
     /// killed, and the entries hold what was seen until then.
     pub internal_error: Option<String>,
@@ -66,6 +68,7 @@ pub fn trace(
         killed_by: rec.killed_by,
         set_uids: rec.set_uids.into_iter().collect(),
         set_gids: rec.set_gids.into_iter().collect(),
+        ports: rec.ports.into_iter().collect(),
         internal_error: rec.internal_error,
         lost: rec.lost,
         timings: rec.timings,
@@ -112,6 +115,7 @@ pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
             exit_status: traced.exit_status,
             set_uids: traced.set_uids,
             set_gids: traced.set_gids,
+            bound_ports: Some(traced.ports),
             ..req.command
         },
         warnings: traced.warnings,

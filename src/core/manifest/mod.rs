@@ -61,6 +61,12 @@ pub struct CommandInfo {
     /// `setresgid`, `setfsgid`, `setgroups`), sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_gids: Vec<u32>,
+    /// The TCP/UDP ports (IPv4 or IPv6) the program bound with a
+    /// successful `bind`, sorted, unique; port 0 (any free port) is left
+    /// out. Absent in a manifest from before jailtrace recorded them:
+    /// unknown, not none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ports: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -481,6 +487,10 @@ impl Manifest {
         self.command.set_uids.dedup();
         self.command.set_gids.sort_unstable();
         self.command.set_gids.dedup();
+        if let Some(p) = &mut self.command.bound_ports {
+            p.sort_unstable();
+            p.dedup();
+        }
         self.warnings.sort();
         self.warnings.dedup();
     }

@@ -177,6 +177,34 @@ fn msg_destinations<'d>(
     }
 }
 
+/// The port an IPv4 or IPv6 `bind` of operand `u` asks for: `None` for
+/// other operands, other families, and port 0 (any free port).
+pub fn bound_port<'d>(src: &mut impl Source<'d>, u: &Use) -> Option<u16> {
+    if !u.ops.iter().any(|o| o == Op::Bind) {
+        return None;
+    }
+    // sockaddr_in and sockaddr_in6 both start with the family and the
+    // port, in network byte order.
+    let (addr, len) = match u.operand {
+        Operand::Sockaddr { addr, len } => (addr, len),
+        Operand::SocketcallSockaddr { pair } => {
+            let v = src.u64_at(pair)?;
+            (v & 0xffff_ffff, v >> 32)
+        }
+        _ => return None,
+    };
+    if len < 4 {
+        return None;
+    }
+    let b = src.bytes(addr, 4)?;
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    if family != libc::AF_INET as u16 && family != libc::AF_INET6 as u16 {
+        return None;
+    }
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    (port != 0).then_some(port)
+}
+
 /// The path of an AF_UNIX `sockaddr` (its first `len` bytes as the call
 /// gave them); `None` for other families and abstract sockets.
 pub fn unix_path(buf: &[u8]) -> Option<Vec<u8>> {

@@ -665,11 +665,18 @@ fn service_caps(m: &Manifest) -> Vec<&'static str> {
         "CAP_KILL",
         // Dropping its own capabilities (the bounding set) when it switches.
         "CAP_SETPCAP",
-        // Not decided by the recording: binds of AF_INET ports are not
-        // recorded, so a port below 1024 cannot be ruled out.
-        "CAP_NET_BIND_SERVICE",
         "CAP_AUDIT_WRITE",
     ];
+    // A port below 1024, or a recording that did not say which ports it
+    // bound (from before jailtrace recorded them).
+    let privileged_port = m
+        .command
+        .bound_ports
+        .as_ref()
+        .is_none_or(|ports| ports.iter().any(|&p| p < 1024));
+    if privileged_port {
+        caps.push("CAP_NET_BIND_SERVICE");
+    }
     if did(Op::Chown) {
         caps.push("CAP_CHOWN");
     }

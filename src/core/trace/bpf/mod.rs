@@ -78,6 +78,8 @@ struct Recorder<'a> {
     /// Thread groups alive, for signals.
     groups: BTreeSet<i32>,
     creds: (BTreeSet<u32>, BTreeSet<u32>),
+    /// See [`Recording::ports`].
+    ports: BTreeSet<u16>,
     /// Items a thread sent for the syscall it is finishing.
     pending: std::collections::HashMap<u32, Event>,
     /// Records that arrived malformed or incomplete: lost like the
@@ -117,6 +119,7 @@ fn record(
         ids: HashSet::from([root.as_raw()]),
         groups: BTreeSet::from([root.as_raw()]),
         creds: (BTreeSet::new(), BTreeSet::new()),
+        ports: BTreeSet::new(),
         pending: std::collections::HashMap::new(),
         lost_here: 0,
         renames_seen: loaded.renames_seen,
@@ -182,6 +185,7 @@ fn record(
         stats: r.stats,
         set_uids: r.creds.0,
         set_gids: r.creds.1,
+        ports: r.ports,
         internal_error: None,
         lost,
         timings,
@@ -389,7 +393,13 @@ impl Recorder<'_> {
         }
         let mut items: Vec<Item> = Vec::new();
         for u in decode::decode(call, &e.args).into_iter().flatten() {
-            operand::read(&mut Captured { r: self, e }, &u, &mut items);
+            let mut src = Captured { r: self, e };
+            operand::read(&mut src, &u, &mut items);
+            if errno == 0 {
+                if let Some(port) = operand::bound_port(&mut src, &u) {
+                    self.ports.insert(port);
+                }
+            }
         }
         if items.is_empty() {
             return;

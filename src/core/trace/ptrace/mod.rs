@@ -82,6 +82,8 @@ struct Tracer<'a> {
     virtual_mask: Option<Vec<u8>>,
     /// See [`Recording::set_uids`]: (user ids, group ids).
     ids: (BTreeSet<u32>, BTreeSet<u32>),
+    /// See [`Recording::ports`].
+    ports: BTreeSet<u16>,
     lost: Lost,
     /// The mount namespace (inode of /proc/PID/ns/mnt) the command's first
     /// exec ran in: a thread in another one names paths the host may not
@@ -184,6 +186,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         stats: t.stats,
         set_uids: t.ids.0,
         set_gids: t.ids.1,
+        ports: t.ports,
         internal_error,
         lost: t.lost.unresolved + t.lost.foreign,
         timings: Vec::new(),
@@ -217,6 +220,7 @@ impl<'a> Tracer<'a> {
             warnings: BTreeSet::new(),
             stats: Stats::default(),
             ids: (BTreeSet::new(), BTreeSet::new()),
+            ports: BTreeSet::new(),
             ends: Ends::new(opts.timeout, opts.grace),
             stop_requested: false,
             progress: None,
@@ -527,14 +531,17 @@ impl<'a> Tracer<'a> {
         let uses = decode::decode(call, &args);
         let mut items = Vec::new();
         let mut result_fd = None;
+        let mut port = None;
         for u in uses.into_iter().flatten() {
             if u.operand == Operand::ReturnedFd {
                 result_fd = Some((u.ops, u.follow));
             } else {
-                operand::read(&mut paths::Tracee { t: self, pid }, &u, &mut items);
+                let mut src = paths::Tracee { t: self, pid };
+                operand::read(&mut src, &u, &mut items);
+                port = port.or_else(|| operand::bound_port(&mut src, &u));
             }
         }
-        if !items.is_empty() || result_fd.is_some() {
+        if !items.is_empty() || result_fd.is_some() || port.is_some() {
             let creates = |ops: &decode::Ops| ops.iter().any(Op::creates);
             // Empty (no allocation) for the common call that creates nothing.
             let found = if items.iter().any(|i| creates(&i.2)) {
@@ -554,6 +561,7 @@ impl<'a> Tracer<'a> {
                     items,
                     result_fd,
                     found,
+                    port,
                 });
             }
         }
@@ -615,6 +623,9 @@ impl<'a> Tracer<'a> {
             }
         }
         let (sys, errno) = (p.sys, errno);
+        if let (0, Some(port)) = (errno, p.port) {
+            self.ports.insert(port);
+        }
         if !record_call(
             &mut self.log,
             &mut self.warnings,
