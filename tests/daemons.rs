@@ -871,3 +871,114 @@ fn postfix_master_knows_its_peer_from_its_first_jail() {
     assert!(common::has_access(&m, &s(&hosts), "read", "ok"), "{m:#}");
     assert!(jail.join(hosts.strip_prefix("/").unwrap()).exists());
 }
+
+/// dovecot serves a session from its index and only `stat`s the Maildir,
+/// so a recording holds none of the messages; the jail's `cur/` is empty,
+/// dovecot rescans it, and the mail is gone (issue 21, part 5). materialize
+/// says so (the Maildir holds more on the host than the manifest lists),
+/// and `record --tree` on the Maildir gives a jail that serves it. Its
+/// imap-login also chroots itself (into the base directory's `login/`).
+#[test]
+fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
+    let name = "dovecot_serves_its_mail_from_its_first_jail_with_tree";
+    if !ready(name, &["curl", "/usr/sbin/dovecot"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let d = t.path();
+    let port = 21116;
+    let maildir = d.join("home/Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::create_dir_all(d.join("base")).unwrap();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    std::fs::write(
+        maildir.join("cur/1700000000.M1P1.jailtrace:2,S"),
+        "From: a@jailtrace.test\nTo: alice@jailtrace.test\nSubject: hello\n\nbody\n",
+    )
+    .unwrap();
+    common::success(
+        Command::new("chown")
+            .args(["-R", "mail:mail"])
+            .arg(d.join("home")),
+    );
+    std::fs::write(d.join("users"), "alice:{PLAIN}secret\n").unwrap();
+    let conf = d.join("dovecot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "protocols = imap\nfirst_valid_uid = 8\nfirst_valid_gid = 8\nlisten = 127.0.0.1\n\
+             base_dir = {d}/base\nstate_dir = {d}/state\nlog_path = /dev/stderr\nssl = no\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain\n\
+             mail_location = maildir:~/Maildir\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    \
+             port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/users\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=mail gid=mail home={d}/home\n}}\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let daemon = ["/usr/sbin/dovecot", "-F", "-c", &s(&conf)];
+    let client = strings(&[
+        "curl",
+        "-s",
+        &format!("imap://alice:secret@127.0.0.1:{port}/INBOX?ALL"),
+    ]);
+    // An earlier session built the index, as on a server in use.
+    let mut plain = Command::new(daemon[0]);
+    plain.args(&daemon[1..]);
+    let mut held = Held::start(&mut plain, &d.join("plain.log"));
+    assert_eq!(ask(&client, &mut held), "* SEARCH 1");
+    held.stop();
+
+    let record = |tree: bool, out: &Path| {
+        let mut rec = common::jailtrace();
+        rec.arg("record").arg("-o").arg(out);
+        if tree {
+            rec.arg("--tree").arg(&maildir);
+        }
+        rec.arg("--").args(daemon);
+        let mut held = Held::start(&mut rec, &out.with_extension("log"));
+        let answer = ask(&client, &mut held);
+        held.stop();
+        answer
+    };
+    let serve = |manifest: &Path, jail: &Path| {
+        let out = common::output(
+            common::jailtrace()
+                .arg("materialize")
+                .arg(manifest)
+                .arg(jail),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut run = common::jailtrace();
+        run.args(["run", "--allow-root", "--manifest"])
+            .arg(manifest)
+            .arg(jail)
+            .arg("--")
+            .args(daemon);
+        let mut held = Held::start(&mut run, &jail.with_extension("log"));
+        let answer = ask(&client, &mut held);
+        held.stop();
+        (answer, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // Without --tree: the message is lost, and materialize says where.
+    assert_eq!(record(false, &d.join("m.json")), "* SEARCH 1");
+    let (answer, summary) = serve(&d.join("m.json"), &d.join("jail1"));
+    assert_eq!(answer, "* SEARCH", "the jail served a message it lacks?");
+    assert!(
+        summary.contains(&format!("--tree {}", s(&maildir))),
+        "{summary}"
+    );
+    // With it: served as on the host.
+    assert_eq!(record(true, &d.join("mt.json")), "* SEARCH 1");
+    let (answer, summary) = serve(&d.join("mt.json"), &d.join("jail2"));
+    assert_eq!(answer, "* SEARCH 1", "{summary}");
+    assert!(summary.contains("objects copied whole"), "{summary}");
+}

@@ -792,8 +792,8 @@ fn two_recordings_of_python_import_json_are_equal() {
 }
 
 /// Records redis-server under a fixed workload sent with redis-cli.
-fn record_redis(dir: &Path, name: &str, port: u16) {
-    let port = port.to_string();
+fn record_redis(dir: &Path, name: &str) {
+    let port = common::free_port().to_string();
     let out = dir.join(format!("{name}.json"));
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -874,11 +874,8 @@ fn two_recordings_of_redis_with_a_workload_are_equal() {
         return;
     }
     let dir = common::tempdir();
-    // One port for both, as a service has: the port it binds is part of
-    // what diff compares.
-    let port = common::free_port();
-    record_redis(dir.path(), "first", port);
-    record_redis(dir.path(), "second", port);
+    record_redis(dir.path(), "first");
+    record_redis(dir.path(), "second");
     let out = diff(
         &dir.path().join("first.json"),
         &dir.path().join("second.json"),

@@ -198,9 +198,10 @@ fn arb_manifest() -> impl Strategy<Value = Manifest> {
                 exit_status: Some(status),
                 set_uids: vec![],
                 set_gids: vec![],
-                bound_ports: None,
+                binds_privileged_port: None,
             },
             warnings: vec![],
+            trees: vec![],
             entries: unique.into_values().collect(),
         };
         m.normalize();

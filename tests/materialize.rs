@@ -1334,3 +1334,180 @@ fn content_only_for_what_the_program_read() {
     assert!(!has(b"PRIVATE KEY MATERIAL") && !has(b"ROOT ONLY MATERIAL"));
     assert!(has(b"setting = 1"));
 }
+
+/// `--tree`: a service's data directory kept whole (issue 21, part 5).
+/// record names it with its digest; materialize copies all of it as the
+/// host has it then, with the rules of every copy: no device node, socket
+/// or FIFO, no setuid bit, symlinks as symlinks and nothing they lead to
+/// outside; diff reports a changed tree; the bwrap export binds it.
+#[test]
+fn a_tree_is_copied_whole_with_the_copy_rules() {
+    if !common::require_root("a_tree_is_copied_whole_with_the_copy_rules") {
+        return;
+    }
+    let t = common::tempdir();
+    let d = std::fs::canonicalize(t.path()).unwrap();
+    let data = d.join("srv/data");
+    std::fs::create_dir_all(data.join("sub/deep")).unwrap();
+    std::fs::write(data.join("a.txt"), "a\n").unwrap();
+    std::fs::write(data.join("sub/b.txt"), "b\n").unwrap();
+    std::fs::write(data.join("sub/deep/c.txt"), "c\n").unwrap();
+    std::fs::write(d.join("outside.txt"), "secret\n").unwrap();
+    std::os::unix::fs::symlink(d.join("outside.txt"), data.join("link-out")).unwrap();
+    std::fs::write(data.join("suid"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(data.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    nix::unistd::mkfifo(
+        &data.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nix::sys::stat::mknod(
+        &data.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let record = |name: &str| {
+        common::success(
+            common::jailtrace()
+                .current_dir(&d)
+                .args(["record", "--tree", "srv/data", "-o"])
+                .arg(d.join(name))
+                .args(["--", "/bin/cat", "srv/data/a.txt"]),
+        );
+        let m: Value = serde_json::from_slice(&std::fs::read(d.join(name)).unwrap()).unwrap();
+        m
+    };
+    let m = record("m.json");
+    assert_eq!(m["trees"][0]["path"], json!(s(&data)), "{}", m["trees"]);
+    let digest = m["trees"][0]["digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    // What the host holds when materialize runs goes in.
+    std::fs::write(data.join("new.txt"), "new\n").unwrap();
+    let jail = d.join("jail");
+    let out = materialize_ok(&[], &d.join("m.json"), &jail);
+    assert!(
+        out.contains(&format!("tree {}: ", s(&data)))
+            && out.contains("2 device nodes, sockets and FIFOs left out"),
+        "{out}"
+    );
+    let j = |p: &Path| jail.join(p.strip_prefix("/").unwrap());
+    for (f, text) in [
+        ("a.txt", "a\n"),
+        ("sub/b.txt", "b\n"),
+        ("sub/deep/c.txt", "c\n"),
+        ("new.txt", "new\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(j(&data.join(f))).unwrap(),
+            text,
+            "{f}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(j(&data.join("link-out"))).unwrap(),
+        d.join("outside.txt")
+    );
+    assert!(!j(&d.join("outside.txt")).exists(), "followed a link out");
+    let mode = std::fs::metadata(j(&data.join("suid"))).unwrap().mode();
+    assert_eq!(mode & 0o7777, 0o755, "setuid bit kept: {mode:o}");
+    for special in ["fifo", "null"] {
+        assert!(
+            std::fs::symlink_metadata(j(&data.join(special))).is_err(),
+            "{special} made"
+        );
+    }
+    // diff reports the tree by its path and digest.
+    let m2 = record("m2.json");
+    assert_ne!(
+        m2["trees"][0]["digest"],
+        json!(digest),
+        "new.txt changed it"
+    );
+    let diff = common::output(
+        common::jailtrace()
+            .arg("diff")
+            .arg(d.join("m.json"))
+            .arg(d.join("m2.json")),
+    );
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(diff.status.code(), Some(1), "{text}");
+    assert!(text.contains("trees:") && text.contains(&digest), "{text}");
+    // The bwrap export binds it from the host, read-only: cat wrote nothing.
+    let script = common::output(
+        common::jailtrace()
+            .args(["export", "--format", "bwrap", "--script"])
+            .arg(d.join("m.json")),
+    );
+    let script = String::from_utf8_lossy(&script.stdout);
+    assert!(
+        script.contains(&format!("--ro-bind {0} {0}", s(&data))),
+        "{script}"
+    );
+}
+
+/// `materialize --tree` adds a tree a manifest lacks; bad trees are one
+/// clear line and nothing is written.
+#[test]
+fn materialize_tree_adds_one_and_refuses_bad_ones() {
+    let t = common::tempdir();
+    let d = std::fs::canonicalize(t.path()).unwrap();
+    let data = d.join("spool");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("msg"), "hello\n").unwrap();
+    let m = write_manifest(&d, "m.json", &manifest(vec![e_dir("/")]));
+    let jail = d.join("jail");
+    let out = materialize_ok(&["--tree", &s(&data)], &m, &jail);
+    assert!(out.contains("objects copied whole"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(jail.join(data.strip_prefix("/").unwrap()).join("msg")).unwrap(),
+        "hello\n"
+    );
+    for bad in ["/", "/proc/self", "/nonexistent-tree-xyz"] {
+        let jail2 = d.join("jail2");
+        let (code, _, err) = materialize(&["--tree", bad], &m, &jail2);
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(
+            err.starts_with("jailtrace: --tree") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(!jail2.exists(), "{bad}: wrote the jail");
+    }
+    // A manifest naming / as a tree is refused when loaded.
+    let mut v: Value = serde_json::from_str(&manifest(vec![e_dir("/")])).unwrap();
+    v["trees"] = json!([{ "path": "/", "digest": format!("sha256:{}", "0".repeat(64)) }]);
+    let bad = write_manifest(&d, "bad.json", &v.to_string());
+    let (code, _, err) = materialize(&[], &bad, &d.join("jail3"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a tree is a data directory"), "{err}");
+}
+
+/// A directory the program wrote into holds more on the host than the
+/// manifest lists: the summary suggests --tree.
+#[test]
+fn a_partly_recorded_data_directory_suggests_tree() {
+    let t = common::tempdir();
+    let d = std::fs::canonicalize(t.path()).unwrap();
+    let data = d.join("var-data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in ["one", "two", "three"] {
+        std::fs::write(data.join(f), f).unwrap();
+    }
+    let m = common::record_in(
+        &d,
+        "m",
+        &["/bin/sh", "-c", &format!("echo x > {}/log", s(&data))],
+        0,
+    );
+    assert!(m["trees"].is_null());
+    let out = materialize_ok(&["--dry-run"], &d.join("m.json"), &d.join("jail"));
+    assert!(
+        out.contains("data the jail may hold only part of:")
+            && out.contains(&format!("--tree {}", s(&data))),
+        "{out}"
+    );
+}

@@ -483,29 +483,30 @@ fn an_entry_any_recording_reached_is_no_longer_inferred() {
     assert_eq!(entry(&m, "/etc")["inferred"], "nss");
 }
 
-/// Bound ports: the union of the recordings', or unknown (absent) when one
-/// of them did not record them.
+/// A privileged bind: asked if any recording asked, unknown if none did
+/// and one does not say.
 #[test]
-fn bound_ports_are_united_or_unknown() {
+fn a_privileged_bind_in_any_recording_is_kept() {
     let t = common::tempdir();
-    let with = |ports: Option<Value>, name: &str| {
+    let with = |asked: Option<bool>, name: &str| {
         let mut m = manifest(&["/usr/sbin/d"], 0, json!([dir_entry("/")]));
-        if let Some(p) = ports {
-            m["command"]["bound_ports"] = p;
+        if let Some(a) = asked {
+            m["command"]["binds_privileged_port"] = json!(a);
         }
         write(t.path(), name, &m)
     };
-    let a = with(Some(json!([80])), "a.json");
-    let b = with(Some(json!([8080, 80])), "b.json");
-    let c = with(None, "c.json");
-    let out = t.path().join("ab.json");
-    let m: Value = serde_json::from_slice(&merged_ok(&[&a, &b], &out, &[])).unwrap();
-    assert_eq!(m["command"]["bound_ports"], json!([80, 8080]));
-    let out = t.path().join("ac.json");
-    let m: Value = serde_json::from_slice(&merged_ok(&[&a, &c], &out, &[])).unwrap();
-    assert!(
-        m["command"].get("bound_ports").is_none(),
-        "{}",
-        m["command"]
-    );
+    let yes = with(Some(true), "yes.json");
+    let no = with(Some(false), "no.json");
+    let unknown = with(None, "unknown.json");
+    for (inputs, want) in [
+        (vec![&no, &no], json!(false)),
+        (vec![&no, &yes], json!(true)),
+        (vec![&unknown, &yes], json!(true)),
+        (vec![&no, &unknown], Value::Null),
+    ] {
+        let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        let out = t.path().join("out.json");
+        let m: Value = serde_json::from_slice(&merged_ok(&inputs, &out, &[])).unwrap();
+        assert_eq!(m["command"]["binds_privileged_port"], want, "{inputs:?}");
+    }
 }

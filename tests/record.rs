@@ -827,41 +827,44 @@ fn cpu_is_refused_with_the_bpf_backend() {
     assert!(!t.path().join("manifest.json").exists());
 }
 
-/// The IPv4/IPv6 ports a program binds are recorded (a bind to port 0 and
-/// a failed bind are not), with both backends: an export decides
-/// NET_BIND_SERVICE from them.
+/// Whether a program asked for a TCP/UDP port below 1024 is recorded
+/// (not the ports: resolvers bind random ones), with both backends: an
+/// export decides NET_BIND_SERVICE from it.
 #[test]
-fn bound_ports_are_recorded() {
-    let test = "bound_ports_are_recorded";
+fn a_privileged_bind_is_recorded() {
+    let test = "a_privileged_bind_is_recorded";
     if !common::require_root(test) || !common::require_program(test, "python3") {
         return;
     }
     let port = common::free_port();
-    let script = format!(
+    let unprivileged = format!(
         "import socket\n\
          a = socket.socket(); a.bind(('127.0.0.1', {port}))\n\
          b = socket.socket(); b.bind(('127.0.0.1', 0))\n\
-         c = socket.socket()\n\
-         try:\n    c.bind(('127.0.0.1', {port}))\n\
-         except OSError:\n    pass\n\
          u = socket.socket(socket.AF_UNIX); u.bind('sock')\n"
     );
+    // Port 1 (tcpmux): free on any machine this runs on, and root may
+    // bind it.
+    let privileged = "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 1))\n";
     for backend in ["ptrace", "bpf"] {
-        let t = common::tempdir();
-        let out = t.path().join("m.json");
-        common::success(
-            common::jailtrace()
-                .current_dir(t.path())
-                .args(["record", "--backend", backend, "-o"])
-                .arg(&out)
-                .args(["--", "/usr/bin/python3", "-c", &script]),
-        );
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-        assert_eq!(
-            m["command"]["bound_ports"],
-            serde_json::json!([port]),
-            "{backend}: {}",
-            m["command"]
-        );
+        for (script, asked) in [(unprivileged.as_str(), false), (privileged, true)] {
+            let t = common::tempdir();
+            let out = t.path().join("m.json");
+            common::success(
+                common::jailtrace()
+                    .current_dir(t.path())
+                    .args(["record", "--backend", backend, "-o"])
+                    .arg(&out)
+                    .args(["--", "/usr/bin/python3", "-c", script]),
+            );
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+            assert_eq!(
+                m["command"]["binds_privileged_port"],
+                serde_json::json!(asked),
+                "{backend} {script}: {}",
+                m["command"]
+            );
+        }
     }
 }

@@ -391,3 +391,50 @@ fn e2e_a_self_chrooting_program_works_from_its_first_jail() {
     assert!(report.contains("complete: nothing"), "{report}");
     assert!(!report.contains("missing:"), "{report}");
 }
+
+/// A program executed beneath a root its caller chrooted into is loaded by
+/// the ELF interpreter beneath that root, which the kernel reads without a
+/// traced call: the recording names it there, through the root's own
+/// (absolute) symlinks, and a jail built from it runs `chroot ROOT PROG`.
+#[test]
+fn e2e_a_program_run_beneath_a_chroot_gets_that_roots_loader() {
+    let test = "e2e_a_program_run_beneath_a_chroot_gets_that_roots_loader";
+    if !common::require_root(test) || !common::require_program(test, "chroot") {
+        return;
+    }
+    let tmp = tempdir();
+    let d = real(tmp.path());
+    // The inner root: /bin/true with what it needs, as materialize makes it.
+    common::record_in(&d, "inner", &["/bin/true"], 0);
+    let cr = d.join("cr");
+    common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(d.join("inner.json"))
+            .arg(&cr),
+    );
+    let chroot = common::which("chroot").unwrap();
+    let argv = [s_(&chroot), s_(&cr), "/bin/true".to_string()];
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let m = common::record_in(&d, "m", &argv, 0);
+    let loader = real(Path::new("/lib64/ld-linux-x86-64.so.2"));
+    let inside = format!("{}{}", s_(&cr), loader.display());
+    assert!(has_access(&m, &inside, "interp", "ok"), "{inside}: {m:#}");
+    let jail = d.join("jail");
+    common::success(
+        common::jailtrace()
+            .arg("materialize")
+            .arg(d.join("m.json"))
+            .arg(&jail),
+    );
+    let out = common::output(std::process::Command::new(&chroot).arg(&jail).args(&argv));
+    assert!(
+        out.status.success(),
+        "chroot JAIL {argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn s_(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}

@@ -34,6 +34,13 @@ pub struct MaterializeArgs {
     /// copy loses them. Repeat for several.
     #[arg(long = "keep-setuid", value_name = "PATH")]
     pub keep_setuid: Vec<PathBuf>,
+    /// Copy this directory whole, as the host has it now, besides the
+    /// manifest's own trees (`record --tree`): a service's data the
+    /// recorded session did not read through. Device nodes, sockets and
+    /// FIFOs in it are left out; setuid bits go unless --keep-setuid.
+    /// Repeat for several.
+    #[arg(long = "tree", value_name = "DIR")]
+    pub trees: Vec<PathBuf>,
     /// The manifest written by `jailtrace record`.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
@@ -52,6 +59,7 @@ impl MaterializeArgs {
             keep_password_hashes: self.keep_password_hashes,
             accounts: self.accounts.clone(),
             keep_setuid: self.keep_setuid.clone(),
+            trees: self.trees.clone(),
         }
     }
 }

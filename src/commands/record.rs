@@ -65,6 +65,12 @@ pub struct RecordArgs {
     /// docs/manifest.md.
     #[arg(long, value_name = "RULES", default_value = "all", value_parser = crate::core::infer::parse_rules)]
     pub infer: std::vec::Vec<crate::core::infer::Rule>,
+    /// Keep this directory whole: the manifest names it with the digest of
+    /// what it holds after the run, and materialize copies all of it (a
+    /// service's data that one recorded session does not read through: a
+    /// mail spool, a document root). Repeat for several.
+    #[arg(long = "tree", value_name = "DIR")]
+    pub trees: Vec<PathBuf>,
     /// The command to trace.
     #[arg(
         required = true,
@@ -126,6 +132,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
     let cwd = MPath::new(cwd.into_os_string().into_vec())
         .map_err(|e| internal(format!("working directory: {e}")))?;
     check_output_dir(&args.output)?;
+    let trees = args
+        .trees
+        .iter()
+        .map(|t| tree_root(t))
+        .collect::<Result<Vec<_>, _>>()?;
     // Before the command runs: no database is a usage error, not a lost run.
     let dpkg = if args.packages {
         Some(crate::core::packages::Db::host()?)
@@ -171,9 +182,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
             exit_status: None,
             set_uids: Vec::new(),
             set_gids: Vec::new(),
-            bound_ports: None,
+            binds_privileged_port: None,
         },
         infer: &args.infer,
+        trees: &trees,
         include: &include,
         exclude: &exclude,
         packages: dpkg.as_ref(),
@@ -240,6 +252,28 @@ fn start_failure(program: &Path, e: &crate::core::launch::ChildError) -> Failure
         _ => format!("cannot start the command: {}", e.errno.desc()),
     };
     Failure::because(e.cause(), msg)
+}
+
+/// A `--tree` directory, checked before the command runs: its real path.
+fn tree_root(t: &Path) -> Result<MPath, Failure> {
+    let real = std::fs::canonicalize(t)
+        .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
+    if !real.is_dir() {
+        return Err(Failure::new(format!(
+            "--tree {}: not a directory",
+            t.display()
+        )));
+    }
+    let p = MPath::new(real.into_os_string().into_vec())
+        .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
+    let probe = crate::core::manifest::Tree {
+        path: p.clone(),
+        digest: format!("sha256:{}", "0".repeat(64)),
+    };
+    match crate::core::manifest::tree_refusal(&probe) {
+        Some(reason) => Err(Failure::new(format!("--tree {}: {reason}", t.display()))),
+        None => Ok(p),
+    }
 }
 
 /// Fails early, before the command runs, when the manifest could not be

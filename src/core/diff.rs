@@ -397,12 +397,29 @@ pub fn compare(old: &Manifest, new: &Manifest, opts: &Options) -> Report {
         ("exit_status", json!(oc.exit_status), json!(nc.exit_status)),
         ("set_uids", json!(oc.set_uids), json!(nc.set_uids)),
         ("set_gids", json!(oc.set_gids), json!(nc.set_gids)),
-        ("bound_ports", json!(oc.bound_ports), json!(nc.bound_ports)),
     ];
     for (field, old, new) in headers {
         if old != new {
             report.command.push(HeaderChange { field, old, new });
         }
+    }
+    // Unknown on one side (an older recording) is no change.
+    if let (Some(o), Some(n)) = (oc.binds_privileged_port, nc.binds_privileged_port) {
+        if o != n {
+            report.command.push(HeaderChange {
+                field: "binds_privileged_port",
+                old: json!(o),
+                new: json!(n),
+            });
+        }
+    }
+    // Trees kept whole, by path and digest.
+    if old.trees != new.trees {
+        report.command.push(HeaderChange {
+            field: "trees",
+            old: json!(old.trees),
+            new: json!(new.trees),
+        });
     }
     let ow: BTreeSet<&String> = old.warnings.iter().collect();
     let nw: BTreeSet<&String> = new.warnings.iter().collect();
@@ -705,9 +722,10 @@ mod tests {
                 exit_status: Some(0),
                 set_uids: vec![],
                 set_gids: vec![],
-                bound_ports: None,
+                binds_privileged_port: None,
             },
             warnings: vec![],
+            trees: vec![],
             entries,
         }
     }

@@ -266,17 +266,25 @@ pub fn merge(inputs: &[(String, Manifest)], prefer: Option<Prefer>) -> Merged {
         .iter()
         .flat_map(|(_, m)| m.command.set_gids.iter().copied())
         .collect();
-    // Every port any recording bound; unknown if one did not record them.
-    command.bound_ports = inputs
+    // A privileged port if any recording asked for one; otherwise
+    // unknown if one did not say.
+    let asked: Vec<Option<bool>> = inputs
         .iter()
-        .map(|(_, m)| m.command.bound_ports.clone())
-        .collect::<Option<Vec<Vec<u16>>>>()
-        .map(|all| all.concat());
+        .map(|(_, m)| m.command.binds_privileged_port)
+        .collect();
+    command.binds_privileged_port = if asked.contains(&Some(true)) {
+        Some(true)
+    } else if asked.contains(&None) {
+        None
+    } else {
+        Some(false)
+    };
     let mut manifest = Manifest {
         schema: crate::core::manifest::SCHEMA_VERSION,
         generator: concat!("jailtrace ", env!("CARGO_PKG_VERSION")).to_string(),
         command,
         warnings,
+        trees: inputs.iter().flat_map(|(_, m)| m.trees.clone()).collect(),
         entries: kept,
     };
     manifest.normalize();

@@ -38,8 +38,8 @@ pub struct Traced {
     /// Every user and group id a traced thread switched to.
     pub set_uids: Vec<u32>,
     pub set_gids: Vec<u32>,
-    /// The IPv4/IPv6 ports the command bound.
-    pub ports: Vec<u16>,
+    /// A `bind` asked for a port below 1024.
+    pub privileged_bind: bool,
     /// The tracer failed mid-trace (a bug): every traced process was
     /// killed, and the entries hold what was seen until then.
     pub internal_error: Option<String>,
@@ -68,7 +68,7 @@ pub fn trace(
         killed_by: rec.killed_by,
         set_uids: rec.set_uids.into_iter().collect(),
         set_gids: rec.set_gids.into_iter().collect(),
-        ports: rec.ports.into_iter().collect(),
+        privileged_bind: rec.privileged_bind,
         internal_error: rec.internal_error,
         lost: rec.lost,
         timings: rec.timings,
@@ -86,6 +86,8 @@ pub struct Request<'a> {
     pub command: CommandInfo,
     /// `--infer`.
     pub infer: &'a [Rule],
+    /// `--tree`: directories kept whole (real paths, checked).
+    pub trees: &'a [crate::core::manifest::pathenc::MPath],
     /// `--include` and `--exclude`.
     pub include: &'a [Regex],
     pub exclude: &'a [Regex],
@@ -115,12 +117,27 @@ pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
             exit_status: traced.exit_status,
             set_uids: traced.set_uids,
             set_gids: traced.set_gids,
-            bound_ports: Some(traced.ports),
+            // Lost events may have held a bind: unknown then.
+            binds_privileged_port: (traced.lost == 0).then_some(traced.privileged_bind),
             ..req.command
         },
         warnings: traced.warnings,
+        trees: Vec::new(),
         entries,
     };
+    // What each tree holds after the run; one that cannot be read now is
+    // left out, and said so.
+    for root in req.trees {
+        match resolve::tree::walk(root.as_bytes()).and_then(|w| resolve::tree::digest(&w)) {
+            Ok(digest) => manifest.trees.push(crate::core::manifest::Tree {
+                path: root.clone(),
+                digest,
+            }),
+            Err(e) => manifest
+                .warnings
+                .push(format!("--tree: {e}; the tree is not in the manifest")),
+        }
+    }
     manifest.normalize();
     if let Some(db) = req.packages {
         if let Err(e) = crate::core::packages::annotate(&mut manifest, db) {

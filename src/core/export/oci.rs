@@ -277,6 +277,9 @@ pub fn write(
     opts: &Options,
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<String>> {
+    // Trees kept whole go into the image as they are on the host now.
+    let (m, _) = crate::core::jail::trees::expand(m, &[])?;
+    let m = m.as_ref();
     let plan = export::plan_of(m, name, &opts.common)?;
     let mut warnings = crate::core::jail::devices::export_warnings(m, &opts.common.allow_devices)
         .map_err(|e| fail(format!("{name}: {e}")))?;

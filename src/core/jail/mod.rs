@@ -19,6 +19,7 @@ pub mod host;
 pub mod location;
 pub mod plan;
 mod sys;
+pub mod trees;
 
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
@@ -99,6 +100,8 @@ pub struct Request {
     pub keep_password_hashes: bool,
     pub accounts: Option<Vec<String>>,
     pub keep_setuid: Vec<PathBuf>,
+    /// `--tree`: directories copied whole, besides the manifest's trees.
+    pub trees: Vec<PathBuf>,
 }
 
 /// What a materialize did: what [`Built::render`] shows, and the entries
@@ -139,6 +142,16 @@ impl Built {
 /// Materializes `manifest` (`name` says where it came from, in errors).
 /// Everything is validated before anything is created, the jail included.
 pub fn build(manifest: &Manifest, name: &str, args: &Request) -> anyhow::Result<Built> {
+    let mut extra = Vec::new();
+    for t in &args.trees {
+        let p = std::fs::canonicalize(t)
+            .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
+        let p = MPath::new(p.into_os_string().into_encoded_bytes())
+            .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
+        extra.push(p);
+    }
+    let (manifest, tree_lines) = trees::expand(manifest, &extra)?;
+    let manifest = manifest.as_ref();
     let mut allow = Vec::new();
     for a in &args.allow_device {
         let p = MPath::new(a.as_os_str().as_bytes().to_vec())
@@ -227,6 +240,8 @@ pub fn build(manifest: &Manifest, name: &str, args: &Request) -> anyhow::Result<
         .iter()
         .map(|(p, n)| crate::core::jail::accounts::stripped_notice(p, *n))
         .collect();
+    notes.trees = tree_lines;
+    notes.partial = trees::partial_dirs(manifest, 5);
     Ok(Built {
         dry_run: args.dry_run,
         jail: jail_hint.to_string(),
@@ -244,6 +259,11 @@ struct Notes {
     inferred: std::collections::BTreeMap<String, usize>,
     /// One line per shadow file whose hashes the program needs and lost.
     stripped: Vec<String>,
+    /// What each tree kept whole added.
+    trees: Vec<String>,
+    /// Directories the jail may hold only part of (`--tree` would copy
+    /// them whole).
+    partial: Vec<String>,
 }
 
 fn print_summary(w: &mut dyn std::io::Write, b: &Built) -> std::io::Result<()> {
@@ -282,6 +302,9 @@ fn print_summary(w: &mut dyn std::io::Write, b: &Built) -> std::io::Result<()> {
     for line in stripped {
         out += &format!("{line}\n");
     }
+    for line in &b.notes.trees {
+        out += &format!("{line}\n");
+    }
     if !inferred.is_empty() {
         // What the manifest holds beyond the recorded run, by rule.
         let by_rule: Vec<String> = inferred.iter().map(|(r, n)| format!("{r} {n}")).collect();
@@ -308,6 +331,12 @@ fn print_summary(w: &mut dyn std::io::Write, b: &Built) -> std::io::Result<()> {
         out += &format!("warnings ({}):\n", warnings.len());
         for w in warnings {
             out += &format!("  {w}\n");
+        }
+    }
+    if !b.notes.partial.is_empty() {
+        out += "data the jail may hold only part of:\n";
+        for line in &b.notes.partial {
+            out += &format!("  {line}\n");
         }
     }
     if !mounts.is_empty() {

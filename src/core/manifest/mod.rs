@@ -37,8 +37,42 @@ pub struct Manifest {
     /// the tracer (io_uring, setuid programs, ...). Sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Directories kept whole (`record --tree`), sorted by path, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trees: Vec<Tree>,
     /// One entry per path, sorted by path component-wise, unique.
     pub entries: Vec<Entry>,
+}
+
+/// Why a tree cannot be kept whole: `/` and the pseudo file systems are
+/// not data, and the digest must have its format.
+pub fn tree_refusal(t: &Tree) -> Option<String> {
+    let p = t.path.as_bytes();
+    let under = |top: &[u8]| p == top || (p.starts_with(top) && p.get(top.len()) == Some(&b'/'));
+    if p == b"/" || under(b"/proc") || under(b"/sys") || under(b"/dev") {
+        return Some("a tree is a data directory, not / or /proc, /sys, /dev".into());
+    }
+    let hex = t.digest.strip_prefix("sha256:").unwrap_or("");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(format!(
+            "tree digest {:?} is not sha256:<64 hex digits>",
+            t.digest
+        ));
+    }
+    None
+}
+
+/// A directory a jail gets whole (`record --tree`): a service's data (a
+/// mail spool, a document root) that one recorded session did not read
+/// through. materialize copies the subtree as the host has it then; the
+/// digest says what it held when recorded, so that diff can tell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tree {
+    pub path: MPath,
+    /// `sha256:` and the hex digest of the subtree's listing (see
+    /// docs/manifest.md, "Trees").
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,12 +95,14 @@ pub struct CommandInfo {
     /// `setresgid`, `setfsgid`, `setgroups`), sorted, unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_gids: Vec<u32>,
-    /// The TCP/UDP ports (IPv4 or IPv6) the program bound with a
-    /// successful `bind`, sorted, unique; port 0 (any free port) is left
-    /// out. Absent in a manifest from before jailtrace recorded them:
-    /// unknown, not none.
+    /// Whether the program asked `bind` for a TCP/UDP port below 1024
+    /// (IPv4 or IPv6, whatever the outcome: a service that failed to get
+    /// its port still needs it). Not the ports themselves: resolvers bind
+    /// random ones, which would make every recording differ. Absent when
+    /// unknown: a manifest from before it was recorded, or a recording
+    /// that lost events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bound_ports: Option<Vec<u16>>,
+    pub binds_privileged_port: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -428,6 +464,11 @@ impl Manifest {
             entry: entry.encoded(),
             reason,
         };
+        for t in &self.trees {
+            if let Some(reason) = tree_refusal(t) {
+                return Err(invalid(&t.path, reason));
+            }
+        }
         let mut seen = HashSet::with_capacity(self.entries.len());
         for e in &self.entries {
             if !seen.insert(&e.path) {
@@ -487,10 +528,9 @@ impl Manifest {
         self.command.set_uids.dedup();
         self.command.set_gids.sort_unstable();
         self.command.set_gids.dedup();
-        if let Some(p) = &mut self.command.bound_ports {
-            p.sort_unstable();
-            p.dedup();
-        }
+        self.trees.sort_by(|a, b| a.path.cmp(&b.path));
+        self.trees.dedup_by(|a, b| a.path == b.path);
+
         self.warnings.sort();
         self.warnings.dedup();
     }

@@ -6,6 +6,7 @@
 
 mod entry;
 pub(crate) mod exe;
+pub mod tree;
 
 use std::collections::{HashSet, VecDeque};
 
@@ -88,6 +89,10 @@ struct Resolver {
     /// Directory part of accessed paths (as spelled) -> its resolution,
     /// `None` when it is not an existing directory outside /proc.
     dirs: FastMap<Box<[u8]>, ResolvedDir>,
+    /// The root a walk stays beneath, as the kernel keeps a chrooted
+    /// process's lookups: `..` stops there and an absolute symlink starts
+    /// there. Empty: the host's `/`.
+    floor: Vec<u8>,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
@@ -95,6 +100,7 @@ struct Resolver {
 pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     let mut warnings = Vec::new();
     let keys: Vec<_> = log.into_iter().collect();
+    let roots = chroot_roots(&keys);
     // Resolution is mostly lstat calls, independent from one path to the
     // next: large traces are split across the CPUs (the tracer has given
     // back its CPU mask by now). Each part has its own caches; what they
@@ -119,7 +125,7 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     let Some(first) = parts.first_mut() else {
         return (Vec::new(), warnings);
     };
-    first.interpreters(execs, opts, &mut warnings);
+    first.interpreters(execs, &roots, opts, &mut warnings);
     // The merge, the entries and their sort are split too, by ranges of
     // the manifest's order, so that the ranges' entries only need to be
     // put one after the other.
@@ -133,6 +139,21 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     }
     let entries = on_threads(ranges, |r| range_entries(r, opts));
     (entries.into_iter().flatten().collect(), warnings)
+}
+
+/// The real paths of the directories the program chrooted into: a
+/// program run beneath one has its interpreter loaded from beneath it.
+fn chroot_roots(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> Vec<Vec<u8>> {
+    let mut roots: Vec<Vec<u8>> = keys
+        .iter()
+        .filter(|(_, _, seen)| seen.outcomes.contains(&(Op::Chroot, 0)))
+        .filter_map(|(p, _, _)| std::fs::canonicalize(std::ffi::OsStr::from_bytes(p)).ok())
+        .map(|p| std::os::unix::ffi::OsStringExt::into_vec(p.into_os_string()))
+        .filter(|p| p.as_slice() != b"/")
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
 }
 
 /// `f` on each item, each on a thread of its own (none for one item).
@@ -391,6 +412,16 @@ impl Resolver {
         }
     }
 
+    /// Resolves `path` as a process chrooted at the real directory `root`
+    /// names it: beneath `root`, whatever its `..` and absolute symlinks.
+    fn resolve_beneath(&mut self, root: &[u8], path: &[u8], follow_last: bool) -> Resolved {
+        self.floor = root.to_vec();
+        let queue = split(path).map(<[u8]>::to_vec).collect();
+        let r = self.walk(root.to_vec(), Vec::new(), queue, follow_last);
+        self.floor.clear();
+        r
+    }
+
     /// Resolves the components in `queue` starting from the real directory
     /// `cur`, reached through `links`.
     fn walk(
@@ -404,7 +435,9 @@ impl Resolver {
             match comp.as_slice() {
                 b"" | b"." => continue,
                 b".." => {
-                    parent_in_place(&mut cur);
+                    if self.floor.is_empty() || cur != self.floor {
+                        parent_in_place(&mut cur);
+                    }
                     continue;
                 }
                 _ => {}
@@ -435,7 +468,11 @@ impl Resolver {
                     }
                     links.push(next);
                     if target.first() == Some(&b'/') {
-                        cur = b"/".to_vec();
+                        cur = if self.floor.is_empty() {
+                            b"/".to_vec()
+                        } else {
+                            self.floor.clone()
+                        };
                     }
                     for c in split(&target).rev() {
                         queue.push_front(c.to_vec());
@@ -469,7 +506,13 @@ impl Resolver {
 
     /// Records what the kernel itself loads for each executed file: ELF
     /// interpreters and `#!` interpreters, nested to any depth.
-    fn interpreters(&mut self, execs: Vec<Vec<u8>>, opts: &Options, warnings: &mut Vec<String>) {
+    fn interpreters(
+        &mut self,
+        execs: Vec<Vec<u8>>,
+        roots: &[Vec<u8>],
+        opts: &Options,
+        warnings: &mut Vec<String>,
+    ) {
         let mut seen = HashSet::new();
         let mut work: Vec<(Vec<u8>, usize)> = execs.into_iter().map(|p| (p, 0)).collect();
         while let Some((exe, depth)) = work.pop() {
@@ -504,7 +547,17 @@ impl Resolver {
                 ));
                 continue;
             }
-            let res = self.resolve(&interp, true);
+            // A program beneath a root it was chrooted into gets its
+            // interpreter from beneath that root (the deepest, for nested
+            // ones).
+            let beneath = roots
+                .iter()
+                .filter(|r| exe.starts_with(r) && exe.get(r.len()) == Some(&b'/'))
+                .max_by_key(|r| r.len());
+            let res = match beneath {
+                Some(r) => self.resolve_beneath(r, &interp, true),
+                None => self.resolve(&interp, true),
+            };
             self.note_links(&res.links);
             let exists = self.lstat(&res.path).is_some();
             let outcome = if exists {

@@ -80,8 +80,8 @@ pub struct Recording {
     /// groups too).
     pub set_uids: BTreeSet<u32>,
     pub set_gids: BTreeSet<u32>,
-    /// The IPv4/IPv6 ports a successful `bind` took (0 left out).
-    pub ports: BTreeSet<u16>,
+    /// A `bind` asked for an IPv4/IPv6 port below 1024 (any outcome).
+    pub privileged_bind: bool,
     /// The tracer failed mid-trace (a bug): every tracee was killed, and the
     /// log holds what was seen until then.
     pub internal_error: Option<String>,

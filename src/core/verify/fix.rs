@@ -146,6 +146,7 @@ pub(super) fn merge_entries(
         generator: manifest.generator.clone(),
         command: manifest.command.clone(),
         warnings: Vec::new(),
+        trees: Vec::new(),
         entries,
     };
     let inputs = [
@@ -252,6 +253,7 @@ pub(super) fn restore_lost_content(
         generator: manifest.generator.clone(),
         command: manifest.command.clone(),
         warnings: Vec::new(),
+        trees: Vec::new(),
         entries: manifest
             .entries
             .iter()

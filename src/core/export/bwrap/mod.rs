@@ -434,6 +434,23 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         b.item(item, &plan.mounts)?;
     }
     sockets(m, name, &mut b)?;
+    // A tree kept whole is bound from the host, read-write only if the
+    // program wrote inside it; what the plan made beneath it is the
+    // host's too.
+    for t in &m.trees {
+        b.ops.retain(|p, _| p == &t.path || !p.starts_with(&t.path));
+        let written = crate::core::jail::trees::written_beneath(m, &t.path)
+            || b.writes.dirs.iter().any(|d| d.starts_with(&t.path));
+        let op = if written {
+            bind(&t.path)
+        } else {
+            BwrapOp::RoBind {
+                src: t.path.clone(),
+                dest: t.path.clone(),
+            }
+        };
+        b.ops.insert(t.path.clone(), op);
+    }
     // Written directories the plan has no item for, and private ones.
     let extra: Vec<(MPath, bool)> = b
         .tmpfs
@@ -667,14 +684,9 @@ fn service_caps(m: &Manifest) -> Vec<&'static str> {
         "CAP_SETPCAP",
         "CAP_AUDIT_WRITE",
     ];
-    // A port below 1024, or a recording that did not say which ports it
-    // bound (from before jailtrace recorded them).
-    let privileged_port = m
-        .command
-        .bound_ports
-        .as_ref()
-        .is_none_or(|ports| ports.iter().any(|&p| p < 1024));
-    if privileged_port {
+    // A port below 1024, or a recording that does not say (from before
+    // jailtrace recorded it, or one that lost events).
+    if m.command.binds_privileged_port != Some(false) {
         caps.push("CAP_NET_BIND_SERVICE");
     }
     if did(Op::Chown) {

@@ -78,8 +78,8 @@ struct Recorder<'a> {
     /// Thread groups alive, for signals.
     groups: BTreeSet<i32>,
     creds: (BTreeSet<u32>, BTreeSet<u32>),
-    /// See [`Recording::ports`].
-    ports: BTreeSet<u16>,
+    /// See [`Recording::privileged_bind`].
+    privileged_bind: bool,
     /// Items a thread sent for the syscall it is finishing.
     pending: std::collections::HashMap<u32, Event>,
     /// Records that arrived malformed or incomplete: lost like the
@@ -119,7 +119,7 @@ fn record(
         ids: HashSet::from([root.as_raw()]),
         groups: BTreeSet::from([root.as_raw()]),
         creds: (BTreeSet::new(), BTreeSet::new()),
-        ports: BTreeSet::new(),
+        privileged_bind: false,
         pending: std::collections::HashMap::new(),
         lost_here: 0,
         renames_seen: loaded.renames_seen,
@@ -185,7 +185,7 @@ fn record(
         stats: r.stats,
         set_uids: r.creds.0,
         set_gids: r.creds.1,
-        ports: r.ports,
+        privileged_bind: r.privileged_bind,
         internal_error: None,
         lost,
         timings,
@@ -395,10 +395,8 @@ impl Recorder<'_> {
         for u in decode::decode(call, &e.args).into_iter().flatten() {
             let mut src = Captured { r: self, e };
             operand::read(&mut src, &u, &mut items);
-            if errno == 0 {
-                if let Some(port) = operand::bound_port(&mut src, &u) {
-                    self.ports.insert(port);
-                }
+            if operand::bound_port(&mut src, &u).is_some_and(|p| p < 1024) {
+                self.privileged_bind = true;
             }
         }
         if items.is_empty() {

@@ -82,8 +82,8 @@ struct Tracer<'a> {
     virtual_mask: Option<Vec<u8>>,
     /// See [`Recording::set_uids`]: (user ids, group ids).
     ids: (BTreeSet<u32>, BTreeSet<u32>),
-    /// See [`Recording::ports`].
-    ports: BTreeSet<u16>,
+    /// See [`Recording::privileged_bind`].
+    privileged_bind: bool,
     lost: Lost,
     /// The mount namespace (inode of /proc/PID/ns/mnt) the command's first
     /// exec ran in: a thread in another one names paths the host may not
@@ -186,7 +186,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         stats: t.stats,
         set_uids: t.ids.0,
         set_gids: t.ids.1,
-        ports: t.ports,
+        privileged_bind: t.privileged_bind,
         internal_error,
         lost: t.lost.unresolved + t.lost.foreign,
         timings: Vec::new(),
@@ -220,7 +220,7 @@ impl<'a> Tracer<'a> {
             warnings: BTreeSet::new(),
             stats: Stats::default(),
             ids: (BTreeSet::new(), BTreeSet::new()),
-            ports: BTreeSet::new(),
+            privileged_bind: false,
             ends: Ends::new(opts.timeout, opts.grace),
             stop_requested: false,
             progress: None,
@@ -531,17 +531,18 @@ impl<'a> Tracer<'a> {
         let uses = decode::decode(call, &args);
         let mut items = Vec::new();
         let mut result_fd = None;
-        let mut port = None;
         for u in uses.into_iter().flatten() {
             if u.operand == Operand::ReturnedFd {
                 result_fd = Some((u.ops, u.follow));
             } else {
                 let mut src = paths::Tracee { t: self, pid };
                 operand::read(&mut src, &u, &mut items);
-                port = port.or_else(|| operand::bound_port(&mut src, &u));
+                if operand::bound_port(&mut src, &u).is_some_and(|p| p < 1024) {
+                    self.privileged_bind = true;
+                }
             }
         }
-        if !items.is_empty() || result_fd.is_some() || port.is_some() {
+        if !items.is_empty() || result_fd.is_some() {
             let creates = |ops: &decode::Ops| ops.iter().any(Op::creates);
             // Empty (no allocation) for the common call that creates nothing.
             let found = if items.iter().any(|i| creates(&i.2)) {
@@ -561,7 +562,6 @@ impl<'a> Tracer<'a> {
                     items,
                     result_fd,
                     found,
-                    port,
                 });
             }
         }
@@ -623,9 +623,6 @@ impl<'a> Tracer<'a> {
             }
         }
         let (sys, errno) = (p.sys, errno);
-        if let (0, Some(port)) = (errno, p.port) {
-            self.ports.insert(port);
-        }
         if !record_call(
             &mut self.log,
             &mut self.warnings,
@@ -656,9 +653,12 @@ impl<'a> Tracer<'a> {
                 | Sys::Rmdir
         );
         if sys == Sys::Chroot && errno == 0 {
-            // The caller's root moved (and its CLONE_FS sharers'): read
-            // roots afresh.
             self.chroots = true;
+        }
+        // The caller's root moved (and its CLONE_FS sharers'; pivot_root
+        // moves every process's at the old root): read roots afresh.
+        // pivot_root itself keeps its warning and the namespace check.
+        if matches!(sys, Sys::Chroot | Sys::PivotRoot) && errno == 0 {
             for t in self.tasks.values_mut() {
                 t.root = None;
             }

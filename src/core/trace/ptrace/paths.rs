@@ -61,14 +61,16 @@ impl operand::Source<'static> for Tracee<'_, '_> {
 /// Whether `path`, as thread `pid` names it in its own mount namespace
 /// (through /proc/PID/root), is what the host has there (beneath `root`
 /// for a jailed command): the same object, or nothing in both.
-fn same_on_host(root: Option<&[u8]>, pid: i32, path: &[u8]) -> bool {
+/// `path` is the host path recorded; its part from `named_at` on is the
+/// path as the thread names it beneath its own root.
+fn same_on_host(root: Option<&[u8]>, pid: i32, path: &[u8], named_at: usize) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let mut inside = format!("/proc/{pid}/root").into_bytes();
     // A thread gone since cannot be asked: unknown.
     if nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&inside)).is_err() {
         return false;
     }
-    inside.extend_from_slice(path);
+    inside.extend_from_slice(&path[named_at..]);
     let mut host = root.map(<[u8]>::to_vec).unwrap_or_default();
     host.extend_from_slice(path);
     let look = |p: &[u8]| nix::sys::stat::lstat(std::ffi::OsStr::from_bytes(p));
@@ -93,6 +95,9 @@ impl Tracer<'_> {
 
     pub(super) fn absolute(&mut self, pid: Pid, dirfd: i32, p: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(p.len() + 64);
+        // Where the path as the tracee names it starts in `out`: after the
+        // root it chrooted into.
+        let mut named_at = 0;
         if p.first() != Some(&b'/') {
             // The base goes straight from its cache into the result.
             if dirfd == libc::AT_FDCWD {
@@ -106,10 +111,15 @@ impl Tracer<'_> {
         } else if self.chroots {
             // Beneath the root the tracee chrooted into.
             self.append_root(pid, &mut out)?;
+            named_at = out.len();
         }
         out.extend_from_slice(p);
         self.rewrite_proc(&mut out);
-        if self.tasks.get(&pid).is_some_and(|t| t.foreign_ns) && !self.same_on_host(pid, &out) {
+        // /proc/PID/root is the tracee's root already: the path as it
+        // names it, without that prefix, is what is looked up there.
+        if self.tasks.get(&pid).is_some_and(|t| t.foreign_ns)
+            && !self.same_on_host(pid, &out, named_at)
+        {
             self.lost.foreign += 1;
             return None;
         }
@@ -128,11 +138,14 @@ impl Tracer<'_> {
         };
         if let Some(t) = self.tasks.get_mut(&pid) {
             t.foreign_ns = ns != home;
+            // setns also moves the root and the cwd.
+            t.root = None;
+            t.cwd = None;
         }
     }
 
-    pub(super) fn same_on_host(&self, pid: Pid, path: &[u8]) -> bool {
-        same_on_host(self.opts.root.as_deref(), pid.as_raw(), path)
+    pub(super) fn same_on_host(&self, pid: Pid, path: &[u8], named_at: usize) -> bool {
+        same_on_host(self.opts.root.as_deref(), pid.as_raw(), path, named_at)
     }
 
     pub(super) fn rewrite_proc(&self, path: &mut Vec<u8>) {

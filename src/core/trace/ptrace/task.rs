@@ -46,8 +46,6 @@ pub struct Pending {
     /// call that may create it and a path touched for the first time. Its
     /// outcome cannot tell: an `O_CREAT` open succeeds either way.
     pub found: Vec<Option<bool>>,
-    /// An IPv4/IPv6 `bind` asks for this port; recorded if it succeeds.
-    pub port: Option<u16>,
 }
 
 impl Task {
