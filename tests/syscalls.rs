@@ -348,21 +348,28 @@ fn e2e_a_self_chrooting_program_works_from_its_first_jail() {
     let d = real(tmp.path());
     let cr = d.join("tree/cr");
     std::fs::create_dir_all(cr.join("etc")).unwrap();
+    std::fs::create_dir_all(cr.join("data")).unwrap();
     std::fs::write(cr.join("etc/hosts"), "127.0.0.1 inside\n").unwrap();
+    // Beneath the root, an absolute symlink and a `..` past the root stay
+    // beneath it, as the kernel resolves them for the chrooted process.
+    std::fs::write(cr.join("data/real.txt"), "real\n").unwrap();
+    std::fs::write(cr.join("data/up.txt"), "up\n").unwrap();
+    std::os::unix::fs::symlink("/data/real.txt", cr.join("etc/alias")).unwrap();
     let script = format!(
-        "import os; os.chroot({:?}); print(len(open('/etc/hosts').read()))",
+        "import os; os.chroot({:?}); print(len(open('/etc/hosts').read()), \
+         open('/etc/alias').read().strip(), open('/../data/up.txt').read().strip())",
         cr.to_str().unwrap()
     );
     let argv = ["/usr/bin/python3", "-c", script.as_str()];
     let host = common::success(std::process::Command::new(argv[0]).args(&argv[1..]));
-    assert_eq!(host.trim(), "17");
+    assert_eq!(host.trim(), "17 real up");
     let m = common::record_in(&d, "m", &argv, 0);
-    assert!(has_access(
-        &m,
-        cr.join("etc/hosts").to_str().unwrap(),
-        "read",
-        "ok"
-    ));
+    for f in ["etc/hosts", "data/real.txt", "data/up.txt"] {
+        assert!(
+            has_access(&m, cr.join(f).to_str().unwrap(), "read", "ok"),
+            "{f}: {m:#}"
+        );
+    }
     let jail = d.join("jail");
     common::success(
         common::jailtrace()

@@ -111,7 +111,7 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
         .min(keys.len() / PARALLEL_MIN + 1);
     let chunk = keys.len().div_ceil(threads).max(1);
     let parts: Vec<&[_]> = keys.chunks(chunk).collect();
-    let resolved = on_threads(parts, resolve_part);
+    let resolved = on_threads(parts, |p| resolve_part(p, &roots));
     let mut execs = Vec::new();
     let mut parts: Vec<Resolver> = resolved
         .into_iter()
@@ -154,6 +154,15 @@ fn chroot_roots(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> Vec<Vec
     roots.sort();
     roots.dedup();
     roots
+}
+
+/// The deepest of `roots` that `path` lies strictly beneath.
+fn beneath<'r>(roots: &'r [Vec<u8>], path: &[u8]) -> Option<&'r [u8]> {
+    roots
+        .iter()
+        .filter(|r| path.starts_with(r) && path.get(r.len()) == Some(&b'/'))
+        .max_by_key(|r| r.len())
+        .map(Vec::as_slice)
 }
 
 /// `f` on each item, each on a thread of its own (none for one item).
@@ -253,14 +262,23 @@ const PARALLEL_MIN: usize = 4000;
 
 /// Resolves one part of the raw log; returns the resolver and the real
 /// paths of successful execs.
-fn resolve_part(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> (Resolver, Vec<Vec<u8>>) {
+fn resolve_part(
+    keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)],
+    roots: &[Vec<u8>],
+) -> (Resolver, Vec<Vec<u8>>) {
     let mut r = Resolver::default();
     // About one real path per key (growing the map as it fills costs
     // more than its first touch).
     r.nodes.reserve(keys.len());
     let mut execs = Vec::new();
     for (path, follow, seen) in keys {
-        let res = r.resolve(path, *follow);
+        // Beneath a root the program chrooted into, a path is resolved as
+        // the kernel resolves it for the chrooted process: its absolute
+        // symlinks and its `..` stay beneath the root.
+        let res = match beneath(roots, path) {
+            Some(root) => r.resolve_beneath(root, &path[root.len()..], *follow),
+            None => r.resolve(path, *follow),
+        };
         r.note_links(&res.links);
         let node = r.list(&res.path);
         match node.first {
@@ -550,11 +568,7 @@ impl Resolver {
             // A program beneath a root it was chrooted into gets its
             // interpreter from beneath that root (the deepest, for nested
             // ones).
-            let beneath = roots
-                .iter()
-                .filter(|r| exe.starts_with(r) && exe.get(r.len()) == Some(&b'/'))
-                .max_by_key(|r| r.len());
-            let res = match beneath {
+            let res = match beneath(roots, &exe) {
                 Some(r) => self.resolve_beneath(r, &interp, true),
                 None => self.resolve(&interp, true),
             };
