@@ -178,11 +178,14 @@ fn metadata_node_xattr_watch_handle_and_sendto_calls_are_recorded() {
     let w = m["warnings"].to_string();
     assert!(!w.contains("chroot was called"), "{w}");
 
-    // pivot_root: the new root like a chroot, put_old looked up; a warning
+    // pivot_root: the new root like a chroot, put_old looked up; what the
+    // child opens after it is beneath the new root, so no warning
     assert_access(&m, &p("pivot-new"), "chroot", "ok");
     assert_access(&m, &p("pivot-new/old"), "stat", "ok");
     assert_access(&m, &p("pivot-missing"), "chroot", "ENOENT");
-    assert!(w.contains("pivot_root was called"), "{w}");
+    assert_access(&m, &p("pivot-new/inside"), "read", "ok");
+    assert!(common::entry(&m, "/inside").is_none(), "{m:#}");
+    assert!(!w.contains("pivot_root was called"), "{w}");
 }
 
 #[test]

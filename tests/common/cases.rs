@@ -137,6 +137,7 @@ pub fn morecalls_prep() -> Vec<Prep> {
     p.extend(MORECALLS_LINKS.iter().map(|(l, t)| Prep::Symlink(l, t)));
     p.push(Prep::Dir("chroot-dir"));
     p.push(Prep::Dir("pivot-new/old"));
+    p.push(Prep::File("pivot-new/inside", "inside\n"));
     p
 }
 

@@ -88,7 +88,7 @@ pub enum Sys {
     /// Recorded, and reported as a warning when it succeeds: later absolute
     /// paths are relative to the new root.
     Chroot,
-    /// `pivot_root(new_root, put_old)`: recorded and reported like chroot.
+    /// `pivot_root(new_root, put_old)`: recorded and followed like chroot.
     PivotRoot,
     /// Not a path syscall: its opens are invisible to ptrace, so its use is
     /// reported as a warning.

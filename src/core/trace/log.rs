@@ -1,10 +1,9 @@
 //! The raw log both engines write, and the rules for writing a finished
-//! call into it: restart codes, found or created, the pivot_root warning, the
+//! call into it: restart codes, found or created, the
 //! `/proc/<pid>` rewrite.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use super::arch::Sys;
 use super::decode;
 use crate::core::manifest::Op;
 
@@ -136,7 +135,6 @@ pub(crate) fn unrooted<'a>(root: Option<&[u8]>, p: &'a [u8]) -> &'a [u8] {
 
 /// A finished call, as both backends hand it to [`record_call`].
 pub(crate) struct Call<'a> {
-    pub sys: Sys,
     pub items: Vec<Item>,
     /// For each item, what was at its path before the call when that had
     /// to be found out at entry (see [`Seen::found`]).
@@ -147,12 +145,7 @@ pub(crate) struct Call<'a> {
 
 /// Records a finished call's accesses with its outcome. Returns false for
 /// a call that will be restarted and record itself again.
-pub(crate) fn record_call(
-    log: &mut RawLog,
-    warnings: &mut BTreeSet<String>,
-    root: Option<&[u8]>,
-    call: Call<'_>,
-) -> bool {
+pub(crate) fn record_call(log: &mut RawLog, root: Option<&[u8]>, call: Call<'_>) -> bool {
     // Interrupted by a signal. ERESTARTNOINTR is always restarted (and
     // stops again); the others end in EINTR unless the handler has
     // SA_RESTART, which the tracer cannot see: record the attempt as
@@ -162,11 +155,6 @@ pub(crate) fn record_call(
         ERESTARTSYS | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => libc::EINTR,
         e => e,
     };
-    if call.sys == Sys::PivotRoot && errno == 0 {
-        warnings.insert(
-            "pivot_root was called: absolute paths used after it are relative to the new root but were recorded as host paths".into(),
-        );
-    }
     for (i, (path, follow, ops)) in call.items.into_iter().enumerate() {
         let probed = call.found.get(i).copied().flatten();
         for op in ops.iter() {

@@ -431,15 +431,13 @@ impl Recorder<'_> {
                 })
             })
             .collect();
-        let new_root = (call == Sys::Chroot && errno == 0)
+        let new_root = (matches!(call, Sys::Chroot | Sys::PivotRoot) && errno == 0)
             .then(|| items.first().map(|i| i.0.clone()))
             .flatten();
         record_call(
             &mut self.log,
-            &mut self.warnings,
             self.opts.root.as_deref(),
             Call {
-                sys: call,
                 items,
                 found: &found,
                 errno,

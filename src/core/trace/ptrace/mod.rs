@@ -92,6 +92,10 @@ struct Tracer<'a> {
     /// A traced process has chrooted: absolute paths are read beneath each
     /// task's root from then on.
     chroots: bool,
+    /// The new root of each thread group that called pivot_root (or whose
+    /// parent had): /proc/PID/root of a process in a mount namespace of
+    /// its own cannot show it.
+    pivoted: HashMap<Pid, Vec<u8>>,
     /// Test hook (`JAILTRACE_FAILPOINT=panic-after:N`): panic at the Nth
     /// recorded syscall, to exercise the internal-error policy.
     failpoint: Option<u64>,
@@ -228,6 +232,7 @@ impl<'a> Tracer<'a> {
             lost: Lost::default(),
             home_ns: None,
             chroots: false,
+            pivoted: HashMap::new(),
             dirfds: DirfdCache::new(),
             failpoint: std::env::var("JAILTRACE_FAILPOINT")
                 .ok()
@@ -367,6 +372,7 @@ impl<'a> Tracer<'a> {
             if let Some(t) = self.tasks.remove(&pid) {
                 if t.tgid == pid {
                     self.dirfds.forget(pid);
+                    self.pivoted.remove(&pid);
                 }
             }
             if pid == self.root {
@@ -433,6 +439,16 @@ impl<'a> Tracer<'a> {
             self.late_signal(new);
             // clone(CLONE_NEWNS) makes a new one.
             self.check_ns(new);
+        }
+        // A new process starts in its parent's root.
+        let parent = self.tasks.get(&pid).map(|t| t.tgid);
+        let child = self.tasks.get(&new).map(|t| t.tgid);
+        if let (Some(parent), Some(child)) = (parent, child) {
+            match self.pivoted.get(&parent).cloned() {
+                Some(root) => self.pivoted.insert(child, root),
+                None if child != parent => self.pivoted.remove(&child),
+                None => None,
+            };
         }
     }
 
@@ -623,12 +639,13 @@ impl<'a> Tracer<'a> {
             }
         }
         let (sys, errno) = (p.sys, errno);
+        let new_root = (sys == Sys::PivotRoot && errno == 0)
+            .then(|| p.items.first().map(|i| i.0.clone()))
+            .flatten();
         if !record_call(
             &mut self.log,
-            &mut self.warnings,
             self.opts.root.as_deref(),
             Call {
-                sys,
                 items: p.items,
                 found: &p.found,
                 errno,
@@ -654,6 +671,19 @@ impl<'a> Tracer<'a> {
         );
         if sys == Sys::Chroot && errno == 0 {
             self.chroots = true;
+        }
+        if let Some(root) = new_root {
+            // The new root, as the host names it: the caller's (and its
+            // later children's) absolute paths are beneath it.
+            self.chroots = true;
+            let real = std::fs::canonicalize(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&root),
+            )
+            .map(|r| std::os::unix::ffi::OsStringExt::into_vec(r.into_os_string()))
+            .unwrap_or(root);
+            if let Some(tgid) = self.tasks.get(&pid).map(|t| t.tgid) {
+                self.pivoted.insert(tgid, real);
+            }
         }
         // The caller's root moved (and its CLONE_FS sharers'; pivot_root
         // moves every process's at the old root): read roots afresh.

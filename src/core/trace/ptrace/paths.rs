@@ -174,6 +174,11 @@ impl Tracer<'_> {
     /// Appends the tracee's root directory (cached; nothing for the
     /// host's) to `out`. One the host cannot show is a loss.
     fn append_root(&mut self, pid: Pid, out: &mut Vec<u8>) -> Option<()> {
+        let tgid = self.tasks.get(&pid)?.tgid;
+        if let Some(root) = self.pivoted.get(&tgid) {
+            out.extend_from_slice(root);
+            return Some(());
+        }
         if self.tasks.get(&pid)?.root.is_none() {
             let root = match self.proc_link(pid, "root") {
                 Ok(r) if self.names_its_object(pid, "root", &r) => {
