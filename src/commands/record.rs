@@ -135,7 +135,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
     let trees = args
         .trees
         .iter()
-        .map(|t| tree_root(t))
+        .map(|t| crate::core::jail::trees::root(t))
         .collect::<Result<Vec<_>, _>>()?;
     // Before the command runs: no database is a usage error, not a lost run.
     let dpkg = if args.packages {
@@ -190,19 +190,19 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
         exclude: &exclude,
         packages: dpkg.as_ref(),
     };
-    let rec = match crate::core::record::record(request) {
+    let recorded = match crate::core::record::record(request) {
         Ok(r) => r,
         Err(RecordError::NotStarted(e)) => return Err(start_failure(&program, &e).into()),
         Err(RecordError::Trace(e)) => return Err(internal(e.to_string()).into()),
     };
     if std::env::var_os("JAILTRACE_BPF_STARTUP").is_some() {
-        for t in &rec.timings {
+        for t in &recorded.run.timings {
             eprintln!("jailtrace: {t}");
         }
     }
-    let manifest = &rec.manifest;
+    let manifest = &recorded.manifest;
     let saved = manifest.save(&args.output);
-    if let Some(bug) = &rec.internal_error {
+    if let Some(bug) = &recorded.run.internal_error {
         eprintln!("jailtrace: internal error while tracing: {bug}");
         eprintln!("jailtrace: every traced process was killed");
         match &saved {
@@ -226,13 +226,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
     for w in &manifest.warnings {
         eprintln!("jailtrace: warning: {w}");
     }
-    if rec.lost > 0 && !args.allow_incomplete {
+    if recorded.run.lost > 0 && !args.allow_incomplete {
         eprintln!(
             "jailtrace: the recording is incomplete (see the warning); --allow-incomplete accepts it"
         );
         return Ok(Outcome::Failed(Cause::Incomplete));
     }
-    Ok(match (rec.killed_by, status) {
+    Ok(match (recorded.run.killed_by, status) {
         (Some(sig), _) => Outcome::Program(Exit::Signal(sig)),
         (None, Some(code)) => Outcome::Program(Exit::Code(code)),
         // The command's end was not seen: jailtrace's failure.
@@ -252,28 +252,6 @@ fn start_failure(program: &Path, e: &crate::core::launch::ChildError) -> Failure
         _ => format!("cannot start the command: {}", e.errno.desc()),
     };
     Failure::because(e.cause(), msg)
-}
-
-/// A `--tree` directory, checked before the command runs: its real path.
-fn tree_root(t: &Path) -> Result<MPath, Failure> {
-    let real = std::fs::canonicalize(t)
-        .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
-    if !real.is_dir() {
-        return Err(Failure::new(format!(
-            "--tree {}: not a directory",
-            t.display()
-        )));
-    }
-    let p = MPath::new(real.into_os_string().into_vec())
-        .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
-    let probe = crate::core::manifest::Tree {
-        path: p.clone(),
-        digest: format!("sha256:{}", "0".repeat(64)),
-    };
-    match crate::core::manifest::tree_refusal(&probe) {
-        Some(reason) => Err(Failure::new(format!("--tree {}: {reason}", t.display()))),
-        None => Ok(p),
-    }
 }
 
 /// Fails early, before the command runs, when the manifest could not be

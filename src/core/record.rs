@@ -12,7 +12,7 @@ use crate::core::launch::ChildError;
 use crate::core::manifest::{CommandInfo, Entry, Manifest, SCHEMA_VERSION};
 use crate::core::packages::Db;
 use crate::core::resolve;
-use crate::core::trace::{Engine, Launch, TraceError, TraceOptions};
+use crate::core::trace::{Engine, Launch, Recording, TraceError, TraceOptions};
 
 /// Why a command was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -29,24 +29,18 @@ pub enum RecordError {
 pub struct Traced {
     /// Every path the run touched, resolved on the host, sorted by path.
     pub entries: Vec<Entry>,
-    /// What the engine could not see, and what resolution could not read.
-    pub warnings: Vec<String>,
-    /// The command's exit status as a shell reports it.
-    pub exit_status: Option<i32>,
-    /// The signal that killed the command, if one did.
-    pub killed_by: Option<i32>,
-    /// Every user and group id a traced thread switched to.
-    pub set_uids: Vec<u32>,
-    pub set_gids: Vec<u32>,
-    /// A `bind` asked for a port below 1024.
-    pub privileged_bind: bool,
-    /// The tracer failed mid-trace (a bug): every traced process was
-    /// killed, and the entries hold what was seen until then.
-    pub internal_error: Option<String>,
-    /// How many accesses the engine knows it lost.
-    pub lost: u64,
-    /// The engine's start-up timings (`Recording::timings`).
-    pub timings: Vec<String>,
+    /// What resolution could not read (the engine's own warnings are in
+    /// `rec`).
+    pub resolve_warnings: Vec<String>,
+    /// The engine's recording, its raw log handed over to resolution.
+    pub rec: Recording,
+}
+
+impl Traced {
+    /// The engine's warnings, then resolution's.
+    pub fn warnings(&self) -> impl Iterator<Item = &String> {
+        self.rec.warnings.iter().chain(&self.resolve_warnings)
+    }
 }
 
 /// Traces the command `launch` starts with `engine`, and resolves the log.
@@ -56,22 +50,15 @@ pub fn trace(
     opts: &TraceOptions,
     resolve: &resolve::Options,
 ) -> Result<Traced, RecordError> {
-    let rec = engine.backend().record(launch, opts)?;
-    if let Some(e) = rec.start_failure {
+    let mut rec = engine.backend().record(launch, opts)?;
+    if let Some(e) = rec.start_failure.take() {
         return Err(RecordError::NotStarted(e));
     }
-    let (entries, resolved) = resolve::build(rec.log, resolve);
+    let (entries, resolve_warnings) = resolve::build(std::mem::take(&mut rec.log), resolve);
     Ok(Traced {
         entries,
-        warnings: rec.warnings.into_iter().chain(resolved).collect(),
-        exit_status: rec.exit_status,
-        killed_by: rec.killed_by,
-        set_uids: rec.set_uids.into_iter().collect(),
-        set_gids: rec.set_gids.into_iter().collect(),
-        privileged_bind: rec.privileged_bind,
-        internal_error: rec.internal_error,
-        lost: rec.lost,
-        timings: rec.timings,
+        resolve_warnings,
+        rec,
     })
 }
 
@@ -98,30 +85,34 @@ pub struct Request<'a> {
 /// A recording, made into a manifest.
 pub struct Recorded {
     pub manifest: Manifest,
-    pub timings: Vec<String>,
-    pub killed_by: Option<i32>,
-    pub internal_error: Option<String>,
-    pub lost: u64,
+    /// The engine's recording: how the command ended, what was lost, the
+    /// start-up timings (its log, ids and warnings are in the manifest).
+    pub run: Recording,
 }
 
 /// Records the command and makes its manifest.
 pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
     let traced = trace(req.engine, req.launch, &req.trace, &req.resolve)?;
-    let mut entries = traced.entries;
+    let warnings = traced.warnings().cloned().collect();
+    let Traced {
+        mut entries,
+        mut rec,
+        ..
+    } = traced;
     add_inferred(&mut entries, req.infer, &req.resolve);
     filter(&mut entries, req.include, req.exclude);
     let mut manifest = Manifest {
         schema: SCHEMA_VERSION,
         generator: format!("jailtrace {}", env!("CARGO_PKG_VERSION")),
         command: CommandInfo {
-            exit_status: traced.exit_status,
-            set_uids: traced.set_uids,
-            set_gids: traced.set_gids,
+            exit_status: rec.exit_status,
+            set_uids: std::mem::take(&mut rec.set_uids).into_iter().collect(),
+            set_gids: std::mem::take(&mut rec.set_gids).into_iter().collect(),
             // Lost events may have held a bind: unknown then.
-            binds_privileged_port: (traced.lost == 0).then_some(traced.privileged_bind),
+            binds_privileged_port: (rec.lost == 0).then_some(rec.privileged_bind),
             ..req.command
         },
-        warnings: traced.warnings,
+        warnings,
         trees: Vec::new(),
         entries,
     };
@@ -146,13 +137,7 @@ pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
                 .push(format!("--packages: no package names: {e:#}"));
         }
     }
-    Ok(Recorded {
-        manifest,
-        timings: traced.timings,
-        killed_by: traced.killed_by,
-        internal_error: traced.internal_error,
-        lost: traced.lost,
-    })
+    Ok(Recorded { manifest, run: rec })
 }
 
 /// The entries the rules infer, beside the run's own (sorted by path).

@@ -142,14 +142,11 @@ impl Built {
 /// Materializes `manifest` (`name` says where it came from, in errors).
 /// Everything is validated before anything is created, the jail included.
 pub fn build(manifest: &Manifest, name: &str, args: &Request) -> anyhow::Result<Built> {
-    let mut extra = Vec::new();
-    for t in &args.trees {
-        let p = std::fs::canonicalize(t)
-            .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
-        let p = MPath::new(p.into_os_string().into_encoded_bytes())
-            .map_err(|e| Failure::new(format!("--tree {}: {e}", t.display())))?;
-        extra.push(p);
-    }
+    let extra = args
+        .trees
+        .iter()
+        .map(|t| trees::root(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let (manifest, tree_lines) = trees::expand(manifest, &extra)?;
     let manifest = manifest.as_ref();
     let mut allow = Vec::new();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::core::error::Failure;
-use crate::core::manifest::pathenc::MPath;
+use crate::core::manifest::pathenc::{within, MPath};
 use crate::core::manifest::{Entry, Kind, Manifest, Op};
 use crate::core::resolve::tree;
 
@@ -30,11 +30,7 @@ pub fn expand<'m>(
     let mut out = m.clone();
     let mut lines = Vec::new();
     for root in roots {
-        let refused = crate::core::manifest::tree_refusal(&crate::core::manifest::Tree {
-            path: root.clone(),
-            digest: format!("sha256:{}", "0".repeat(64)),
-        });
-        if let Some(reason) = refused {
+        if let Some(reason) = crate::core::manifest::tree_path_refusal(root) {
             return Err(Failure::new(format!("--tree {root}: {reason}")));
         }
         let w = tree::walk(root.as_bytes()).map_err(|e| Failure::new(format!("tree {e}")))?;
@@ -44,9 +40,7 @@ pub fn expand<'m>(
             .enumerate()
             .map(|(i, e)| (e.path.as_bytes().to_vec(), i))
             .collect();
-        let beneath = |p: &[u8]| {
-            p == w.root.as_slice() || (p.starts_with(&w.root) && p.get(w.root.len()) == Some(&b'/'))
-        };
+        let beneath = |p: &[u8]| within(p, &w.root);
         // Outside the tree (its ancestors) the manifest's entries stay.
         let known: HashSet<&[u8]> = out
             .entries
@@ -69,11 +63,26 @@ pub fn expand<'m>(
         };
         lines.push(format!(
             "tree {root}: {} objects copied whole{left_out}",
-            w.objects.len()
+            w.len()
         ));
     }
     out.normalize();
     Ok((Cow::Owned(out), lines))
+}
+
+/// A `--tree` directory as named on the command line: its real path,
+/// checked to be a directory that may be kept whole.
+pub fn root(t: &std::path::Path) -> Result<MPath, Failure> {
+    let fail = |why: String| Failure::new(format!("--tree {}: {why}", t.display()));
+    let real = std::fs::canonicalize(t).map_err(|e| fail(e.to_string()))?;
+    if !real.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    let p = MPath::new(real.into_os_string().into_encoded_bytes()).map_err(fail)?;
+    match crate::core::manifest::tree_path_refusal(&p) {
+        Some(reason) => Err(fail(reason)),
+        None => Ok(p),
+    }
 }
 
 /// Directories a jail may hold only part of: the program wrote into them
@@ -86,15 +95,17 @@ pub fn partial_dirs(m: &Manifest, max: usize) -> Vec<String> {
         b"/usr", b"/lib", b"/lib32", b"/lib64", b"/bin", b"/sbin", b"/etc", b"/proc", b"/sys",
         b"/dev", b"/run", b"/tmp",
     ];
-    let under =
-        |p: &[u8], top: &[u8]| p == top || (p.starts_with(top) && p.get(top.len()) == Some(&b'/'));
-    let in_tree = |p: &[u8]| m.trees.iter().any(|t| under(p, t.path.as_bytes()));
+    let in_tree = |p: &[u8]| m.trees.iter().any(|t| within(p, t.path.as_bytes()));
     let mut listed: HashMap<&[u8], usize> = HashMap::new();
     let mut wanted: HashSet<&[u8]> = HashSet::new();
     for e in &m.entries {
         let p = e.path.as_bytes();
-        if let Some(parent) = e.path.parent() {
-            let parent = &p[..parent.as_bytes().len()];
+        let parent = match p.iter().rposition(|&b| b == b'/') {
+            Some(0) if p.len() > 1 => Some(&p[..1]),
+            Some(cut) if cut > 0 => Some(&p[..cut]),
+            _ => None,
+        };
+        if let Some(parent) = parent {
             if e.kind != Kind::Missing {
                 *listed.entry(parent).or_default() += 1;
             }
@@ -112,7 +123,7 @@ pub fn partial_dirs(m: &Manifest, max: usize) -> Vec<String> {
     }
     let mut dirs: Vec<&[u8]> = wanted
         .into_iter()
-        .filter(|d| *d != b"/" && !SYSTEM.iter().any(|s| under(d, s)) && !in_tree(d))
+        .filter(|d| *d != b"/" && !SYSTEM.iter().any(|s| within(d, s)) && !in_tree(d))
         .collect();
     dirs.sort_by_key(|d| (d.iter().filter(|&&b| b == b'/').count(), d.to_vec()));
     let mut out = Vec::new();

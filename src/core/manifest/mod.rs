@@ -47,10 +47,8 @@ pub struct Manifest {
 /// Why a tree cannot be kept whole: `/` and the pseudo file systems are
 /// not data, and the digest must have its format.
 pub fn tree_refusal(t: &Tree) -> Option<String> {
-    let p = t.path.as_bytes();
-    let under = |top: &[u8]| p == top || (p.starts_with(top) && p.get(top.len()) == Some(&b'/'));
-    if p == b"/" || under(b"/proc") || under(b"/sys") || under(b"/dev") {
-        return Some("a tree is a data directory, not / or /proc, /sys, /dev".into());
+    if let Some(reason) = tree_path_refusal(&t.path) {
+        return Some(reason);
     }
     let hex = t.digest.strip_prefix("sha256:").unwrap_or("");
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -60,6 +58,15 @@ pub fn tree_refusal(t: &Tree) -> Option<String> {
         ));
     }
     None
+}
+
+/// Why a directory cannot be kept whole: `/` and the pseudo file systems
+/// are not data.
+pub fn tree_path_refusal(path: &MPath) -> Option<String> {
+    let p = path.as_bytes();
+    let under = |top: &[u8]| pathenc::within(p, top);
+    (p == b"/" || under(b"/proc") || under(b"/sys") || under(b"/dev"))
+        .then(|| "a tree is a data directory, not / or /proc, /sys, /dev".into())
 }
 
 /// A directory a jail gets whole (`record --tree`): a service's data (a

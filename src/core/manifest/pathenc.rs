@@ -85,6 +85,12 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MPath(Box<[u8]>);
 
+/// Whether the absolute path `p` is `top` or lies beneath it, component
+/// by component (`/ab` is not beneath `/a`).
+pub fn within(p: &[u8], top: &[u8]) -> bool {
+    p.starts_with(top) && (p.len() == top.len() || p[top.len()] == b'/')
+}
+
 impl MPath {
     /// Validates raw bytes as a manifest path.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<MPath, String> {
@@ -154,11 +160,7 @@ impl MPath {
 
     /// True when `self` is `other` or lies beneath it.
     pub fn starts_with(&self, other: &MPath) -> bool {
-        if other.is_root() {
-            return true;
-        }
-        self.0.starts_with(&other.0)
-            && (self.0.len() == other.0.len() || self.0[other.0.len()] == b'/')
+        other.is_root() || within(&self.0, &other.0)
     }
 
     /// The path relative to `/`, for use with a jail's directory fd.

@@ -18,6 +18,8 @@ pub(super) struct Meta {
     pub gid: u32,
     pub size: u64,
     pub rdev: u64,
+    /// The file system it is on (a tree walk stays on one).
+    pub dev: u64,
     pub target: Option<Vec<u8>>,
 }
 
@@ -55,6 +57,7 @@ pub(super) fn lstat_host(path: &[u8]) -> Option<Meta> {
         gid: md.gid(),
         size: md.size(),
         rdev: md.rdev(),
+        dev: md.dev(),
         target,
     })
 }

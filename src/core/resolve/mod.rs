@@ -141,14 +141,22 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     (entries.into_iter().flatten().collect(), warnings)
 }
 
+/// The real path of `p` on the host (every symlink resolved), if it
+/// exists.
+pub fn real_path(p: &[u8]) -> Option<Vec<u8>> {
+    let real = std::fs::canonicalize(std::ffi::OsStr::from_bytes(p)).ok()?;
+    Some(std::os::unix::ffi::OsStringExt::into_vec(
+        real.into_os_string(),
+    ))
+}
+
 /// The real paths of the directories the program chrooted into: a
 /// program run beneath one has its interpreter loaded from beneath it.
 fn chroot_roots(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> Vec<Vec<u8>> {
     let mut roots: Vec<Vec<u8>> = keys
         .iter()
         .filter(|(_, _, seen)| seen.outcomes.contains(&(Op::Chroot, 0)))
-        .filter_map(|(p, _, _)| std::fs::canonicalize(std::ffi::OsStr::from_bytes(p)).ok())
-        .map(|p| std::os::unix::ffi::OsStringExt::into_vec(p.into_os_string()))
+        .filter_map(|(p, _, _)| real_path(p))
         .filter(|p| p.as_slice() != b"/")
         .collect();
     roots.sort();
@@ -160,7 +168,7 @@ fn chroot_roots(keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)]) -> Vec<Vec
 fn beneath<'r>(roots: &'r [Vec<u8>], path: &[u8]) -> Option<&'r [u8]> {
     roots
         .iter()
-        .filter(|r| path.starts_with(r) && path.get(r.len()) == Some(&b'/'))
+        .filter(|r| path.len() > r.len() && crate::core::manifest::pathenc::within(path, r))
         .max_by_key(|r| r.len())
         .map(Vec::as_slice)
 }

@@ -6,10 +6,9 @@
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::entry::{lstat_host, make_entry};
+use super::entry::{lstat_host, make_entry, Meta};
 use super::{Options, Resolver};
 use crate::core::manifest::pathenc::MPath;
 use crate::core::manifest::{Entry, Kind};
@@ -22,50 +21,67 @@ pub const MAX_OBJECTS: usize = 200_000;
 pub struct Walked {
     /// The real path of the tree's root (symlinks on the way resolved).
     pub root: Vec<u8>,
-    /// Every object beneath it, sorted by path, with its kind.
-    pub objects: Vec<(Vec<u8>, Kind)>,
+    /// Every object beneath it, sorted by path, with what `lstat` said of
+    /// it (once: the digest and the entries use it).
+    pub(super) objects: Vec<(Vec<u8>, Meta)>,
     /// Device nodes, sockets and FIFOs left out.
     pub left_out: usize,
+}
+
+impl Walked {
+    /// How many objects the tree holds.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
 }
 
 /// Walks the tree at `path` (as a program names it).
 pub fn walk(path: &[u8]) -> Result<Walked, String> {
     let shown = String::from_utf8_lossy(path).into_owned();
-    let root = std::fs::canonicalize(std::ffi::OsStr::from_bytes(path))
-        .map_err(|e| format!("{shown}: {e}"))?;
-    let md = std::fs::metadata(&root).map_err(|e| format!("{shown}: {e}"))?;
-    if !md.is_dir() {
+    let root = super::real_path(path).ok_or_else(|| {
+        let e = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path)).err();
+        format!(
+            "{shown}: {}",
+            e.map_or("cannot resolve it".into(), |e| e.to_string())
+        )
+    })?;
+    let meta = lstat_host(&root).ok_or_else(|| format!("{shown}: cannot look at it"))?;
+    if meta.kind != Kind::Dir {
         return Err(format!("{shown}: not a directory"));
     }
-    let dev = md.dev();
     let mut out = Walked {
-        root: root.as_os_str().as_bytes().to_vec(),
+        root,
         objects: Vec::new(),
         left_out: 0,
     };
-    let mut stack = vec![root];
+    let mut stack = vec![out.root.clone()];
     while let Some(dir) = stack.pop() {
-        let list = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let shown_dir = String::from_utf8_lossy(&dir).into_owned();
+        let list = std::fs::read_dir(std::ffi::OsStr::from_bytes(&dir))
+            .map_err(|e| format!("{shown_dir}: {e}"))?;
         for ent in list {
-            let ent = ent.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let p = ent.path();
+            let ent = ent.map_err(|e| format!("{shown_dir}: {e}"))?;
+            let p = ent.path().into_os_string().into_encoded_bytes();
             // Not followed: a symlink is an object of its own.
-            let md = std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let ft = md.file_type();
-            let kind = if ft.is_dir() {
-                Kind::Dir
-            } else if ft.is_file() {
-                Kind::File
-            } else if ft.is_symlink() {
-                Kind::Symlink
-            } else {
-                out.left_out += 1;
-                continue;
+            let Some(m) = lstat_host(&p) else {
+                return Err(format!(
+                    "{}: gone while it was read",
+                    String::from_utf8_lossy(&p)
+                ));
             };
-            if kind == Kind::Dir && md.dev() == dev {
-                stack.push(p.clone());
+            match m.kind {
+                Kind::Dir if m.dev == meta.dev => stack.push(p.clone()),
+                Kind::Dir | Kind::File | Kind::Symlink => {}
+                _ => {
+                    out.left_out += 1;
+                    continue;
+                }
             }
-            out.objects.push((p.as_os_str().as_bytes().to_vec(), kind));
+            out.objects.push((p, m));
             if out.objects.len() > MAX_OBJECTS {
                 return Err(format!(
                     "{shown}: more than {MAX_OBJECTS} objects: a tree is a service's data, not \
@@ -74,7 +90,7 @@ pub fn walk(path: &[u8]) -> Result<Walked, String> {
             }
         }
     }
-    out.objects.sort();
+    out.objects.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -84,32 +100,27 @@ pub fn walk(path: &[u8]) -> Result<Walked, String> {
 pub fn digest(w: &Walked) -> Result<String, String> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    for (p, kind) in &w.objects {
+    for (p, m) in &w.objects {
         let rel = &p[w.root.len()..];
-        let md = std::fs::symlink_metadata(Path::new(std::ffi::OsStr::from_bytes(p)))
-            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(p)))?;
-        let what = match kind {
+        let what = match m.kind {
             Kind::File => {
                 let f = super::exe::open_regular(Path::new(std::ffi::OsStr::from_bytes(p)))
                     .ok_or_else(|| format!("{}: cannot read it", String::from_utf8_lossy(p)))?;
                 crate::core::manifest::sha256_hex(f)
                     .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(p)))?
             }
-            Kind::Symlink => {
-                let t = std::fs::read_link(Path::new(std::ffi::OsStr::from_bytes(p)))
-                    .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(p)))?;
-                crate::core::manifest::hex(t.as_os_str().as_bytes())
-            }
+            Kind::Symlink => crate::core::manifest::hex(m.target.as_deref().unwrap_or_default()),
             _ => String::new(),
         };
         h.update(rel);
         h.update(
             format!(
-                "\0{kind:?}\0{:o}\0{}\0{}\0{}\0{what}\n",
-                md.mode() & 0o7777,
-                md.uid(),
-                md.gid(),
-                if *kind == Kind::File { md.size() } else { 0 }
+                "\0{:?}\0{:o}\0{}\0{}\0{}\0{what}\n",
+                m.kind,
+                m.mode,
+                m.uid,
+                m.gid,
+                if m.kind == Kind::File { m.size } else { 0 }
             )
             .as_bytes(),
         );
@@ -137,14 +148,18 @@ pub fn entries(path: &[u8], w: &Walked, known: &HashSet<&[u8]>, opts: &Options) 
         end = cut;
     }
     paths.push(w.root.clone());
-    paths.extend(w.objects.iter().map(|(p, _)| p.clone()));
     paths.sort();
     paths.dedup();
-    let mut out: Vec<Entry> = paths
-        .into_iter()
-        .filter(|p| !known.contains(p.as_slice()))
-        .filter_map(|p| {
-            let meta = lstat_host(&p);
+    // The way to the root is looked at now; what is beneath it, as walked.
+    let leading = paths.into_iter().map(|p| {
+        let meta = lstat_host(&p);
+        (p, meta)
+    });
+    let beneath = w.objects.iter().map(|(p, m)| (p.clone(), Some(m.clone())));
+    let mut out: Vec<Entry> = leading
+        .chain(beneath)
+        .filter(|(p, _)| !known.contains(p.as_slice()))
+        .filter_map(|(p, meta)| {
             let path = MPath::new(p).ok()?;
             Some(make_entry(path, meta, Vec::new(), true, opts))
         })

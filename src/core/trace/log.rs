@@ -133,6 +133,16 @@ pub(crate) fn unrooted<'a>(root: Option<&[u8]>, p: &'a [u8]) -> &'a [u8] {
     }
 }
 
+/// The real path of `p` as a tracee chrooted at `root` names it (the
+/// host's when there is no root), as that tracee sees it; `None` when the
+/// host cannot show it now.
+pub(crate) fn real_beneath(root: Option<&[u8]>, p: &[u8]) -> Option<Vec<u8>> {
+    let mut full = root.unwrap_or_default().to_vec();
+    full.extend_from_slice(p);
+    let real = crate::core::resolve::real_path(&full)?;
+    Some(unrooted(root, &real).to_vec())
+}
+
 /// A finished call, as both backends hand it to [`record_call`].
 pub(crate) struct Call<'a> {
     pub items: Vec<Item>,

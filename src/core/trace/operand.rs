@@ -21,6 +21,12 @@ pub trait Source<'d> {
     /// Up to `len` bytes at `addr` (fewer when the readable range ends
     /// first).
     fn bytes(&mut self, addr: u64, len: u64) -> Option<Cow<'d, [u8]>>;
+    /// Exactly `buf.len()` bytes at `addr` into `buf` (a few bytes of a
+    /// header: no allocation where the source can avoid it).
+    fn read_into(&mut self, addr: u64, buf: &mut [u8]) -> Option<()> {
+        let b = self.bytes(addr, buf.len() as u64)?;
+        (b.len() == buf.len()).then(|| buf.copy_from_slice(&b))
+    }
     /// The AF_UNIX path of the `sockaddr` at `addr` of length `len`.
     fn sockaddr(&mut self, addr: u64, len: u64) -> Option<Vec<u8>> {
         unix_path(&self.bytes(addr, len)?)
@@ -140,15 +146,16 @@ fn msg_destinations<'d>(
         .flatten()
         .filter(|b| b.len() as u64 == count * stride);
     let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut one = [0u8; 16];
     for i in 0..count {
-        let h = match &all {
+        let h: &[u8] = match &all {
             Some(all) => {
                 let at = (i * stride) as usize;
-                Cow::Borrowed(&all[at..at + head])
+                &all[at..at + head]
             }
-            None => match src.bytes(addr.wrapping_add(i * stride), head as u64) {
-                Some(h) if h.len() == head => h,
-                _ => continue,
+            None => match src.read_into(addr.wrapping_add(i * stride), &mut one[..head]) {
+                Some(()) => &one[..head],
+                None => continue,
             },
         };
         let word = |at: usize, n: usize| -> u64 {
@@ -196,12 +203,13 @@ pub fn bound_port<'d>(src: &mut impl Source<'d>, u: &Use) -> Option<u16> {
     if len < 4 {
         return None;
     }
-    let b = src.bytes(addr, 4)?;
-    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let mut b = [0u8; 4];
+    src.read_into(addr, &mut b)?;
+    let family = u16::from_ne_bytes([b[0], b[1]]);
     if family != libc::AF_INET as u16 && family != libc::AF_INET6 as u16 {
         return None;
     }
-    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    let port = u16::from_be_bytes([b[2], b[3]]);
     (port != 0).then_some(port)
 }
 

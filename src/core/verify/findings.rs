@@ -302,10 +302,7 @@ pub(super) fn contentless_reads(
             if !follow {
                 return Some(p.clone());
             }
-            let real = std::fs::canonicalize(Path::new(std::ffi::OsStr::from_bytes(p))).ok()?;
-            Some(std::os::unix::ffi::OsStringExt::into_vec(
-                real.into_os_string(),
-            ))
+            crate::core::resolve::real_path(p)
         })
         .filter(|p| without.contains(p.as_slice()))
         .collect()

@@ -65,7 +65,7 @@ pub(super) fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Resul
             return Err(internal(format!("{what} failed: {}", e.message(plan))))
         }
     };
-    complete(traced.lost, &traced.warnings, what)?;
+    complete(traced.rec.lost, traced.warnings(), what)?;
     Ok(traced.entries)
 }
 

@@ -27,7 +27,7 @@ use nix::unistd::Pid;
 use super::arch::{self, Sys};
 use super::decode;
 use super::ends::{self, Ends};
-use super::log::{record_call, rewrite_proc, unrooted, Call, Item, RawLog};
+use super::log::{real_beneath, record_call, rewrite_proc, unrooted, Call, Item, RawLog};
 use super::{operand, progress, signals};
 use super::{Backend, Launch, Recording, Stats, TraceError, TraceOptions};
 use crate::core::manifest::{Born, Op};
@@ -453,12 +453,9 @@ impl Recorder<'_> {
     /// new root. One the host cannot show now is taken as named, and
     /// counted as a loss.
     fn chrooted(&mut self, tgid: u32, path: Vec<u8>) {
-        use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let mut full = self.opts.root.clone().unwrap_or_default();
-        full.extend_from_slice(&path);
-        let root = match std::fs::canonicalize(std::ffi::OsStr::from_bytes(&full)) {
-            Ok(real) => self.unroot(&real.into_os_string().into_vec()),
-            Err(_) => {
+        let root = match real_beneath(self.opts.root.as_deref(), &path) {
+            Some(real) => real,
+            None => {
                 self.lost_here += 1;
                 self.warnings.insert(
                     "incomplete recording (bpf): a chroot's new root could not be read on the \
@@ -486,7 +483,10 @@ impl Recorder<'_> {
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }
-        } else if let Some(root) = self.roots.get(&e.tgid) {
+        } else if let Some(root) = (!self.roots.is_empty())
+            .then(|| self.roots.get(&e.tgid))
+            .flatten()
+        {
             // Beneath the root the program chrooted into.
             out.extend_from_slice(root);
         }

@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 use super::arch::{self, Sys};
 use super::decode::{self, Operand};
 use super::ends::{self, Ends};
-use super::log::{record_call, Call, RawLog};
+use super::log::{real_beneath, record_call, Call, RawLog};
 use super::{operand, progress, signals};
 use super::{Backend, Launch, Recording, Stats, TraceError, TraceOptions};
 use crate::core::manifest::Op;
@@ -85,6 +85,9 @@ struct Tracer<'a> {
     /// See [`Recording::privileged_bind`].
     privileged_bind: bool,
     lost: Lost,
+    /// An i386 syscall was seen: its warning is given once, not looked up
+    /// in the set at every one.
+    i386_seen: bool,
     /// The mount namespace (inode of /proc/PID/ns/mnt) the command's first
     /// exec ran in: a thread in another one names paths the host may not
     /// have.
@@ -230,6 +233,7 @@ impl<'a> Tracer<'a> {
             progress: None,
             virtual_mask,
             lost: Lost::default(),
+            i386_seen: false,
             home_ns: None,
             chroots: false,
             pivoted: HashMap::new(),
@@ -511,7 +515,8 @@ impl<'a> Tracer<'a> {
             }
             return;
         };
-        if arch != arch::NATIVE_AUDIT_ARCH && !self.warnings.contains(ends::I386) {
+        if arch != arch::NATIVE_AUDIT_ARCH && !self.i386_seen {
+            self.i386_seen = true;
             self.warnings.insert(ends::I386.into());
         }
         if call == Sys::Umount {
@@ -676,13 +681,13 @@ impl<'a> Tracer<'a> {
             // The new root, as the host names it: the caller's (and its
             // later children's) absolute paths are beneath it.
             self.chroots = true;
-            let real = std::fs::canonicalize(
-                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&root),
-            )
-            .map(|r| std::os::unix::ffi::OsStringExt::into_vec(r.into_os_string()))
-            .unwrap_or(root);
+            let real = real_beneath(self.opts.root.as_deref(), &root).unwrap_or(root);
             if let Some(tgid) = self.tasks.get(&pid).map(|t| t.tgid) {
-                self.pivoted.insert(tgid, real);
+                if real == b"/" {
+                    self.pivoted.remove(&tgid);
+                } else {
+                    self.pivoted.insert(tgid, real);
+                }
             }
         }
         // The caller's root moved (and its CLONE_FS sharers'; pivot_root

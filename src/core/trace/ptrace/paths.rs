@@ -35,6 +35,10 @@ impl operand::Source<'static> for Tracee<'_, '_> {
         Some(Cow::Owned(buf))
     }
 
+    fn read_into(&mut self, addr: u64, buf: &mut [u8]) -> Option<()> {
+        mem::read_exact(self.pid, addr, buf)
+    }
+
     fn sockaddr(&mut self, addr: u64, len: u64) -> Option<Vec<u8>> {
         // Reads no more than a sockaddr_un, whatever length the call gave.
         mem::read_unix_path(self.pid, addr, len)
