@@ -43,7 +43,13 @@ typedef __s64 s64;
 struct qstr {
 	const unsigned char *name;
 } __attribute__((preserve_access_index));
-struct inode;
+struct super_block {
+	u32 s_dev;
+} __attribute__((preserve_access_index));
+struct inode {
+	struct super_block *i_sb;
+	unsigned long i_ino;
+} __attribute__((preserve_access_index));
 struct hlist_bl_node {
 	struct hlist_bl_node *next, **pprev;
 } __attribute__((preserve_access_index));
@@ -66,11 +72,16 @@ struct path {
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 struct fs_struct {
+	struct path root;
 	struct path pwd;
 } __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 	unsigned int f_mode;
+} __attribute__((preserve_access_index));
+struct mm_struct {
+	struct file *exe_file;
 } __attribute__((preserve_access_index));
 struct fdtable {
 	unsigned int max_fds;
@@ -110,8 +121,16 @@ struct cred {
 	struct group_info *group_info;
 } __attribute__((preserve_access_index));
 struct mount;
+/* A namespace's id, never reused: ns.ns_id from 6.18, seq before. */
+struct ns_common {
+	u64 ns_id;
+} __attribute__((preserve_access_index));
 struct mnt_namespace {
+	struct ns_common ns;
 	struct mount *root;
+	u64 seq;
+	/* 0 until the first mount change in it (touch_mnt_namespace). */
+	u64 event;
 } __attribute__((preserve_access_index));
 struct nsproxy {
 	struct mnt_namespace *mnt_ns;
@@ -121,6 +140,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct nsproxy *nsproxy;
+	struct mm_struct *mm;
 	struct fs_struct *fs;
 	struct files_struct *files;
 	struct signal_struct *signal;
@@ -133,6 +153,7 @@ struct linux_binprm {
 #define X32_SYSCALL_BIT 0x40000000
 #define FMODE_CREATED 0x100000
 #define O_CREAT 0100
+#define CLONE_NEWNS 0x00020000
 #define AT_FDCWD -100
 #define EFAULT 14
 
@@ -158,7 +179,8 @@ struct stash {
 	u64 args[6];
 	u16 have_big;
 	u16 empty; /* bit s: string s was "" at entry, so no base was walked */
-	u16 valid; /* an entry is pending its exit */
+	u8 valid; /* an entry is pending its exit */
+	u8 ns;    /* the mount namespace at entry: EV_FOREIGN, EV_COPY */
 	u16 target; /* a rename's target, as rename_target saw it: T_* */
 };
 #define T_UNSEEN 0
@@ -177,6 +199,8 @@ struct stash {
 #define SLOTS 6
 struct big {
 	struct slot s[SLOTS];
+	/* pivot_root: the root's mount at entry (struct vfsmount *). */
+	u64 old_root;
 };
 
 struct {
@@ -256,6 +280,81 @@ static __always_inline void count_lost(u32 what)
 	u64 *n = bpf_map_lookup_elem(&lost, &what);
 	if (n)
 		*n += 1;
+}
+
+/* The mount namespace of the program's first exec (struct mnt_namespace
+ * *): its paths are the host's (or the jail's, for verify). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} home_ns SEC(".maps");
+
+/* Namespaces the program copied from its own (unshare, clone), by id:
+ * home's `event` at the copy. Such a copy resolves every path as home
+ * does for as long as neither has changed a mount since. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u64);
+	__type(value, u64);
+} copies SEC(".maps");
+
+/* A namespace's id (never reused, unlike its address); 0 for none. */
+static __always_inline u64 ns_id(struct mnt_namespace *ns)
+{
+	if (bpf_core_field_exists(ns->seq))
+		return BPF_CORE_READ(ns, seq);
+	if (bpf_core_field_exists(ns->ns.ns_id))
+		return BPF_CORE_READ(ns, ns.ns_id);
+	return 0;
+}
+
+/* The namespace's last mount change; without the field, "changed". */
+static __always_inline u64 ns_event(struct mnt_namespace *ns)
+{
+	if (bpf_core_field_exists(ns->event))
+		return BPF_CORE_READ(ns, event);
+	return ~0ULL;
+}
+
+/* EV_FOREIGN and EV_COPY for a thread in namespace `ns`: nothing for the
+ * program's own (or before its first exec); EV_FOREIGN | EV_COPY for an
+ * unchanged copy of it; EV_FOREIGN for any other, whose paths user space
+ * checks object by object. */
+static __always_inline u8 ns_state(struct mnt_namespace *ns)
+{
+	u32 zero = 0;
+	u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
+	if (!home || !*home || (u64)ns == *home)
+		return 0;
+	u64 id = ns_id(ns);
+	u64 *at = id ? bpf_map_lookup_elem(&copies, &id) : 0;
+	if (at && ns_event(ns) == 0 && ns_event((struct mnt_namespace *)*home) == *at)
+		return EV_FOREIGN | EV_COPY;
+	return EV_FOREIGN;
+}
+
+/* A new namespace `ns`, copied from one in state `from`: a copy of home
+ * when `from` was home or such a copy. */
+static __always_inline void ns_copied(struct mnt_namespace *ns, u8 from)
+{
+	if ((from & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN)
+		return;
+	u32 zero = 0;
+	u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
+	u64 id = ns_id(ns);
+	if (!home || !*home || !id)
+		return;
+	u64 ev = ns_event((struct mnt_namespace *)*home);
+	/* A full map leaves it unknown, which only costs checks. */
+	bpf_map_update_elem(&copies, &id, &ev, BPF_ANY);
+}
+
+static __always_inline struct mnt_namespace *ns_of(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, nsproxy, mnt_ns);
 }
 
 /* traced[tgid]: ARMED from registration to the first exec (jailtrace's
@@ -638,6 +737,13 @@ static __always_inline void set_item(struct item *it, u32 kind, u32 len, u64 key
 	it->pad = 0;
 }
 
+/* Whether pivot_root's old root is wanted at exit: it names put_old's
+ * object, for a thread whose paths user space checks object by object. */
+static __always_inline int old_root_wanted(struct desc *d, struct stash *st)
+{
+	return d->ident == ID_ROOTS && (st->ns & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN;
+}
+
 /* sys_enter's copy of the registers (see there). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -680,6 +786,10 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (!(d->flags & D_EXEC))
 			return 0;
 		*state = RECORDING;
+		u32 zero = 0;
+		u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
+		if (home && !*home)
+			*home = (u64)ns_of(me);
 	}
 	struct stash *st = bpf_task_storage_get(&stashes, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
@@ -720,6 +830,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 	st->target = T_UNSEEN;
 	st->valid = 1;
+	st->ns = ns_state(ns_of(me));
 
 	/* What needs more than the arguments: exec's path, a relative path's
 	 * base, a descriptor's path, a relative AF_UNIX name's cwd. */
@@ -745,7 +856,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			(!(d->flags & D_FDNULL) || !arg_n(st->args, d->str[0]));
 	int sock_cwd = (d->sock && d->sock <= 6 && unix_relative(arg_n(st->args, d->sock))) ||
 		       (d->msg && msg_needs_cwd(d->msg, st->args));
-	need |= fd_wanted | sock_cwd;
+	need |= fd_wanted | sock_cwd | old_root_wanted(d, st);
 	st->have_big = 0;
 	if (!need)
 		return 0;
@@ -789,6 +900,12 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (n != WALK_NONE)
 			set_item(&b->s[SLOT_SOCKBASE].it, I_BASE, n, (u64)(s64)AT_FDCWD, tid);
 	}
+	/* Recomputed rather than kept: every live value costs stack under
+	 * the walks. */
+	/* The task asked again and its fields read directly: keeping `me`,
+	 * or BPF_CORE_READ's steps, would cost stack under the walks. */
+	if (old_root_wanted(d, st))
+		b->old_root = (u64)bpf_get_current_task_btf()->fs->root.mnt;
 	return 0;
 }
 
@@ -886,6 +1003,54 @@ static __always_inline void send_msghdrs(u64 base, u64 count, u32 stride, int co
 	*nitems += msghdrs_global(&m);
 }
 
+/* The object `ino` as the kernel numbers it, for operand `key`. */
+static __always_inline void send_ident(struct inode *ino, u64 key, u32 tid, u32 *nitems)
+{
+	struct slot *sl = scratch();
+	if (!sl || !ino)
+		return;
+	u64 *v = (u64 *)sl->data;
+	v[0] = BPF_CORE_READ(ino, i_sb, s_dev);
+	v[1] = BPF_CORE_READ(ino, i_ino);
+	set_item(&sl->it, I_IDENT, 16, key, tid);
+	send_slot(sl, nitems);
+}
+
+/* The objects a successful call used (desc.ident), for a thread whose
+ * paths cannot be taken as the host's; returns the items sent. A global
+ * function: the verifier checks it once, and its reads take no stack in
+ * sys_exit's frame. */
+__noinline u64 idents_global(u64 ident, s64 ret, struct big *b, u32 tid)
+{
+	u32 sent = 0;
+	u32 *nitems = &sent;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	switch (ident) {
+	case ID_RETFD: {
+		struct file *f = file_of((int)ret);
+		if (f)
+			send_ident(BPF_CORE_READ(f, f_inode), 0, tid, nitems);
+		break;
+	}
+	case ID_EXE:
+		if (ret == 0)
+			send_ident(BPF_CORE_READ(task, mm, exe_file, f_inode), 0, tid, nitems);
+		break;
+	case ID_ROOTS:
+		if (ret != 0)
+			break;
+		send_ident(BPF_CORE_READ(task, fs, root.dentry, d_inode), 0, tid, nitems);
+		/* The old root is mounted on put_old now. */
+		if (b && b->old_root) {
+			struct mount *m = (struct mount *)(b->old_root -
+							   bpf_core_field_offset(struct mount, mnt));
+			send_ident(BPF_CORE_READ(m, mnt_mountpoint, d_inode), 1, tid, nitems);
+		}
+		break;
+	}
+	return sent;
+}
+
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -908,8 +1073,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	/* One path string and nothing else (not fanotify_mark's descriptor,
 	 * its operand when the path is NULL): the string rides in the event's
 	 * record (after the base a relative one was walked against). */
+	/* A thread whose paths are checked object by object sends its
+	 * objects: not inline. */
 	if (d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p && !d->fd &&
-	    !(d->flags & (D_RETFD | D_SETID | D_EXEC))) {
+	    !(d->flags & (D_RETFD | D_SETID | D_EXEC)) &&
+	    (st.ns & (EV_FOREIGN | EV_COPY)) != EV_FOREIGN) {
 		u32 zero = 0;
 		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
 		if (!ie)
@@ -930,13 +1098,13 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			send_slot(&bb->s[SLOT_BASE0], &sent);
 		}
 		u32 size = sizeof(struct event);
-		ie->ev.flags = 0;
+		ie->ev.flags = st.ns;
 		ie->ev.nitems = sent;
 		if (n >= 0) {
 			if (n >= STR_MAX)
 				count_lost(L_TRUNCATED);
 			set_item(&ie->sl.it, I_STR, n, addr, tid);
-			ie->ev.flags = EV_INLINE;
+			ie->ev.flags |= EV_INLINE;
 			ie->ev.nitems = sent + 1;
 			size += sizeof(struct item) + n;
 		} else if (!efault && addr) {
@@ -1106,6 +1274,12 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 
+	if ((st.ns & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN && ret >= 0)
+		nitems += idents_global(d->ident, ret, b, tid);
+	if (d->ident == ID_NSNEW && ret == 0 && (st.args[0] & CLONE_NEWNS))
+		ns_copied(ns_of(me), st.ns);
+	flags |= st.ns;
+
 	/* The event last: it closes the thread's items. */
 	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(struct event), 0);
 	if (!ev) {
@@ -1177,6 +1351,11 @@ int process_fork(struct bpf_raw_tracepoint_args *ctx)
 	u32 tgid = BPF_CORE_READ(child, tgid);
 	u32 tid = BPF_CORE_READ(child, pid);
 	bpf_map_update_elem(&traced, &tgid, &inherited, BPF_NOEXIST);
+	/* clone(CLONE_NEWNS): the child copied its parent's namespace. */
+	struct mnt_namespace *ns = ns_of(child);
+	struct mnt_namespace *pns = ns_of(parent);
+	if (ns != pns)
+		ns_copied(ns, ns_state(pns));
 	send_task_event(E_FORK, tid, tgid, ptgid);
 	return 0;
 }

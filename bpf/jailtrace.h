@@ -40,8 +40,18 @@ struct desc {
 	__u8 fd;       /* argument index + 1 of a descriptor whose path is wanted */
 	__u8 msg;      /* message headers: one of the M_* below */
 	__u8 oflags;   /* argument index + 1 of open flags: D_CREATED only with O_CREAT */
-	__u8 pad[5];
+	__u8 ident;    /* what names the call's objects at exit: one of the ID_* below */
+	__u8 pad[4];
 };
+
+/* For a thread in a mount namespace that is not the program's (nor an
+ * unchanged copy of it), the objects a call used, as the kernel numbers
+ * them, so that user space can tell whether the host's path names the
+ * same one (I_IDENT). */
+#define ID_RETFD 1 /* the returned descriptor's file (key 0) */
+#define ID_EXE 2   /* a successful exec's executable (key 0) */
+#define ID_ROOTS 3 /* pivot_root: the new root (key 0), and put_old (key 1) */
+#define ID_NSNEW 4 /* unshare: no object, but perhaps a new mount namespace */
 
 /* Destinations in message headers (arg 1; arg 2 counts mmsghdrs), and
  * i386 socketcall (arg 0 the call, arg 1 its array of 32-bit arguments). */
@@ -82,11 +92,14 @@ struct desc {
 #define I_BYTES 19  /* key: address; raw bytes */
 #define I_FDPATH 20 /* key: descriptor; components, leaf first */
 #define I_CRED 21   /* 8 ids, then the supplementary groups */
+#define I_IDENT 22  /* key: the operand (0, 1); the kernel's device and inode numbers, __u64 each */
 
 /* Bits of event.flags. */
 #define EV_CREATED 1 /* the returned descriptor's file was created */
 #define EV_INLINE 2  /* one item follows the event in the same record */
 #define EV_ABSENT 4  /* a rename's target did not exist */
+#define EV_FOREIGN 8 /* the thread was in another mount namespace than the program's first exec */
+#define EV_COPY 16   /* ... one copied from it (or from such a copy) and unchanged since */
 
 struct event {
 	__u32 kind;

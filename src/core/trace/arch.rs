@@ -99,10 +99,12 @@ pub enum Sys {
     /// Not recorded: the tracer drops the descriptors its dirfd cache holds,
     /// which would otherwise keep the file system busy.
     Umount,
-    /// Not a path syscall: `unshare` and `setns`. After a successful one
+    /// Not path syscalls: `unshare` and `setns`. After a successful one
     /// the tracer checks whether the thread left the mount namespace the
-    /// command started in (its paths then need checking against the host).
-    NsChange,
+    /// command started in (its paths then need checking against the host);
+    /// the bpf program notes a namespace that `unshare` copied.
+    Unshare,
+    Setns,
     /// Not a path syscall: `setuid`, `setgid`, `setreuid`, `setregid`,
     /// `setresuid`, `setresgid`, `setfsuid`, `setfsgid`, `setgroups` (and
     /// i386's 16-bit-id and `*32` forms). After a successful one the
@@ -158,8 +160,8 @@ const X86_64: &[(u32, Sys)] = &[
     (4, Sys::Stat),
     (204, Sys::SchedGetaffinity),
     (166, Sys::Umount),
-    (272, Sys::NsChange),
-    (308, Sys::NsChange),
+    (272, Sys::Unshare),
+    (308, Sys::Setns),
     (6, Sys::Lstat),
     (21, Sys::Access),
     (42, Sys::Connect),
@@ -245,8 +247,8 @@ const I386: &[(u32, Sys)] = &[
     (242, Sys::SchedGetaffinity),
     (22, Sys::Umount),
     (52, Sys::Umount),
-    (310, Sys::NsChange),
-    (346, Sys::NsChange),
+    (310, Sys::Unshare),
+    (346, Sys::Setns),
     (9, Sys::Link),
     (10, Sys::Unlink),
     (11, Sys::Execve),

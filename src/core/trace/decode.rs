@@ -450,9 +450,12 @@ pub fn decode(sys: Sys, a: &[u64; 6]) -> Uses {
                 None,
             ]
         }
-        Sys::IoUringSetup | Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange | Sys::SetId => {
-            [None, None]
-        }
+        Sys::IoUringSetup
+        | Sys::SchedGetaffinity
+        | Sys::Umount
+        | Sys::Unshare
+        | Sys::Setns
+        | Sys::SetId => [None, None],
     }
 }
 

@@ -19,6 +19,15 @@ pub const IO_URING: &str = "io_uring_setup was called: files opened through io_u
 /// A third signal to jailtrace ends the command.
 pub const INTERRUPTED: &str = "jailtrace was interrupted three times: traced processes were killed";
 
+/// The warning for accesses dropped because their path names something
+/// else on the host.
+pub fn foreign_ns(n: u64) -> String {
+    format!(
+        "incomplete recording: {n} accesses in a mount namespace of the program's own name paths \
+         that are something else on the host (a bind mount, another tree); they are not recorded"
+    )
+}
+
 /// The signals jailtrace passes on; SIGTSTP is job control, handled by
 /// each engine.
 const FORWARDED: [i32; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];

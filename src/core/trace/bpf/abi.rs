@@ -35,6 +35,13 @@ constants! {
     pub const D_EMPTYFD: u8 = 64;
     pub const D_FDNULL: u8 = 128;
 
+    /// What names a call's objects at exit ([`Desc::ident`]), for a thread
+    /// whose paths cannot be taken as the host's.
+    pub const ID_RETFD: u8 = 1;
+    pub const ID_EXE: u8 = 2;
+    pub const ID_ROOTS: u8 = 3;
+    pub const ID_NSNEW: u8 = 4;
+
     /// Message header layouts ([`Desc::msg`]).
     pub const M_MSG: u8 = 1;
     pub const M_MMSG: u8 = 2;
@@ -70,13 +77,17 @@ constants! {
     pub const I_BYTES: u32 = 19;
     pub const I_FDPATH: u32 = 20;
     pub const I_CRED: u32 = 21;
+    pub const I_IDENT: u32 = 22;
 
     /// Bits of [`Event::flags`]: the returned descriptor's file was
     /// created; one item follows in the same record; a rename's target
-    /// did not exist.
+    /// did not exist; the thread was in another mount namespace than the
+    /// program's first exec; one copied from it and unchanged since.
     pub const EV_CREATED: u32 = 1;
     pub const EV_INLINE: u32 = 2;
     pub const EV_ABSENT: u32 = 4;
+    pub const EV_FOREIGN: u32 = 8;
+    pub const EV_COPY: u32 = 16;
 }
 
 /// A field of a shared struct, as the program stores it (little-endian:
@@ -207,7 +218,9 @@ mirror! {
         msg: u8,
         /// Open flags: `D_CREATED` only with `O_CREAT`.
         oflags: u8,
-        pad: [u8; 5],
+        /// What names the call's objects at exit: an `ID_*`.
+        ident: u8,
+        pad: [u8; 4],
     }
 }
 

@@ -3,7 +3,8 @@
 //! without trusting their sizes.
 
 use super::abi::{
-    self, EV_ABSENT, EV_CREATED, EV_INLINE, I_BASE, I_BYTES, I_CRED, I_FDPATH, I_STR,
+    self, EV_ABSENT, EV_COPY, EV_CREATED, EV_FOREIGN, EV_INLINE, I_BASE, I_BYTES, I_CRED, I_FDPATH,
+    I_IDENT, I_STR,
 };
 pub use super::abi::{E_FORK, E_SYSCALL};
 
@@ -37,6 +38,10 @@ pub struct Event {
     pub created: bool,
     /// A rename's target did not exist: the rename made its name.
     pub rename_made_target: bool,
+    /// The thread was in a mount namespace that is neither the program's
+    /// nor an unchanged copy of it: its paths are the host's only where
+    /// the objects say so (`idents`).
+    pub unchecked_ns: bool,
     /// How many items the program sent for it (in the event's record or
     /// before it).
     pub sent: u32,
@@ -54,6 +59,9 @@ pub struct Event {
     /// After a set*id call: real, effective, saved and file system uid,
     /// the same gids, then the supplementary groups.
     pub creds: Vec<u32>,
+    /// The objects the call used, by operand: the kernel's device number
+    /// and inode number (sent for `unchecked_ns` only).
+    pub idents: Vec<(u64, u64)>,
 }
 
 /// An item's header and its data, at the start of `b`.
@@ -105,6 +113,7 @@ impl<'a> Record<'a> {
             args: ev.args,
             created: ev.flags & EV_CREATED != 0,
             rename_made_target: ev.flags & EV_ABSENT != 0,
+            unchecked_ns: ev.flags & (EV_FOREIGN | EV_COPY) == EV_FOREIGN,
             sent: ev.nitems,
             ..Event::default()
         };
@@ -140,6 +149,13 @@ impl Event {
                     .chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
+            }
+            I_IDENT => {
+                let n = |i: usize| it.data.get(i..i + 8).and_then(|b| b.try_into().ok());
+                if let (Some(dev), Some(ino)) = (n(0), n(8)) {
+                    self.idents
+                        .push((u64::from_le_bytes(dev), u64::from_le_bytes(ino)));
+                }
             }
             _ => {}
         }

@@ -11,9 +11,9 @@ use aya::programs::{KProbe, Program, RawTracePoint};
 use aya::Ebpf;
 
 use super::abi::{
-    Desc, D_CREATED, D_EMPTYFD, D_EXEC, D_FDNULL, D_NOTE, D_ON, D_RETFD, D_SETID, L_DEPTH, L_N,
-    L_NOPATH, L_READ, L_RINGBUF, L_STASH, L_TRUNCATED, M_MMSG, M_MMSG32, M_MSG, M_MSG32,
-    M_SOCKETCALL, NR_MAX, U_X32,
+    Desc, D_CREATED, D_EMPTYFD, D_EXEC, D_FDNULL, D_NOTE, D_ON, D_RETFD, D_SETID, ID_EXE, ID_NSNEW,
+    ID_RETFD, ID_ROOTS, L_DEPTH, L_N, L_NOPATH, L_READ, L_RINGBUF, L_STASH, L_TRUNCATED, M_MMSG,
+    M_MMSG32, M_MSG, M_MSG32, M_SOCKETCALL, NR_MAX, U_X32,
 };
 pub use super::abi::{ARMED, MAX_MSGS};
 use crate::core::manifest::Op;
@@ -82,9 +82,16 @@ fn descriptor(sys: Sys) -> Desc {
             d.flags = D_ON | D_NOTE;
             return d;
         }
+        // A namespace unshare copies is still the program's, as far as
+        // paths go, until a mount changes (see ns_state in the program).
+        Sys::Unshare => {
+            d.flags = D_ON;
+            d.ident = ID_NSNEW;
+            return d;
+        }
         // The ptrace backend's own concerns (its CPU mask, its dirfd cache,
         // its check of paths in another mount namespace).
-        Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return d,
+        Sys::SchedGetaffinity | Sys::Umount | Sys::Setns => return d,
         _ => {}
     }
     d.flags = D_ON;
@@ -179,6 +186,14 @@ fn descriptor(sys: Sys) -> Desc {
         Sys::Sendmsg32 => M_MSG32,
         Sys::Sendmmsg32 => M_MMSG32,
         Sys::Socketcall => M_SOCKETCALL,
+        _ => 0,
+    };
+    // The objects that show, in a mount namespace of the program's own,
+    // whether its paths name what the host has.
+    d.ident = match sys {
+        Sys::Open | Sys::Openat | Sys::Openat2 | Sys::Creat => ID_RETFD,
+        Sys::Execve | Sys::Execveat => ID_EXE,
+        Sys::PivotRoot => ID_ROOTS,
         _ => 0,
     };
     d

@@ -93,6 +93,11 @@ struct Recorder<'a> {
     /// parent had), as the program names its paths: an absolute path it
     /// uses names a file beneath it.
     roots: std::collections::HashMap<u32, Vec<u8>>,
+    /// Accesses in a mount namespace of the program's own (changed, or
+    /// entered with setns) that named something else than the host's
+    /// path, and those that nothing could check: not recorded.
+    foreign: u64,
+    unchecked: u64,
 }
 
 fn record(
@@ -125,6 +130,8 @@ fn record(
         renames_seen: loaded.renames_seen,
         unseen_renames: 0,
         roots: std::collections::HashMap::new(),
+        foreign: 0,
+        unchecked: 0,
     };
     let mut ends = Ends::new(opts.timeout, opts.grace);
     let mut tree = Tree::default();
@@ -289,6 +296,18 @@ impl Recorder<'_> {
                 self.unseen_renames
             ));
         }
+        if self.foreign > 0 {
+            self.warnings.insert(ends::foreign_ns(self.foreign));
+        }
+        if self.unchecked > 0 {
+            self.warnings.insert(format!(
+                "incomplete recording (bpf): {} accesses in a mount namespace of the program's own \
+                 (one that changed a mount, or that it entered with setns) could not be checked \
+                 against the host, which only opens, execs and pivot_root allow here; they are not \
+                 recorded (--backend ptrace checks every path)",
+                self.unchecked
+            ));
+        }
         let in_kernel: u64 = lost.iter().sum();
         if in_kernel > 0 {
             let what: Vec<String> = lost
@@ -302,7 +321,7 @@ impl Recorder<'_> {
                 what.join(", ")
             ));
         }
-        in_kernel + self.lost_here
+        in_kernel + self.lost_here + self.foreign + self.unchecked
     }
 
     /// Handles every event in the ring buffer; returns how many.
@@ -328,6 +347,7 @@ impl Recorder<'_> {
                         e.bases.extend(p.bases);
                         e.bytes.extend(p.bytes);
                         e.fd_paths.extend(p.fd_paths);
+                        e.idents.extend(p.idents);
                         if !p.creds.is_empty() {
                             e.creds = p.creds;
                         }
@@ -388,7 +408,7 @@ impl Recorder<'_> {
                 self.warnings.insert(ends::IO_URING.into());
                 return;
             }
-            Sys::SchedGetaffinity | Sys::Umount | Sys::NsChange => return,
+            Sys::SchedGetaffinity | Sys::Umount | Sys::Unshare | Sys::Setns => return,
             _ => {}
         }
         let mut items: Vec<Item> = Vec::new();
@@ -398,6 +418,9 @@ impl Recorder<'_> {
             if operand::bound_port(&mut src, &u).is_some_and(|p| p < 1024) {
                 self.privileged_bind = true;
             }
+        }
+        if e.unchecked_ns {
+            self.keep_same_objects(e, &mut items);
         }
         if items.is_empty() {
             return;
@@ -446,6 +469,21 @@ impl Recorder<'_> {
         if let Some(root) = new_root {
             self.chrooted(e.tgid, root);
         }
+    }
+
+    /// Keeps, of the paths a thread used in a mount namespace whose paths
+    /// cannot be taken as the host's, those that name on the host the
+    /// very objects the kernel used (`Event::idents`); counts the rest.
+    fn keep_same_objects(&mut self, e: &Event, items: &mut Vec<Item>) {
+        if e.idents.is_empty() {
+            self.unchecked += items.len() as u64;
+            items.clear();
+            return;
+        }
+        let root = self.opts.root.as_deref();
+        let before = items.len();
+        items.retain(|(path, _, _)| names_one_of(root, path, &e.idents));
+        self.foreign += (before - items.len()) as u64;
     }
 
     /// Thread group `tgid` changed its root to `path` (as it named it,
@@ -575,6 +613,30 @@ impl<'e> operand::Source<'e> for Captured<'_, '_, 'e> {
     fn max_messages(&self) -> u64 {
         load::MAX_MSGS
     }
+}
+
+/// Whether host path `path` (beneath `root`, for a jail) names one of
+/// `objects`, the kernel's (device, inode) pairs: itself, or where it
+/// leads.
+fn names_one_of(root: Option<&[u8]>, path: &[u8], objects: &[(u64, u64)]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut host = root.map(<[u8]>::to_vec).unwrap_or_default();
+    host.extend_from_slice(path);
+    let host = std::ffi::OsStr::from_bytes(&host);
+    // The kernel's dev_t: major in the bits above 20, minor below.
+    let kernel_dev = |dev: u64| (dev >> 20, dev & 0xf_ffff);
+    [nix::sys::stat::lstat(host), nix::sys::stat::stat(host)]
+        .into_iter()
+        .flatten()
+        .any(|st| {
+            let dev = (
+                nix::sys::stat::major(st.st_dev),
+                nix::sys::stat::minor(st.st_dev),
+            );
+            objects
+                .iter()
+                .any(|&(d, ino)| kernel_dev(d) == dev && ino == st.st_ino)
+        })
 }
 
 /// Sends `sig` to every thread group of the tree.

@@ -174,7 +174,7 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
     drop(handlers);
     let start_failure = child.failure();
     if t.lost.foreign > 0 {
-        t.warnings.insert(foreign_ns_warning(t.lost.foreign));
+        t.warnings.insert(ends::foreign_ns(t.lost.foreign));
     }
     if t.lost.unresolved > 0 {
         t.warnings.insert(format!(
@@ -198,15 +198,6 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         lost: t.lost.unresolved + t.lost.foreign,
         timings: Vec::new(),
     })
-}
-
-/// The warning for accesses dropped because their path names something
-/// else on the host.
-fn foreign_ns_warning(n: u64) -> String {
-    format!(
-        "incomplete recording: {n} accesses in a mount namespace of the program's own name paths \
-         that are something else on the host (a bind mount, another tree); they are not recorded"
-    )
 }
 
 fn has_cap_sys_admin() -> bool {
@@ -531,7 +522,7 @@ impl<'a> Tracer<'a> {
             }
             return;
         }
-        if call == Sys::NsChange {
+        if matches!(call, Sys::Unshare | Sys::Setns) {
             if let Some(task) = self.tasks.get_mut(&pid) {
                 task.ns_call = true;
             }
