@@ -129,6 +129,9 @@ struct Builder<'a> {
     data: Vec<(u8, MPath, Data)>,
     warnings: Vec<String>,
     hosts: HostFiles,
+    /// Runs as root without a user namespace: `--dir` makes a directory
+    /// owned by 0:0, not by the host directory's owner.
+    root_service: bool,
 }
 
 impl Builder<'_> {
@@ -181,6 +184,23 @@ impl Builder<'_> {
                     }
                 } else if self.writes.dirs.contains(p) {
                     bind(p)
+                } else if self.root_service
+                    && (meta.uid, meta.gid) != (0, 0)
+                    && !self.under_tmpfs(p)
+                {
+                    // A root service keeps owners (no user namespace), and
+                    // daemons check them: nginx chowns a temp directory it
+                    // finds owned by root, on the read-only root. The
+                    // host's directory, read-only; read-write where
+                    // --writable names it (nginx writes bodies there later).
+                    if self.opts.writable.iter().any(|w| p.starts_with(w)) {
+                        bind(p)
+                    } else {
+                        BwrapOp::RoBind {
+                            src: p.clone(),
+                            dest: p.clone(),
+                        }
+                    }
                 } else {
                     BwrapOp::Dir {
                         dest: p.clone(),
@@ -409,6 +429,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         .map_err(|e| refuse(format!("{name}: {e}")))?;
     let mut warnings = Vec::new();
     let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
+    let root_service = root_service(m, opts);
     let mut b = Builder {
         opts,
         index: m.entries.iter().map(|e| (&e.path, e)).collect(),
@@ -417,6 +438,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         ops: BTreeMap::new(),
         data: Vec::new(),
         hosts: HostFiles::default(),
+        root_service,
         warnings: plan
             .warnings
             .iter()
@@ -474,7 +496,6 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     }
     cwd_in_private_dir(m, &mut b);
     privilege_wrapper(m, opts, &mut b.warnings);
-    let root_service = root_service(m, opts);
     switched_ids(m, opts, root_service, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
     for e in &m.entries {
