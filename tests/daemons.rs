@@ -1052,3 +1052,252 @@ fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
     assert_eq!(answer, "* SEARCH 1", "{summary}");
     assert!(summary.contains("objects copied whole"), "{summary}");
 }
+
+// The second suite (issue 21): daemons nobody tuned jailtrace for, each
+// served from its first jail and from its bwrap export, with the recorded
+// command unchanged.
+
+/// A local origin server for a proxy's client; killed when dropped.
+struct Origin(Child);
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A directory `user` owns, for a daemon that writes there after its drop.
+fn owned_dir(dir: &Path, name: &str, user: &str) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir(&d).unwrap();
+    let u = User::from_name(user).unwrap().expect("user exists");
+    nix::unistd::chown(&d, Some(u.uid), Some(u.gid)).unwrap();
+    d
+}
+
+#[test]
+fn apache2_serves_curl_from_its_first_jail() {
+    let name = "apache2_serves_curl_from_its_first_jail";
+    if !ready(name, &["curl", "/usr/sbin/apache2"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let www = www(dir);
+    let port = 21120;
+    let cfg = dir.join("apache2.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ServerRoot {d}\nServerName localhost\nListen 127.0.0.1:{port}\n\
+             LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n\
+             LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n\
+             User www-data\nGroup www-data\nDefaultRuntimeDir {d}\nPidFile {d}/apache2.pid\n\
+             ErrorLog {d}/error.log\nDocumentRoot {w}\n",
+            d = dir.display(),
+            w = www.display()
+        ),
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "apache2",
+        dir,
+        daemon: vec![
+            "/usr/sbin/apache2".into(),
+            "-DFOREGROUND".into(),
+            "-f".into(),
+            s(&cfg),
+        ],
+        record_as: None,
+        // The root parent opens its logs and binds; children run as
+        // www-data.
+        run_as: vec!["--allow-root"],
+        client: curl(port),
+        expect: "hello from the jail",
+        bwrap: Some(&[]),
+    });
+}
+
+#[test]
+fn named_answers_dig_from_its_first_jail() {
+    let name = "named_answers_dig_from_its_first_jail";
+    if !ready(name, &["dig", "/usr/sbin/named"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let run = owned_dir(dir, "run", "bind");
+    let port = 21121;
+    let zone = dir.join("db.jailtrace.test");
+    std::fs::write(
+        &zone,
+        "$TTL 300\n@ IN SOA ns.jailtrace.test. admin.jailtrace.test. 1 3600 600 86400 300\n\
+         @ IN NS ns\nns IN A 127.0.0.1\nwww IN A 192.0.2.7\n",
+    )
+    .unwrap();
+    let cfg = dir.join("named.conf");
+    // Its session key in its own directory: /run/named is the package's.
+    std::fs::write(
+        &cfg,
+        format!(
+            "options {{ directory \"{r}\"; listen-on port {port} {{ 127.0.0.1; }}; \
+             listen-on-v6 {{ none; }}; pid-file none; session-keyfile \"{r}/session.key\"; \
+             recursion no; dnssec-validation no; }};\ncontrols {{ }};\n\
+             zone \"jailtrace.test\" {{ type primary; file \"{z}\"; }};\n",
+            r = run.display(),
+            z = zone.display()
+        ),
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "named",
+        dir,
+        // Started as root, it drops to bind itself (-u), unchanged.
+        daemon: vec![
+            "/usr/sbin/named".into(),
+            "-g".into(),
+            "-u".into(),
+            "bind".into(),
+            "-4".into(),
+            "-n".into(),
+            "1".into(),
+            "-c".into(),
+            s(&cfg),
+        ],
+        record_as: None,
+        run_as: vec!["--allow-root"],
+        client: strings(&[
+            "dig",
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "www.jailtrace.test",
+        ]),
+        expect: "192.0.2.7",
+        bwrap: Some(&[]),
+    });
+}
+
+#[test]
+fn squid_proxies_curl_from_its_first_jail() {
+    let name = "squid_proxies_curl_from_its_first_jail";
+    if !ready(name, &["curl", "python3", "/usr/sbin/squid"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let www = www(dir);
+    let logs = owned_dir(dir, "log", "proxy");
+    let (port, origin_port) = (21122, 21123);
+    let _origin = Origin(
+        Command::new("python3")
+            .args(["-m", "http.server", "-b", "127.0.0.1", "-d"])
+            .arg(&www)
+            .arg(origin_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    let cfg = dir.join("squid.conf");
+    // No pinger and no shutdown grace: squid then stops within seconds of
+    // SIGTERM, as a test needs.
+    std::fs::write(
+        &cfg,
+        format!(
+            "http_port 127.0.0.1:{port}\ncache_effective_user proxy\npid_filename {d}/squid.pid\n\
+             cache_log {l}/cache.log\naccess_log none\ncache deny all\ncoredump_dir {l}\n\
+             netdb_filename none\npinger_enable off\nshutdown_lifetime 0 seconds\n\
+             http_access allow localhost\nhttp_access deny all\n",
+            d = dir.display(),
+            l = logs.display()
+        ),
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "squid",
+        dir,
+        daemon: vec!["/usr/sbin/squid".into(), "-N".into(), "-f".into(), s(&cfg)],
+        record_as: None,
+        // It starts as root and becomes proxy (cache_effective_user).
+        run_as: vec!["--allow-root"],
+        client: strings(&[
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            "-x",
+            &format!("http://127.0.0.1:{port}"),
+            &format!("http://127.0.0.1:{origin_port}/hello.txt"),
+        ]),
+        expect: "hello from the jail",
+        bwrap: Some(&[]),
+    });
+}
+
+#[test]
+fn mariadb_serves_its_client_from_its_first_jail() {
+    let name = "mariadb_serves_its_client_from_its_first_jail";
+    if !ready(
+        name,
+        &["mariadb", "mariadb-install-db", "/usr/sbin/mariadbd"],
+    ) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let data = owned_dir(dir, "data", "mysql");
+    let run = owned_dir(dir, "run", "mysql");
+    let port = 21125;
+    // A 4 MB redo log keeps the data directory small (22 MB, not 114).
+    let redo = "--innodb-log-file-size=4M";
+    common::success(
+        Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args([redo, "--user=mysql", "--skip-test-db"])
+            .arg("--auth-root-authentication-method=normal")
+            .stdout(Stdio::null()),
+    );
+    record_materialize_run(&Case {
+        name: "mariadb",
+        dir,
+        daemon: vec![
+            "/usr/sbin/mariadbd".into(),
+            "--no-defaults".into(),
+            format!("--datadir={}", data.display()),
+            redo.into(),
+            format!("--socket={}/mysqld.sock", run.display()),
+            format!("--pid-file={}/mariadbd.pid", run.display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--skip-name-resolve".into(),
+            "--user=mysql".into(),
+        ],
+        record_as: None,
+        // Started as root, it becomes mysql (--user) itself.
+        run_as: vec!["--allow-root"],
+        client: strings(&[
+            "mariadb",
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "-e",
+            "select 6*7",
+        ]),
+        expect: "42",
+        bwrap: Some(&[]),
+    });
+}
