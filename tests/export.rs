@@ -1302,3 +1302,64 @@ fn a_privilege_wrapper_under_user_is_named_with_what_it_wraps() {
     let out = export(&["--format", "bwrap"], &p);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("starts with setpriv"));
 }
+
+/// A data directory under /var/tmp that `--writable` names is the host's,
+/// bound read-write, not a private tmpfs: what the service writes there is
+/// kept (issue 21). Unnamed writes under /tmp stay private.
+#[test]
+fn bwrap_writable_data_under_var_tmp_is_kept() {
+    let test = "bwrap_writable_data_under_var_tmp_is_kept";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let data = tempfile::Builder::new()
+        .prefix("jailtrace-data-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let state = data.path().join("state");
+    std::fs::write(&state, "one\n").unwrap();
+    let scratch = format!("/tmp/jailtrace-scratch-{}", std::process::id());
+    let m = t.path().join("m.json");
+    let script_text = format!(
+        "cat {s} >/dev/null && echo two >> {s} && echo x > {scratch} && rm {scratch}",
+        s = state.display()
+    );
+    let rec = common::output(common::jailtrace().args(["record", "-o"]).arg(&m).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        &script_text,
+    ]));
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "one\ntwo\n");
+    let script = t.path().join("rec.sh");
+    let dir = s(data.path());
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--writable",
+            &dir,
+            "-o",
+            &s(&script),
+        ],
+        &m,
+    );
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(!text.contains("--tmpfs /var/tmp"), "{text}");
+    assert!(text.contains("--tmpfs /tmp"), "{text}");
+    let (code, _, err) = run(&mut Command::new(&script));
+    assert_eq!(code, Some(0), "{err}\n{text}");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "one\ntwo\ntwo\n",
+        "the sandbox's write did not reach the host's data"
+    );
+    assert!(!Path::new(&scratch).exists(), "the private /tmp leaked");
+}

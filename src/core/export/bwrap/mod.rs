@@ -304,9 +304,12 @@ fn writable(
 ) -> anyhow::Result<(Writes, BTreeSet<MPath>)> {
     let mut writes = export::writes(m);
     let mut tmpfs: BTreeSet<MPath> = BTreeSet::new();
+    // What --writable names is the host's, even beneath a temporary
+    // directory: a service's data under /var/tmp must survive it.
+    let named = |p: &MPath| opts.writable.iter().any(|w| p.starts_with(w));
     for t in export::TEMP_DIRS {
         let t = MPath::new(t).expect("constant path");
-        let inside = |p: &MPath| p.starts_with(&t);
+        let inside = |p: &MPath| p.starts_with(&t) && !named(p);
         if writes.dirs.iter().any(inside) || writes.objects.iter().any(inside) {
             tmpfs.insert(t.clone());
             writes.dirs.retain(|p| !inside(p));
@@ -329,7 +332,7 @@ fn writable(
                  (create it, or use --ephemeral)"
             )));
         };
-        if opts.writable.iter().any(|w| d.starts_with(w)) {
+        if named(d) {
             unwritable_by_user(d, &md, opts, warnings);
             continue;
         }
