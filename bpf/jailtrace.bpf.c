@@ -148,6 +148,8 @@ struct task_struct {
 } __attribute__((preserve_access_index));
 struct linux_binprm {
 	const char *filename;
+	/* What runs: the filename, or an interpreter (#!, binfmt_misc). */
+	const char *interp;
 } __attribute__((preserve_access_index));
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000
@@ -201,6 +203,9 @@ struct big {
 	struct slot s[SLOTS];
 	/* pivot_root: the root's mount at entry (struct vfsmount *). */
 	u64 old_root;
+	/* exec: what runs is an interpreter of the file named (#!,
+	 * binfmt_misc), so the executable is not the file the path named. */
+	u64 interpreted;
 };
 
 struct {
@@ -283,22 +288,27 @@ static __always_inline void count_lost(u32 what)
 }
 
 /* The mount namespace of the program's first exec (struct mnt_namespace
- * *): its paths are the host's (or the jail's, for verify). */
+ * *), whose paths are the host's (or the jail's, for verify), and its
+ * root mount (struct mount *). */
+#define HOME_NS 0
+#define HOME_ROOT 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, u32);
 	__type(value, u64);
 } home_ns SEC(".maps");
 
-/* Namespaces the program copied from its own (unshare, clone), by id:
- * home's `event` at the copy. Such a copy resolves every path as home
- * does for as long as neither has changed a mount since. */
+/* Namespaces the program copied from its own (unshare, clone), by id.
+ * Such a copy resolves every path as home did at the copy for as long as
+ * no mount has changed in it. Home may change meanwhile (the host's
+ * mounts are not the program's): the objects of opens, execs and
+ * pivot_root are checked in a copy too. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, u64);
-	__type(value, u64);
+	__type(value, u8);
 } copies SEC(".maps");
 
 /* A namespace's id (never reused, unlike its address); 0 for none. */
@@ -311,7 +321,8 @@ static __always_inline u64 ns_id(struct mnt_namespace *ns)
 	return 0;
 }
 
-/* The namespace's last mount change; without the field, "changed". */
+/* The namespace's last mount change (0: none since it was made); without
+ * the field, "changed". */
 static __always_inline u64 ns_event(struct mnt_namespace *ns)
 {
 	if (bpf_core_field_exists(ns->event))
@@ -321,35 +332,35 @@ static __always_inline u64 ns_event(struct mnt_namespace *ns)
 
 /* EV_FOREIGN and EV_COPY for a thread in namespace `ns`: nothing for the
  * program's own (or before its first exec); EV_FOREIGN | EV_COPY for an
- * unchanged copy of it; EV_FOREIGN for any other, whose paths user space
- * checks object by object. */
+ * unchanged copy of it; EV_FOREIGN for any other. User space checks the
+ * objects of both, and takes the other paths of a copy as named. */
 static __always_inline u8 ns_state(struct mnt_namespace *ns)
 {
-	u32 zero = 0;
-	u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
+	u32 k = HOME_NS;
+	u64 *home = bpf_map_lookup_elem(&home_ns, &k);
 	if (!home || !*home || (u64)ns == *home)
 		return 0;
 	u64 id = ns_id(ns);
-	u64 *at = id ? bpf_map_lookup_elem(&copies, &id) : 0;
-	if (at && ns_event(ns) == 0 && ns_event((struct mnt_namespace *)*home) == *at)
+	if (id && bpf_map_lookup_elem(&copies, &id) && ns_event(ns) == 0)
 		return EV_FOREIGN | EV_COPY;
 	return EV_FOREIGN;
 }
 
 /* A new namespace `ns`, copied from one in state `from`: a copy of home
- * when `from` was home or such a copy. */
-static __always_inline void ns_copied(struct mnt_namespace *ns, u8 from)
+ * when `from` was home or such a copy. A global function: checked once,
+ * not in each program that calls it. */
+__noinline u64 ns_copied_global(u64 ns_ptr, u64 from)
 {
+	struct mnt_namespace *ns = (struct mnt_namespace *)ns_ptr;
 	if ((from & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN)
-		return;
-	u32 zero = 0;
-	u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
+		return 0;
 	u64 id = ns_id(ns);
-	if (!home || !*home || !id)
-		return;
-	u64 ev = ns_event((struct mnt_namespace *)*home);
+	u8 yes = 1;
+	if (!id)
+		return 0;
 	/* A full map leaves it unknown, which only costs checks. */
-	bpf_map_update_elem(&copies, &id, &ev, BPF_ANY);
+	bpf_map_update_elem(&copies, &id, &yes, BPF_ANY);
+	return 0;
 }
 
 static __always_inline struct mnt_namespace *ns_of(struct task_struct *t)
@@ -424,7 +435,11 @@ static long walk_step(u32 i, void *arg)
 	if (w->d == w->root) {
 		struct mount *parent = ptr_at(w->mnt, w->o.mnt_parent);
 		if (parent == w->mnt) {
-			if (w->mnt != w->ns_root) {
+			/* The root of home is a host path too, from any namespace
+			 * (a descriptor opened before an unshare). */
+			u32 k = HOME_ROOT;
+			u64 *home_root = bpf_map_lookup_elem(&home_ns, &k);
+			if (w->mnt != w->ns_root && !(home_root && *home_root == (u64)w->mnt)) {
 				count_lost(L_NOPATH);
 				w->off = WALK_NONE;
 			}
@@ -738,10 +753,10 @@ static __always_inline void set_item(struct item *it, u32 kind, u32 len, u64 key
 }
 
 /* Whether pivot_root's old root is wanted at exit: it names put_old's
- * object, for a thread whose paths user space checks object by object. */
+ * object, for a thread in another mount namespace than home. */
 static __always_inline int old_root_wanted(struct desc *d, struct stash *st)
 {
-	return d->ident == ID_ROOTS && (st->ns & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN;
+	return d->ident == ID_ROOTS && (st->ns & EV_FOREIGN);
 }
 
 /* sys_enter's copy of the registers (see there). */
@@ -786,10 +801,16 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (!(d->flags & D_EXEC))
 			return 0;
 		*state = RECORDING;
-		u32 zero = 0;
-		u64 *home = bpf_map_lookup_elem(&home_ns, &zero);
-		if (home && !*home)
-			*home = (u64)ns_of(me);
+		u32 k = HOME_NS;
+		u64 *home = bpf_map_lookup_elem(&home_ns, &k);
+		if (home && !*home) {
+			struct mnt_namespace *ns = ns_of(me);
+			*home = (u64)ns;
+			k = HOME_ROOT;
+			u64 *root = bpf_map_lookup_elem(&home_ns, &k);
+			if (root)
+				*root = (u64)BPF_CORE_READ(ns, root);
+		}
 	}
 	struct stash *st = bpf_task_storage_get(&stashes, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
@@ -869,6 +890,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	for (int i = 0; i < SLOTS; i++)
 		b->s[i].it.kind = 0;
+	b->interpreted = 0;
 	for (int s = 0; s < 2; s++) {
 		u8 a = d->str[s];
 		if (!a || a > 6)
@@ -1003,28 +1025,41 @@ static __always_inline void send_msghdrs(u64 base, u64 count, u32 stride, int co
 	*nitems += msghdrs_global(&m);
 }
 
-/* The object `ino` as the kernel numbers it, for operand `key`. */
-static __always_inline void send_ident(struct inode *ino, u64 key, u32 tid, u32 *nitems)
+/* An object as the kernel numbers it, for operand `key`; (0, 0) is no
+ * object, which names nothing on the host. */
+static __always_inline void send_pair(u64 dev, u64 ino, u64 key, u32 tid, u32 *nitems)
 {
 	struct slot *sl = scratch();
-	if (!sl || !ino)
+	if (!sl)
 		return;
 	u64 *v = (u64 *)sl->data;
-	v[0] = BPF_CORE_READ(ino, i_sb, s_dev);
-	v[1] = BPF_CORE_READ(ino, i_ino);
+	v[0] = dev;
+	v[1] = ino;
 	set_item(&sl->it, I_IDENT, 16, key, tid);
 	send_slot(sl, nitems);
 }
 
-/* The objects a successful call used (desc.ident), for a thread whose
- * paths cannot be taken as the host's; returns the items sent. A global
- * function: the verifier checks it once, and its reads take no stack in
- * sys_exit's frame. */
-__noinline u64 idents_global(u64 ident, s64 ret, struct big *b, u32 tid)
+static __always_inline void send_ident(struct inode *ino, u64 key, u32 tid, u32 *nitems)
 {
+	if (ino)
+		send_pair(BPF_CORE_READ(ino, i_sb, s_dev), BPF_CORE_READ(ino, i_ino), key, tid, nitems);
+}
+
+/* The objects a successful call used (desc.ident), for a thread in
+ * another mount namespace than home (`ns`: the stash's); returns the
+ * items sent. A global function, called unconditionally with scalars:
+ * the verifier checks it once, sys_exit's paths do not fork at it, and
+ * its reads take no stack in sys_exit's frame. */
+__noinline u64 idents_global(u64 ident, s64 ret, u64 ns, u64 tid)
+{
+	if (!(ns & EV_FOREIGN) || ret < 0)
+		return 0;
 	u32 sent = 0;
 	u32 *nitems = &sent;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct big *b = ident == ID_ROOTS || ident == ID_EXE
+				? bpf_task_storage_get(&bigs, bpf_get_current_task_btf(), 0, 0)
+				: 0;
 	switch (ident) {
 	case ID_RETFD: {
 		struct file *f = file_of((int)ret);
@@ -1033,7 +1068,13 @@ __noinline u64 idents_global(u64 ident, s64 ret, struct big *b, u32 tid)
 		break;
 	}
 	case ID_EXE:
-		if (ret == 0)
+		if (ret != 0)
+			break;
+		/* The executable is the interpreter's: the file named has no
+		 * object to show. */
+		if (b && b->interpreted)
+			send_pair(0, 0, 0, tid, nitems);
+		else
 			send_ident(BPF_CORE_READ(task, mm, exe_file, f_inode), 0, tid, nitems);
 		break;
 	case ID_ROOTS:
@@ -1073,11 +1114,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	/* One path string and nothing else (not fanotify_mark's descriptor,
 	 * its operand when the path is NULL): the string rides in the event's
 	 * record (after the base a relative one was walked against). */
-	/* A thread whose paths are checked object by object sends its
-	 * objects: not inline. */
+	/* A thread in another mount namespace sends its objects: not
+	 * inline. */
 	if (d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p && !d->fd &&
 	    !(d->flags & (D_RETFD | D_SETID | D_EXEC)) &&
-	    (st.ns & (EV_FOREIGN | EV_COPY)) != EV_FOREIGN) {
+	    !(st.ns & EV_FOREIGN)) {
 		u32 zero = 0;
 		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
 		if (!ie)
@@ -1274,10 +1315,9 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 
-	if ((st.ns & (EV_FOREIGN | EV_COPY)) == EV_FOREIGN && ret >= 0)
-		nitems += idents_global(d->ident, ret, b, tid);
+	nitems += idents_global(d->ident, ret, st.ns, tid);
 	if (d->ident == ID_NSNEW && ret == 0 && (st.args[0] & CLONE_NEWNS))
-		ns_copied(ns_of(me), st.ns);
+		ns_copied_global((u64)ns_of(me), st.ns);
 	flags |= st.ns;
 
 	/* The event last: it closes the thread's items. */
@@ -1355,7 +1395,7 @@ int process_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct mnt_namespace *ns = ns_of(child);
 	struct mnt_namespace *pns = ns_of(parent);
 	if (ns != pns)
-		ns_copied(ns, ns_state(pns));
+		ns_copied_global((u64)ns, ns_state(pns));
 	send_task_event(E_FORK, tid, tgid, ptgid);
 	return 0;
 }
@@ -1393,6 +1433,7 @@ static __always_inline void exec_path(u32 tid, struct linux_binprm *bprm)
 	if (n >= STR_MAX)
 		count_lost(L_TRUNCATED);
 	set_item(&b->s[SLOT_STR0].it, I_STR, n, b->s[SLOT_STR0].it.key, tid);
+	b->interpreted = BPF_CORE_READ(bprm, interp) != name;
 }
 
 SEC("raw_tracepoint/sched_process_exec")

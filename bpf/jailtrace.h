@@ -44,10 +44,9 @@ struct desc {
 	__u8 pad[4];
 };
 
-/* For a thread in a mount namespace that is not the program's (nor an
- * unchanged copy of it), the objects a call used, as the kernel numbers
- * them, so that user space can tell whether the host's path names the
- * same one (I_IDENT). */
+/* For a thread in another mount namespace than the program's, the
+ * objects a call used, as the kernel numbers them, so that user space can
+ * tell whether the host's path names the same one (I_IDENT). */
 #define ID_RETFD 1 /* the returned descriptor's file (key 0) */
 #define ID_EXE 2   /* a successful exec's executable (key 0) */
 #define ID_ROOTS 3 /* pivot_root: the new root (key 0), and put_old (key 1) */

@@ -1424,6 +1424,15 @@ fn reads_in_a_mount_namespace_of_its_own_are_checked_against_the_host() {
     std::fs::create_dir(dir.join("mnt")).unwrap();
     write(&dir.join("hidden"), "secret", "bound\n");
     write(&dir, "plain", "plain\n");
+    write(&dir, "nsf", "beneath\n");
+    std::fs::copy("/bin/true", dir.join("real")).unwrap();
+    std::fs::hard_link(dir.join("real"), dir.join("prog")).unwrap();
+    write(&dir, "script", format!("#!{}/real\n", dir.display()));
+    std::fs::set_permissions(
+        dir.join("script"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let record = |backend: &str, mode: &str| -> (Run, String) {
         let m = dir.join(format!("{mode}-{backend}.json"));
         let mut c = jailtrace(&["record", "--backend", backend, "-o"]);
@@ -1446,6 +1455,21 @@ fn reads_in_a_mount_namespace_of_its_own_are_checked_against_the_host() {
         assert_eq!(r.code, 0, "{backend}: {}", r.stderr);
         assert!(text.contains(&path("plain")), "{backend}: {text}");
         assert!(text.contains(&path("absent")), "{backend}: {text}");
+        // A descriptor opened before the namespace names a host path.
+        let (r, text) = record(backend, "dirfd");
+        assert_eq!(r.code, 0, "{backend}: {}", r.stderr);
+        assert!(text.contains(&path("plain")), "{backend}: {text}");
+        // The kernel ran the script bound over prog, whose interpreter is
+        // prog's own inode: not an exec of the host's prog.
+        let (r, text) = record(backend, "script");
+        assert_eq!(r.code, 124, "{backend}: {}", r.stderr);
+        assert!(!text.contains(&path("prog")), "{backend}: {text}");
+        // A copy lacks the namespace file bound over nsf: its read is of
+        // the file beneath, which the host hides.
+        let (r, text) = record(backend, "nsfs");
+        let _ = nix::mount::umount2(&dir.join("nsf"), nix::mount::MntFlags::MNT_DETACH);
+        assert_eq!(r.code, 124, "{backend}: {}", r.stderr);
+        assert!(!text.contains(&path("nsf")), "{backend}: {text}");
     }
     // A detached tree (open_tree): its paths are nowhere, for both.
     for backend in ["ptrace", "bpf"] {

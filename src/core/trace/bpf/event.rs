@@ -38,10 +38,13 @@ pub struct Event {
     pub created: bool,
     /// A rename's target did not exist: the rename made its name.
     pub rename_made_target: bool,
-    /// The thread was in a mount namespace that is neither the program's
-    /// nor an unchanged copy of it: its paths are the host's only where
-    /// the objects say so (`idents`).
-    pub unchecked_ns: bool,
+    /// The thread was in another mount namespace than the program's: the
+    /// host's paths must name the objects the kernel used (`idents`).
+    pub foreign_ns: bool,
+    /// ... one the program copied from its own, unchanged since: a path
+    /// with no object to compare (a stat, a failed call) is taken as
+    /// named.
+    pub copy_ns: bool,
     /// How many items the program sent for it (in the event's record or
     /// before it).
     pub sent: u32,
@@ -59,8 +62,8 @@ pub struct Event {
     /// After a set*id call: real, effective, saved and file system uid,
     /// the same gids, then the supplementary groups.
     pub creds: Vec<u32>,
-    /// The objects the call used, by operand: the kernel's device number
-    /// and inode number (sent for `unchecked_ns` only).
+    /// The objects the call used: the kernel's device number and inode
+    /// number (sent for `foreign_ns` only).
     pub idents: Vec<(u64, u64)>,
 }
 
@@ -113,7 +116,8 @@ impl<'a> Record<'a> {
             args: ev.args,
             created: ev.flags & EV_CREATED != 0,
             rename_made_target: ev.flags & EV_ABSENT != 0,
-            unchecked_ns: ev.flags & (EV_FOREIGN | EV_COPY) == EV_FOREIGN,
+            foreign_ns: ev.flags & EV_FOREIGN != 0,
+            copy_ns: ev.flags & EV_COPY != 0,
             sent: ev.nitems,
             ..Event::default()
         };

@@ -419,7 +419,7 @@ impl Recorder<'_> {
                 self.privileged_bind = true;
             }
         }
-        if e.unchecked_ns {
+        if e.foreign_ns {
             self.keep_same_objects(e, &mut items);
         }
         if items.is_empty() {
@@ -471,13 +471,16 @@ impl Recorder<'_> {
         }
     }
 
-    /// Keeps, of the paths a thread used in a mount namespace whose paths
-    /// cannot be taken as the host's, those that name on the host the
-    /// very objects the kernel used (`Event::idents`); counts the rest.
+    /// Keeps, of the paths a thread used in another mount namespace than
+    /// the program's, those that name on the host the very objects the
+    /// kernel used (`Event::idents`), and in an unchanged copy of it those
+    /// with no object to compare; counts the rest.
     fn keep_same_objects(&mut self, e: &Event, items: &mut Vec<Item>) {
         if e.idents.is_empty() {
-            self.unchecked += items.len() as u64;
-            items.clear();
+            if !e.copy_ns {
+                self.unchecked += items.len() as u64;
+                items.clear();
+            }
             return;
         }
         let root = self.opts.root.as_deref();
