@@ -1012,8 +1012,7 @@ fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
         rec.arg("--").args(daemon);
         let mut held = Held::start(&mut rec, &out.with_extension("log"));
         let answer = ask(&client, &mut held);
-        held.stop();
-        answer
+        (answer, held.stop())
     };
     let serve = |manifest: &Path, jail: &Path| {
         let out = common::output(
@@ -1039,7 +1038,7 @@ fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
         (answer, String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // Without --tree: the message is lost, and materialize says where.
-    assert_eq!(record(false, &d.join("m.json")), "* SEARCH 1");
+    assert_eq!(record(false, &d.join("m.json")).0, "* SEARCH 1");
     let (answer, summary) = serve(&d.join("m.json"), &d.join("jail1"));
     assert_eq!(answer, "* SEARCH", "the jail served a message it lacks?");
     assert!(
@@ -1047,10 +1046,28 @@ fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
         "{summary}"
     );
     // With it: served as on the host.
-    assert_eq!(record(true, &d.join("mt.json")), "* SEARCH 1");
+    let (answer, status) = record(true, &d.join("mt.json"));
+    assert_eq!(answer, "* SEARCH 1");
     let (answer, summary) = serve(&d.join("mt.json"), &d.join("jail2"));
     assert_eq!(answer, "* SEARCH 1", "{summary}");
     assert!(summary.contains("objects copied whole"), "{summary}");
+    // And from its bwrap export, which binds the tree from the host.
+    let case = Case {
+        name: "dovecot",
+        dir: d,
+        daemon: strings(&daemon),
+        record_as: None,
+        run_as: vec!["--allow-root"],
+        client,
+        expect: "* SEARCH 1",
+        bwrap: Some(&[]),
+    };
+    serve_from_bwrap(&case, &d.join("mt.json"), &[], "* SEARCH 1", status);
+    let script = std::fs::read_to_string(d.join("sandbox.sh")).unwrap();
+    assert!(
+        script.contains(&format!("--bind {} ", s(&maildir))),
+        "{script}"
+    );
 }
 
 // The second suite (issue 21): daemons nobody tuned jailtrace for, each
@@ -1300,4 +1317,181 @@ fn mariadb_serves_its_client_from_its_first_jail() {
         expect: "42",
         bwrap: Some(&[]),
     });
+}
+
+#[test]
+fn node_serves_curl_from_its_first_jail() {
+    let name = "node_serves_curl_from_its_first_jail";
+    if !ready(name, &["curl", "node"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let port = 21130;
+    let script = dir.join("server.js");
+    std::fs::write(
+        &script,
+        format!(
+            "require('http').createServer((q, r) => r.end('hello from the jail\\n'))\
+             .listen({port}, '127.0.0.1');\n"
+        ),
+    )
+    .unwrap();
+    let node = which("node");
+    record_materialize_run(&Case {
+        name: "node",
+        dir,
+        // It dies of SIGTERM (status 143) everywhere: no handler.
+        daemon: vec![node, s(&script)],
+        record_as: None,
+        run_as: vec!["--allow-root"],
+        client: curl_root(port),
+        expect: "hello from the jail",
+        bwrap: Some(&[]),
+    });
+}
+
+#[test]
+fn java_serves_curl_from_its_first_jail() {
+    let name = "java_serves_curl_from_its_first_jail";
+    if !ready(name, &["curl", "java"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let port = 21131;
+    let source = dir.join("Hello.java");
+    // A single-file source launch: the JRE compiles it (jdk.compiler).
+    std::fs::write(
+        &source,
+        "import com.sun.net.httpserver.HttpServer;\n\
+         import java.net.InetSocketAddress;\n\
+         public class Hello {\n\
+         \x20   public static void main(String[] a) throws Exception {\n\
+         \x20       HttpServer s = HttpServer.create(\n\
+         \x20           new InetSocketAddress(\"127.0.0.1\", Integer.parseInt(a[0])), 0);\n\
+         \x20       s.createContext(\"/\", x -> {\n\
+         \x20           byte[] b = \"hello from the jail\\n\".getBytes();\n\
+         \x20           x.sendResponseHeaders(200, b.length);\n\
+         \x20           x.getResponseBody().write(b);\n\
+         \x20           x.close();\n\
+         \x20       });\n\
+         \x20       s.start();\n\
+         \x20   }\n\
+         }\n",
+    )
+    .unwrap();
+    record_materialize_run(&Case {
+        name: "java",
+        dir,
+        daemon: vec![which("java"), s(&source), port.to_string()],
+        record_as: None,
+        run_as: vec!["--allow-root"],
+        client: curl_root(port),
+        expect: "hello from the jail",
+        bwrap: Some(&[]),
+    });
+}
+
+/// php-fpm serves a PHP page to nginx, which runs on the host as the
+/// client's front (over TCP: an unchanged nginx reaches the jailed pool).
+#[test]
+fn php_fpm_serves_nginx_from_its_first_jail() {
+    let name = "php_fpm_serves_nginx_from_its_first_jail";
+    if !ready(name, &["curl", "/usr/sbin/nginx", "/usr/sbin/php-fpm8.2"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let dir = t.path();
+    let www = www(dir);
+    std::fs::write(
+        www.join("hello.php"),
+        "<?php echo \"hello from php \", 6*7, \"\\n\";\n",
+    )
+    .unwrap();
+    let (fpm_port, web_port) = (21132, 21133);
+    let fpm_conf = dir.join("php-fpm.conf");
+    std::fs::write(
+        &fpm_conf,
+        format!(
+            "[global]\npid = {d}/php-fpm.pid\nerror_log = {d}/php-fpm.log\ndaemonize = no\n\
+             [www]\nuser = www-data\ngroup = www-data\nlisten = 127.0.0.1:{fpm_port}\n\
+             pm = static\npm.max_children = 1\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let web = dir.join("web");
+    std::fs::create_dir(&web).unwrap();
+    let nginx_conf = web.join("nginx.conf");
+    std::fs::write(
+        &nginx_conf,
+        format!(
+            "worker_processes 1;\nerror_log {w}/error.log;\npid {w}/nginx.pid;\n\
+             events {{ worker_connections 16; }}\n\
+             http {{ access_log off; server {{ listen 127.0.0.1:{web_port}; root {r};\n\
+             location ~ \\.php$ {{ include /etc/nginx/fastcgi_params;\n\
+             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+             fastcgi_pass 127.0.0.1:{fpm_port}; }} }} }}\n",
+            w = web.display(),
+            r = www.display()
+        ),
+    )
+    .unwrap();
+    let _front = Origin(
+        Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&web)
+            .arg("-c")
+            .arg(&nginx_conf)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx"),
+    );
+    record_materialize_run(&Case {
+        name: "php-fpm",
+        dir,
+        // The master starts as root; its pool runs as www-data.
+        daemon: vec![
+            "/usr/sbin/php-fpm8.2".into(),
+            "-F".into(),
+            "-y".into(),
+            s(&fpm_conf),
+        ],
+        record_as: None,
+        run_as: vec!["--allow-root"],
+        client: strings(&[
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{web_port}/hello.php"),
+        ]),
+        expect: "hello from php 42",
+        bwrap: Some(&[]),
+    });
+}
+
+/// `program` found on PATH, as a service manager's unit names it.
+fn which(program: &str) -> String {
+    let out = common::output(Command::new("sh").args(["-c", &format!("command -v {program}")]));
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!p.is_empty(), "{program} is not on PATH");
+    p
+}
+
+/// curl of the root page.
+fn curl_root(port: u16) -> Vec<String> {
+    strings(&[
+        "curl",
+        "-sS",
+        "--fail",
+        "--max-time",
+        "5",
+        &format!("http://127.0.0.1:{port}/"),
+    ])
 }
