@@ -1495,3 +1495,169 @@ fn curl_root(port: u16) -> Vec<String> {
         &format!("http://127.0.0.1:{port}/"),
     ])
 }
+
+/// exim4, the MTA Debian will not install beside postfix: its package is
+/// unpacked into a directory the tests own (`apt-get download`, as the
+/// kernel matrix fetches its kernels) and run from there. Its user,
+/// Debian-exim, which the binary looks up before it reads any
+/// configuration, exists only in a private mount namespace, where the
+/// test's passwd and group are bound over the host's. Recorded as root
+/// (it drops to mail for deliveries), it accepts a message over SMTP from
+/// its first jail and from its bwrap export, and stops on SIGTERM.
+#[test]
+fn exim4_accepts_mail_from_its_first_jail() {
+    let name = "exim4_accepts_mail_from_its_first_jail";
+    if !ready(
+        name,
+        &["apt-get", "dpkg-deb", "unshare", "python3", "bwrap"],
+    ) {
+        return;
+    }
+    let exim = unpacked_exim();
+    let t = open_tempdir();
+    let d = t.path();
+    let port = 21134;
+    for sub in ["spool", "log", "mail"] {
+        owned_dir(d, sub, "mail");
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let group = std::fs::read_to_string("/etc/group").unwrap();
+    std::fs::write(
+        d.join("passwd"),
+        format!("{passwd}Debian-exim:x:2999:2999::/var/spool/exim4:/usr/sbin/nologin\n"),
+    )
+    .unwrap();
+    std::fs::write(d.join("group"), format!("{group}Debian-exim:x:2999:\n")).unwrap();
+    // The delivery file is fixed: 4.96 refuses a tainted $local_part in it.
+    std::fs::write(
+        d.join("exim.conf"),
+        format!(
+            "exim_path = {exim}\ntls_advertise_hosts =\nkeep_environment =\n\
+             exim_user = mail\nexim_group = mail\nprimary_hostname = jailtrace.test\n\
+             domainlist local_domains = jailtrace.test\nqualify_domain = jailtrace.test\n\
+             local_interfaces = 127.0.0.1\nspool_directory = {d}/spool\n\
+             log_file_path = {d}/log/%slog\npid_file_path = {d}/exim.pid\n\
+             acl_smtp_rcpt = acl_check_rcpt\n\
+             begin acl\nacl_check_rcpt:\n  accept domains = +local_domains\n  deny\n\
+             begin routers\nlocal:\n  driver = accept\n  domains = +local_domains\n  \
+             transport = tofile\n\
+             begin transports\ntofile:\n  driver = appendfile\n  file = {d}/mail/inbox\n  \
+             user = mail\n  group = mail\n  mode = 0644\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("client.py"),
+        "import smtplib, sys\n\
+         s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=5)\n\
+         s.ehlo()\n\
+         s.mail('a@example.test')\n\
+         s.rcpt('alice@jailtrace.test')\n\
+         print(s.data('Subject: hi\\r\\n\\r\\nhello\\r\\n')[0])\n\
+         s.quit()\n",
+    )
+    .unwrap();
+    // The daemon under jailtrace (or the sandbox script) in the
+    // background, the client until it answers, then SIGTERM.
+    let script = r#"
+set -e
+mount --bind "$D/passwd" /etc/passwd
+mount --bind "$D/group" /etc/group
+serve() { # LABEL, the command...
+    label=$1; shift
+    "$@" > "$D/$label.log" 2>&1 &
+    pid=$!
+    answer=
+    for i in $(seq 150); do
+        answer=$(python3 "$D/client.py" "$PORT" 2>/dev/null) && [ -n "$answer" ] && break
+        answer=
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -TERM $pid 2>/dev/null || true
+    status=0
+    wait $pid || status=$?
+    echo "$label: answer=$answer status=$status"
+}
+DAEMON="$EXIM -bdf -oX $PORT -C $D/exim.conf"
+serve host "$JT" record -o "$D/m.json" -- $DAEMON
+"$JT" materialize "$D/m.json" "$D/jail" > "$D/materialize.log"
+serve jail "$JT" run --allow-root --manifest "$D/m.json" "$D/jail" -- $DAEMON
+"$JT" export --format bwrap --script --share-net --writable "$D" -o "$D/sandbox.sh" "$D/m.json"
+cd /
+serve bwrap "$D/sandbox.sh"
+"#;
+    let out = common::output(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("JT", env!("CARGO_BIN_EXE_jailtrace"))
+            .env("EXIM", &exim)
+            .env("D", d)
+            .env("PORT", port.to_string()),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let logs = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+    let ctx = format!(
+        "{text}\n{}\nhost.log:\n{}\njail.log:\n{}\nbwrap.log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs("host.log"),
+        logs("jail.log"),
+        logs("bwrap.log")
+    );
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    // exim ends with status 0 on SIGTERM under record, run and the script.
+    for label in ["host", "jail", "bwrap"] {
+        assert!(
+            text.contains(&format!("{label}: answer=250 status=0")),
+            "{label}: {ctx}"
+        );
+    }
+    // The host's inbox got the messages of the host run and the sandbox
+    // (bound from the host); the jail's run delivered into the jail.
+    let inbox = logs("mail/inbox");
+    assert_eq!(inbox.matches("Subject: hi").count(), 2, "{inbox}\n{ctx}");
+    let jailed = std::fs::read_to_string(
+        d.join("jail")
+            .join(d.strip_prefix("/").unwrap())
+            .join("mail/inbox"),
+    )
+    .unwrap_or_default();
+    assert_eq!(jailed.matches("Subject: hi").count(), 1, "{ctx}");
+}
+
+/// The exim4 binary of Debian's exim4-daemon-light, unpacked once under
+/// the tests' cache.
+fn unpacked_exim() -> String {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("exim4");
+    let bin = cache.join("root/usr/sbin/exim4");
+    if !bin.exists() {
+        let _ = std::fs::remove_dir_all(&cache);
+        std::fs::create_dir_all(cache.join("debs")).unwrap();
+        common::success(
+            Command::new("apt-get")
+                .args(["download", "exim4-daemon-light"])
+                .current_dir(cache.join("debs")),
+        );
+        // Into a directory of its own first, so that an interrupted run
+        // leaves nothing that looks unpacked.
+        let part = cache.join("root.part");
+        for deb in std::fs::read_dir(cache.join("debs")).unwrap() {
+            common::success(
+                Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(deb.unwrap().path())
+                    .arg(&part),
+            );
+        }
+        std::fs::rename(&part, cache.join("root")).unwrap();
+    }
+    // Its libraries must be the machine's (the README's package line).
+    let ldd = common::output(Command::new("ldd").arg(&bin));
+    let missing = String::from_utf8_lossy(&ldd.stdout);
+    assert!(
+        !missing.contains("not found"),
+        "exim4 lacks libraries (install them with the README's package line):\n{missing}"
+    );
+    s(&bin)
+}
