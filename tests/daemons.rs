@@ -1074,11 +1074,21 @@ fn dovecot_serves_its_mail_from_its_first_jail_with_tree() {
 // served from its first jail and from its bwrap export, with the recorded
 // command unchanged.
 
-/// A local origin server for a proxy's client; killed when dropped.
+/// A helper server on the host (a proxy's origin, a pool's front), stopped
+/// when dropped: SIGTERM first, so that nginx's master takes its workers
+/// with it (a SIGKILLed master leaves them serving its port).
 struct Origin(Child);
 
 impl Drop for Origin {
     fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
