@@ -1511,3 +1511,46 @@ fn a_partly_recorded_data_directory_suggests_tree() {
         "{out}"
     );
 }
+
+/// A directory of a recorded path that is a symlink on the host by the
+/// time of the copy (swapped in since the recording, as a program that
+/// writes that tree can do) is never followed: the file beneath it is not
+/// copied from where the symlink leads, and the summary says why.
+#[test]
+fn a_directory_swapped_for_a_symlink_is_not_followed_out() {
+    let t = common::tempdir();
+    let tree = t.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/data"), "recorded\n").unwrap();
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("data"), "outside secret\n").unwrap();
+    let m = t.path().join("m.json");
+    let rec = common::output(
+        common::jailtrace()
+            .args(["record", "-o"])
+            .arg(&m)
+            .arg("--")
+            .arg("/bin/cat")
+            .arg(tree.join("sub/data")),
+    );
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    std::fs::rename(tree.join("sub"), t.path().join("old-sub")).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("sub")).unwrap();
+    let jail = t.path().join("jail");
+    let (_, out, err) = materialize(&[], &m, &jail);
+    let copied =
+        std::fs::read_to_string(inside(&jail, &s(&tree.join("sub/data")))).unwrap_or_default();
+    assert!(
+        !copied.contains("outside secret"),
+        "followed the swapped directory out:\n{out}\n{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains("symlink on the host now"),
+        "{out}\n{err}"
+    );
+}

@@ -425,7 +425,9 @@ fn sniff(dir: BorrowedFd<'_>, name: &[u8], n: &mut Node) -> Result<(), String> {
     let (mut file, _) = host::open_untrusted(dir, name, listed).map_err(|e| match e {
         NotOpened::Look(e) | NotOpened::Open(e) => format!("cannot open: {}", e.desc()),
         NotOpened::Stat(e) => format!("cannot stat: {}", e.desc()),
-        NotOpened::Symlink | NotOpened::NotRegular(_) => REPLACED.to_string(),
+        NotOpened::Symlink | NotOpened::SymlinkOnTheWay | NotOpened::NotRegular(_) => {
+            REPLACED.to_string()
+        }
         NotOpened::Refused(why) => why,
     })?;
     // Present at all is what counts (ERANGE too: a larger one than known).

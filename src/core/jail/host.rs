@@ -65,6 +65,8 @@ pub enum NotOpened {
     Stat(Errno),
     /// A symlink is there.
     Symlink,
+    /// A directory on the way is a symlink.
+    SymlinkOnTheWay,
     /// Something else than a regular file is there: what, for messages.
     NotRegular(&'static str),
     /// The caller's check refused it, with the reason.
@@ -75,7 +77,10 @@ pub enum NotOpened {
 
 /// Opens the regular file `name` (relative to `dir`, or absolute) for
 /// reading when nothing about it can be trusted: it is looked at without
-/// following a final symlink and without opening it (`O_PATH`: opening a
+/// following any symlink on the way (`RESOLVE_NO_SYMLINKS`: a recorded
+/// path is a real path, so a directory of it that is a symlink now was
+/// swapped in, by whoever writes there, to lead elsewhere), nor a final
+/// one, and without opening it (`O_PATH`: opening a
 /// device node can have effects, `/dev/watchdog` arms the watchdog),
 /// `check`ed by the caller, required to be a regular file, and only then
 /// opened for reading through the same inode, never blocking (a FIFO put
@@ -86,13 +91,20 @@ pub fn open_untrusted(
     name: &[u8],
     check: impl FnOnce(BorrowedFd<'_>, &FileStat) -> Result<(), String>,
 ) -> Result<(File, FileStat), NotOpened> {
-    let at = nix::fcntl::openat(
-        dir,
-        name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(NotOpened::Look)?;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let how = nix::fcntl::OpenHow::new()
+        .flags(flags)
+        .resolve(nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let at = match nix::fcntl::openat2(dir, name, how) {
+        // A final symlink comes back as itself (O_PATH | O_NOFOLLOW); an
+        // earlier one is refused.
+        Err(Errno::ELOOP) => return Err(NotOpened::SymlinkOnTheWay),
+        // Before Linux 5.6: a final symlink is still never followed.
+        Err(Errno::ENOSYS) => {
+            nix::fcntl::openat(dir, name, flags, Mode::empty()).map_err(NotOpened::Look)?
+        }
+        r => r.map_err(NotOpened::Look)?,
+    };
     let st = fstat(at.as_fd()).map_err(NotOpened::Stat)?;
     match file_type(&st) {
         SFlag::S_IFREG => {}
@@ -155,6 +167,11 @@ impl HostFiles {
             NotOpened::Symlink => {
                 other("not copied: it is a symlink on the host now (record again)".into())
             }
+            NotOpened::SymlinkOnTheWay => other(
+                "not copied: a directory on its path is a symlink on the host now, which is \
+                 never followed (record again)"
+                    .into(),
+            ),
             NotOpened::NotRegular(what) => other(format!(
                 "not copied: the host file is a {what} now (record again)"
             )),

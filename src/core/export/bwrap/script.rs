@@ -107,6 +107,11 @@ copy() {
   if [ ! -f \"$2\" ] || [ -L \"$2\" ]; then
     echo \"$0: $2: not a regular file now; not given to the sandbox\" >&2; exit 125
   fi
+  # A recorded path is a real one: a directory on it that is a symlink now
+  # was swapped in to lead elsewhere.
+  if [ \"$(readlink -f -- \"$2\")\" != \"$2\" ]; then
+    echo \"$0: $2: a directory on its path is a symlink now; not given to the sandbox\" >&2; exit 125
+  fi
   t=$(mktemp)
   if ! $as dd if=\"$2\" iflag=nofollow,nonblock status=none >\"$t\" 2>/dev/null; then
     rm -f \"$t\"
