@@ -1671,3 +1671,33 @@ fn unpacked_exim() -> String {
     );
     s(&bin)
 }
+
+/// With `--ephemeral`, a service that starts as root gets private
+/// directories the script makes on the host with their owners (bwrap
+/// would make them root's): lighttpd, once it is www-data, appends to its
+/// private copy of its error log, and the host's log is left as the
+/// recording left it.
+#[test]
+fn lighttpd_serves_curl_from_an_ephemeral_export() {
+    let name = "lighttpd_serves_curl_from_an_ephemeral_export";
+    if !ready(name, &["curl", "/usr/sbin/lighttpd", "bwrap"]) {
+        return;
+    }
+    let t = open_tempdir();
+    let mut case = lighttpd_case(t.path(), 21135);
+    case.bwrap = Some(&["--ephemeral"]);
+    // A log that exists, www-data's: the sandbox gets a copy with its owner.
+    let log = t.path().join("log/error.log");
+    std::fs::write(&log, "an earlier line\n").unwrap();
+    let w = User::from_name("www-data").unwrap().unwrap();
+    nix::unistd::chown(&log, Some(w.uid), Some(w.gid)).unwrap();
+    record_materialize_run(&case);
+    let log = std::fs::read_to_string(t.path().join("log/error.log")).unwrap();
+    assert_eq!(
+        log.matches("server started").count(),
+        1,
+        "the sandbox wrote the host's log:\n{log}"
+    );
+    let script = std::fs::read_to_string(t.path().join("sandbox.sh")).unwrap();
+    assert!(script.contains("stage_file "), "{script}");
+}

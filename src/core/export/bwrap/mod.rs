@@ -22,6 +22,7 @@
 
 mod ops;
 mod script;
+mod stage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -132,6 +133,8 @@ struct Builder<'a> {
     /// Runs as root without a user namespace: `--dir` makes a directory
     /// owned by 0:0, not by the host directory's owner.
     root_service: bool,
+    /// Private directories the script makes on the host (`stage`).
+    staged: Vec<MPath>,
 }
 
 impl Builder<'_> {
@@ -278,6 +281,12 @@ impl Builder<'_> {
         if private && self.index.get(p).is_some_and(|e| changed(e)) {
             // A bind cannot be renamed over or removed: a private copy.
             let mode = host_mode()?;
+            if stage::beneath(&self.staged, p) {
+                return Ok(BwrapOp::Staged(ops::Step::File {
+                    path: p.clone(),
+                    mode,
+                }));
+            }
             let fd = self.add_data(p, Data::HostFile(p.clone()))?;
             return Ok(BwrapOp::File {
                 fd,
@@ -433,6 +442,11 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     let mut warnings = Vec::new();
     let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
     let root_service = root_service(m, opts);
+    let staged = if root_service && opts.ephemeral {
+        stage::roots(&tmpfs)
+    } else {
+        Vec::new()
+    };
     let mut b = Builder {
         opts,
         index: m.entries.iter().map(|e| (&e.path, e)).collect(),
@@ -442,6 +456,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         data: Vec::new(),
         hosts: HostFiles::default(),
         root_service,
+        staged,
         warnings: plan
             .warnings
             .iter()
@@ -498,6 +513,8 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         b.ops.insert(d, op);
     }
     cwd_in_private_dir(m, &mut b);
+    let freed = stage::apply(&mut b.ops, &b.staged);
+    b.data.retain(|(fd, _, _)| !freed.contains(fd));
     privilege_wrapper(m, opts, &mut b.warnings);
     switched_ids(m, opts, root_service, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.

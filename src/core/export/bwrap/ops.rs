@@ -72,6 +72,37 @@ pub enum BwrapOp {
     },
     Chdir(MPath),
     RemountRo(MPath),
+    /// A private directory the script made on the host with this owner and
+    /// mode (see `stage`), bound read-write.
+    BindStaged {
+        dest: MPath,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    /// Made by the script inside a staged directory before bwrap starts:
+    /// no bwrap option.
+    Staged(Step),
+}
+
+/// What the script makes in a staged directory, with the host's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Dir {
+        path: MPath,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    /// A private copy of the host file at `path`, with its owner.
+    File {
+        path: MPath,
+        mode: u32,
+    },
+    Symlink {
+        path: MPath,
+        target: Vec<u8>,
+    },
 }
 
 impl BwrapOp {
@@ -122,6 +153,9 @@ impl BwrapOp {
             File { fd: n, dest, perms } => with_perms(*perms, vec![w("--file"), fd(n), p(dest)]),
             Chdir(dir) => vec![w("--chdir"), p(dir)],
             RemountRo(dir) => vec![w("--remount-ro"), p(dir)],
+            // The source is the script's ($stage): see script::render_script.
+            BindStaged { dest, .. } => vec![w("--bind"), p(dest), p(dest)],
+            Staged(_) => Vec::new(),
         }
     }
 }
@@ -134,6 +168,16 @@ pub fn render_args(s: &Sandbox) -> anyhow::Result<Vec<u8>> {
             "{p} has to be passed to bwrap as data on a file descriptor (a rewritten account \
              database or a private copy); an argument list cannot carry it: use --script"
         ))
+        .into());
+    }
+    if s.ops
+        .iter()
+        .any(|o| matches!(o, BwrapOp::BindStaged { .. }))
+    {
+        return Err(Failure::new(
+            "the program starts as root and switches users, so --ephemeral makes its private \
+             directories on the host with their owners, which only a script can do: use --script",
+        )
         .into());
     }
     let mut out = Vec::new();

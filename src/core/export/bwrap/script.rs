@@ -2,6 +2,7 @@
 //! user, hands over the data descriptors, passes signals on to the program
 //! and ends with bwrap's status.
 
+use super::ops::{BwrapOp, Step};
 use super::{refuse, Data, Sandbox};
 use crate::core::manifest::pathenc::MPath;
 
@@ -127,6 +128,7 @@ copy() {
             line(&mut out, &l);
         }
     }
+    stage(s, &mut out);
     // bwrap runs in the background so that the script can pass SIGTERM,
     // SIGINT and SIGHUP on to the program (bwrap dies of them, and
     // --die-with-parent would then SIGKILL the program: no clean
@@ -142,9 +144,20 @@ $as bwrap --json-status-fd 9 \\",
     // One option (with its values) a line.
     for op in &s.ops {
         let mut l = b" ".to_vec();
-        for a in op.words() {
-            l.push(b' ');
-            l.extend(quote(&a));
+        match op {
+            BwrapOp::Staged(_) => continue,
+            BwrapOp::BindStaged { dest, .. } => {
+                l.extend_from_slice(b" --bind \"$stage\"");
+                l.extend(quote(dest.as_bytes()));
+                l.push(b' ');
+                l.extend(quote(dest.as_bytes()));
+            }
+            _ => {
+                for a in op.words() {
+                    l.push(b' ');
+                    l.extend(quote(&a));
+                }
+            }
         }
         l.extend_from_slice(b" \\");
         line(&mut out, &l);
@@ -180,6 +193,81 @@ $as bwrap --json-status-fd 9 \\",
     Ok(out)
 }
 
+/// The private directories of a service that starts as root, made on the
+/// host before bwrap starts (see `stage`): each with the host's owner and
+/// mode, in a directory only root enters, removed when the script ends.
+fn stage(s: &Sandbox, out: &mut Vec<u8>) {
+    let mut steps: Vec<Vec<u8>> = Vec::new();
+    let perms = |mode: &u32| format!("{:04o}", mode & 0o1777);
+    for op in &s.ops {
+        let mut l = match op {
+            BwrapOp::BindStaged {
+                dest,
+                uid,
+                gid,
+                mode,
+            }
+            | BwrapOp::Staged(Step::Dir {
+                path: dest,
+                uid,
+                gid,
+                mode,
+            }) => {
+                let mut l = b"stage_dir ".to_vec();
+                l.extend(quote(dest.as_bytes()));
+                l.extend(format!(" {uid} {gid} {}", perms(mode)).into_bytes());
+                l
+            }
+            BwrapOp::Staged(Step::File { path, mode }) => {
+                let mut l = b"stage_file ".to_vec();
+                l.extend(quote(path.as_bytes()));
+                l.extend(format!(" {}", perms(mode)).into_bytes());
+                l
+            }
+            BwrapOp::Staged(Step::Symlink { path, target }) => {
+                let mut l = b"stage_link ".to_vec();
+                l.extend(quote(path.as_bytes()));
+                l.push(b' ');
+                l.extend(quote(target));
+                l
+            }
+            _ => continue,
+        };
+        l.push(b'\n');
+        steps.push(l);
+    }
+    if steps.is_empty() {
+        return;
+    }
+    out.extend_from_slice(STAGE.as_bytes());
+    for l in steps {
+        out.extend(l);
+    }
+}
+
+/// The staging functions (see [`stage`]).
+const STAGE: &str = r#"# The program starts as root and drops to its user: its private
+# directories are made here, on the host, with the owners and modes of
+# the host's (bwrap would make them root's), in a directory only root
+# enters, bound into the sandbox, and removed when this script ends.
+stage=$(mktemp -d) || exit 125
+trap 'rm -rf "$stage"' EXIT
+stage_dir() { # PATH UID GID MODE
+  mkdir -p "$stage$1" && chown "$2:$3" "$stage$1" && chmod "$4" "$stage$1"
+}
+stage_file() { # PATH MODE: a copy of the host's file, with its owner
+  if [ ! -f "$1" ] || [ -L "$1" ] || [ "$(readlink -f -- "$1")" != "$1" ]; then
+    echo "$0: $1: not a regular file at that path now; not given to the sandbox" >&2
+    exit 125
+  fi
+  dd if="$1" of="$stage$1" iflag=nofollow,nonblock status=none &&
+    chown --reference="$1" "$stage$1" && chmod "$2" "$stage$1"
+}
+stage_link() { # PATH TARGET
+  ln -s -- "$2" "$stage$1"
+}
+"#;
+
 /// The end of the script: bwrap runs in the background; SIGTERM, SIGINT
 /// and SIGHUP go on to the program (the children of bwrap's init in the
 /// sandbox, whose pid bwrap wrote on fd 9), and the script ends with
@@ -208,6 +296,43 @@ exit "$rc""#;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staged_directories_are_made_then_bound_from_the_stage() {
+        let dest = MPath::new("/var/log/x y").unwrap();
+        let file = MPath::new("/var/log/x y/it's.log").unwrap();
+        let sandbox = Sandbox {
+            ops: vec![
+                BwrapOp::BindStaged {
+                    dest: dest.clone(),
+                    uid: 33,
+                    gid: 4,
+                    mode: 0o2750,
+                },
+                BwrapOp::Staged(Step::File {
+                    path: file,
+                    mode: 0o640,
+                }),
+            ],
+            data: Vec::new(),
+            user: None,
+            root_service: true,
+            command: vec![b"/bin/true".to_vec()],
+            warnings: Vec::new(),
+        };
+        let text = String::from_utf8(render_script(&sandbox, "m.json").unwrap()).unwrap();
+        // Made first, in order, setgid bit dropped; then bound from $stage.
+        let made = text.find("stage_dir '/var/log/x y' 33 4 0750\n").unwrap();
+        let copied = text
+            .find("stage_file '/var/log/x y/it'\\''s.log' 0640\n")
+            .unwrap();
+        let bound = text
+            .find("--bind \"$stage\"'/var/log/x y' '/var/log/x y' \\\n")
+            .unwrap();
+        assert!(made < copied && copied < bound, "{text}");
+        // An argument list cannot make them.
+        assert!(super::super::render_args(&sandbox).is_err());
+    }
 
     #[test]
     fn quoting_survives_quotes_and_newlines() {
