@@ -759,6 +759,36 @@ static __always_inline int old_root_wanted(struct desc *d, struct stash *st)
 	return d->ident == ID_ROOTS && (st->ns & EV_FOREIGN);
 }
 
+/* The root directory of the program's first exec, walked like a base up
+ * to the namespace's root (E_ROOT): what of a walked path lies above it
+ * is not the program's to see (jailtrace itself in a chroot, or the jail
+ * verify runs in), and user space takes it off. */
+static __always_inline void send_root(void)
+{
+	u32 zero = 0;
+	struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
+	if (!ie)
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	u32 n = walk(task->fs->root.mnt, task->fs->root.dentry, ie->sl.data);
+	if (n == WALK_NONE)
+		return;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	__builtin_memset(&ie->ev, 0, sizeof(ie->ev));
+	ie->ev.kind = E_ROOT;
+	ie->ev.tid = (u32)pid_tgid;
+	ie->ev.tgid = pid_tgid >> 32;
+	ie->ev.flags = EV_INLINE;
+	ie->ev.nitems = 1;
+	set_item(&ie->sl.it, I_BASE, n, 0, (u32)pid_tgid);
+	u32 size = sizeof(struct event) + sizeof(struct item) + n;
+	if (size > sizeof(struct inline_event))
+		size = sizeof(struct inline_event);
+	ie->ev.size = size;
+	if (bpf_ringbuf_output(&events, ie, size, BPF_RB_NO_WAKEUP) != 0)
+		count_lost(L_RINGBUF);
+}
+
 /* sys_enter's copy of the registers (see there). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -810,6 +840,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			u64 *root = bpf_map_lookup_elem(&home_ns, &k);
 			if (root)
 				*root = (u64)BPF_CORE_READ(ns, root);
+			send_root();
 		}
 	}
 	struct stash *st = bpf_task_storage_get(&stashes, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

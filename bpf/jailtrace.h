@@ -86,6 +86,7 @@ struct desc {
  * kind; an item's is I_STR or more. */
 #define E_SYSCALL 1
 #define E_FORK 2
+#define E_ROOT 3    /* at the first exec: the root directory, walked as a base (one inline item) */
 #define I_STR 17    /* key: address; a NUL-terminated string */
 #define I_BASE 18   /* key: dirfd (or AT_FDCWD); components, leaf first */
 #define I_BYTES 19  /* key: address; raw bytes */

@@ -561,3 +561,56 @@ fn the_bpf_floor_attaches() {
         );
     }
 }
+
+/// jailtrace itself run inside a chroot that is not its mount namespace's
+/// root (a build chroot) records the same under both backends: the bpf
+/// program walks relative paths' bases up to the namespace's root, and
+/// the part of them above the chroot is taken off (it was recorded, as the
+/// chroot's own path in front of every base).
+#[test]
+fn inside_a_chroot_both_backends_record_the_same() {
+    let test = "inside_a_chroot_both_backends_record_the_same";
+    if !needs_bpf(test) || !common::require_program(test, "unshare") {
+        return;
+    }
+    let t = common::tempdir();
+    let dir = t.path().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rel"), "relative\n").unwrap();
+    std::fs::create_dir(t.path().join("root")).unwrap();
+    // In a private mount namespace: / bound (recursively) on ROOT, the
+    // chroot made there, and each backend recording a relative open.
+    let script = r#"
+set -e
+mount --rbind / "$T/root"
+chroot "$T/root" /bin/sh -c '
+  cd "$DIR"
+  for b in ptrace bpf; do
+    "$JT" record --backend $b -o "$DIR/$b.json" -- /bin/cat rel > /dev/null
+  done'
+"#;
+    let out = common::output(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .env("JT", env!("CARGO_BIN_EXE_jailtrace"))
+            .env("T", t.path())
+            .env("DIR", &dir),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = |b: &str| -> String {
+        std::fs::read_to_string(dir.join(format!("{b}.json")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"generator\""))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let (p, b) = (manifest("ptrace"), manifest("bpf"));
+    let rel = format!("\"path\": \"{}\"", dir.join("rel").display());
+    assert!(p.contains(&rel), "{p}");
+    assert_eq!(p, b, "the backends disagree inside a chroot");
+}

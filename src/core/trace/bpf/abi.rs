@@ -72,6 +72,7 @@ constants! {
     /// Record kinds: events, then items (`I_STR` and above).
     pub const E_SYSCALL: u32 = 1;
     pub const E_FORK: u32 = 2;
+    pub const E_ROOT: u32 = 3;
     pub const I_STR: u32 = 17;
     pub const I_BASE: u32 = 18;
     pub const I_BYTES: u32 = 19;

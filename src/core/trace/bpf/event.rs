@@ -6,7 +6,7 @@ use super::abi::{
     self, EV_ABSENT, EV_COPY, EV_CREATED, EV_FOREIGN, EV_INLINE, I_BASE, I_BYTES, I_CRED, I_FDPATH,
     I_IDENT, I_STR,
 };
-pub use super::abi::{E_FORK, E_SYSCALL};
+pub use super::abi::{E_FORK, E_ROOT, E_SYSCALL};
 
 /// One record of the ring buffer.
 pub enum Record<'a> {

@@ -98,6 +98,11 @@ struct Recorder<'a> {
     /// path, and those that nothing could check: not recorded.
     foreign: u64,
     unchecked: u64,
+    /// The root directory of the first exec as the program walks it (up
+    /// to the namespace's root): what lies above it in a walked path is
+    /// not the program's (jailtrace itself in a chroot; the jail `verify`
+    /// runs in). `None` until it is known, or when it is `/`.
+    walk_root: Option<Vec<u8>>,
 }
 
 fn record(
@@ -132,6 +137,7 @@ fn record(
         roots: std::collections::HashMap::new(),
         foreign: 0,
         unchecked: 0,
+        walk_root: None,
     };
     let mut ends = Ends::new(opts.timeout, opts.grace);
     let mut tree = Tree::default();
@@ -378,6 +384,11 @@ impl Recorder<'_> {
                 self.groups.insert(e.tgid as i32);
             }
             event::E_SYSCALL => self.syscall(e),
+            event::E_ROOT => {
+                if let Some(root) = e.base(0).filter(|r| *r != b"/") {
+                    self.walk_root.get_or_insert_with(|| root.to_vec());
+                }
+            }
             _ => {}
         }
     }
@@ -520,7 +531,7 @@ impl Recorder<'_> {
         let mut out = Vec::with_capacity(p.len() + 64);
         if p.first() != Some(&b'/') {
             let base = e.base(dirfd)?;
-            out.extend_from_slice(unrooted(self.opts.root.as_deref(), base));
+            out.extend_from_slice(unrooted(self.walked_from(), base));
             if out.last() != Some(&b'/') {
                 out.push(b'/');
             }
@@ -553,7 +564,14 @@ impl Recorder<'_> {
 
     /// A walked host path, as the (possibly chrooted) program sees it.
     fn unroot(&self, p: &[u8]) -> Vec<u8> {
-        unrooted(self.opts.root.as_deref(), p).to_vec()
+        unrooted(self.walked_from(), p).to_vec()
+    }
+
+    /// What to take off a walked path: the first exec's root as walked,
+    /// else the jail's (`verify`), which it is unless jailtrace itself is
+    /// in a chroot.
+    fn walked_from(&self) -> Option<&[u8]> {
+        self.walk_root.as_deref().or(self.opts.root.as_deref())
     }
 }
 
