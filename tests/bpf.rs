@@ -614,3 +614,21 @@ chroot "$T/root" /bin/sh -c '
     assert!(p.contains(&rel), "{p}");
     assert_eq!(p, b, "the backends disagree inside a chroot");
 }
+
+/// Files a program makes and removes in a mount namespace it copied from
+/// its own are gone by the time the recorder compares them with the host:
+/// that is no loss (the namespace is an unchanged copy), under bpf as
+/// under ptrace.
+#[test]
+fn files_made_and_removed_in_a_namespace_copy_are_no_loss() {
+    let test = "files_made_and_removed_in_a_namespace_copy_are_no_loss";
+    if !needs_bpf(test) || !common::require_program(test, "unshare") {
+        return;
+    }
+    let script = "for i in $(seq 100); do echo x > f$i; rm f$i; done";
+    same_with_both(
+        "files made and removed under unshare -m",
+        &|_| {},
+        &["unshare", "-m", "sh", "-c", script],
+    );
+}

@@ -1322,7 +1322,7 @@ fn bwrap_writable_data_under_var_tmp_is_kept() {
     let scratch = format!("/tmp/jailtrace-scratch-{}", std::process::id());
     let m = t.path().join("m.json");
     let script_text = format!(
-        "cat {s} >/dev/null && echo two >> {s} && echo x > {scratch} && rm {scratch}",
+        "cat {s} >/dev/null && echo two >> {s} && echo x > {scratch}",
         s = state.display()
     );
     let rec = common::output(common::jailtrace().args(["record", "-o"]).arg(&m).args([
@@ -1337,6 +1337,8 @@ fn bwrap_writable_data_under_var_tmp_is_kept() {
         String::from_utf8_lossy(&rec.stderr)
     );
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "one\ntwo\n");
+    // The recording wrote it on the host; the sandbox must not.
+    std::fs::remove_file(&scratch).unwrap();
     let script = t.path().join("rec.sh");
     let dir = s(data.path());
     export_ok(
@@ -1362,4 +1364,118 @@ fn bwrap_writable_data_under_var_tmp_is_kept() {
         "the sandbox's write did not reach the host's data"
     );
     assert!(!Path::new(&scratch).exists(), "the private /tmp leaked");
+}
+
+/// A root service's directory that another user owns keeps its owner in
+/// the sandbox, and shows only what the recording used: the script makes
+/// it empty on the host with that owner and binds it read-only, rather
+/// than binding the host's directory with all it holds.
+#[test]
+fn a_root_services_own_directory_shows_only_what_was_used() {
+    let test = "a_root_services_own_directory_shows_only_what_was_used";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let dir = t.path().join("own");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "used\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "not used\n").unwrap();
+    for p in [dir.clone(), dir.join("a.txt"), dir.join("secret.txt")] {
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let drop_to_nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let m = t.path().join("m.json");
+    let rec = common::output(
+        common::jailtrace()
+            .args(["record", "-o"])
+            .arg(&m)
+            .arg("--")
+            .args(drop_to_nobody)
+            .arg("cat")
+            .arg(dir.join("a.txt")),
+    );
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    let script = t.path().join("rec.sh");
+    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        text.contains(&format!("--bind \"$stage\"{d} {d}", d = s(&dir)))
+            && text.contains(&format!("--remount-ro {}", s(&dir))),
+        "{text}"
+    );
+    let (code, out, err) = run(&mut Command::new(&script));
+    assert_eq!((code, out.as_str()), (Some(0), "used\n"), "{err}\n{text}");
+    let (code, out, _) = run(Command::new(&script)
+        .args(drop_to_nobody)
+        .arg("cat")
+        .arg(dir.join("secret.txt")));
+    assert_ne!(code, Some(0), "the sandbox showed {out:?}\n{text}");
+}
+
+/// The script's copies for a service that starts as root (`--ephemeral`)
+/// refuse, in one line with status 125, a file whose directory was swapped
+/// for a symlink since the export: root never reads through it.
+#[test]
+fn a_staged_copy_through_a_swapped_directory_is_refused() {
+    let test = "a_staged_copy_through_a_swapped_directory_is_refused";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let sub = t.path().join("own/sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("log"), "one\n").unwrap();
+    for p in [t.path().join("own"), sub.clone(), sub.join("log")] {
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let m = t.path().join("m.json");
+    let append = format!("echo two >> {}", sub.join("log").display());
+    let rec = common::output(common::jailtrace().args(["record", "-o"]).arg(&m).args([
+        "--",
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &append,
+    ]));
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    let script = t.path().join("rec.sh");
+    export_ok(
+        &[
+            "--format",
+            "bwrap",
+            "--script",
+            "--ephemeral",
+            "-o",
+            &s(&script),
+        ],
+        &m,
+    );
+    // A directory on the copy's path is now a symlink to another one that
+    // holds a file of the same name.
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("log"), "root's\n").unwrap();
+    std::fs::rename(&sub, t.path().join("sub.old")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &sub).unwrap();
+    let (code, _, err) = run(&mut Command::new(&script));
+    assert_eq!(code, Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a regular file at that path now"), "{err}");
 }

@@ -1550,7 +1550,7 @@ fn a_directory_swapped_for_a_symlink_is_not_followed_out() {
         "followed the swapped directory out:\n{out}\n{err}"
     );
     assert!(
-        format!("{out}{err}").contains("symlink on the host now"),
+        format!("{out}{err}").contains("a directory on its path is a symlink on the host now"),
         "{out}\n{err}"
     );
 }

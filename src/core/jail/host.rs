@@ -99,8 +99,9 @@ pub fn open_untrusted(
         // A final symlink comes back as itself (O_PATH | O_NOFOLLOW); an
         // earlier one is refused.
         Err(Errno::ELOOP) => return Err(NotOpened::SymlinkOnTheWay),
-        // Before Linux 5.6: a final symlink is still never followed.
-        Err(Errno::ENOSYS) => {
+        // Before Linux 5.6, or a seccomp profile that refuses openat2 (older
+        // container runtimes): only a final symlink is never followed then.
+        Err(Errno::ENOSYS | Errno::EPERM) => {
             nix::fcntl::openat(dir, name, flags, Mode::empty()).map_err(NotOpened::Look)?
         }
         r => r.map_err(NotOpened::Look)?,

@@ -194,15 +194,13 @@ impl Builder<'_> {
                     // A root service keeps owners (no user namespace), and
                     // daemons check them: nginx chowns a temp directory it
                     // finds owned by root, on the read-only root. The
-                    // host's directory, read-only; read-write where
-                    // --writable names it (nginx writes bodies there later).
+                    // host's directory read-write where --writable names it
+                    // (nginx writes bodies there later); else an empty one
+                    // with its owner, not the host's with all it holds.
                     if self.opts.writable.iter().any(|w| p.starts_with(w)) {
                         bind(p)
                     } else {
-                        BwrapOp::RoBind {
-                            src: p.clone(),
-                            dest: p.clone(),
-                        }
+                        stage::owned_dir(p, (meta.uid, meta.gid, meta.mode))
                     }
                 } else {
                     BwrapOp::Dir {
@@ -282,9 +280,12 @@ impl Builder<'_> {
             // A bind cannot be renamed over or removed: a private copy.
             let mode = host_mode()?;
             if stage::beneath(&self.staged, p) {
+                let (uid, gid) = stage::file_owner(p);
                 return Ok(BwrapOp::Staged(ops::Step::File {
                     path: p.clone(),
                     mode,
+                    uid,
+                    gid,
                 }));
             }
             let fd = self.add_data(p, Data::HostFile(p.clone()))?;
@@ -513,8 +514,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         b.ops.insert(d, op);
     }
     cwd_in_private_dir(m, &mut b);
-    let freed = stage::apply(&mut b.ops, &b.staged);
-    b.data.retain(|(fd, _, _)| !freed.contains(fd));
+    stage::apply(&mut b.ops, &b.staged);
     privilege_wrapper(m, opts, &mut b.warnings);
     switched_ids(m, opts, root_service, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
@@ -571,7 +571,19 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         ops.push(BwrapOp::Gid(u.gid));
     }
     let root_private = b.tmpfs.iter().any(MPath::is_root);
+    // A read-only staged directory is bound writable so that bwrap can
+    // make the mount points of what goes into it, and made read-only once
+    // all of it is there.
+    let read_only: Vec<MPath> = b
+        .ops
+        .values()
+        .filter_map(|o| match o {
+            BwrapOp::BindStaged { dest, ro: true, .. } => Some(dest.clone()),
+            _ => None,
+        })
+        .collect();
     ops.extend(std::mem::take(&mut b.ops).into_values());
+    ops.extend(read_only.into_iter().map(BwrapOp::RemountRo));
     // The recorded working directory when the sandbox has it.
     let cwd = &m.command.cwd;
     let has_cwd = export::plans_dir(&plan, cwd)

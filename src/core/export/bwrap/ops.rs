@@ -72,13 +72,16 @@ pub enum BwrapOp {
     },
     Chdir(MPath),
     RemountRo(MPath),
-    /// A private directory the script made on the host with this owner and
-    /// mode (see `stage`), bound read-write.
+    /// A directory the script made on the host with this owner and mode
+    /// (see `stage`), bound read-write: a private directory, or (`ro`) an
+    /// empty one that keeps its owner, remounted read-only once what goes
+    /// into it is there.
     BindStaged {
         dest: MPath,
         uid: u32,
         gid: u32,
         mode: u32,
+        ro: bool,
     },
     /// Made by the script inside a staged directory before bwrap starts:
     /// no bwrap option.
@@ -94,10 +97,13 @@ pub enum Step {
         gid: u32,
         mode: u32,
     },
-    /// A private copy of the host file at `path`, with its owner.
+    /// A private copy of the host file at `path`, read as its owner
+    /// (`uid`, `gid`: the host's when the export was made), and owned by it.
     File {
         path: MPath,
         mode: u32,
+        uid: u32,
+        gid: u32,
     },
     Symlink {
         path: MPath,
@@ -153,8 +159,13 @@ impl BwrapOp {
             File { fd: n, dest, perms } => with_perms(*perms, vec![w("--file"), fd(n), p(dest)]),
             Chdir(dir) => vec![w("--chdir"), p(dir)],
             RemountRo(dir) => vec![w("--remount-ro"), p(dir)],
-            // The source is the script's ($stage): see script::render_script.
-            BindStaged { dest, .. } => vec![w("--bind"), p(dest), p(dest)],
+            // The source is the script's `$stage` (script::render_script);
+            // never the host's own path, which would be bound instead.
+            BindStaged { dest, .. } => {
+                let mut src = b"$stage".to_vec();
+                src.extend_from_slice(dest.as_bytes());
+                vec![w("--bind"), src, p(dest)]
+            }
             Staged(_) => Vec::new(),
         }
     }
@@ -170,14 +181,15 @@ pub fn render_args(s: &Sandbox) -> anyhow::Result<Vec<u8>> {
         ))
         .into());
     }
-    if s.ops
-        .iter()
-        .any(|o| matches!(o, BwrapOp::BindStaged { .. }))
-    {
-        return Err(Failure::new(
-            "the program starts as root and switches users, so --ephemeral makes its private \
-             directories on the host with their owners, which only a script can do: use --script",
-        )
+    if let Some(dest) = s.ops.iter().find_map(|o| match o {
+        BwrapOp::BindStaged { dest, .. } => Some(dest),
+        _ => None,
+    }) {
+        return Err(Failure::new(format!(
+            "{dest}: the program starts as root and switches users or groups, so this directory \
+             is made on the host with its owner before bwrap starts, which only a script can do: \
+             use --script"
+        ))
         .into());
     }
     let mut out = Vec::new();

@@ -103,8 +103,11 @@ as=",
     if !copies.is_empty() {
         line(
             &mut out,
-            b"# copy FD PATH: PATH as the sandbox's user sees it, on descriptor FD.
+            b"# copy FD PATH [UID GID]: PATH as the sandbox's user sees it (a service
+# that starts as root: as the file's owner, UID GID), on descriptor FD.
 copy() {
+  by=$as
+  [ \"$#\" -lt 4 ] || by=\"setpriv --reuid=$3 --regid=$4 --clear-groups --\"
   if [ ! -f \"$2\" ] || [ -L \"$2\" ]; then
     echo \"$0: $2: not a regular file now; not given to the sandbox\" >&2; exit 125
   fi
@@ -114,7 +117,7 @@ copy() {
     echo \"$0: $2: a directory on its path is a symlink now; not given to the sandbox\" >&2; exit 125
   fi
   t=$(mktemp)
-  if ! $as dd if=\"$2\" iflag=nofollow,nonblock status=none >\"$t\" 2>/dev/null; then
+  if ! $by dd if=\"$2\" iflag=nofollow,nonblock status=none >\"$t\" 2>/dev/null; then
     rm -f \"$t\"
     echo \"$0: $2: cannot be read as the sandbox's user; not given to the sandbox\" >&2; exit 125
   fi
@@ -125,6 +128,12 @@ copy() {
         for (fd, src) in &copies {
             let mut l = format!("copy {fd} ").into_bytes();
             l.extend(quote(src.as_bytes()));
+            // Root reads nothing for the sandbox: a path swapped since
+            // the export yields only what the file's owner could read.
+            if s.root_service && s.user.is_none() {
+                let (uid, gid) = super::stage::file_owner(src);
+                l.extend(format!(" {uid} {gid}").into_bytes());
+            }
             line(&mut out, &l);
         }
     }
@@ -206,6 +215,7 @@ fn stage(s: &Sandbox, out: &mut Vec<u8>) {
                 uid,
                 gid,
                 mode,
+                ..
             }
             | BwrapOp::Staged(Step::Dir {
                 path: dest,
@@ -218,10 +228,15 @@ fn stage(s: &Sandbox, out: &mut Vec<u8>) {
                 l.extend(format!(" {uid} {gid} {}", perms(mode)).into_bytes());
                 l
             }
-            BwrapOp::Staged(Step::File { path, mode }) => {
+            BwrapOp::Staged(Step::File {
+                path,
+                mode,
+                uid,
+                gid,
+            }) => {
                 let mut l = b"stage_file ".to_vec();
                 l.extend(quote(path.as_bytes()));
-                l.extend(format!(" {}", perms(mode)).into_bytes());
+                l.extend(format!(" {} {uid} {gid}", perms(mode)).into_bytes());
                 l
             }
             BwrapOp::Staged(Step::Symlink { path, target }) => {
@@ -246,25 +261,38 @@ fn stage(s: &Sandbox, out: &mut Vec<u8>) {
 }
 
 /// The staging functions (see [`stage`]).
-const STAGE: &str = r#"# The program starts as root and drops to its user: its private
-# directories are made here, on the host, with the owners and modes of
-# the host's (bwrap would make them root's), in a directory only root
-# enters, bound into the sandbox, and removed when this script ends.
-stage=$(mktemp -d) || exit 125
-trap 'rm -rf "$stage"' EXIT
-stage_dir() { # PATH UID GID MODE
-  mkdir -p "$stage$1" && chown "$2:$3" "$stage$1" && chmod "$4" "$stage$1"
+const STAGE: &str = r#"# The program starts as root and drops to its user: the directories it
+# must find its own are made here, on the host, with the owners and modes
+# of the host's (bwrap would make them root's), in a directory only root
+# enters, bound into the sandbox, and removed when this script ends (a
+# signal before the sandbox starts ends the script, and removes them).
+stage=$(mktemp -d -p /var/tmp jailtrace-stage.XXXXXX) || exit 125
+trap 'rm -rf "$stage" || :' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+unstaged() { # PATH WHY
+  echo "$0: $1: $2; the sandbox is not started" >&2
+  exit 125
 }
-stage_file() { # PATH MODE: a copy of the host's file, with its owner
+stage_dir() { # PATH UID GID MODE
+  { mkdir -p "$stage$1" && chown "$2:$3" "$stage$1" && chmod "$4" "$stage$1"; } 2>/dev/null ||
+    unstaged "$1" "cannot make its directory"
+}
+# A copy of the host's file, read as its owner: a path swapped since the
+# export yields nothing that owner could not read.
+stage_file() { # PATH MODE UID GID
   if [ ! -f "$1" ] || [ -L "$1" ] || [ "$(readlink -f -- "$1")" != "$1" ]; then
-    echo "$0: $1: not a regular file at that path now; not given to the sandbox" >&2
-    exit 125
+    unstaged "$1" "not a regular file at that path now"
   fi
-  dd if="$1" of="$stage$1" iflag=nofollow,nonblock status=none &&
-    chown --reference="$1" "$stage$1" && chmod "$2" "$stage$1"
+  setpriv --reuid="$3" --regid="$4" --clear-groups -- \
+    dd if="$1" iflag=nofollow,nonblock status=none 2>/dev/null >"$stage$1" ||
+    unstaged "$1" "cannot be read as its owner (uid $3)"
+  { chown "$3:$4" "$stage$1" && chmod "$2" "$stage$1"; } 2>/dev/null ||
+    unstaged "$1" "cannot make its copy"
 }
 stage_link() { # PATH TARGET
-  ln -s -- "$2" "$stage$1"
+  ln -s -- "$2" "$stage$1" 2>/dev/null || unstaged "$1" "cannot make its symlink"
 }
 "#;
 
@@ -308,10 +336,13 @@ mod tests {
                     uid: 33,
                     gid: 4,
                     mode: 0o2750,
+                    ro: false,
                 },
                 BwrapOp::Staged(Step::File {
                     path: file,
                     mode: 0o640,
+                    uid: 33,
+                    gid: 4,
                 }),
             ],
             data: Vec::new(),
@@ -324,7 +355,7 @@ mod tests {
         // Made first, in order, setgid bit dropped; then bound from $stage.
         let made = text.find("stage_dir '/var/log/x y' 33 4 0750\n").unwrap();
         let copied = text
-            .find("stage_file '/var/log/x y/it'\\''s.log' 0640\n")
+            .find("stage_file '/var/log/x y/it'\\''s.log' 0640 33 4\n")
             .unwrap();
         let bound = text
             .find("--bind \"$stage\"'/var/log/x y' '/var/log/x y' \\\n")

@@ -1,10 +1,15 @@
-//! Private directories for a service that starts as root (`--ephemeral`
-//! without a user namespace). bwrap's own `--tmpfs` and `--file` make
+//! Directories for a service that starts as root, which runs without a
+//! user namespace: bwrap's own `--dir`, `--tmpfs` and `--file` make
 //! everything root's, so a service that drops to its user could not write
-//! its log or its state there. The script makes them on the host instead,
-//! before bwrap starts, in a directory only root can enter, with the
-//! owners and modes the host's have, binds each private directory into the
-//! sandbox, and removes them all when the sandbox ends.
+//! its private log or state (`--ephemeral`), and would chown back a
+//! directory of its own that it finds root's (nginx). The script makes
+//! them on the host instead, before bwrap starts, in a directory only root
+//! can enter, with the owners and modes the host's have (no setuid or
+//! setgid bit, as for every directory of the sandbox), binds them into the
+//! sandbox (a private one read-write, an empty one that only keeps its
+//! owner read-only), and removes them all when the script ends. A copy of
+//! a host file is read as that file's owner, so that a path swapped by
+//! whoever writes there yields nothing that owner could not read.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -42,12 +47,10 @@ fn owner(p: &MPath, fallback: (u32, u32, u32)) -> (u32, u32, u32) {
 
 /// Turns the operations at and beneath each staged root into staging steps:
 /// the root is made on the host and bound; directories and symlinks beneath
-/// it are made in it; private copies were already made steps by the
-/// builder. Binds beneath it stay bwrap's (bwrap makes their mount points in
-/// the staged directory). Returns the descriptors that no longer carry
-/// anything.
-pub fn apply(ops: &mut BTreeMap<MPath, BwrapOp>, roots: &[MPath]) -> Vec<u8> {
-    let mut freed = Vec::new();
+/// it are made in it; private copies were made steps by the builder. Binds
+/// beneath it stay bwrap's (bwrap makes their mount points in the staged
+/// directory).
+pub fn apply(ops: &mut BTreeMap<MPath, BwrapOp>, roots: &[MPath]) {
     for r in roots {
         let mode = match ops.get(r) {
             Some(BwrapOp::Tmpfs {
@@ -63,6 +66,7 @@ pub fn apply(ops: &mut BTreeMap<MPath, BwrapOp>, roots: &[MPath]) -> Vec<u8> {
                 uid,
                 gid,
                 mode,
+                ro: false,
             },
         );
     }
@@ -84,16 +88,28 @@ pub fn apply(ops: &mut BTreeMap<MPath, BwrapOp>, roots: &[MPath]) -> Vec<u8> {
                 path: p.clone(),
                 target: target.clone(),
             },
-            BwrapOp::File { fd, perms, .. } => {
-                freed.push(*fd);
-                Step::File {
-                    path: p.clone(),
-                    mode: *perms,
-                }
-            }
             _ => continue,
         };
         *op = BwrapOp::Staged(step);
     }
-    freed
+}
+
+/// The owner of host file `p` now, for its staged copy (root when it is
+/// gone: the script then refuses it, finding no file).
+pub fn file_owner(p: &MPath) -> (u32, u32) {
+    std::fs::symlink_metadata(p.as_path()).map_or((0, 0), |md| (md.uid(), md.gid()))
+}
+
+/// A directory of a root service that another user owns on the host: made
+/// empty with that owner and mode, and bound read-only, so that the
+/// service finds it its own without seeing what else the host keeps there.
+pub fn owned_dir(p: &MPath, meta: (u32, u32, u32)) -> BwrapOp {
+    let (uid, gid, mode) = owner(p, meta);
+    BwrapOp::BindStaged {
+        dest: p.clone(),
+        uid,
+        gid,
+        mode,
+        ro: true,
+    }
 }

@@ -487,17 +487,35 @@ impl Recorder<'_> {
     /// kernel used (`Event::idents`), and in an unchanged copy of it those
     /// with no object to compare; counts the rest.
     fn keep_same_objects(&mut self, e: &Event, items: &mut Vec<Item>) {
+        // (0, 0): an exec that ran an interpreter, whose file named shows
+        // no object; nothing to compare, in a copy too.
+        if e.idents.contains(&(0, 0)) || (e.idents.is_empty() && !e.copy_ns) {
+            self.unchecked += items.len() as u64;
+            items.clear();
+            return;
+        }
         if e.idents.is_empty() {
-            if !e.copy_ns {
-                self.unchecked += items.len() as u64;
-                items.clear();
-            }
             return;
         }
         let root = self.opts.root.as_deref();
-        let before = items.len();
-        items.retain(|(path, _, _)| names_one_of(root, path, &e.idents));
-        self.foreign += (before - items.len()) as u64;
+        let (mut foreign, mut unchecked) = (0, 0);
+        items.retain(|(path, _, _)| match on_host(root, path, &e.idents) {
+            OnHost::Same => true,
+            OnHost::Other => {
+                foreign += 1;
+                false
+            }
+            // Gone since the call (a file made and removed meanwhile):
+            // as named in an unchanged copy, else unknown.
+            OnHost::Gone => {
+                if !e.copy_ns {
+                    unchecked += 1;
+                }
+                e.copy_ns
+            }
+        });
+        self.foreign += foreign;
+        self.unchecked += unchecked;
     }
 
     /// Thread group `tgid` changed its root to `path` (as it named it,
@@ -636,28 +654,44 @@ impl<'e> operand::Source<'e> for Captured<'_, '_, 'e> {
     }
 }
 
-/// Whether host path `path` (beneath `root`, for a jail) names one of
-/// `objects`, the kernel's (device, inode) pairs: itself, or where it
-/// leads.
-fn names_one_of(root: Option<&[u8]>, path: &[u8], objects: &[(u64, u64)]) -> bool {
+/// What host path `path` (beneath `root`, for a jail) names now, against
+/// `objects`, the kernel's (device, inode) pairs of the call.
+enum OnHost {
+    /// One of them: itself, or where it leads.
+    Same,
+    /// Something else.
+    Other,
+    /// Nothing.
+    Gone,
+}
+
+fn on_host(root: Option<&[u8]>, path: &[u8], objects: &[(u64, u64)]) -> OnHost {
     use std::os::unix::ffi::OsStrExt;
     let mut host = root.map(<[u8]>::to_vec).unwrap_or_default();
     host.extend_from_slice(path);
     let host = std::ffi::OsStr::from_bytes(&host);
-    // The kernel's dev_t: major in the bits above 20, minor below.
+    // The kernel's dev_t: major in the bits above 20, minor below. (On a
+    // btrfs subvolume, stat's device is the subvolume's, not the super
+    // block's: such a path is Other, a loss, never a wrong record.)
     let kernel_dev = |dev: u64| (dev >> 20, dev & 0xf_ffff);
-    [nix::sys::stat::lstat(host), nix::sys::stat::stat(host)]
-        .into_iter()
-        .flatten()
-        .any(|st| {
-            let dev = (
-                nix::sys::stat::major(st.st_dev),
-                nix::sys::stat::minor(st.st_dev),
-            );
-            objects
-                .iter()
-                .any(|&(d, ino)| kernel_dev(d) == dev && ino == st.st_ino)
-        })
+    let seen = [nix::sys::stat::lstat(host), nix::sys::stat::stat(host)];
+    if seen.iter().all(Result::is_err) {
+        return OnHost::Gone;
+    }
+    let same = seen.iter().flatten().any(|st| {
+        let dev = (
+            nix::sys::stat::major(st.st_dev),
+            nix::sys::stat::minor(st.st_dev),
+        );
+        objects
+            .iter()
+            .any(|&(d, ino)| kernel_dev(d) == dev && ino == st.st_ino)
+    });
+    if same {
+        OnHost::Same
+    } else {
+        OnHost::Other
+    }
 }
 
 /// Sends `sig` to every thread group of the tree.
