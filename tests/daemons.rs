@@ -655,16 +655,7 @@ fn unbound_answers_dig_from_its_first_jail() {
         record_as: None,
         // unbound binds as root and drops to its own user.
         run_as: vec!["--allow-root"],
-        client: strings(&[
-            "dig",
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+time=2",
-            "+tries=1",
-            "www.jailtrace.test",
-        ]),
+        client: dig(port),
         expect: "192.0.2.7",
         bwrap: Some(&[]),
     });
@@ -1194,16 +1185,7 @@ fn named_answers_dig_from_its_first_jail() {
         ],
         record_as: None,
         run_as: vec!["--allow-root"],
-        client: strings(&[
-            "dig",
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+time=2",
-            "+tries=1",
-            "www.jailtrace.test",
-        ]),
+        client: dig(port),
         expect: "192.0.2.7",
         bwrap: Some(&[]),
     });
@@ -1492,6 +1474,20 @@ fn which(program: &str) -> String {
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(!p.is_empty(), "{program} is not on PATH");
     p
+}
+
+/// dig of the test's name, at a server on `port`.
+fn dig(port: u16) -> Vec<String> {
+    strings(&[
+        "dig",
+        "@127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "+short",
+        "+time=2",
+        "+tries=1",
+        "www.jailtrace.test",
+    ])
 }
 
 /// curl of the root page.
