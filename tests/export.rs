@@ -1479,3 +1479,52 @@ fn a_staged_copy_through_a_swapped_directory_is_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a regular file at that path now"), "{err}");
 }
+
+/// A root service's directory beneath /tmp that another user owns keeps
+/// its owner in the sandbox's private /tmp (bwrap would make it root's),
+/// so the service, once it has dropped to that user, writes there; the
+/// host's directory gets nothing.
+#[test]
+fn a_root_services_directory_under_tmp_keeps_its_owner() {
+    let test = "a_root_services_directory_under_tmp_keeps_its_owner";
+    if !needs(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let work = tempfile::Builder::new()
+        .prefix("jailtrace-owned-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).unwrap();
+    let out_file = work.path().join("out");
+    let m = t.path().join("m.json");
+    let write = format!("echo hi > {}", out_file.display());
+    let drop_and_write = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &write,
+    ];
+    let rec = common::output(
+        common::jailtrace()
+            .args(["record", "-o"])
+            .arg(&m)
+            .arg("--")
+            .args(drop_and_write),
+    );
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    std::fs::remove_file(&out_file).unwrap();
+    let script = t.path().join("rec.sh");
+    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let text = std::fs::read_to_string(&script).unwrap();
+    let (code, _, err) = run(&mut Command::new(&script));
+    assert_eq!(code, Some(0), "{err}\n{text}");
+    assert!(!out_file.exists(), "written through to the host");
+}

@@ -189,6 +189,16 @@ impl Builder<'_> {
                     bind(p)
                 } else if self.root_service
                     && (meta.uid, meta.gid) != (0, 0)
+                    && self.under_tmpfs(p)
+                    && !stage::beneath(&self.staged, p)
+                {
+                    // Beneath a private directory (/tmp): made by the
+                    // script with its owner, private too, so that the
+                    // service can write it once it has dropped to its user.
+                    self.staged.push(p.clone());
+                    stage::private_dir(p, (meta.uid, meta.gid, meta.mode))
+                } else if self.root_service
+                    && (meta.uid, meta.gid) != (0, 0)
                     && !self.under_tmpfs(p)
                 {
                     // A root service keeps owners (no user namespace), and

@@ -104,12 +104,23 @@ pub fn file_owner(p: &MPath) -> (u32, u32) {
 /// empty with that owner and mode, and bound read-only, so that the
 /// service finds it its own without seeing what else the host keeps there.
 pub fn owned_dir(p: &MPath, meta: (u32, u32, u32)) -> BwrapOp {
+    staged(p, meta, true)
+}
+
+/// A private directory of a root service beneath a temporary one: made
+/// with its owner and mode (a staged root: what goes into it is made in
+/// it), and bound read-write.
+pub fn private_dir(p: &MPath, meta: (u32, u32, u32)) -> BwrapOp {
+    staged(p, meta, false)
+}
+
+fn staged(p: &MPath, meta: (u32, u32, u32), ro: bool) -> BwrapOp {
     let (uid, gid, mode) = owner(p, meta);
     BwrapOp::BindStaged {
         dest: p.clone(),
         uid,
         gid,
         mode,
-        ro: true,
+        ro,
     }
 }
