@@ -5,13 +5,14 @@
 mod op;
 pub mod pathenc;
 mod save;
+mod write;
 
 pub use op::{Born, Change, Meaning, Op};
 pub use save::{hex, output_target, save_atomic, sha256_hex};
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -544,10 +545,7 @@ impl Manifest {
 
     /// The canonical JSON text: pretty-printed, with a final newline.
     pub fn write_to(&self, w: impl Write) -> std::io::Result<()> {
-        let mut w = BufWriter::new(w);
-        serde_json::to_writer_pretty(&mut w, self)?;
-        w.write_all(b"\n")?;
-        w.flush()
+        write::write(self, w)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

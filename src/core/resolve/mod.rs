@@ -6,6 +6,7 @@
 
 mod entry;
 pub(crate) mod exe;
+mod inferred;
 pub mod tree;
 
 use std::collections::{HashSet, VecDeque};
@@ -22,8 +23,9 @@ use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
 
 pub use entry::classify;
-use entry::{is_proc, lstat_host, make_entry, Meta};
+use entry::{is_proc, lstat_at, lstat_host, make_entry, Meta};
 pub use exe::{loader, loader_of, open_regular, Loader};
+pub use inferred::inferred;
 
 /// Linux gives up after this many symlinks in one lookup (ELOOP).
 const MAX_SYMLINKS: usize = 40;
@@ -93,6 +95,10 @@ struct Resolver {
     /// process's lookups: `..` stops there and an absolute symlink starts
     /// there. Empty: the host's `/`.
     floor: Vec<u8>,
+    /// The real directory last looked in, open (`None`: it could not be
+    /// opened), so that the files of one directory are looked at relative
+    /// to it.
+    dir_fd: Option<(Box<[u8]>, Option<std::os::fd::OwnedFd>)>,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
@@ -216,55 +222,6 @@ fn range_entries(mut nodes: Vec<(Vec<u8>, Node)>, opts: &Options) -> Vec<Entry> 
     out
 }
 
-/// The entries of paths that rules infer (see [`crate::core::infer`]),
-/// each marked with its rule and without accesses: the path, the symlinks
-/// on the way to it and its directories, resolved like a traced path.
-/// Paths in `known` (the run's own entries) are left to those.
-pub fn inferred(
-    paths: Vec<(Vec<u8>, crate::core::infer::Rule)>,
-    known: &HashSet<&[u8]>,
-    opts: &Options,
-) -> Vec<Entry> {
-    let mut r = Resolver::default();
-    let mut marks: FastMap<Vec<u8>, crate::core::infer::Rule> = FastMap::default();
-    let mut mark = |p: &[u8], rule| {
-        let mut end = p.len();
-        loop {
-            let cur = &p[..end];
-            if known.contains(cur) || marks.contains_key(cur) {
-                break;
-            }
-            marks.insert(cur.to_vec(), rule);
-            match cur.iter().rposition(|&b| b == b'/') {
-                Some(0) if end > 1 => end = 1,
-                Some(cut) if cut > 0 => end = cut,
-                _ => break,
-            }
-        }
-    };
-    for (path, rule) in paths {
-        let res = r.resolve(&path, true);
-        for l in &res.links {
-            mark(l, rule);
-        }
-        if r.lstat(&res.path).is_some() && !is_proc(&res.path) {
-            mark(&res.path, rule);
-        }
-    }
-    let mut out: Vec<Entry> = marks
-        .into_iter()
-        .filter_map(|(p, rule)| {
-            let meta = r.lstat(&p).cloned();
-            let path = MPath::new(p).ok()?;
-            let mut e = make_entry(path, meta, Vec::new(), true, opts);
-            e.inferred = Some(rule.name().to_string());
-            Some(e)
-        })
-        .collect();
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
 /// Below this many unique paths per thread, splitting is not worth it.
 const PARALLEL_MIN: usize = 4000;
 
@@ -279,6 +236,11 @@ fn resolve_part(
     // more than its first touch).
     r.nodes.reserve(keys.len());
     let mut execs = Vec::new();
+    // In path order, so that the files of one directory come one after the
+    // other and are looked at relative to it (see `Resolver::dir_fd`); the
+    // order changes nothing else.
+    let mut keys: Vec<_> = keys.iter().collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (path, follow, seen) in keys {
         // Beneath a root the program chrooted into, a path is resolved as
         // the kernel resolves it for the chrooted process: its absolute
@@ -390,6 +352,32 @@ impl Resolver {
         node.meta.as_ref().and_then(Option::as_ref)
     }
 
+    /// [`Self::probe`] of `full`, which is `name` in the real directory
+    /// `dir`, looked at relative to the directory.
+    fn probe_in(
+        &mut self,
+        dir: &[u8],
+        name: &[u8],
+        full: &[u8],
+    ) -> Option<(Kind, Option<Vec<u8>>)> {
+        let node = self.nodes.entry_ref(full).or_default();
+        if node.meta.is_none() {
+            if self.dir_fd.as_ref().is_none_or(|(d, _)| **d != *dir) {
+                use rustix::fs::{Mode, OFlags};
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(dir, flags, Mode::empty()).ok();
+                self.dir_fd = Some((dir.into(), fd));
+            }
+            node.meta = Some(match self.dir_fd.as_ref().and_then(|(_, fd)| fd.as_ref()) {
+                Some(fd) => lstat_at(std::os::fd::AsFd::as_fd(fd), name),
+                None => lstat_host(full),
+            });
+        }
+        let m = node.meta.as_ref().and_then(Option::as_ref)?;
+        let target = (m.kind == Kind::Symlink).then(|| m.target.clone().unwrap_or_default());
+        Some((m.kind, target))
+    }
+
     /// Kind of `path` (no symlink followed), and the target of a symlink.
     fn probe(&mut self, path: &[u8]) -> Option<(Kind, Option<Vec<u8>>)> {
         let m = self.lstat(path)?;
@@ -424,7 +412,7 @@ impl Resolver {
                 // The common case: one more component in a known real
                 // directory, which is not a symlink to follow.
                 let next = join(&cur, last);
-                match self.probe(&next) {
+                match self.probe_in(&cur, last, &next) {
                     Some((Kind::Symlink, Some(_))) if follow_last => {
                         self.walk(cur.into_vec(), links, VecDeque::from([last.to_vec()]), true)
                     }

@@ -23,6 +23,7 @@
 mod ops;
 mod script;
 mod stage;
+mod users;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -452,7 +453,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
         .map_err(|e| refuse(format!("{name}: {e}")))?;
     let mut warnings = Vec::new();
     let (writes, tmpfs) = writable(m, name, opts, &mut warnings)?;
-    let root_service = root_service(m, opts);
+    let root_service = users::root_service(m, opts);
     let staged = if root_service && opts.ephemeral {
         stage::roots(&tmpfs)
     } else {
@@ -525,8 +526,8 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     }
     cwd_in_private_dir(m, &mut b);
     stage::apply(&mut b.ops, &b.staged);
-    privilege_wrapper(m, opts, &mut b.warnings);
-    switched_ids(m, opts, root_service, &mut b.warnings);
+    users::privilege_wrapper(m, opts, &mut b.warnings);
+    users::switched_ids(m, opts, root_service, &mut b.warnings);
     // bwrap's /proc keeps /proc/sys read-only, and /sys is bound read-only.
     for e in &m.entries {
         let pseudo = matches!(
@@ -553,7 +554,7 @@ pub fn build(m: &Manifest, name: &str, opts: &Options) -> anyhow::Result<Sandbox
     // their owners, and with a bounded capability set. bwrap sets
     // no_new_privs, so no exec can raise it again.
     let caps = if root_service {
-        service_caps(m)
+        users::service_caps(m)
     } else {
         Vec::new()
     };
@@ -638,137 +639,6 @@ fn sockets(m: &Manifest, name: &str, b: &mut Builder<'_>) -> anyhow::Result<()> 
         b.ops.insert(p.clone(), bind(p));
     }
     Ok(())
-}
-
-/// A daemon that switches to its own user at run time cannot inside the
-/// sandbox, which maps one user only.
-fn switched_ids(m: &Manifest, opts: &Options, root_service: bool, warnings: &mut Vec<String>) {
-    if root_service {
-        // It runs as root with the capabilities to switch: as recorded.
-        return;
-    }
-    let own = opts.user.as_ref().map_or(m.command.uid, |u| u.uid);
-    let others: Vec<String> = m
-        .command
-        .set_uids
-        .iter()
-        .filter(|&&u| u != own)
-        .map(u32::to_string)
-        .collect();
-    if others.is_empty() {
-        return;
-    }
-    // Said for the options given: with --user, asking for it is no advice.
-    let what = match &opts.user {
-        Some(u) => format!(
-            "the sandbox runs it as uid {} (--user) and maps no other user, so that switch \
-             fails inside: start the program without its own switch",
-            u.uid
-        ),
-        None => "bubblewrap maps a single user, so that switch fails inside: export with \
-                 --user and start the program without its own switch"
-            .to_string(),
-    };
-    warnings.push(format!(
-        "the program switched to uid {} when it was recorded; {what}",
-        others.join(", ")
-    ));
-}
-
-/// A recorded command that starts with a privilege wrapper (`setpriv`,
-/// `runuser`, `su`, `sudo`, `chroot`) cannot do its job under `--user`:
-/// the script's default command would fail inside. Said with the wrapped
-/// command where the command line shows it (after `--`).
-fn privilege_wrapper(m: &Manifest, opts: &Options, warnings: &mut Vec<String>) {
-    let Some(u) = &opts.user else {
-        return;
-    };
-    let Some(first) = m.command.argv.first() else {
-        return;
-    };
-    let name = first.0.rsplit(|&c| c == b'/').next().unwrap_or(&first.0);
-    let what = match name {
-        b"setpriv" | b"runuser" | b"su" | b"sudo" => "switches users",
-        b"chroot" => "changes the root directory",
-        _ => return,
-    };
-    let wrapped = m
-        .command
-        .argv
-        .iter()
-        .position(|a| a.0 == b"--")
-        .map(|i| {
-            m.command.argv[i + 1..]
-                .iter()
-                .map(|a| String::from_utf8_lossy(&a.0).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .filter(|w| !w.is_empty());
-    let run_it = match wrapped {
-        Some(w) => format!("give the script the wrapped command instead ({w})"),
-        None => "give the script the command it runs instead".to_string(),
-    };
-    warnings.push(format!(
-        "the recorded command starts with {}, which {what}: as uid {} (--user) it cannot, so \
-         the script's default command fails inside; {run_it}, or export without --user to \
-         run it as recorded",
-        String::from_utf8_lossy(name),
-        u.uid
-    ));
-}
-
-/// Whether the program starts as root and switches users itself (and
-/// `--user` does not say otherwise).
-fn root_service(m: &Manifest, opts: &Options) -> bool {
-    opts.user.is_none()
-        && m.command.uid == 0
-        && (m.command.set_uids.iter().any(|&u| u != 0)
-            || m.command.set_gids.iter().any(|&g| g != 0))
-}
-
-/// Docker's default capability set, the anchor for a service that starts
-/// as root, narrowed where the recording proves a capability unused.
-fn service_caps(m: &Manifest) -> Vec<&'static str> {
-    use crate::core::manifest::Op;
-    let did = |op: Op| {
-        m.entries
-            .iter()
-            .any(|e| e.accesses.iter().any(|a| a.op == op))
-    };
-    let switches_uid = m.command.set_uids.iter().any(|&u| u != 0);
-    let switches_gid = switches_uid || m.command.set_gids.iter().any(|&g| g != 0);
-    let mut caps = vec![
-        // Reading and changing what other users own, as root does.
-        "CAP_DAC_OVERRIDE",
-        "CAP_FOWNER",
-        "CAP_KILL",
-        // Dropping its own capabilities (the bounding set) when it switches.
-        "CAP_SETPCAP",
-        "CAP_AUDIT_WRITE",
-    ];
-    // A port below 1024, or a recording that does not say (from before
-    // jailtrace recorded it, or one that lost events).
-    if m.command.binds_privileged_port != Some(false) {
-        caps.push("CAP_NET_BIND_SERVICE");
-    }
-    if did(Op::Chown) {
-        caps.push("CAP_CHOWN");
-    }
-    if did(Op::Chmod) {
-        caps.push("CAP_FSETID");
-    }
-    if switches_uid {
-        caps.push("CAP_SETUID");
-    }
-    if switches_gid {
-        caps.push("CAP_SETGID");
-    }
-    if did(Op::Chroot) {
-        caps.push("CAP_SYS_CHROOT");
-    }
-    caps.sort_unstable();
-    caps
 }
 
 /// The sandbox's environment: `run`'s clean one (PATH, HOME, USER and
