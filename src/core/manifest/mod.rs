@@ -5,14 +5,13 @@
 mod op;
 pub mod pathenc;
 mod save;
-mod write;
 
 pub use op::{Born, Change, Meaning, Op};
 pub use save::{hex, output_target, save_atomic, sha256_hex};
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -545,7 +544,10 @@ impl Manifest {
 
     /// The canonical JSON text: pretty-printed, with a final newline.
     pub fn write_to(&self, w: impl Write) -> std::io::Result<()> {
-        write::write(self, w)
+        let mut w = BufWriter::new(w);
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")?;
+        w.flush()
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
