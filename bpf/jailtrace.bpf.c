@@ -184,7 +184,15 @@ struct stash {
 	u8 valid; /* an entry is pending its exit */
 	u8 ns;    /* the mount namespace at entry: EV_FOREIGN, EV_COPY */
 	u16 target; /* a rename's target, as rename_target saw it: T_* */
+	/* The walks entry makes (W_*): decided first, then read back from
+	 * here, so that the verifier does not check the walks once for every
+	 * combination of the decisions (kept on the stack, they stay live and
+	 * no two of its states are equal). */
+	u8 walks;
 };
+#define W_BASE0 1 /* << s: string s is relative, its base is walked */
+#define W_FD 4
+#define W_SOCKBASE 8
 #define T_UNSEEN 0
 #define T_EXISTED 1
 #define T_ABSENT 2
@@ -886,7 +894,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 	/* What needs more than the arguments: exec's path, a relative path's
 	 * base, a descriptor's path, a relative AF_UNIX name's cwd. */
-	u8 rel[2] = {};
+	u8 walks = 0;
 	u16 empty = 0;
 	int need = d->flags & D_EXEC;
 	for (int s = 0; s < 2; s++) {
@@ -899,7 +907,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			 * AT_EMPTY_PATH)): nothing to walk. */
 			empty |= 1 << s;
 		} else if (start != P_ABS && start != P_NULL) {
-			rel[s] = 1;
+			walks |= W_BASE0 << s;
 			need = 1;
 		}
 	}
@@ -910,6 +918,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		       (d->msg && msg_needs_cwd(d->msg, st->args));
 	need |= fd_wanted | sock_cwd | old_root_wanted(d, st);
 	st->have_big = 0;
+	st->walks = walks | (fd_wanted ? W_FD : 0) | (sock_cwd ? W_SOCKBASE : 0);
 	if (!need)
 		return 0;
 	struct big *b = bpf_task_storage_get(&bigs, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -918,6 +927,8 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	st->have_big = 1;
+	/* Read back as the verifier sees memory: any value (see walks). */
+	walks = *(volatile u8 *)&st->walks;
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	for (int i = 0; i < SLOTS; i++)
 		b->s[i].it.kind = 0;
@@ -933,7 +944,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			 * it fails. Here only the address is kept. */
 			b->s[SLOT_STR0 + s].it.key = addr;
 		}
-		if (rel[s]) {
+		if (walks & (W_BASE0 << s)) {
 			u8 f = d->dirfd[s];
 			int dirfd = f && f <= 6 ? (int)arg_n(st->args, f) : AT_FDCWD;
 			u32 n = walk_fd(dirfd, b->s[SLOT_BASE0 + s].data);
@@ -942,13 +953,13 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 				set_item(&b->s[SLOT_BASE0 + s].it, I_BASE, n, (u64)(s64)dirfd, tid);
 		}
 	}
-	if (fd_wanted) {
+	if (walks & W_FD) {
 		int fd = (int)arg_n(st->args, d->fd);
 		u32 n = walk_fd(fd, b->s[SLOT_FD].data);
 		if (n != WALK_NONE)
 			set_item(&b->s[SLOT_FD].it, I_FDPATH, n, (u64)(s64)fd, tid);
 	}
-	if (sock_cwd) {
+	if (walks & W_SOCKBASE) {
 		u32 n = walk_fd(AT_FDCWD, b->s[SLOT_SOCKBASE].data);
 		if (n != WALK_NONE)
 			set_item(&b->s[SLOT_SOCKBASE].it, I_BASE, n, (u64)(s64)AT_FDCWD, tid);
@@ -1131,14 +1142,16 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct stash *sp = bpf_task_storage_get(&stashes, me, 0, 0);
 	if (!sp || !sp->valid)
 		return 0;
-	struct stash st = *sp;
 	sp->valid = 0;
-	u32 k = st.nr + (st.compat ? NR_MAX : 0);
+	u32 k = sp->nr + (sp->compat ? NR_MAX : 0);
 	struct desc *d = bpf_map_lookup_elem(&descs, &k);
 	if (!d)
 		return 0;
-	s64 ret = (s64)ctx->args[1];
-	int efault = ret == -EFAULT;
+	/* The result read again at each use, not kept: a kept one stays live
+	 * to the end with what each branch learnt of it, and the verifier
+	 * then checks the rest once per branch taken. */
+#define RET (*(volatile s64 *)&ctx->args[1])
+#define EFAULTED (RET == -EFAULT)
 	u32 nitems = 0;
 	u32 flags = 0;
 
@@ -1149,14 +1162,14 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	 * inline. */
 	if (d->str[0] && !d->str[1] && !d->sock && !d->msg && !d->u64p && !d->fd &&
 	    !(d->flags & (D_RETFD | D_SETID | D_EXEC)) &&
-	    !(st.ns & EV_FOREIGN)) {
+	    !(sp->ns & EV_FOREIGN)) {
 		u32 zero = 0;
 		struct inline_event *ie = bpf_map_lookup_elem(&scratch_event, &zero);
 		if (!ie)
 			return 0;
-		u64 addr = arg_n(st.args, d->str[0]);
+		u64 addr = arg_n(sp->args, d->str[0]);
 		long n = bpf_probe_read_user_str(ie->sl.data, STR_MAX, (void *)addr);
-		if (st.empty & 1) {
+		if (sp->empty & 1) {
 			/* Still "": the call named no path, and there is nothing to
 			 * send. Changed since entry: it has no base, so it is lost. */
 			if (n > 1)
@@ -1164,13 +1177,13 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			return 0;
 		}
 		u32 sent = 0;
-		struct big *bb = st.have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
+		struct big *bb = sp->have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
 		if (bb && bb->s[SLOT_BASE0].it.kind) {
 			bb->s[SLOT_BASE0].it.tid = tid;
 			send_slot(&bb->s[SLOT_BASE0], &sent);
 		}
 		u32 size = sizeof(struct event);
-		ie->ev.flags = st.ns;
+		ie->ev.flags = sp->ns;
 		ie->ev.nitems = sent;
 		if (n >= 0) {
 			if (n >= STR_MAX)
@@ -1179,12 +1192,12 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			ie->ev.flags |= EV_INLINE;
 			ie->ev.nitems = sent + 1;
 			size += sizeof(struct item) + n;
-		} else if (!efault && addr) {
+		} else if (!EFAULTED && addr) {
 			count_lost(L_READ);
 		}
-		if ((d->flags & D_CREATED) && ret >= 0 &&
-		    (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT))) {
-			struct file *f = file_of((int)ret);
+		if ((d->flags & D_CREATED) && RET >= 0 &&
+		    (!d->oflags || (arg_n(sp->args, d->oflags) & O_CREAT))) {
+			struct file *f = file_of((int)RET);
 			if (f && (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
 				ie->ev.flags |= EV_CREATED;
 		}
@@ -1193,11 +1206,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		ie->ev.size = size;
 		ie->ev.tid = (u32)pid_tgid;
 		ie->ev.tgid = pid_tgid >> 32;
-		ie->ev.nr = st.nr;
-		ie->ev.compat = st.compat;
-		ie->ev.ret = ret;
+		ie->ev.nr = sp->nr;
+		ie->ev.compat = sp->compat;
+		ie->ev.ret = RET;
 		for (int i = 0; i < 6; i++)
-			ie->ev.args[i] = st.args[i];
+			ie->ev.args[i] = sp->args[i];
 		if (size > sizeof(struct inline_event))
 			size = sizeof(struct inline_event);
 		if (bpf_ringbuf_output(&events, ie, size, BPF_RB_NO_WAKEUP) != 0)
@@ -1205,13 +1218,13 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 
-	struct big *b = st.have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
+	struct big *b = sp->have_big ? bpf_task_storage_get(&bigs, me, 0, 0) : 0;
 	if (b) {
 		for (int i = 0; i < SLOTS; i++) {
 			if (!b->s[i].it.kind)
 				continue;
 			/* Exec's path is the kernel's copy, for a successful one. */
-			if ((i == SLOT_STR0 || i == SLOT_STR1) && ret != 0)
+			if ((i == SLOT_STR0 || i == SLOT_STR1) && RET != 0)
 				continue;
 			/* An exec from a thread changed its id since entry. */
 			b->s[i].it.tid = tid;
@@ -1220,23 +1233,23 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	/* A failed exec left the program as it was: read its strings now,
 	 * like any call's. */
-	if (!(d->flags & D_EXEC) || ret < 0) {
+	if (!(d->flags & D_EXEC) || RET < 0) {
 		for (int s = 0; s < 2; s++) {
 			u8 a = d->str[s];
 			if (!a || a > 6)
 				continue;
-			u64 addr = arg_n(st.args, a);
+			u64 addr = arg_n(sp->args, a);
 			struct slot *sl = scratch();
 			if (!sl)
 				break;
 			long n = bpf_probe_read_user_str(sl->data, STR_MAX, (void *)addr);
-			if (n > 1 && (st.empty & (1 << s))) {
+			if (n > 1 && (sp->empty & (1 << s))) {
 				/* "" at entry, so no base was walked for it. */
 				count_lost(L_READ);
 				continue;
 			}
 			if (n < 0) {
-				if (!efault && addr)
+				if (!EFAULTED && addr)
 					count_lost(L_READ);
 				continue;
 			}
@@ -1247,61 +1260,61 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 	if (d->sock && d->sock <= 6) {
-		u64 len = d->socklen && d->socklen <= 6 ? arg_n(st.args, d->socklen) : 0;
-		send_user_bytes(arg_n(st.args, d->sock), len, tid, &nitems, efault);
+		u64 len = d->socklen && d->socklen <= 6 ? arg_n(sp->args, d->socklen) : 0;
+		send_user_bytes(arg_n(sp->args, d->sock), len, tid, &nitems, EFAULTED);
 	}
 	switch (d->msg) {
 	case M_MSG:
-		send_msghdrs(st.args[1], 1, STRIDE_MSG, 0, tid, &nitems, efault);
+		send_msghdrs(sp->args[1], 1, STRIDE_MSG, 0, tid, &nitems, EFAULTED);
 		break;
 	case M_MMSG:
-		send_msghdrs(st.args[1], st.args[2], STRIDE_MMSG, 0, tid, &nitems, efault);
+		send_msghdrs(sp->args[1], sp->args[2], STRIDE_MMSG, 0, tid, &nitems, EFAULTED);
 		break;
 	case M_MSG32:
-		send_msghdrs(st.args[1], 1, STRIDE_MSG32, 1, tid, &nitems, efault);
+		send_msghdrs(sp->args[1], 1, STRIDE_MSG32, 1, tid, &nitems, EFAULTED);
 		break;
 	case M_MMSG32:
-		send_msghdrs(st.args[1], st.args[2], STRIDE_MMSG32, 1, tid, &nitems, efault);
+		send_msghdrs(sp->args[1], sp->args[2], STRIDE_MMSG32, 1, tid, &nitems, EFAULTED);
 		break;
 	case M_SOCKETCALL: {
 		u32 a[6] = {};
-		u32 len = socketcall_size(st.args[0]);
+		u32 len = socketcall_size(sp->args[0]);
 		if (!len)
 			break;
-		if (bpf_probe_read_user(a, len, (void *)st.args[1]) != 0) {
+		if (bpf_probe_read_user(a, len, (void *)sp->args[1]) != 0) {
 			/* The kernel read them, unless the call failed with EFAULT. */
-			if (!efault)
+			if (!EFAULTED)
 				count_lost(L_READ);
 			break;
 		}
-		send_user_bytes(st.args[1], len, tid, &nitems, efault);
-		switch (st.args[0]) {
+		send_user_bytes(sp->args[1], len, tid, &nitems, EFAULTED);
+		switch (sp->args[0]) {
 		case SC_BIND:
 		case SC_CONNECT:
-			send_user_bytes(a[1], a[2], tid, &nitems, efault);
+			send_user_bytes(a[1], a[2], tid, &nitems, EFAULTED);
 			break;
 		case SC_SENDTO:
-			send_user_bytes(a[4], a[5], tid, &nitems, efault);
+			send_user_bytes(a[4], a[5], tid, &nitems, EFAULTED);
 			break;
 		case SC_SENDMSG:
-			send_msghdrs(a[1], 1, STRIDE_MSG32, 1, tid, &nitems, efault);
+			send_msghdrs(a[1], 1, STRIDE_MSG32, 1, tid, &nitems, EFAULTED);
 			break;
 		case SC_SENDMMSG:
-			send_msghdrs(a[1], a[2], STRIDE_MMSG32, 1, tid, &nitems, efault);
+			send_msghdrs(a[1], a[2], STRIDE_MMSG32, 1, tid, &nitems, EFAULTED);
 			break;
 		}
 		break;
 	}
 	}
 	if (d->u64p && d->u64p <= 6)
-		send_user_bytes(st.args[(d->u64p - 1) & 7], 8, tid, &nitems, efault);
+		send_user_bytes(sp->args[(d->u64p - 1) & 7], 8, tid, &nitems, EFAULTED);
 	/* A rename onto a name that did not exist made it (ptrace looks
 	 * before the call; here the kernel's own lookup told). */
-	if (st.target == T_ABSENT)
+	if (sp->target == T_ABSENT)
 		flags |= EV_ABSENT;
-	if ((d->flags & (D_RETFD | D_CREATED)) && ret >= 0) {
-		struct file *f = file_of((int)ret);
-		if (f && (d->flags & D_CREATED) && (!d->oflags || (arg_n(st.args, d->oflags) & O_CREAT)) &&
+	if ((d->flags & (D_RETFD | D_CREATED)) && RET >= 0) {
+		struct file *f = file_of((int)RET);
+		if (f && (d->flags & D_CREATED) && (!d->oflags || (arg_n(sp->args, d->oflags) & O_CREAT)) &&
 		    (BPF_CORE_READ(f, f_mode) & FMODE_CREATED))
 			flags |= EV_CREATED;
 		struct slot *sl = scratch();
@@ -1309,12 +1322,12 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			u32 n = walk(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), sl->data);
 			/* A pipe or socket names no path (as under ptrace). */
 			if (n != WALK_NONE) {
-				set_item(&sl->it, I_FDPATH, n, ret, tid);
+				set_item(&sl->it, I_FDPATH, n, RET, tid);
 				send_slot(sl, &nitems);
 			}
 		}
 	}
-	if ((d->flags & D_SETID) && ret == 0) {
+	if ((d->flags & D_SETID) && RET == 0) {
 		struct slot *sl = scratch();
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		const struct cred *c = BPF_CORE_READ(task, cred);
@@ -1346,10 +1359,10 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 
-	nitems += idents_global(d->ident, ret, st.ns, tid);
-	if (d->ident == ID_NSNEW && ret == 0 && (st.args[0] & CLONE_NEWNS))
-		ns_copied_global((u64)ns_of(me), st.ns);
-	flags |= st.ns;
+	nitems += idents_global(d->ident, RET, sp->ns, tid);
+	if (d->ident == ID_NSNEW && RET == 0 && (sp->args[0] & CLONE_NEWNS))
+		ns_copied_global((u64)ns_of(me), sp->ns);
+	flags |= sp->ns;
 
 	/* The event last: it closes the thread's items. */
 	struct event *ev = bpf_ringbuf_reserve(&events, sizeof(struct event), 0);
@@ -1362,15 +1375,17 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	ev->size = sizeof(*ev);
 	ev->tid = (u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;
-	ev->nr = st.nr;
-	ev->compat = st.compat;
-	ev->ret = ret;
+	ev->nr = sp->nr;
+	ev->compat = sp->compat;
+	ev->ret = RET;
 	for (int i = 0; i < 6; i++)
-		ev->args[i] = st.args[i];
+		ev->args[i] = sp->args[i];
 	ev->flags = flags;
 	ev->nitems = nitems;
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	return 0;
+#undef RET
+#undef EFAULTED
 }
 
 /* security_inode_rename(old_dir, old_dentry, new_dir, new_dentry, flags)
