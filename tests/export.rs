@@ -1527,4 +1527,15 @@ fn a_root_services_directory_under_tmp_keeps_its_owner() {
     let (code, _, err) = run(&mut Command::new(&script));
     assert_eq!(code, Some(0), "{err}\n{text}");
     assert!(!out_file.exists(), "written through to the host");
+    // Gone from the host when the sandbox is exported (a /tmp emptied at
+    // boot): the recording's owner, as the plan gives it.
+    std::fs::remove_dir(work.path()).unwrap();
+    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let (code, _, err) = run(&mut Command::new(&script));
+    assert_eq!(
+        code,
+        Some(0),
+        "exported without the host's directory: {err}"
+    );
+    assert!(!work.path().exists(), "made on the host");
 }

@@ -368,9 +368,14 @@ impl Resolver {
                 let fd = rustix::fs::open(dir, flags, Mode::empty()).ok();
                 self.dir_fd = Some((dir.into(), fd));
             }
-            node.meta = Some(match self.dir_fd.as_ref().and_then(|(_, fd)| fd.as_ref()) {
-                Some(fd) => lstat_at(std::os::fd::AsFd::as_fd(fd), name),
-                None => lstat_host(full),
+            // A path the kernel would refuse whole (ENAMETOOLONG) is
+            // looked at whole, so that it says the same.
+            let fd = self.dir_fd.as_ref().and_then(|(_, fd)| fd.as_ref());
+            node.meta = Some(match fd {
+                Some(fd) if full.len() < libc::PATH_MAX as usize => {
+                    lstat_at(std::os::fd::AsFd::as_fd(fd), name)
+                }
+                _ => lstat_host(full),
             });
         }
         let m = node.meta.as_ref().and_then(Option::as_ref)?;

@@ -52,6 +52,10 @@ fn owner(p: &MPath, fallback: (u32, u32, u32)) -> (u32, u32, u32) {
 /// directory).
 pub fn apply(ops: &mut BTreeMap<MPath, BwrapOp>, roots: &[MPath]) {
     for r in roots {
+        if matches!(ops.get(r), Some(BwrapOp::BindStaged { .. })) {
+            // Staged by the builder with its owner already.
+            continue;
+        }
         let mode = match ops.get(r) {
             Some(BwrapOp::Tmpfs {
                 perms: Some(mode), ..
@@ -108,10 +112,17 @@ pub fn owned_dir(p: &MPath, meta: (u32, u32, u32)) -> BwrapOp {
 }
 
 /// A private directory of a root service beneath a temporary one: made
-/// with its owner and mode (a staged root: what goes into it is made in
-/// it), and bound read-write.
-pub fn private_dir(p: &MPath, meta: (u32, u32, u32)) -> BwrapOp {
-    staged(p, meta, false)
+/// with the owner and mode the plan gives it (the host's, or the
+/// recording's when the host's is gone, as after a reboot emptied /tmp;
+/// a staged root: what goes into it is made in it), and bound read-write.
+pub fn private_dir(p: &MPath, (uid, gid, mode): (u32, u32, u32)) -> BwrapOp {
+    BwrapOp::BindStaged {
+        dest: p.clone(),
+        uid,
+        gid,
+        mode,
+        ro: false,
+    }
 }
 
 fn staged(p: &MPath, meta: (u32, u32, u32), ro: bool) -> BwrapOp {
