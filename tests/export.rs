@@ -888,18 +888,13 @@ fn bwrap_cwd_under_a_private_tmp_is_made_there() {
         "count=3",
         "status=none",
     ];
-    let rec = common::output(
+    common::success(
         common::jailtrace()
             .current_dir(&cwd)
             .args(["record", "-o"])
             .arg(&m)
             .arg("--")
             .args(argv),
-    );
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
     );
     // The recording wrote it on the host; the sandbox must not.
     std::fs::remove_file(&out_file).unwrap();
@@ -1325,17 +1320,12 @@ fn bwrap_writable_data_under_var_tmp_is_kept() {
         "cat {s} >/dev/null && echo two >> {s} && echo x > {scratch}",
         s = state.display()
     );
-    let rec = common::output(common::jailtrace().args(["record", "-o"]).arg(&m).args([
+    common::success(common::jailtrace().args(["record", "-o"]).arg(&m).args([
         "--",
         "/bin/sh",
         "-c",
         &script_text,
     ]));
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
-    );
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "one\ntwo\n");
     // The recording wrote it on the host; the sandbox must not.
     std::fs::remove_file(&scratch).unwrap();
@@ -1391,7 +1381,7 @@ fn a_root_services_own_directory_shows_only_what_was_used() {
         "--clear-groups",
     ];
     let m = t.path().join("m.json");
-    let rec = common::output(
+    common::success(
         common::jailtrace()
             .args(["record", "-o"])
             .arg(&m)
@@ -1399,11 +1389,6 @@ fn a_root_services_own_directory_shows_only_what_was_used() {
             .args(drop_to_nobody)
             .arg("cat")
             .arg(dir.join("a.txt")),
-    );
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
     );
     let script = t.path().join("rec.sh");
     export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
@@ -1440,7 +1425,7 @@ fn a_staged_copy_through_a_swapped_directory_is_refused() {
     }
     let m = t.path().join("m.json");
     let append = format!("echo two >> {}", sub.join("log").display());
-    let rec = common::output(common::jailtrace().args(["record", "-o"]).arg(&m).args([
+    common::success(common::jailtrace().args(["record", "-o"]).arg(&m).args([
         "--",
         "setpriv",
         "--reuid=65534",
@@ -1450,11 +1435,6 @@ fn a_staged_copy_through_a_swapped_directory_is_refused() {
         "-c",
         &append,
     ]));
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
-    );
     let script = t.path().join("rec.sh");
     export_ok(
         &[
@@ -1508,17 +1488,12 @@ fn a_root_services_directory_under_tmp_keeps_its_owner() {
         "-c",
         &write,
     ];
-    let rec = common::output(
+    common::success(
         common::jailtrace()
             .args(["record", "-o"])
             .arg(&m)
             .arg("--")
             .args(drop_and_write),
-    );
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
     );
     std::fs::remove_file(&out_file).unwrap();
     let script = t.path().join("rec.sh");

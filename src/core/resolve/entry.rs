@@ -1,8 +1,6 @@
 //! One host object made into a manifest entry: its metadata read without
 //! following it, its class (regular, /dev, /proc, /sys), its digest.
 
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::{exe, Options};
@@ -25,46 +23,13 @@ pub(super) struct Meta {
 
 /// `lstat` on the host, as resolution needs it.
 pub(super) fn lstat_host(path: &[u8]) -> Option<Meta> {
-    let p = Path::new(std::ffi::OsStr::from_bytes(path));
-    let md = std::fs::symlink_metadata(p).ok()?;
-    let ft = md.file_type();
-    let kind = if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_file() {
-        Kind::File
-    } else if ft.is_char_device() {
-        Kind::Chardev
-    } else if ft.is_block_device() {
-        Kind::Blockdev
-    } else if ft.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::Fifo
-    };
-    let target = if kind == Kind::Symlink {
-        std::fs::read_link(p)
-            .ok()
-            .map(|t| t.into_os_string().into_vec())
-    } else {
-        None
-    };
-    Some(Meta {
-        kind,
-        mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
-        size: md.size(),
-        rdev: md.rdev(),
-        dev: md.dev(),
-        target,
-    })
+    lstat_at(rustix::fs::CWD, path)
 }
 
-/// `lstat` of `name` in the directory open as `dir`: what [`lstat_host`]
-/// says of the joined path, without the kernel's walking the directory's
-/// path once more (most of an `lstat`'s time in a deep tree).
+/// `lstat` of `name` in the directory open as `dir` (an absolute `name`:
+/// of that path): what [`lstat_host`] says of the joined path, without the
+/// kernel's walking the directory's path once more (most of an `lstat`'s
+/// time in a deep tree).
 pub(super) fn lstat_at(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> Option<Meta> {
     use rustix::fs::{AtFlags, FileType};
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
@@ -177,6 +142,8 @@ pub(super) fn sha256_file(path: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     /// Looked at relative to its directory, an object gives what `lstat`

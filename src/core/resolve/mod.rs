@@ -270,6 +270,21 @@ fn resolve_part(
     (r, execs)
 }
 
+/// The directory `dir` open (`O_PATH`) in `slot`, opened unless it is
+/// already; `None` when it cannot be.
+fn open_dir<'a>(
+    slot: &'a mut Option<(Box<[u8]>, Option<std::os::fd::OwnedFd>)>,
+    dir: &[u8],
+) -> Option<std::os::fd::BorrowedFd<'a>> {
+    use rustix::fs::{Mode, OFlags};
+    if slot.as_ref().is_none_or(|(d, _)| **d != *dir) {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        *slot = Some((dir.into(), rustix::fs::open(dir, flags, Mode::empty()).ok()));
+    }
+    let fd = slot.as_ref()?.1.as_ref()?;
+    Some(std::os::fd::AsFd::as_fd(fd))
+}
+
 fn push_access(v: &mut Vec<Access>, op: Op, result: Outcome) {
     let a = Access { op, result };
     if !v.contains(&a) {
@@ -345,47 +360,41 @@ impl Resolver {
 
     /// The host's metadata of `path` (no symlink followed), looked at once.
     fn lstat(&mut self, path: &[u8]) -> Option<&Meta> {
-        let node = self.node(path);
+        self.lstat_in(path, None)
+    }
+
+    /// [`Self::lstat`]; `at`: the real directory `path` is in and its name
+    /// there, to look at it relative to the directory, kept open while the
+    /// paths of one directory follow one another.
+    fn lstat_in(&mut self, path: &[u8], at: Option<(&[u8], &[u8])>) -> Option<&Meta> {
+        let node = self.nodes.entry_ref(path).or_default();
         if node.meta.is_none() {
-            node.meta = Some(lstat_host(path));
+            // A path the kernel would refuse whole (ENAMETOOLONG) is
+            // looked at whole, so that it says the same.
+            let at = at.filter(|_| path.len() < libc::PATH_MAX as usize);
+            node.meta = Some(match at {
+                Some((dir, name)) => match open_dir(&mut self.dir_fd, dir) {
+                    Some(fd) => lstat_at(fd, name),
+                    None => lstat_host(path),
+                },
+                None => lstat_host(path),
+            });
         }
         node.meta.as_ref().and_then(Option::as_ref)
     }
 
-    /// [`Self::probe`] of `full`, which is `name` in the real directory
-    /// `dir`, looked at relative to the directory.
-    fn probe_in(
-        &mut self,
-        dir: &[u8],
-        name: &[u8],
-        full: &[u8],
-    ) -> Option<(Kind, Option<Vec<u8>>)> {
-        let node = self.nodes.entry_ref(full).or_default();
-        if node.meta.is_none() {
-            if self.dir_fd.as_ref().is_none_or(|(d, _)| **d != *dir) {
-                use rustix::fs::{Mode, OFlags};
-                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let fd = rustix::fs::open(dir, flags, Mode::empty()).ok();
-                self.dir_fd = Some((dir.into(), fd));
-            }
-            // A path the kernel would refuse whole (ENAMETOOLONG) is
-            // looked at whole, so that it says the same.
-            let fd = self.dir_fd.as_ref().and_then(|(_, fd)| fd.as_ref());
-            node.meta = Some(match fd {
-                Some(fd) if full.len() < libc::PATH_MAX as usize => {
-                    lstat_at(std::os::fd::AsFd::as_fd(fd), name)
-                }
-                _ => lstat_host(full),
-            });
-        }
-        let m = node.meta.as_ref().and_then(Option::as_ref)?;
-        let target = (m.kind == Kind::Symlink).then(|| m.target.clone().unwrap_or_default());
-        Some((m.kind, target))
-    }
-
     /// Kind of `path` (no symlink followed), and the target of a symlink.
     fn probe(&mut self, path: &[u8]) -> Option<(Kind, Option<Vec<u8>>)> {
-        let m = self.lstat(path)?;
+        self.probe_in(path, None)
+    }
+
+    /// [`Self::probe`], looked at as [`Self::lstat_in`] does.
+    fn probe_in(
+        &mut self,
+        path: &[u8],
+        at: Option<(&[u8], &[u8])>,
+    ) -> Option<(Kind, Option<Vec<u8>>)> {
+        let m = self.lstat_in(path, at)?;
         let target = (m.kind == Kind::Symlink).then(|| m.target.clone().unwrap_or_default());
         Some((m.kind, target))
     }
@@ -417,7 +426,7 @@ impl Resolver {
                 // The common case: one more component in a known real
                 // directory, which is not a symlink to follow.
                 let next = join(&cur, last);
-                match self.probe_in(&cur, last, &next) {
+                match self.probe_in(&next, Some((&cur, last))) {
                     Some((Kind::Symlink, Some(_))) if follow_last => {
                         self.walk(cur.into_vec(), links, VecDeque::from([last.to_vec()]), true)
                     }
