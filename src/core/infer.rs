@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::core::resolve::exe::read_regular;
+use crate::core::resolve::exe::{open_regular, read_regular};
 
 /// One inference rule. The order is the manifest's: a path that two rules
 /// infer is marked with the first.
@@ -322,24 +322,28 @@ fn with_needed(libdirs: &[Vec<u8>], lib: Vec<u8>, out: &mut Vec<Vec<u8>>) {
 }
 
 /// The `DT_NEEDED` names of an ELF shared object; none if it is not one.
+/// Only the headers, the dynamic section and its strings are read, not
+/// the whole object (libc alone is 2 MB).
 fn needed(path: &[u8]) -> Vec<Vec<u8>> {
     use object::read::elf::{Dyn as _, FileHeader as _};
-    let Some(data) = read_regular(as_path(path)) else {
+    let Some(file) = open_regular(as_path(path)) else {
         return Vec::new();
     };
-    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(&*data) else {
+    let cache = object::ReadCache::new(file);
+    let data = &cache;
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(data) else {
         return Vec::new();
     };
     let Ok(endian) = header.endian() else {
         return Vec::new();
     };
-    let Ok(sections) = header.sections(endian, &*data) else {
+    let Ok(sections) = header.sections(endian, data) else {
         return Vec::new();
     };
-    let Ok(Some((dynamic, link))) = sections.dynamic(endian, &*data) else {
+    let Ok(Some((dynamic, link))) = sections.dynamic(endian, data) else {
         return Vec::new();
     };
-    let Ok(strings) = sections.strings(endian, &*data, link) else {
+    let Ok(strings) = sections.strings(endian, data, link) else {
         return Vec::new();
     };
     dynamic
