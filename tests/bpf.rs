@@ -632,3 +632,75 @@ fn files_made_and_removed_in_a_namespace_copy_are_no_loss() {
         &["unshare", "-m", "sh", "-c", script],
     );
 }
+
+/// The cut BTF kept in the cache (`JAILTRACE_CACHE_DIR`) gives the
+/// recording a fresh cut gives; an entry others could have written is not
+/// read but replaced; an empty `JAILTRACE_CACHE_DIR` keeps nothing.
+#[test]
+fn a_kept_cut_records_what_a_fresh_one_does() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let test = "a_kept_cut_records_what_a_fresh_one_does";
+    if !needs_bpf(test) {
+        return;
+    }
+    let t = common::tempdir();
+    let cache = t.path().join("cache");
+    let out = t.path().join("m.json");
+    // One recording: what the start-up said of the cut, and the manifest.
+    let run = |cache_dir: &Path| -> (String, String) {
+        let o = common::output(
+            common::jailtrace()
+                .env("JAILTRACE_CACHE_DIR", cache_dir)
+                .env("JAILTRACE_BPF_STARTUP", "1")
+                .args(["record", "--backend", "bpf", "-o"])
+                .arg(&out)
+                .args(["--", "/bin/sh", "-c", "ls / >/dev/null; cat /etc/hostname"]),
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
+        let said = stderr
+            .lines()
+            .find(|l| l.contains("the cut BTF"))
+            .unwrap_or_else(|| panic!("no word of the cut in:\n{stderr}"))
+            .to_string();
+        let manifest: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"generator\""))
+            .map(String::from)
+            .collect();
+        (said, manifest.join("\n"))
+    };
+    let (said, fresh) = run(&cache);
+    assert!(said.ends_with("the cut BTF was made and kept"), "{said}");
+    let (said, kept) = run(&cache);
+    assert!(
+        said.ends_with("the cut BTF was read from the cache"),
+        "{said}"
+    );
+    assert_eq!(fresh, kept, "a kept cut recorded differently");
+
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (said, again) = run(&cache);
+    assert!(said.ends_with("the cut BTF was made and kept"), "{said}");
+    assert_eq!(fresh, again);
+    assert_eq!(
+        std::fs::metadata(entry).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the entry others could write was replaced"
+    );
+
+    let (said, none) = run(Path::new(""));
+    assert!(said.ends_with("the cut BTF was made (no cache)"), "{said}");
+    assert_eq!(fresh, none);
+}

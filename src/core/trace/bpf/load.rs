@@ -325,8 +325,9 @@ fn load_program(prog: &str, p: &mut Program) -> Result<String, String> {
     })
 }
 
-/// The kernel's BTF cut down for the program (see `btf.rs`).
-fn cut_btf() -> Result<aya::Btf, String> {
+/// The kernel's BTF cut down for the program (see `btf.rs`), from the
+/// cache when this kernel was seen before (see `cache.rs`).
+fn cut_btf(timings: &mut Vec<String>) -> Result<aya::Btf, String> {
     use object::{Object as _, ObjectSection as _};
     let file = object::File::parse(OBJECT).map_err(|e| e.to_string())?;
     let local = file
@@ -334,10 +335,28 @@ fn cut_btf() -> Result<aya::Btf, String> {
         .ok_or("the object has no .BTF")?
         .data()
         .map_err(|e| e.to_string())?;
+    let parse =
+        |b: &[u8]| aya::Btf::parse(b, aya::Endianness::default()).map_err(|e| e.to_string());
+    let dir = super::cache::dir();
+    let key = dir
+        .as_ref()
+        .and_then(|_| super::cache::Key::of_this_kernel(local));
+    let kept = dir.as_deref().zip(key.as_ref());
+    if let Some(cut) = kept.and_then(|(d, k)| super::cache::get(d, k)) {
+        if let Ok(btf) = parse(&cut) {
+            timings.push("bpf: the cut BTF was read from the cache".into());
+            return Ok(btf);
+        }
+    }
     let kernel = std::fs::read("/sys/kernel/btf/vmlinux")
         .map_err(|e| format!("/sys/kernel/btf/vmlinux: {e}"))?;
     let cut = super::btf::cut(&kernel, local)?;
-    aya::Btf::parse(&cut, aya::Endianness::default()).map_err(|e| e.to_string())
+    match kept.map(|(d, k)| super::cache::put(d, k, &cut)) {
+        Some(Ok(())) => timings.push("bpf: the cut BTF was made and kept".into()),
+        Some(Err(e)) => timings.push(format!("bpf: the cut BTF was made, not kept ({e})")),
+        None => timings.push("bpf: the cut BTF was made (no cache)".into()),
+    }
+    parse(&cut)
 }
 
 /// Loads the program, fills the descriptors and attaches it.
@@ -345,23 +364,22 @@ pub fn load() -> Result<Loaded, String> {
     let t0 = std::time::Instant::now();
     // How long each step took, for `record` to show (see docs/performance.md).
     let mut timings = Vec::new();
+    // aya relocates against the cut, a few hundred types instead of all
+    // (see btf.rs); should the cut fail, against the whole. The loader is
+    // made where it cannot parse the whole on its own (see sys.rs).
+    let mut loader = super::sys::made_without_opens(aya::EbpfLoader::new)
+        .map_err(|_| "the BPF loader thread panicked".to_string())?;
+    let target = cut_btf(&mut timings).or_else(|e| {
+        timings.push(format!("bpf: the whole kernel BTF is used ({e})"));
+        aya::Btf::from_sys_fs().map_err(|e| err("cannot read the kernel's BTF", e))
+    })?;
+    timings.push(format!(
+        "bpf BTF cut at {:.3} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    loader.btf(Some(&target));
     // Task storage maps have no aya type; they are only used by the
     // program itself.
-    // aya's loader parses the whole kernel BTF when it is made (about 20
-    // ms): on a thread of its own, while the cut is made on this one. It
-    // then relocates against the cut, a few hundred types instead of all
-    // (see btf.rs); should the cut fail, against the whole.
-    let loader = std::thread::spawn(aya::EbpfLoader::new);
-    let target = cut_btf();
-    let mut loader = loader
-        .join()
-        .map_err(|_| "the BPF loader thread panicked".to_string())?;
-    match &target {
-        Ok(t) => {
-            loader.btf(Some(t));
-        }
-        Err(e) => timings.push(format!("bpf: the whole kernel BTF is used ({e})")),
-    }
     let mut ebpf = loader.allow_unsupported_maps().load(OBJECT).map_err(|e| {
         let mut msg = err("cannot load the BPF program", &e);
         let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);

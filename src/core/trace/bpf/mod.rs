@@ -13,8 +13,10 @@
 
 mod abi;
 pub mod btf;
+mod cache;
 mod event;
 mod load;
+mod sys;
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
