@@ -338,10 +338,8 @@ fn cut_btf(timings: &mut Vec<String>) -> Result<aya::Btf, String> {
     let parse =
         |b: &[u8]| aya::Btf::parse(b, aya::Endianness::default()).map_err(|e| e.to_string());
     let dir = super::cache::dir();
-    let key = dir
-        .as_ref()
-        .and_then(|_| super::cache::Key::of_this_kernel(local));
-    let kept = dir.as_deref().zip(key.as_ref());
+    let key = super::cache::Key::of_this_kernel(local);
+    let kept = dir.as_deref().zip(key.as_ref().ok());
     if let Some(cut) = kept.and_then(|(d, k)| super::cache::get(d, k)) {
         if let Ok(btf) = parse(&cut) {
             timings.push("bpf: the cut BTF was read from the cache".into());
@@ -351,11 +349,14 @@ fn cut_btf(timings: &mut Vec<String>) -> Result<aya::Btf, String> {
     let kernel = std::fs::read("/sys/kernel/btf/vmlinux")
         .map_err(|e| format!("/sys/kernel/btf/vmlinux: {e}"))?;
     let cut = super::btf::cut(&kernel, local)?;
-    match kept.map(|(d, k)| super::cache::put(d, k, &cut)) {
-        Some(Ok(())) => timings.push("bpf: the cut BTF was made and kept".into()),
-        Some(Err(e)) => timings.push(format!("bpf: the cut BTF was made, not kept ({e})")),
-        None => timings.push("bpf: the cut BTF was made (no cache)".into()),
-    }
+    timings.push(match (&dir, &key) {
+        (None, _) => "bpf: the cut BTF was made, not kept (JAILTRACE_CACHE_DIR is empty)".into(),
+        (Some(_), Err(why)) => format!("bpf: the cut BTF was made, not kept ({why})"),
+        (Some(d), Ok(k)) => match super::cache::put(d, k, &cut) {
+            Ok(()) => "bpf: the cut BTF was made and kept".into(),
+            Err(e) => format!("bpf: the cut BTF was made, not kept ({e})"),
+        },
+    });
     parse(&cut)
 }
 
@@ -374,7 +375,7 @@ pub fn load() -> Result<Loaded, String> {
         aya::Btf::from_sys_fs().map_err(|e| err("cannot read the kernel's BTF", e))
     })?;
     timings.push(format!(
-        "bpf BTF cut at {:.3} s",
+        "bpf BTF ready at {:.3} s",
         t0.elapsed().as_secs_f64()
     ));
     loader.btf(Some(&target));
