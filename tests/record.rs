@@ -484,6 +484,46 @@ fn signals_reach_tracees_unchanged_and_group_stop_does_not_hang() {
     assert!(out.status.success());
 }
 
+/// A command recorded by a jailtrace started with signals ignored (`nohup`,
+/// a background job) starts with them ignored, as it would without
+/// jailtrace; with defaults, with defaults. Both backends (bpf as root).
+#[test]
+fn the_command_starts_with_the_signals_jailtrace_was_given_ignored() {
+    let mut backends = vec!["ptrace"];
+    if common::is_root() {
+        backends.push("bpf");
+    }
+    let tmp = tempdir();
+    for backend in backends {
+        // SIGHUP and SIGINT are bits 0 and 1 of the mask.
+        for (env_arg, want) in [("--ignore-signal=HUP,INT", 0b11), ("--default-signal", 0)] {
+            let out = output(
+                Command::new("/usr/bin/env")
+                    .args([env_arg, env!("CARGO_BIN_EXE_jailtrace"), "record"])
+                    .args(["--backend", backend, "-o"])
+                    .arg(tmp.path().join("m.json"))
+                    .args(["--", "/bin/sh", "-c", "grep SigIgn /proc/self/status"]),
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mask = stdout
+                .trim()
+                .strip_prefix("SigIgn:\t")
+                .and_then(|m| u64::from_str_radix(m, 16).ok())
+                .unwrap_or_else(|| panic!("{stdout:?}"));
+            assert_eq!(
+                mask & 0b11,
+                want,
+                "{backend}, jailtrace started with {env_arg}: {stdout}"
+            );
+        }
+    }
+}
+
 /// SIGTERM, and SIGQUIT (whose default action would end jailtrace and,
 /// through PTRACE_O_EXITKILL, the command, losing the manifest).
 #[test]

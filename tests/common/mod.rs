@@ -12,9 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-/// The jailtrace binary built for these tests.
+/// The jailtrace binary built for these tests, started with every signal
+/// at its default action whatever this test process was given: a suite
+/// started in the background of a non-interactive shell has SIGINT and
+/// SIGQUIT ignored, and jailtrace starts its command with what it was
+/// given ignored, as a shell does (tests/record.rs checks that).
 pub fn jailtrace() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jailtrace"))
+    let mut c = Command::new("/usr/bin/env");
+    c.arg("--default-signal")
+        .arg(env!("CARGO_BIN_EXE_jailtrace"));
+    c
 }
 
 pub fn is_root() -> bool {
@@ -62,8 +69,9 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 /// redraw a line, and progress bars rightly stay hidden. Callers check
 /// `require_program(.., "script")` first.
 pub fn on_a_terminal(cmd: &str) -> Command {
-    let mut c = Command::new("script");
-    c.args(["-qec", cmd, "/dev/null"])
+    // Default actions, as for `jailtrace()`.
+    let mut c = Command::new("/usr/bin/env");
+    c.args(["--default-signal", "script", "-qec", cmd, "/dev/null"])
         .env("SHELL", which("bash").expect("bash is installed"))
         .env("TERM", "xterm");
     c

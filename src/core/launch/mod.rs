@@ -81,6 +81,9 @@ pub fn run_in_jail(jail: &JailOptions, command: &[OsString]) -> anyhow::Result<E
         filter: None,
         no_new_privs: false,
         child_affinity: None,
+        // Forwarding starts after the fork: the child keeps jailtrace's
+        // dispositions as they are, an ignored one included.
+        ignored: Vec::new(),
     };
     let child = match spawn(&spec) {
         Ok(c) => c,

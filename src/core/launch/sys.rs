@@ -152,6 +152,10 @@ pub struct ChildSpec<'a> {
     /// CPU mask to restore in the child before exec (when the tracer pinned
     /// itself but the command must keep its original CPUs).
     pub child_affinity: Option<libc::cpu_set_t>,
+    /// Signals the command starts with ignored, because jailtrace was
+    /// started with them ignored (`nohup`): the tracer's handlers for them,
+    /// inherited by the child, would otherwise become the default at exec.
+    pub ignored: Vec<libc::c_int>,
 }
 
 /// The byte that releases a held child.
@@ -245,6 +249,10 @@ fn child_side(
     if let Some(mask) = spec.mask {
         // The forwarded signals must not stay blocked across exec.
         let _ = mask.thread_set_mask();
+    }
+    for &sig in &spec.ignored {
+        // SAFETY: SIG_IGN runs no code; signal() is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
     // SAFETY: child side of fork; only raw syscalls on pre-built data.
     unsafe {
@@ -560,6 +568,7 @@ mod tests {
             filter: None,
             no_new_privs: false,
             child_affinity: None,
+            ignored: Vec::new(),
         };
         spawn(&spec).unwrap()
     }

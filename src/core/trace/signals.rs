@@ -44,6 +44,18 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
 /// The dispositions jailtrace had before tracing, restored afterwards.
 pub struct SavedHandlers(Vec<(libc::c_int, libc::sigaction)>);
 
+impl SavedHandlers {
+    /// The signals jailtrace was started with ignored, which the command
+    /// must start with ignored too (see `ChildSpec::ignored`).
+    pub fn ignored(&self) -> Vec<libc::c_int> {
+        self.0
+            .iter()
+            .filter(|(_, old)| old.sa_sigaction == libc::SIG_IGN)
+            .map(|(sig, _)| *sig)
+            .collect()
+    }
+}
+
 impl Drop for SavedHandlers {
     fn drop(&mut self) {
         for (sig, old) in &self.0 {
@@ -58,7 +70,8 @@ impl Drop for SavedHandlers {
 /// end it, with PTRACE_O_EXITKILL the command, and lose the manifest).
 /// They do not restart system calls, so a blocking `waitpid` returns EINTR.
 /// Handlers (unlike SIG_IGN) are reset to the default by exec, so the
-/// traced command starts with default dispositions.
+/// traced command starts with default dispositions, but for those
+/// jailtrace was started with ignored ([`SavedHandlers::ignored`]).
 pub fn install_signal_handlers() -> Result<SavedHandlers, Errno> {
     let mut saved = SavedHandlers(Vec::new());
     for sig in [

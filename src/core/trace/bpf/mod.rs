@@ -118,7 +118,7 @@ fn record(
     let _subreaper = Subreaper::new()?;
     let handlers = signals::install_signal_handlers()
         .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
-    let child = start(&mut loaded, launch)?;
+    let child = start(&mut loaded, launch, handlers.ignored())?;
     let root = child.pid;
     let mut r = Recorder {
         opts,
@@ -211,6 +211,7 @@ fn record(
 fn start(
     loaded: &mut load::Loaded,
     launch: Launch,
+    ignored: Vec<libc::c_int>,
 ) -> Result<crate::core::launch::Child, TraceError> {
     let spec = crate::core::launch::ChildSpec {
         launch,
@@ -219,6 +220,7 @@ fn start(
         filter: None,
         no_new_privs: false,
         child_affinity: None,
+        ignored,
     };
     let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
     let root = child.pid;

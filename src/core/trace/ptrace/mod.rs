@@ -129,6 +129,10 @@ impl Backend for Ptrace {
 /// Runs the command under the tracer until every traced process has exited.
 fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> {
     let placed = placement::Placed::new(opts.placement);
+    // Restored when this function returns: hashing, saving and verify's
+    // later rounds must stay interruptible.
+    let handlers = signals::install_signal_handlers()
+        .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
     let spec = crate::core::launch::ChildSpec {
         launch,
         hold: true,
@@ -136,11 +140,8 @@ fn record(launch: Launch, opts: &TraceOptions) -> Result<Recording, TraceError> 
         filter: Some(seccomp::filter()),
         no_new_privs: !has_cap_sys_admin(),
         child_affinity: placed.child_affinity(),
+        ignored: handlers.ignored(),
     };
-    // Restored when this function returns: hashing, saving and verify's
-    // later rounds must stay interruptible.
-    let handlers = signals::install_signal_handlers()
-        .map_err(|e| TraceError::Internal(format!("signal handlers: {e}")))?;
     let child = crate::core::launch::spawn(&spec).map_err(TraceError::Spawn)?;
     if let Err(e) = sys::seize(child.pid, OPTIONS) {
         let _ = signals::kill(child.pid, libc::SIGKILL);
