@@ -7,6 +7,7 @@
 mod entry;
 pub(crate) mod exe;
 mod inferred;
+mod order;
 pub mod tree;
 
 use std::collections::{HashSet, VecDeque};
@@ -18,12 +19,11 @@ type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::core::manifest::pathenc::{cmp_path_bytes, MPath};
 use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
 
 pub use entry::classify;
-use entry::{is_proc, lstat_at, lstat_host, make_entry, Meta};
+use entry::{is_proc, lstat_at, lstat_host, Meta};
 pub use exe::{loader, loader_of, open_regular, Loader};
 pub use inferred::inferred;
 
@@ -64,6 +64,9 @@ struct Node {
     /// of a path that was. (A directory a walk only passed through, as in
     /// `a/b/../c`, is looked at but not listed.)
     listed: bool,
+    /// When it was listed, in its part: the part takes its paths in order,
+    /// so this is nearly the manifest's order (see `into_sorted`).
+    seq: u32,
 }
 
 impl Node {
@@ -99,6 +102,8 @@ struct Resolver {
     /// opened), so that the files of one directory are looked at relative
     /// to it.
     dir_fd: Option<(Box<[u8]>, Option<std::os::fd::OwnedFd>)>,
+    /// Nodes listed so far.
+    listed: u32,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
@@ -132,19 +137,10 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
         return (Vec::new(), warnings);
     };
     first.interpreters(execs, &roots, opts, &mut warnings);
-    // The merge, the entries and their sort are split too, by ranges of
-    // the manifest's order, so that the ranges' entries only need to be
-    // put one after the other.
-    let pivots = first.pivots(threads);
-    let split = on_threads(parts, |r| r.split(&pivots));
-    let mut ranges: Vec<Vec<(Vec<u8>, Node)>> = (0..=pivots.len()).map(|_| Vec::new()).collect();
-    for part in split {
-        for (range, nodes) in ranges.iter_mut().zip(part) {
-            range.extend(nodes);
-        }
-    }
-    let entries = on_threads(ranges, |r| range_entries(r, opts));
-    (entries.into_iter().flatten().collect(), warnings)
+    // Each part's listed nodes in the manifest's order, sorted on the
+    // part's thread, then merged into entries (see `order`).
+    let sorted = on_threads(parts, |r| order::sorted(r.nodes));
+    (order::entries(sorted, threads, opts), warnings)
 }
 
 /// The real path of `p` on the host (every symlink resolved), if it
@@ -195,31 +191,6 @@ fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec
             .map(|h| h.join().expect("a resolver thread panicked"))
             .collect()
     })
-}
-
-/// The entries of one range of listed nodes (a path may come from several
-/// parts), in the manifest's order.
-fn range_entries(mut nodes: Vec<(Vec<u8>, Node)>, opts: &Options) -> Vec<Entry> {
-    nodes.sort_unstable_by(|a, b| cmp_path_bytes(&a.0, &b.0));
-    let mut out = Vec::with_capacity(nodes.len());
-    let mut nodes = nodes.into_iter().peekable();
-    while let Some((p, mut node)) = nodes.next() {
-        while let Some((_, same)) = nodes.next_if(|(q, _)| *q == p) {
-            node.absorb(same);
-        }
-        if node.accesses.is_empty() && p.len() > b"/proc".len() && is_proc(&p) {
-            // Intermediate /proc directories (like /proc/self) say
-            // nothing a jail needs.
-            continue;
-        }
-        let meta = node.meta.unwrap_or_else(|| lstat_host(&p));
-        let Ok(path) = MPath::new(p) else {
-            continue;
-        };
-        let found = node.first.is_none_or(|f| f.1);
-        out.push(make_entry(path, meta, node.accesses, found, opts));
-    }
-    out
 }
 
 /// Below this many unique paths per thread, splitting is not worth it.
@@ -293,47 +264,6 @@ fn push_access(v: &mut Vec<Access>, op: Op, result: Outcome) {
 }
 
 impl Resolver {
-    /// Up to `n - 1` paths that cut the listed ones into `n` ranges of
-    /// about the same size (a sample: every part is a random share of the
-    /// trace).
-    fn pivots(&self, n: usize) -> Vec<Vec<u8>> {
-        if n <= 1 {
-            return Vec::new();
-        }
-        let mut sample: Vec<&[u8]> = self
-            .nodes
-            .iter()
-            .filter(|(_, node)| node.listed)
-            .step_by(8)
-            .map(|(p, _)| p.as_slice())
-            .collect();
-        sample.sort_unstable_by(|a, b| cmp_path_bytes(a, b));
-        sample.dedup();
-        (1..n)
-            .filter_map(|i| sample.get(sample.len() * i / n))
-            .map(|p| p.to_vec())
-            .collect()
-    }
-
-    /// The listed nodes, by range: range i holds the paths with i pivots
-    /// at or before them.
-    fn split(self, pivots: &[Vec<u8>]) -> Vec<Vec<(Vec<u8>, Node)>> {
-        let mut ranges: Vec<Vec<(Vec<u8>, Node)>> =
-            (0..=pivots.len()).map(|_| Vec::new()).collect();
-        for (p, node) in self.nodes {
-            if node.listed {
-                let i = pivots.partition_point(|v| cmp_path_bytes(v, &p).is_le());
-                ranges[i].push((p, node));
-            }
-        }
-        ranges
-    }
-
-    /// The node of `path`, created if new.
-    fn node(&mut self, path: &[u8]) -> &mut Node {
-        self.nodes.entry_ref(path).or_default()
-    }
-
     /// The node of `path`, listed as an entry together with its ancestors.
     fn list(&mut self, path: &[u8]) -> &mut Node {
         let mut end = path.len();
@@ -344,17 +274,21 @@ impl Resolver {
             if end == path.len() {
                 break;
             }
-            let n = self.node(&path[..end]);
+            let n = self.nodes.entry_ref(&path[..end]).or_default();
             if n.listed {
                 break;
             }
-            n.listed = true;
+            (n.listed, n.seq) = (true, self.listed);
+            self.listed += 1;
             if end == 1 {
                 break;
             }
         }
-        let n = self.node(path);
-        n.listed = true;
+        let n = self.nodes.entry_ref(path).or_default();
+        if !n.listed {
+            (n.listed, n.seq) = (true, self.listed);
+            self.listed += 1;
+        }
         n
     }
 
@@ -643,6 +577,7 @@ fn lexical_join(base: &[u8], rest: &[Vec<u8>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::manifest::pathenc::MPath;
     use crate::core::manifest::Class;
 
     fn with_tree(f: impl FnOnce(&Path, &mut Resolver)) {
