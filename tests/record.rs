@@ -486,7 +486,8 @@ fn signals_reach_tracees_unchanged_and_group_stop_does_not_hang() {
 
 /// A command recorded by a jailtrace started with signals ignored (`nohup`,
 /// a background job) starts with them ignored, as it would without
-/// jailtrace; with defaults, with defaults. Both backends (bpf as root).
+/// jailtrace (SIGALRM too, which jailtrace uses itself); with defaults,
+/// with defaults. Both backends (bpf as root).
 #[test]
 fn the_command_starts_with_the_signals_jailtrace_was_given_ignored() {
     let mut backends = vec!["ptrace"];
@@ -495,8 +496,12 @@ fn the_command_starts_with_the_signals_jailtrace_was_given_ignored() {
     }
     let tmp = tempdir();
     for backend in backends {
-        // SIGHUP and SIGINT are bits 0 and 1 of the mask.
-        for (env_arg, want) in [("--ignore-signal=HUP,INT", 0b11), ("--default-signal", 0)] {
+        // SIGHUP, SIGINT and SIGALRM are bits 0, 1 and 13 of the mask.
+        let bits = 0b10_0000_0000_0011;
+        for (env_arg, want) in [
+            ("--ignore-signal=HUP,INT,ALRM", bits),
+            ("--default-signal", 0),
+        ] {
             let out = output(
                 Command::new("/usr/bin/env")
                     .args([env_arg, env!("CARGO_BIN_EXE_jailtrace"), "record"])
@@ -516,11 +521,49 @@ fn the_command_starts_with_the_signals_jailtrace_was_given_ignored() {
                 .and_then(|m| u64::from_str_radix(m, 16).ok())
                 .unwrap_or_else(|| panic!("{stdout:?}"));
             assert_eq!(
-                mask & 0b11,
+                mask & bits,
                 want,
                 "{backend}, jailtrace started with {env_arg}: {stdout}"
             );
         }
+    }
+}
+
+/// The signals jailtrace was started with ignored are ignored by
+/// jailtrace itself too: three SIGHUPs to a `nohup`ed recording neither
+/// reach the command nor end the recording.
+#[test]
+fn a_signal_jailtrace_was_given_ignored_does_not_interrupt_it() {
+    use nix::sys::signal::Signal;
+    let mut backends = vec!["ptrace"];
+    if common::is_root() {
+        backends.push("bpf");
+    }
+    for backend in backends {
+        let tmp = tempdir();
+        let d = real(tmp.path());
+        let mut child = Command::new("/usr/bin/env")
+            .args(["--ignore-signal=HUP", env!("CARGO_BIN_EXE_jailtrace")])
+            .current_dir(&d)
+            .args(["record", "--backend", backend, "-o", "m.json", "--"])
+            .args(["sh", "-c", "touch ready; sleep 1; cat /etc/hostname"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !d.join("ready").exists() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let jt = nix::unistd::Pid::from_raw(child.id() as i32);
+        for _ in 0..3 {
+            nix::sys::signal::kill(jt, Signal::SIGHUP).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{backend}: {status:?}");
+        let m: Value = serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+        assert!(has_access(&m, "/etc/hostname", "read", "ok"), "{backend}");
     }
 }
 

@@ -153,8 +153,9 @@ pub struct ChildSpec<'a> {
     /// itself but the command must keep its original CPUs).
     pub child_affinity: Option<libc::cpu_set_t>,
     /// Signals the command starts with ignored, because jailtrace was
-    /// started with them ignored (`nohup`): the tracer's handlers for them,
-    /// inherited by the child, would otherwise become the default at exec.
+    /// started with them ignored but handles them itself (SIGALRM, the
+    /// tracer's timer): the handler, inherited by the child, would
+    /// otherwise become the default at exec.
     pub ignored: Vec<libc::c_int>,
 }
 

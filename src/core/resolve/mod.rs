@@ -65,7 +65,7 @@ struct Node {
     /// `a/b/../c`, is looked at but not listed.)
     listed: bool,
     /// When it was listed, in its part: the part takes its paths in order,
-    /// so this is nearly the manifest's order (see `into_sorted`).
+    /// so this is nearly the manifest's order (see `order::sorted`).
     seq: u32,
 }
 

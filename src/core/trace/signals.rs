@@ -45,8 +45,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
 pub struct SavedHandlers(Vec<(libc::c_int, libc::sigaction)>);
 
 impl SavedHandlers {
-    /// The signals jailtrace was started with ignored, which the command
-    /// must start with ignored too (see `ChildSpec::ignored`).
+    /// The signals jailtrace was started with ignored and handles anyway
+    /// (SIGALRM), which the command must start with ignored too (see
+    /// `ChildSpec::ignored`).
     pub fn ignored(&self) -> Vec<libc::c_int> {
         self.0
             .iter()
@@ -69,9 +70,12 @@ impl Drop for SavedHandlers {
 /// SIGALRM. jailtrace must outlive each of them (SIGQUIT's default would
 /// end it, with PTRACE_O_EXITKILL the command, and lose the manifest).
 /// They do not restart system calls, so a blocking `waitpid` returns EINTR.
-/// Handlers (unlike SIG_IGN) are reset to the default by exec, so the
-/// traced command starts with default dispositions, but for those
-/// jailtrace was started with ignored ([`SavedHandlers::ignored`]).
+/// A signal jailtrace was started with ignored (`nohup`, a background job)
+/// stays ignored, by jailtrace and so by the command; but SIGALRM, which
+/// is jailtrace's own timer. Handlers (unlike SIG_IGN) are reset to the
+/// default by exec, so the command starts with default dispositions for
+/// the others, and an ignored SIGALRM is ignored again in the child
+/// ([`SavedHandlers::ignored`]).
 pub fn install_signal_handlers() -> Result<SavedHandlers, Errno> {
     let mut saved = SavedHandlers(Vec::new());
     for sig in [
@@ -82,6 +86,13 @@ pub fn install_signal_handlers() -> Result<SavedHandlers, Errno> {
         libc::SIGTSTP,
         libc::SIGALRM,
     ] {
+        // SAFETY: an all-zero sigaction is valid for the kernel to fill.
+        let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one.
+        Errno::result(unsafe { libc::sigaction(sig, std::ptr::null(), &mut now) })?;
+        if now.sa_sigaction == libc::SIG_IGN && sig != libc::SIGALRM {
+            continue;
+        }
         // SAFETY: an all-zero sigaction is valid; we then fill it in.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
         sa.sa_sigaction = on_signal as *const () as usize;
