@@ -15,6 +15,15 @@ fn real(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap()
 }
 
+/// Waits (10 s at most) for the command to create `ready` in `d`.
+fn wait_ready(d: &Path) {
+    let start = Instant::now();
+    while !d.join("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
@@ -550,11 +559,7 @@ fn a_signal_jailtrace_was_given_ignored_does_not_interrupt_it() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while !d.join("ready").exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_ready(&d);
         let jt = nix::unistd::Pid::from_raw(child.id() as i32);
         for _ in 0..3 {
             nix::sys::signal::kill(jt, Signal::SIGHUP).unwrap();
@@ -584,11 +589,7 @@ fn sigterm_to_jailtrace_is_forwarded_and_the_manifest_written() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while !d.join("ready").exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "never got ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_ready(&d);
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(5), "{name}");
