@@ -1,6 +1,7 @@
 //! The parts' listed nodes put in the manifest's order and merged into
-//! entries. Nodes are large, so each moves once, to its place: each part
-//! sorts its own on its thread, every part is cut at the same pivots, and
+//! entries. Nodes are large, so none is moved by a sort or gathered into
+//! a range: each part sorts its own on its thread (the sort moves their
+//! paths' slices and indices), every part is cut at the same pivots, and
 //! each range merges its pieces on a thread of its own, so that the ranges'
 //! entries only need to be put one after the other.
 
