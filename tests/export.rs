@@ -46,6 +46,33 @@ fn needs(test: &str) -> bool {
         && common::require_program(test, "setpriv")
 }
 
+/// Records `argv` in `cwd` into `m`, removes `out_file`, which the
+/// recording wrote on the host, and exports `m` as a bwrap script beside
+/// it, whose path it returns.
+fn record_then_script(m: &Path, cwd: &Path, argv: &[&str], out_file: &Path) -> PathBuf {
+    common::success(
+        common::jailtrace()
+            .current_dir(cwd)
+            .args(["record", "-o"])
+            .arg(m)
+            .arg("--")
+            .args(argv),
+    );
+    std::fs::remove_file(out_file).unwrap();
+    let script = m.with_file_name("rec.sh");
+    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], m);
+    script
+}
+
+/// A directory of the test's own directly beneath the host's /tmp, which
+/// the sandbox makes private.
+fn dir_in_tmp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
 /// Records `argv`, exports it as a bwrap script, runs the script and
 /// compares status, stdout and stderr with the host's run. Returns the
 /// script.
@@ -869,10 +896,7 @@ fn bwrap_cwd_under_a_private_tmp_is_made_there() {
         return;
     }
     let t = common::tempdir();
-    let work = tempfile::Builder::new()
-        .prefix("jailtrace-cwd-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = dir_in_tmp("jailtrace-cwd-");
     let cwd = work.path().join("deep/er");
     std::fs::create_dir_all(&cwd).unwrap();
     let m = t.path().join("m.json");
@@ -888,18 +912,8 @@ fn bwrap_cwd_under_a_private_tmp_is_made_there() {
         "count=3",
         "status=none",
     ];
-    common::success(
-        common::jailtrace()
-            .current_dir(&cwd)
-            .args(["record", "-o"])
-            .arg(&m)
-            .arg("--")
-            .args(argv),
-    );
     // The recording wrote it on the host; the sandbox must not.
-    std::fs::remove_file(&out_file).unwrap();
-    let script = t.path().join("rec.sh");
-    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let script = record_then_script(&m, &cwd, &argv, &out_file);
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.contains("--tmpfs /tmp"), "{text}");
     let (code, _, err) = run(&mut Command::new(&script));
@@ -1471,10 +1485,7 @@ fn a_root_services_directory_under_tmp_keeps_its_owner() {
         return;
     }
     let t = common::tempdir();
-    let work = tempfile::Builder::new()
-        .prefix("jailtrace-owned-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = dir_in_tmp("jailtrace-owned-");
     std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).unwrap();
     let out_file = work.path().join("out");
     let m = t.path().join("m.json");
@@ -1488,16 +1499,8 @@ fn a_root_services_directory_under_tmp_keeps_its_owner() {
         "-c",
         &write,
     ];
-    common::success(
-        common::jailtrace()
-            .args(["record", "-o"])
-            .arg(&m)
-            .arg("--")
-            .args(drop_and_write),
-    );
-    std::fs::remove_file(&out_file).unwrap();
-    let script = t.path().join("rec.sh");
-    export_ok(&["--format", "bwrap", "--script", "-o", &s(&script)], &m);
+    let here = std::env::current_dir().unwrap();
+    let script = record_then_script(&m, &here, &drop_and_write, &out_file);
     let text = std::fs::read_to_string(&script).unwrap();
     let (code, _, err) = run(&mut Command::new(&script));
     assert_eq!(code, Some(0), "{err}\n{text}");

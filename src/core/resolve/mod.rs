@@ -70,6 +70,17 @@ struct Node {
 }
 
 impl Node {
+    /// Lists it, numbered from `count` (see `seq`), unless it already is;
+    /// whether it was not.
+    fn list(&mut self, count: &mut u32) -> bool {
+        if self.listed {
+            return false;
+        }
+        (self.listed, self.seq) = (true, *count);
+        *count += 1;
+        true
+    }
+
     /// Adds what another part found at the same path.
     fn absorb(&mut self, theirs: Node) {
         if self.meta.is_none() {
@@ -275,20 +286,12 @@ impl Resolver {
                 break;
             }
             let n = self.nodes.entry_ref(&path[..end]).or_default();
-            if n.listed {
-                break;
-            }
-            (n.listed, n.seq) = (true, self.listed);
-            self.listed += 1;
-            if end == 1 {
+            if !n.list(&mut self.listed) || end == 1 {
                 break;
             }
         }
         let n = self.nodes.entry_ref(path).or_default();
-        if !n.listed {
-            (n.listed, n.seq) = (true, self.listed);
-            self.listed += 1;
-        }
+        n.list(&mut self.listed);
         n
     }
 
