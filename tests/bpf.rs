@@ -72,6 +72,7 @@ fn record(
     let out = common::output(
         common::jailtrace()
             .current_dir(dir)
+            .env("JAILTRACE_BPF_STARTUP", "1")
             .args(["record", "--backend", backend, "-o"])
             .arg(&out_path)
             .arg("--")
@@ -90,7 +91,9 @@ fn record(
     )
 }
 
-fn same_with_both(name: &str, setup: &dyn Fn(&Path), argv: &[&str]) {
+/// Records `argv` with both backends; returns bpf's stderr, which has its
+/// start-up report (`JAILTRACE_BPF_STARTUP`).
+fn same_with_both(name: &str, setup: &dyn Fn(&Path), argv: &[&str]) -> String {
     let t = common::tempdir();
     let dir = t.path().join("run");
     let p = record("ptrace", &dir, setup, argv);
@@ -117,6 +120,7 @@ fn same_with_both(name: &str, setup: &dyn Fn(&Path), argv: &[&str]) {
             b.2
         );
     }
+    b.2
 }
 
 fn s(p: &Path) -> String {
@@ -706,4 +710,44 @@ fn a_kept_cut_records_what_a_fresh_one_does() {
         "{said}"
     );
     assert_eq!(fresh, none);
+}
+
+/// Resolution runs ahead during a bpf recording (`resolve::ahead`), and
+/// counts only when nothing it looked at changed before the run's end:
+/// each change of `fixtures/later.c`, made after the look (through a
+/// descriptor, through another name, by a rename, by a mount), makes it
+/// start over after the run, so the manifest is the one ptrace's
+/// resolution after the run gives.
+#[test]
+fn a_change_after_resolution_ahead_is_not_missed() {
+    let test = "a_change_after_resolution_ahead_is_not_missed";
+    if !needs_bpf(test) {
+        return;
+    }
+    let bin = common::fixture("later", &[]);
+    let setup = |d: &Path| {
+        std::fs::create_dir_all(d.join("d/sub")).unwrap();
+        std::fs::create_dir_all(d.join("other")).unwrap();
+        std::fs::write(d.join("d/a"), "12345\n").unwrap();
+        std::fs::write(d.join("d/sub/x"), "x\n").unwrap();
+        std::fs::hard_link(d.join("d/a"), d.join("other/a2")).unwrap();
+    };
+    for (mode, said) in [
+        ("none", "resolution ahead: kept"),
+        ("fchmod", "d/a changed during the run (metadata changed)"),
+        ("grow", "d/a changed during the run (written)"),
+        ("link", "d/a changed during the run (metadata changed)"),
+        ("rename", "d/sub changed during the run (moved away)"),
+        (
+            "mount",
+            "resolution ahead: not kept: the mount table changed",
+        ),
+    ] {
+        let stderr = same_with_both(mode, &setup, &[&s(&bin), ".", mode]);
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("resolution ahead"))
+            .unwrap_or_else(|| panic!("{mode}: no word of resolution ahead in:\n{stderr}"));
+        assert!(line.contains(said), "{mode}: {line}");
+    }
 }

@@ -165,6 +165,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<Outcome> {
             grace: args.grace,
             progress: std::io::stderr().is_terminal(),
             root: None,
+            fresh: None,
         },
         resolve: crate::core::resolve::Options {
             hash: args.hash,

@@ -3,12 +3,11 @@
 //! and annotate packages. `record` is this; `verify --host-reference` uses
 //! its first half, [`trace`].
 
-use std::collections::HashSet;
-
 use regex::Regex;
 
 use crate::core::infer::Rule;
 use crate::core::launch::ChildError;
+use crate::core::manifest::pathenc::cmp_path_bytes;
 use crate::core::manifest::{CommandInfo, Entry, Manifest, SCHEMA_VERSION};
 use crate::core::packages::Db;
 use crate::core::resolve;
@@ -50,11 +49,25 @@ pub fn trace(
     opts: &TraceOptions,
     resolve: &resolve::Options,
 ) -> Result<Traced, RecordError> {
+    trace_with(engine, launch, opts, resolve, None)
+}
+
+/// [`trace`], with resolution run ahead by `ahead`, which `opts.fresh`
+/// feeds.
+fn trace_with(
+    engine: Engine,
+    launch: Launch,
+    opts: &TraceOptions,
+    resolve: &resolve::Options,
+    ahead: Option<resolve::Ahead>,
+) -> Result<Traced, RecordError> {
     let mut rec = engine.backend().record(launch, opts)?;
     if let Some(e) = rec.start_failure.take() {
         return Err(RecordError::NotStarted(e));
     }
-    let (entries, resolve_warnings) = resolve::build(std::mem::take(&mut rec.log), resolve);
+    let (entries, resolve_warnings, how) =
+        resolve::build_with(std::mem::take(&mut rec.log), ahead, resolve);
+    rec.timings.extend(how);
     Ok(Traced {
         entries,
         resolve_warnings,
@@ -91,8 +104,12 @@ pub struct Recorded {
 }
 
 /// Records the command and makes its manifest.
-pub fn record(req: Request<'_>) -> Result<Recorded, RecordError> {
-    let traced = trace(req.engine, req.launch, &req.trace, &req.resolve)?;
+pub fn record(mut req: Request<'_>) -> Result<Recorded, RecordError> {
+    // The bpf engine leaves jailtrace's CPU idle during the run: resolve
+    // there, ahead (a tracee seen chrooted is resolved after the run).
+    let ahead = (req.engine == Engine::Bpf && req.trace.root.is_none()).then(resolve::Ahead::start);
+    req.trace.fresh = ahead.as_ref().map(resolve::Ahead::sender);
+    let traced = trace_with(req.engine, req.launch, &req.trace, &req.resolve, ahead)?;
     let warnings = traced.warnings().cloned().collect();
     let Traced {
         mut entries,
@@ -145,12 +162,20 @@ fn add_inferred(entries: &mut Vec<Entry>, rules: &[Rule], opts: &resolve::Option
     if rules.is_empty() {
         return;
     }
-    let touched = entries
+    // One pass over the entries' accesses, which lie all over the heap;
+    // the rules then read this list, each of them.
+    let touched: Vec<&[u8]> = entries
         .iter()
         .filter(|e| e.accesses.iter().any(|a| a.result.is_ok()))
-        .map(|e| e.path.as_bytes());
-    let paths = crate::core::infer::paths(rules, touched);
-    let known: HashSet<&[u8]> = entries.iter().map(|e| e.path.as_bytes()).collect();
+        .map(|e| e.path.as_bytes())
+        .collect();
+    let paths = crate::core::infer::paths(rules, touched.iter().copied());
+    // The entries are in order: a search finds a path without a set.
+    let known = |p: &[u8]| {
+        entries
+            .binary_search_by(|e| cmp_path_bytes(e.path.as_bytes(), p))
+            .is_ok()
+    };
     let more = resolve::inferred(paths, &known, opts);
     entries.extend(more);
     entries.sort_by(|a, b| a.path.cmp(&b.path));

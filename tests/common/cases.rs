@@ -11,6 +11,8 @@ pub enum Prep {
     Dir(&'static str),
     File(&'static str, &'static str),
     Symlink(&'static str, &'static str),
+    /// A second name (`ln`) of an existing file.
+    Link(&'static str, &'static str),
     Fifo(&'static str),
 }
 
@@ -20,6 +22,7 @@ impl Prep {
             Prep::Dir(p) => std::fs::create_dir_all(dir.join(p)).unwrap(),
             Prep::File(p, data) => std::fs::write(dir.join(p), data).unwrap(),
             Prep::Symlink(p, target) => std::os::unix::fs::symlink(target, dir.join(p)).unwrap(),
+            Prep::Link(p, target) => std::fs::hard_link(dir.join(target), dir.join(p)).unwrap(),
             Prep::Fifo(p) => nix::unistd::mkfifo(
                 &dir.join(p),
                 nix::sys::stat::Mode::from_bits_truncate(0o600),
@@ -34,6 +37,7 @@ impl Prep {
             Prep::Dir(p) => format!("mkdir -p {}", quote(p)),
             Prep::File(p, data) => format!("printf %s {} > {}", quote(data), quote(p)),
             Prep::Symlink(p, target) => format!("ln -s {} {}", quote(target), quote(p)),
+            Prep::Link(p, target) => format!("ln {} {}", quote(target), quote(p)),
             Prep::Fifo(p) => format!("mkfifo -m 600 {}", quote(p)),
         }
     }
@@ -155,6 +159,18 @@ pub fn chrooted_prep() -> Vec<Prep> {
     ]
 }
 
+/// What `fixtures/later.c` changes.
+fn later_prep() -> Vec<Prep> {
+    use Prep::*;
+    vec![
+        Dir("d/sub"),
+        Dir("other"),
+        File("d/a", "12345\n"),
+        File("d/sub/x", "x\n"),
+        Link("other/a2", "d/a"),
+    ]
+}
+
 /// Every fixture that runs as a plain command. Not here: `breakout` (it
 /// needs a jail to break out of), `umount` (a mount of its own; it exists
 /// for the ptrace backend's descriptor cache, which bpf does not have).
@@ -181,6 +197,10 @@ pub fn fixtures() -> Vec<Case> {
             vec!["DIR"],
         ),
         fixture("iouring", &[], vec![], vec![]),
+        // Resolution ahead (bpf) kept, and not kept after a change made
+        // through another name.
+        fixture("later", &[], later_prep(), vec!["DIR", "none"]),
+        fixture("later", &[], later_prep(), vec!["DIR", "link"]),
         fixture("morecalls", &[], morecalls_prep(), vec!["DIR"]),
         // An x32 syscall: neither backend decodes it, both warn.
         fixture("morecalls", &[], vec![], vec!["x32"]),

@@ -8,7 +8,7 @@ use crate::core::manifest::pathenc::MPath;
 use crate::core::manifest::{Access, Class, Entry, Kind, Mode, Op};
 
 /// What `lstat` said of a host path, and a symlink's target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Meta {
     pub kind: Kind,
     pub mode: u32,
@@ -18,7 +18,23 @@ pub(super) struct Meta {
     pub rdev: u64,
     /// The file system it is on (a tree walk stays on one).
     pub dev: u64,
+    pub ino: u64,
+    /// Its names: one with others can change through them (see `watch`).
+    pub nlink: u64,
     pub target: Option<Vec<u8>>,
+}
+
+impl Meta {
+    /// Whether `other` says the same of the object as far as resolution
+    /// and its entry go (not its inode or its count of names, which /proc
+    /// changes as processes come and go).
+    pub fn same_as(&self, other: &Meta) -> bool {
+        (
+            self.kind, self.mode, self.uid, self.gid, self.size, self.rdev, self.dev,
+        ) == (
+            other.kind, other.mode, other.uid, other.gid, other.size, other.rdev, other.dev,
+        ) && self.target == other.target
+    }
 }
 
 /// `lstat` on the host, as resolution needs it.
@@ -33,15 +49,7 @@ pub(super) fn lstat_host(path: &[u8]) -> Option<Meta> {
 pub(super) fn lstat_at(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> Option<Meta> {
     use rustix::fs::{AtFlags, FileType};
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    let kind = match FileType::from_raw_mode(st.st_mode) {
-        FileType::Symlink => Kind::Symlink,
-        FileType::Directory => Kind::Dir,
-        FileType::RegularFile => Kind::File,
-        FileType::CharacterDevice => Kind::Chardev,
-        FileType::BlockDevice => Kind::Blockdev,
-        FileType::Socket => Kind::Socket,
-        _ => Kind::Fifo,
-    };
+    let kind = kind_of(FileType::from_raw_mode(st.st_mode));
     let target = if kind == Kind::Symlink {
         rustix::fs::readlinkat(dir, name, Vec::new())
             .ok()
@@ -57,8 +65,64 @@ pub(super) fn lstat_at(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> Option<
         size: st.st_size as u64,
         rdev: st.st_rdev,
         dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
         target,
     })
+}
+
+/// [`lstat_at`] through `statx`, which also says whether the object is a
+/// mount's root (`Err` when the kernel does not say).
+pub(super) fn look_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+) -> Result<Option<(Meta, bool)>, ()> {
+    use rustix::fs::{AtFlags, FileType, StatxAttributes, StatxFlags};
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_SYNC_AS_STAT;
+    let Ok(st) = rustix::fs::statx(dir, name, flags, StatxFlags::BASIC_STATS) else {
+        return Ok(None);
+    };
+    if !st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+        return Err(());
+    }
+    let mode = u32::from(st.stx_mode);
+    let kind = kind_of(FileType::from_raw_mode(mode));
+    let target = if kind == Kind::Symlink {
+        rustix::fs::readlinkat(dir, name, Vec::new())
+            .ok()
+            .map(std::ffi::CString::into_bytes)
+    } else {
+        None
+    };
+    let meta = Meta {
+        kind,
+        mode: mode & 0o7777,
+        uid: st.stx_uid,
+        gid: st.stx_gid,
+        size: st.stx_size,
+        rdev: libc::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+        dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+        ino: st.stx_ino,
+        nlink: u64::from(st.stx_nlink),
+        target,
+    };
+    Ok(Some((
+        meta,
+        st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+    )))
+}
+
+fn kind_of(t: rustix::fs::FileType) -> Kind {
+    use rustix::fs::FileType;
+    match t {
+        FileType::Symlink => Kind::Symlink,
+        FileType::Directory => Kind::Dir,
+        FileType::RegularFile => Kind::File,
+        FileType::CharacterDevice => Kind::Chardev,
+        FileType::BlockDevice => Kind::Blockdev,
+        FileType::Socket => Kind::Socket,
+        _ => Kind::Fifo,
+    }
 }
 
 pub(super) fn is_proc(p: &[u8]) -> bool {
@@ -171,6 +235,10 @@ mod tests {
             let fd = std::fs::File::open(dir).unwrap();
             let at = lstat_at(std::os::fd::AsFd::as_fd(&fd), name.as_bytes());
             let full = lstat_host(dir.join(name).as_os_str().as_bytes());
+            let (looked, _) = look_at(std::os::fd::AsFd::as_fd(&fd), name.as_bytes())
+                .expect("statx says which objects are mount roots")
+                .unzip();
+            assert_eq!(looked, at, "statx: {}", dir.join(name).display());
             assert_eq!(
                 format!("{at:?}"),
                 format!("{full:?}"),

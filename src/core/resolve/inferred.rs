@@ -1,8 +1,6 @@
 //! Entries for the paths that `--infer` rules name although the run did
 //! not reach them, resolved as a traced path is.
 
-use std::collections::HashSet;
-
 use super::entry::{is_proc, make_entry};
 use super::{FastMap, Options, Resolver};
 use crate::core::manifest::pathenc::MPath;
@@ -11,10 +9,10 @@ use crate::core::manifest::Entry;
 /// The entries of paths that rules infer (see [`crate::core::infer`]),
 /// each marked with its rule and without accesses: the path, the symlinks
 /// on the way to it and its directories, resolved like a traced path.
-/// Paths in `known` (the run's own entries) are left to those.
+/// Paths `known` says are the run's own entries are left to those.
 pub fn inferred(
     paths: Vec<(Vec<u8>, crate::core::infer::Rule)>,
-    known: &HashSet<&[u8]>,
+    known: &dyn Fn(&[u8]) -> bool,
     opts: &Options,
 ) -> Vec<Entry> {
     let mut r = Resolver::default();
@@ -23,7 +21,7 @@ pub fn inferred(
         let mut end = p.len();
         loop {
             let cur = &p[..end];
-            if known.contains(cur) || marks.contains_key(cur) {
+            if known(cur) || marks.contains_key(cur) {
                 break;
             }
             marks.insert(cur.to_vec(), rule);

@@ -4,11 +4,13 @@
 //! directory on the way gets an entry with its metadata, and the accessed
 //! object is recorded under its real path.
 
+mod ahead;
 mod entry;
 pub(crate) mod exe;
 mod inferred;
 mod order;
 pub mod tree;
+mod watch;
 
 use std::collections::{HashSet, VecDeque};
 
@@ -22,6 +24,7 @@ use std::path::Path;
 use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
 
+pub use ahead::{Ahead, Fresh};
 pub use entry::classify;
 use entry::{is_proc, lstat_at, lstat_host, Meta};
 pub use exe::{loader, loader_of, open_regular, Loader};
@@ -115,14 +118,45 @@ struct Resolver {
     dir_fd: Option<(Box<[u8]>, Option<std::os::fd::OwnedFd>)>,
     /// Nodes listed so far.
     listed: u32,
+    /// While resolving ahead (see `ahead`): what is looked at is watched.
+    watch: Option<watch::Watch>,
+    /// Whether the directory in `dir_fd` is watched.
+    dir_watched: bool,
 }
 
 /// Builds manifest entries from a trace. Returns entries (sorted) and
 /// warnings.
 pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
+    let (entries, warnings, _) = build_with(log, None, opts);
+    (entries, warnings)
+}
+
+/// [`build`], from what was resolved ahead when that still counts. The
+/// third value says how it went, when there was resolution ahead.
+pub fn build_with(
+    log: RawLog,
+    ahead: Option<Ahead>,
+    opts: &Options,
+) -> (Vec<Entry>, Vec<String>, Option<String>) {
     let mut warnings = Vec::new();
     let keys: Vec<_> = log.into_iter().collect();
     let roots = chroot_roots(&keys);
+    let mut how = None;
+    if let Some(ahead) = ahead {
+        match ahead::kept(ahead, &keys, &roots) {
+            Ok(done) => {
+                let how = format!(
+                    "resolution ahead: kept ({} paths, {:.3} s of the run's)",
+                    keys.len(),
+                    done.busy.as_secs_f64()
+                );
+                std::thread::spawn(move || drop(keys));
+                let entries = ahead::entries(done, opts, &mut warnings);
+                return (entries, warnings, Some(how));
+            }
+            Err(why) => how = Some(format!("resolution ahead: not kept: {why}")),
+        }
+    }
     // Resolution is mostly lstat calls, independent from one path to the
     // next: large traces are split across the CPUs (the tracer has given
     // back its CPU mask by now). Each part has its own caches; what they
@@ -145,13 +179,13 @@ pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
     // The raw log is large and no longer needed: freed off this thread.
     std::thread::spawn(move || drop(keys));
     let Some(first) = parts.first_mut() else {
-        return (Vec::new(), warnings);
+        return (Vec::new(), warnings, how);
     };
     first.interpreters(execs, &roots, opts, &mut warnings);
     // Each part's listed nodes in the manifest's order, sorted on the
     // part's thread, then merged into entries (see `order`).
     let sorted = on_threads(parts, |r| order::sorted(r.nodes));
-    (order::entries(sorted, threads, opts), warnings)
+    (order::entries(sorted, threads, opts), warnings, how)
 }
 
 /// The real path of `p` on the host (every symlink resolved), if it
@@ -232,24 +266,42 @@ fn resolve_part(
             None => r.resolve(path, *follow),
         };
         r.note_links(&res.links);
-        let node = r.list(&res.path);
-        match node.first {
-            Some(f) if f.0 <= seen.first => {}
-            _ => node.first = Some((seen.first, seen.found)),
-        }
-        for &(op, errno) in &seen.outcomes {
-            let outcome = if errno == 0 {
-                Outcome::ok()
-            } else {
-                Outcome::from_errno(errno)
-            };
-            push_access(&mut node.accesses, op, outcome);
-            if op == Op::Exec && errno == 0 {
-                execs.push(res.path.clone());
-            }
-        }
+        add_seen(
+            &mut r,
+            &res.path,
+            (seen.first, seen.found),
+            &seen.outcomes,
+            &mut execs,
+        );
     }
     (r, execs)
+}
+
+/// What the log saw of a path resolved to `real`: its accesses, and when
+/// it was first touched; the real paths of successful execs go to `execs`.
+fn add_seen(
+    r: &mut Resolver,
+    real: &[u8],
+    (first, found): (u64, bool),
+    outcomes: &[(Op, i32)],
+    execs: &mut Vec<Vec<u8>>,
+) {
+    let node = r.list(real);
+    match node.first {
+        Some(f) if f.0 <= first => {}
+        _ => node.first = Some((first, found)),
+    }
+    for &(op, errno) in outcomes {
+        let outcome = if errno == 0 {
+            Outcome::ok()
+        } else {
+            Outcome::from_errno(errno)
+        };
+        push_access(&mut node.accesses, op, outcome);
+        if op == Op::Exec && errno == 0 {
+            execs.push(real.to_vec());
+        }
+    }
 }
 
 /// The directory `dir` open (`O_PATH`) in `slot`, opened unless it is
@@ -304,6 +356,10 @@ impl Resolver {
     /// there, to look at it relative to the directory, kept open while the
     /// paths of one directory follow one another.
     fn lstat_in(&mut self, path: &[u8], at: Option<(&[u8], &[u8])>) -> Option<&Meta> {
+        if self.watch.is_some() && self.nodes.get(path).is_none_or(|n| n.meta.is_none()) {
+            let meta = self.look_watched(path, at);
+            self.nodes.entry_ref(path).or_default().meta = Some(meta);
+        }
         let node = self.nodes.entry_ref(path).or_default();
         if node.meta.is_none() {
             // A path the kernel would refuse whole (ENAMETOOLONG) is

@@ -33,6 +33,27 @@ pub(super) fn sorted(nodes: FastMap<Vec<u8>, Node>) -> Vec<Listed> {
         .collect()
 }
 
+/// [`sorted`] for one map of nodes, on `n` threads: its listed nodes are
+/// dealt into `n` parts, each sorted on its own (for [`entries`]).
+pub(super) fn sorted_on(nodes: FastMap<Vec<u8>, Node>, n: usize) -> Vec<Vec<Listed>> {
+    let mut all: Vec<Listed> = nodes.into_iter().filter(|(_, n)| n.listed).collect();
+    let size = all.len().div_ceil(n.max(1)).max(1);
+    let parts: Vec<&mut [Listed]> = all.chunks_mut(size).collect();
+    on_threads(parts, |part| {
+        let mut order: Vec<(&[u8], u32)> = part
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (p.as_slice(), i as u32))
+            .collect();
+        order.sort_unstable_by(|a, b| cmp_path_bytes(a.0, b.0));
+        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+        order
+            .into_iter()
+            .map(|i| std::mem::take(&mut part[i as usize]))
+            .collect()
+    })
+}
+
 /// The entries of every part's sorted nodes (a path may come from several
 /// parts), in the manifest's order, made in `threads` ranges.
 pub(super) fn entries(mut parts: Vec<Vec<Listed>>, threads: usize, opts: &Options) -> Vec<Entry> {

@@ -36,6 +36,20 @@ pub struct RawLog {
     follow: HashMap<Box<[u8]>, Seen, foldhash::fast::RandomState>,
     nofollow: HashMap<Box<[u8]>, Seen, foldhash::fast::RandomState>,
     touched: u64,
+    /// Outcomes new since the last [`RawLog::take_fresh`], when asked for.
+    fresh: Option<Vec<Fresh>>,
+}
+
+/// An (operation, errno) new to a key of the log, as it comes.
+#[derive(Debug)]
+pub struct Fresh {
+    pub path: Box<[u8]>,
+    pub follow: bool,
+    pub op: Op,
+    pub errno: i32,
+    /// The key's [`Seen::first`] and [`Seen::found`].
+    pub first: u64,
+    pub found: bool,
 }
 
 impl RawLog {
@@ -73,7 +87,27 @@ impl RawLog {
         };
         if !v.outcomes.contains(&(op, errno)) {
             v.outcomes.push((op, errno));
+            if let Some(fresh) = &mut self.fresh {
+                fresh.push(Fresh {
+                    path: Box::from(path),
+                    follow,
+                    op,
+                    errno,
+                    first: v.first,
+                    found: v.found,
+                });
+            }
         }
+    }
+
+    /// From now on, new outcomes are kept for [`RawLog::take_fresh`].
+    pub fn keep_fresh(&mut self) {
+        self.fresh.get_or_insert_with(Vec::new);
+    }
+
+    /// The outcomes new since the last call, in the order they came.
+    pub fn take_fresh(&mut self) -> Vec<Fresh> {
+        self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Whether this (path, follow) has been touched at all.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 pub use crate::core::launch::Launch;
-pub use log::{Outcomes, RawLog, Seen};
+pub use log::{Fresh, Outcomes, RawLog, Seen};
 pub use ptrace::Ptrace;
 
 /// Where the tracer and its tracees run. Every ptrace stop is a round trip
@@ -57,6 +57,9 @@ pub struct TraceOptions {
     /// this prefix removed, so that every recorded path is as the tracee
     /// sees it.
     pub root: Option<Vec<u8>>,
+    /// Where an engine that leaves jailtrace's CPU idle sends each new
+    /// outcome of the log as it comes (bpf; see `resolve::ahead`).
+    pub fresh: Option<std::sync::mpsc::Sender<Vec<Fresh>>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -56,6 +56,7 @@ pub(super) fn record_on_host(args: &VerifyOptions, plan: &Plan) -> anyhow::Resul
         grace: Duration::from_secs(5),
         progress: std::io::stderr().is_terminal(),
         root: None,
+        fresh: None,
     };
     let what = "the reference run on the host";
     let traced = match crate::core::record::trace(args.engine, launch, &opts, &resolve_options()) {

@@ -112,6 +112,7 @@ pub fn trace_in_jail(args: &VerifyOptions) -> anyhow::Result<(Findings, Plan)> {
         grace: Duration::from_secs(5),
         progress: std::io::stderr().is_terminal(),
         root: Some(plan.jail.as_os_str().as_bytes().to_vec()),
+        fresh: None,
     };
     let rec = args
         .engine

@@ -141,6 +141,9 @@ fn record(
         unchecked: 0,
         walk_root: None,
     };
+    if opts.fresh.is_some() {
+        r.log.keep_fresh();
+    }
     let mut ends = Ends::new(opts.timeout, opts.grace);
     let mut tree = Tree::default();
     let mut progress = opts.progress.then(progress::Progress::new);
@@ -165,6 +168,7 @@ fn record(
         if r.drain(&mut loaded.events) == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        r.send_fresh();
         let done = tree.reap(&mut r, root);
         if let Some(p) = progress.as_mut() {
             p.tick(|| r.progress_line());
@@ -173,6 +177,7 @@ fn record(
             // Every event of the tree was written before its last task
             // exited.
             r.drain(&mut loaded.events);
+            r.send_fresh();
             break;
         }
     }
@@ -332,6 +337,17 @@ impl Recorder<'_> {
             ));
         }
         in_kernel + self.lost_here + self.foreign + self.unchecked
+    }
+
+    /// Sends the log's new keys on, if anything wants them.
+    fn send_fresh(&mut self) {
+        if let Some(tx) = &self.opts.fresh {
+            let fresh = self.log.take_fresh();
+            if !fresh.is_empty() {
+                // A receiver gone has given up: nothing is lost by that.
+                let _ = tx.send(fresh);
+            }
+        }
     }
 
     /// Handles every event in the ring buffer; returns how many.

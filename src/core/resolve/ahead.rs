@@ -1,0 +1,239 @@
+//! Resolution run ahead: during a bpf recording the command runs in the
+//! kernel and jailtrace's own CPU time is mostly idle, so each path is
+//! resolved on a thread of low priority as soon as it is first seen,
+//! instead of all of them after the run. What is looked at is watched
+//! (`watch`); if nothing it used changed by the end of the run, the
+//! result is the one resolution after the run would give, and only the
+//! accesses are added to it then. Otherwise resolution starts over after
+//! the run, as without this.
+//!
+//! Only the bpf engine feeds it: the ptrace engine's tracer keeps its CPU
+//! busy, and a recording of the same command by ptrace, resolved after
+//! the run, is what the tests compare this with.
+
+use std::sync::mpsc;
+
+use super::entry::{look_at, lstat_host, Meta};
+use super::watch::{open_path, Watch};
+use super::{open_dir, FastMap, Options, Resolver};
+use crate::core::manifest::Entry;
+use crate::core::manifest::Kind;
+
+/// New outcomes of the raw log, as the engine first sees them (never
+/// empty: an empty one ends the run ahead).
+pub type Fresh = Vec<crate::core::trace::Fresh>;
+
+/// The thread resolving ahead, and the way to feed it.
+pub struct Ahead {
+    tx: mpsc::Sender<Fresh>,
+    worker: std::thread::JoinHandle<Result<Done, String>>,
+}
+
+/// What was resolved ahead.
+pub(super) struct Done {
+    /// Every key resolved, with the log's accesses added.
+    pub resolver: Resolver,
+    /// Each key's resolved real path (`follow` true, false).
+    keys: [FastMap<Box<[u8]>, Vec<u8>>; 2],
+    /// The outcomes received.
+    pub outcomes: usize,
+    /// The real paths of successful execs.
+    pub execs: Vec<Vec<u8>>,
+    /// How long it took, for `JAILTRACE_BPF_STARTUP`'s report.
+    pub busy: std::time::Duration,
+}
+
+impl Ahead {
+    /// Starts the thread.
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<Fresh>();
+        let worker = std::thread::spawn(move || work(rx));
+        Ahead { tx, worker }
+    }
+
+    /// Where the engine sends the log's new outcomes.
+    pub fn sender(&self) -> mpsc::Sender<Fresh> {
+        self.tx.clone()
+    }
+
+    /// Waits for everything sent to be resolved; why the result does not
+    /// count, if it does not (then the caller resolves after the run).
+    pub(super) fn finish(self) -> Result<Done, String> {
+        // The engine's senders may outlive this: an empty batch ends.
+        let _ = self.tx.send(Vec::new());
+        let mut done = self
+            .worker
+            .join()
+            .map_err(|_| "the thread resolving ahead panicked".to_string())??;
+        let mut watch = done.resolver.watch.take().expect("watched while ahead");
+        if let Some(why) = watch.check(|p| looked(&done.resolver.nodes, p)) {
+            return Err(why.to_string());
+        }
+        // What no watch covered is looked at again, and must be as seen.
+        for p in watch.take_unvetted() {
+            let then = done.resolver.nodes.get(&p).and_then(|n| n.meta.as_ref());
+            let same = |a: &Option<Meta>, b: &Option<Meta>| match (a, b) {
+                (Some(a), Some(b)) => a.same_as(b),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            if then.is_some_and(|then| !same(then, &lstat_host(&p))) {
+                return Err(format!(
+                    "{} changed during the run",
+                    crate::core::manifest::pathenc::encode(&p)
+                ));
+            }
+        }
+        // Removing every watch takes the kernel a while: off this thread.
+        std::thread::spawn(move || drop(watch));
+        Ok(done)
+    }
+}
+
+/// What was resolved ahead, if it still counts: nothing it looked at
+/// changed, the command never chrooted (which changes how the paths
+/// beneath the new root resolve, from when it happened), and every
+/// outcome of the log came.
+pub(super) fn kept(
+    ahead: Ahead,
+    keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)],
+    roots: &[Vec<u8>],
+) -> Result<Done, String> {
+    let done = ahead.finish()?;
+    if !roots.is_empty() {
+        return Err("the command chrooted".into());
+    }
+    let outcomes: usize = keys.iter().map(|(_, _, seen)| seen.outcomes.len()).sum();
+    if done.outcomes != outcomes {
+        return Err(format!(
+            "{} of the log's {outcomes} outcomes came ahead",
+            done.outcomes
+        ));
+    }
+    Ok(done)
+}
+
+/// The entries of what was resolved ahead (the log's accesses are in).
+pub(super) fn entries(done: Done, opts: &Options, warnings: &mut Vec<String>) -> Vec<Entry> {
+    let mut r = done.resolver;
+    r.interpreters(done.execs, &[], opts, warnings);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(4);
+    let sorted = super::order::sorted_on(r.nodes, threads);
+    super::order::entries(sorted, threads, opts)
+}
+
+/// What resolution saw at `p`, if it looked.
+fn looked<'m>(nodes: &'m FastMap<Vec<u8>, super::Node>, p: &[u8]) -> Option<Option<&'m Meta>> {
+    nodes.get(p)?.meta.as_ref().map(Option::as_ref)
+}
+
+/// The thread: resolves each new path as it comes and adds its accesses,
+/// until the run ends or what it saw has changed.
+fn work(rx: mpsc::Receiver<Fresh>) -> Result<Done, String> {
+    // Only CPU time nobody else wants: the command's comes first.
+    let _ = rustix::process::setpriority_process(
+        rustix::process::Pid::from_raw(nix::unistd::gettid().as_raw()),
+        19,
+    );
+    let mut done = Done {
+        resolver: Resolver {
+            watch: Some(Watch::new()?),
+            ..Resolver::default()
+        },
+        keys: Default::default(),
+        outcomes: 0,
+        execs: Vec::new(),
+        busy: std::time::Duration::ZERO,
+    };
+    for batch in rx.iter().take_while(|b| !b.is_empty()) {
+        let t = std::time::Instant::now();
+        let r = &mut done.resolver;
+        for f in batch {
+            let keys = &mut done.keys[usize::from(!f.follow)];
+            let real = match keys.get(&f.path) {
+                Some(real) => real,
+                None => {
+                    let res = r.resolve(&f.path, f.follow);
+                    r.note_links(&res.links);
+                    keys.entry(f.path).or_insert(res.path)
+                }
+            };
+            let outcome = [(f.op, f.errno)];
+            super::add_seen(r, real, (f.first, f.found), &outcome, &mut done.execs);
+            done.outcomes += 1;
+        }
+        let watch = r.watch.as_mut().expect("watched while ahead");
+        if let Some(why) = watch.check(|p| looked(&r.nodes, p)) {
+            return Err(why.to_string());
+        }
+        done.busy += t.elapsed();
+    }
+    Ok(done)
+}
+
+impl Resolver {
+    /// `lstat` of `path` while resolving ahead: relative to its directory,
+    /// which is watched first, and with a watch of its own where the
+    /// directory's does not see its changes.
+    pub(super) fn look_watched(&mut self, path: &[u8], at: Option<(&[u8], &[u8])>) -> Option<Meta> {
+        let w = self.watch.as_mut().expect("watched while ahead");
+        let parts = at.or_else(|| {
+            let cut = path.iter().rposition(|&b| b == b'/')?;
+            Some((if cut == 0 { b"/" } else { &path[..cut] }, &path[cut + 1..]))
+        });
+        let (dir, name) = match parts {
+            Some((dir, name)) if !name.is_empty() && path.len() < libc::PATH_MAX as usize => {
+                (dir, name)
+            }
+            // `/` (watched from the start, but looked at through no
+            // directory) and what the kernel refuses whole.
+            _ => {
+                w.unvetted(path);
+                return lstat_host(path);
+            }
+        };
+        let fresh = self.dir_fd.as_ref().is_none_or(|(d, _)| **d != *dir);
+        let Some(fd) = open_dir(&mut self.dir_fd, dir) else {
+            w.unvetted(path);
+            return lstat_host(path);
+        };
+        if fresh {
+            self.dir_watched = w.add(fd, dir);
+        }
+        let Ok(seen) = look_at(fd, name) else {
+            w.spoil("the kernel does not say which directories are mount roots".into());
+            return lstat_host(path);
+        };
+        let Some((meta, mount_root)) = seen else {
+            if !self.dir_watched {
+                w.unvetted(path);
+            }
+            return None;
+        };
+        if !self.dir_watched {
+            w.unvetted(path);
+            return Some(meta);
+        }
+        // A mount's root changes without its parent's hearing of it, and a
+        // file with more names changes through them.
+        let alone = mount_root || (meta.kind != Kind::Dir && meta.nlink > 1);
+        if !alone {
+            return Some(meta);
+        }
+        let own = meta.kind != Kind::Symlink
+            && open_path(fd, name).is_ok_and(|o| w.add(std::os::fd::AsFd::as_fd(&o), path));
+        if !own {
+            w.unvetted(path);
+            return Some(meta);
+        }
+        // Watched now: what is there now counts.
+        match look_at(fd, name) {
+            Ok(again) => again.map(|(m, _)| m),
+            Err(()) => {
+                w.unvetted(path);
+                Some(meta)
+            }
+        }
+    }
+}
