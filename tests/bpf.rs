@@ -715,7 +715,8 @@ fn a_kept_cut_records_what_a_fresh_one_does() {
 /// Resolution runs ahead during a bpf recording (`resolve::ahead`), and
 /// counts only when nothing it looked at changed before the run's end:
 /// each change of `fixtures/later.c`, made after the look (through a
-/// descriptor, through another name, by a rename, by a mount), makes it
+/// descriptor, through another name, through a name it gave the file,
+/// by a rename, by a mount), makes it
 /// start over after the run, so the manifest is the one ptrace's
 /// resolution after the run gives.
 #[test]
@@ -738,6 +739,7 @@ fn a_change_after_resolution_ahead_is_not_missed() {
         ("grow", "d/a changed during the run (written)"),
         ("link", "d/a changed during the run (metadata changed)"),
         ("rename", "d/sub changed during the run (moved away)"),
+        ("newname", "d/sub/x another name"),
         (
             "mount",
             "resolution ahead: not kept: the mount table changed",

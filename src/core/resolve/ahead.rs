@@ -17,7 +17,7 @@ use super::entry::{look_at, lstat_host, Meta};
 use super::watch::{open_path, Watch};
 use super::{open_dir, FastMap, Options, Resolver};
 use crate::core::manifest::Entry;
-use crate::core::manifest::Kind;
+use crate::core::manifest::{Kind, Op};
 
 /// New outcomes of the raw log, as the engine first sees them (never
 /// empty: an empty one ends the run ahead).
@@ -66,27 +66,33 @@ impl Ahead {
             .join()
             .map_err(|_| "the thread resolving ahead panicked".to_string())??;
         let mut watch = done.resolver.watch.take().expect("watched while ahead");
-        if let Some(why) = watch.check(|p| looked(&done.resolver.nodes, p)) {
-            return Err(why.to_string());
-        }
-        // What no watch covered is looked at again, and must be as seen.
-        for p in watch.take_unvetted() {
-            let then = done.resolver.nodes.get(&p).and_then(|n| n.meta.as_ref());
-            let same = |a: &Option<Meta>, b: &Option<Meta>| match (a, b) {
-                (Some(a), Some(b)) => a.same_as(b),
-                (a, b) => a.is_none() && b.is_none(),
-            };
-            if then.is_some_and(|then| !same(then, &lstat_host(&p))) {
-                return Err(format!(
-                    "{} changed during the run",
-                    crate::core::manifest::pathenc::encode(&p)
-                ));
-            }
-        }
+        let unchanged = unchanged(&mut watch, &done.resolver.nodes);
         // Removing every watch takes the kernel a while: off this thread.
         std::thread::spawn(move || drop(watch));
-        Ok(done)
+        unchanged.map(|()| done)
     }
+}
+
+/// Whether what was looked at is as it was, by the end of the run.
+fn unchanged(watch: &mut Watch, nodes: &FastMap<Vec<u8>, super::Node>) -> Result<(), String> {
+    if let Some(why) = watch.check(|p| looked(nodes, p)) {
+        return Err(why.to_string());
+    }
+    // What no watch covered is looked at again, and must be as seen.
+    for p in watch.take_unvetted() {
+        let then = nodes.get(&p).and_then(|n| n.meta.as_ref());
+        let same = |a: &Option<Meta>, b: &Option<Meta>| match (a, b) {
+            (Some(a), Some(b)) => a.same_as(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if then.is_some_and(|then| !same(then, &lstat_host(&p))) {
+            return Err(format!(
+                "{} changed during the run",
+                crate::core::manifest::pathenc::encode(&p)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What was resolved ahead, if it still counts: nothing it looked at
@@ -159,6 +165,15 @@ fn work(rx: mpsc::Receiver<Fresh>) -> Result<Done, String> {
                     keys.entry(f.path).or_insert(res.path)
                 }
             };
+            // A new name's link count change goes to the file alone, not
+            // to its directory's watch; a change through the new name
+            // then goes only to the new name's directory.
+            if f.op == Op::LinkFrom && f.errno == 0 {
+                return Err(format!(
+                    "the command gave {} another name",
+                    crate::core::manifest::pathenc::encode(real)
+                ));
+            }
             let outcome = [(f.op, f.errno)];
             super::add_seen(r, real, (f.first, f.found), &outcome, &mut done.execs);
             done.outcomes += 1;
