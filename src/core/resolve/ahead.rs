@@ -11,7 +11,8 @@
 //! busy, and a recording of the same command by ptrace, resolved after
 //! the run, is what the tests compare this with.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use super::entry::{look_at, lstat_host, Meta};
 use super::watch::{open_path, Watch};
@@ -27,7 +28,28 @@ pub type Fresh = Vec<crate::core::trace::Fresh>;
 pub struct Ahead {
     tx: mpsc::Sender<Fresh>,
     worker: std::thread::JoinHandle<Result<Done, String>>,
+    shared: Arc<Shared>,
 }
+
+/// What the thread and the run's end share.
+#[derive(Default)]
+struct Shared {
+    /// Outcomes resolved so far.
+    done: AtomicUsize,
+    /// Set when the run ahead is no longer wanted.
+    stop: AtomicBool,
+}
+
+/// Still this far behind when the run ends, one thread would take longer
+/// than resolution after the run on all of them: given up then.
+fn too_far_behind(behind: usize, total: usize) -> bool {
+    behind > 2000 && behind * 4 > total
+}
+
+/// How often the thread reads the watch's events while no outcome comes,
+/// so that a command writing in a directory it looked in does not overflow
+/// the queue in the meantime.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What was resolved ahead.
 pub(super) struct Done {
@@ -47,8 +69,10 @@ impl Ahead {
     /// Starts the thread.
     pub fn start() -> Self {
         let (tx, rx) = mpsc::channel::<Fresh>();
-        let worker = std::thread::spawn(move || work(rx));
-        Ahead { tx, worker }
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        let worker = std::thread::spawn(move || work(rx, &theirs));
+        Ahead { tx, worker, shared }
     }
 
     /// Where the engine sends the log's new outcomes.
@@ -56,9 +80,14 @@ impl Ahead {
         self.tx.clone()
     }
 
-    /// Waits for everything sent to be resolved; why the result does not
-    /// count, if it does not (then the caller resolves after the run).
-    pub(super) fn finish(self) -> Result<Done, String> {
+    /// Waits for everything sent (`total` outcomes) to be resolved; why
+    /// the result does not count, if it does not (then the caller
+    /// resolves after the run).
+    pub(super) fn finish(self, total: usize) -> Result<Done, String> {
+        let behind = total.saturating_sub(self.shared.done.load(Ordering::Relaxed));
+        if too_far_behind(behind, total) {
+            self.shared.stop.store(true, Ordering::Relaxed);
+        }
         // The engine's senders may outlive this: an empty batch ends.
         let _ = self.tx.send(Vec::new());
         let mut done = self
@@ -104,11 +133,11 @@ pub(super) fn kept(
     keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)],
     roots: &[Vec<u8>],
 ) -> Result<Done, String> {
-    let done = ahead.finish()?;
+    let outcomes: usize = keys.iter().map(|(_, _, seen)| seen.outcomes.len()).sum();
+    let done = ahead.finish(outcomes)?;
     if !roots.is_empty() {
         return Err("the command chrooted".into());
     }
-    let outcomes: usize = keys.iter().map(|(_, _, seen)| seen.outcomes.len()).sum();
     if done.outcomes != outcomes {
         return Err(format!(
             "{} of the log's {outcomes} outcomes came ahead",
@@ -136,7 +165,7 @@ fn looked<'m>(nodes: &'m FastMap<Vec<u8>, super::Node>, p: &[u8]) -> Option<Opti
 
 /// The thread: resolves each new path as it comes and adds its accesses,
 /// until the run ends or what it saw has changed.
-fn work(rx: mpsc::Receiver<Fresh>) -> Result<Done, String> {
+fn work(rx: mpsc::Receiver<Fresh>, shared: &Shared) -> Result<Done, String> {
     // Only CPU time nobody else wants: the command's comes first.
     let _ = rustix::process::setpriority_process(
         rustix::process::Pid::from_raw(nix::unistd::gettid().as_raw()),
@@ -152,10 +181,19 @@ fn work(rx: mpsc::Receiver<Fresh>) -> Result<Done, String> {
         execs: Vec::new(),
         busy: std::time::Duration::ZERO,
     };
-    for batch in rx.iter().take_while(|b| !b.is_empty()) {
+    loop {
+        let batch = match rx.recv_timeout(IDLE_CHECK) {
+            Ok(batch) if batch.is_empty() => break,
+            Ok(batch) => batch,
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let t = std::time::Instant::now();
         let r = &mut done.resolver;
         for f in batch {
+            if shared.stop.load(Ordering::Relaxed) {
+                return Err("it was too far behind when the run ended".into());
+            }
             let keys = &mut done.keys[usize::from(!f.follow)];
             let real = match keys.get(&f.path) {
                 Some(real) => real,
@@ -177,6 +215,7 @@ fn work(rx: mpsc::Receiver<Fresh>) -> Result<Done, String> {
             let outcome = [(f.op, f.errno)];
             super::add_seen(r, real, (f.first, f.found), &outcome, &mut done.execs);
             done.outcomes += 1;
+            shared.done.store(done.outcomes, Ordering::Relaxed);
         }
         let watch = r.watch.as_mut().expect("watched while ahead");
         if let Some(why) = watch.check(|p| looked(&r.nodes, p)) {

@@ -529,11 +529,15 @@ impl Resolver {
     /// interpreters and `#!` interpreters, nested to any depth.
     fn interpreters(
         &mut self,
-        execs: Vec<Vec<u8>>,
+        mut execs: Vec<Vec<u8>>,
         roots: &[Vec<u8>],
         opts: &Options,
         warnings: &mut Vec<String>,
     ) {
+        // In one order whatever order they came in (a chain deeper than
+        // the bound is cut where the order says).
+        execs.sort_unstable();
+        execs.dedup();
         let mut seen = HashSet::new();
         let mut work: Vec<(Vec<u8>, usize)> = execs.into_iter().map(|p| (p, 0)).collect();
         while let Some((exe, depth)) = work.pop() {
