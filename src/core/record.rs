@@ -33,6 +33,8 @@ pub struct Traced {
     pub resolve_warnings: Vec<String>,
     /// The engine's recording, its raw log handed over to resolution.
     pub rec: Recording,
+    /// What resolution is done with (see [`resolve::Scraps`]).
+    pub scraps: resolve::Scraps,
 }
 
 impl Traced {
@@ -65,13 +67,13 @@ fn trace_with(
     if let Some(e) = rec.start_failure.take() {
         return Err(RecordError::NotStarted(e));
     }
-    let (entries, resolve_warnings, how) =
-        resolve::build_with(std::mem::take(&mut rec.log), ahead, resolve);
-    rec.timings.extend(how);
+    let built = resolve::build_with(std::mem::take(&mut rec.log), ahead, resolve);
+    rec.timings.extend(built.how);
     Ok(Traced {
-        entries,
-        resolve_warnings,
+        entries: built.entries,
+        resolve_warnings: built.warnings,
         rec,
+        scraps: built.scraps,
     })
 }
 
@@ -101,6 +103,8 @@ pub struct Recorded {
     /// The engine's recording: how the command ended, what was lost, the
     /// start-up timings (its log, ids and warnings are in the manifest).
     pub run: Recording,
+    /// What resolution is done with (see [`resolve::Scraps`]).
+    pub scraps: resolve::Scraps,
 }
 
 /// Records the command and makes its manifest.
@@ -114,6 +118,7 @@ pub fn record(mut req: Request<'_>) -> Result<Recorded, RecordError> {
     let Traced {
         mut entries,
         mut rec,
+        scraps,
         ..
     } = traced;
     add_inferred(&mut entries, req.infer, &req.resolve);
@@ -154,7 +159,11 @@ pub fn record(mut req: Request<'_>) -> Result<Recorded, RecordError> {
                 .push(format!("--packages: no package names: {e:#}"));
         }
     }
-    Ok(Recorded { manifest, run: rec })
+    Ok(Recorded {
+        manifest,
+        run: rec,
+        scraps,
+    })
 }
 
 /// The entries the rules infer, beside the run's own (sorted by path).

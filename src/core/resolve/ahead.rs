@@ -148,13 +148,20 @@ pub(super) fn kept(
 }
 
 /// The entries of what was resolved ahead (the log's accesses are in).
-pub(super) fn entries(done: Done, opts: &Options, warnings: &mut Vec<String>) -> Vec<Entry> {
+pub(super) fn entries(
+    done: Done,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+    scraps: &mut super::Scraps,
+) -> Vec<Entry> {
+    scraps.keep(done.keys);
     let mut r = done.resolver;
     r.interpreters(done.execs, &[], opts, warnings);
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(4);
-    let sorted = super::order::sorted_on(r.nodes, threads);
+    let (sorted, nodes) = super::order::sorted_on(r.nodes, threads);
+    scraps.keep(nodes);
     super::order::entries(sorted, threads, opts)
 }
 

@@ -127,17 +127,36 @@ struct Resolver {
 /// Builds manifest entries from a trace. Returns entries (sorted) and
 /// warnings.
 pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
-    let (entries, warnings, _) = build_with(log, None, opts);
-    (entries, warnings)
+    let b = build_with(log, None, opts);
+    (b.entries, b.warnings)
 }
 
-/// [`build`], from what was resolved ahead when that still counts. The
-/// third value says how it went, when there was resolution ahead.
-pub fn build_with(
-    log: RawLog,
-    ahead: Option<Ahead>,
-    opts: &Options,
-) -> (Vec<Entry>, Vec<String>, Option<String>) {
+/// What [`build_with`] gives.
+pub struct Built {
+    /// Sorted by path.
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<String>,
+    /// How resolution ahead went, when there was one.
+    pub how: Option<String>,
+    /// What it no longer needs.
+    pub scraps: Scraps,
+}
+
+/// Large things resolution is done with but has not freed: freeing them
+/// piece by piece takes longer than a process's exit takes its memory
+/// back, and slows whatever runs beside it. A caller about to exit can
+/// leave them.
+#[derive(Default)]
+pub struct Scraps(Vec<Box<dyn std::any::Any + Send>>);
+
+impl Scraps {
+    fn keep<T: Send + 'static>(&mut self, t: T) {
+        self.0.push(Box::new(t));
+    }
+}
+
+/// [`build`], from what was resolved ahead when that still counts.
+pub fn build_with(log: RawLog, ahead: Option<Ahead>, opts: &Options) -> Built {
     let mut warnings = Vec::new();
     let keys: Vec<_> = log.into_iter().collect();
     let roots = chroot_roots(&keys);
@@ -150,9 +169,15 @@ pub fn build_with(
                     keys.len(),
                     done.busy.as_secs_f64()
                 );
-                std::thread::spawn(move || drop(keys));
-                let entries = ahead::entries(done, opts, &mut warnings);
-                return (entries, warnings, Some(how));
+                let mut scraps = Scraps::default();
+                scraps.keep(keys);
+                let entries = ahead::entries(done, opts, &mut warnings, &mut scraps);
+                return Built {
+                    entries,
+                    warnings,
+                    how: Some(how),
+                    scraps,
+                };
             }
             Err(why) => how = Some(format!("resolution ahead: not kept: {why}")),
         }
@@ -176,16 +201,27 @@ pub fn build_with(
             r
         })
         .collect();
-    // The raw log is large and no longer needed: freed off this thread.
-    std::thread::spawn(move || drop(keys));
+    // The raw log is large and no longer needed.
+    let mut scraps = Scraps::default();
+    scraps.keep(keys);
     let Some(first) = parts.first_mut() else {
-        return (Vec::new(), warnings, how);
+        return Built {
+            entries: Vec::new(),
+            warnings,
+            how,
+            scraps,
+        };
     };
     first.interpreters(execs, &roots, opts, &mut warnings);
     // Each part's listed nodes in the manifest's order, sorted on the
     // part's thread, then merged into entries (see `order`).
     let sorted = on_threads(parts, |r| order::sorted(r.nodes));
-    (order::entries(sorted, threads, opts), warnings, how)
+    Built {
+        entries: order::entries(sorted, threads, opts),
+        warnings,
+        how,
+        scraps,
+    }
 }
 
 /// The real path of `p` on the host (every symlink resolved), if it

@@ -34,24 +34,28 @@ pub(super) fn sorted(nodes: FastMap<Vec<u8>, Node>) -> Vec<Listed> {
 }
 
 /// [`sorted`] for one map of nodes, on `n` threads: its listed nodes are
-/// dealt into `n` parts, each sorted on its own (for [`entries`]).
-pub(super) fn sorted_on(nodes: FastMap<Vec<u8>, Node>, n: usize) -> Vec<Vec<Listed>> {
-    let mut all: Vec<Listed> = nodes.into_iter().filter(|(_, n)| n.listed).collect();
-    let size = all.len().div_ceil(n.max(1)).max(1);
-    let parts: Vec<&mut [Listed]> = all.chunks_mut(size).collect();
-    on_threads(parts, |part| {
-        let mut order: Vec<(&[u8], u32)> = part
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (p.as_slice(), i as u32))
-            .collect();
-        order.sort_unstable_by(|a, b| cmp_path_bytes(a.0, b.0));
-        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
-        order
-            .into_iter()
-            .map(|i| std::mem::take(&mut part[i as usize]))
+/// dealt into `n` parts, each sorted on its own (for [`entries`]). The
+/// nodes are taken out where they lie, on the parts' threads, rather than
+/// all moved out of the map first on this one; the map is given back.
+pub(super) fn sorted_on(
+    mut nodes: FastMap<Vec<u8>, Node>,
+    n: usize,
+) -> (Vec<Vec<Listed>>, FastMap<Vec<u8>, Node>) {
+    let mut listed: Vec<(&[u8], &mut Node)> = nodes
+        .iter_mut()
+        .filter(|(_, n)| n.listed)
+        .map(|(p, n)| (p.as_slice(), n))
+        .collect();
+    let size = listed.len().div_ceil(n.max(1)).max(1);
+    let parts: Vec<_> = listed.chunks_mut(size).collect();
+    let sorted = on_threads(parts, |part| {
+        part.sort_unstable_by(|a, b| cmp_path_bytes(a.0, b.0));
+        part.iter_mut()
+            .map(|(p, node)| (p.to_vec(), std::mem::take(&mut **node)))
             .collect()
-    })
+    });
+    drop(listed);
+    (sorted, nodes)
 }
 
 /// The entries of every part's sorted nodes (a path may come from several
