@@ -740,11 +740,18 @@ fn a_change_after_resolution_ahead_is_not_missed() {
         ("link", "d/a changed during the run (metadata changed)"),
         ("rename", "d/sub changed during the run (moved away)"),
         ("newname", "d/sub/x another name"),
-        (
-            "mount",
-            "resolution ahead: not kept: the mount table changed",
-        ),
+        ("mount", "not kept: the mount table changed"),
+        ("unmount", "d/sub changed during the run (unmounted)"),
     ] {
+        // `unmount` unmounts a tmpfs mounted before the run.
+        let setup = |d: &Path| {
+            setup(d);
+            if mode == "unmount" {
+                let (none, flags) = (None::<&str>, nix::mount::MsFlags::empty());
+                nix::mount::mount(Some("later"), &d.join("d/sub"), Some("tmpfs"), flags, none)
+                    .unwrap();
+            }
+        };
         let stderr = same_with_both(mode, &setup, &[&s(&bin), ".", mode]);
         let line = stderr
             .lines()

@@ -67,7 +67,7 @@ fn trace_with(
     if let Some(e) = rec.start_failure.take() {
         return Err(RecordError::NotStarted(e));
     }
-    let built = resolve::build_with(std::mem::take(&mut rec.log), ahead, resolve);
+    let built = resolve::build_with(std::mem::take(&mut rec.log), ahead, rec.lost, resolve);
     rec.timings.extend(built.how);
     Ok(Traced {
         entries: built.entries,

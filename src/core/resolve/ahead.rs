@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 
 use super::entry::{look_at, lstat_host, Meta};
 use super::watch::{open_path, Watch};
-use super::{open_dir, FastMap, Options, Resolver};
+use super::{open_dir, FastMap, Options, Resolver, Scraps};
 use crate::core::manifest::Entry;
 use crate::core::manifest::{Kind, Op};
 
@@ -26,8 +26,8 @@ pub type Fresh = Vec<crate::core::trace::Fresh>;
 
 /// The thread resolving ahead, and the way to feed it.
 pub struct Ahead {
-    tx: mpsc::Sender<Fresh>,
-    worker: std::thread::JoinHandle<Result<Done, String>>,
+    tx: mpsc::SyncSender<Fresh>,
+    worker: Option<std::thread::JoinHandle<Result<Done, String>>>,
     shared: Arc<Shared>,
 }
 
@@ -38,7 +38,14 @@ struct Shared {
     done: AtomicUsize,
     /// Set when the run ahead is no longer wanted.
     stop: AtomicBool,
+    /// The thread's id, to give it back a normal priority at the end.
+    tid: std::sync::atomic::AtomicI32,
 }
+
+/// Batches the engine may send ahead of the thread; one more and the
+/// engine stops sending (see `TraceOptions::fresh`), so a starved thread
+/// does not hold a copy of every path the run touches.
+const QUEUE: usize = 1024;
 
 /// Still this far behind when the run ends, one thread would take longer
 /// than resolution after the run on all of them: given up then.
@@ -68,37 +75,59 @@ pub(super) struct Done {
 impl Ahead {
     /// Starts the thread.
     pub fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<Fresh>();
+        let (tx, rx) = mpsc::sync_channel::<Fresh>(QUEUE);
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
-        let worker = std::thread::spawn(move || work(rx, &theirs));
+        let worker = Some(std::thread::spawn(move || work(rx, &theirs)));
         Ahead { tx, worker, shared }
     }
 
     /// Where the engine sends the log's new outcomes.
-    pub fn sender(&self) -> mpsc::Sender<Fresh> {
+    pub fn sender(&self) -> mpsc::SyncSender<Fresh> {
         self.tx.clone()
     }
 
     /// Waits for everything sent (`total` outcomes) to be resolved; why
     /// the result does not count, if it does not (then the caller
     /// resolves after the run).
-    pub(super) fn finish(self, total: usize) -> Result<Done, String> {
+    /// What is left to do ends it, if anything is (what it resolved is
+    /// kept in `scraps`).
+    pub(super) fn finish(mut self, total: usize, scraps: &mut Scraps) -> Result<Done, String> {
         let behind = total.saturating_sub(self.shared.done.load(Ordering::Relaxed));
         if too_far_behind(behind, total) {
             self.shared.stop.store(true, Ordering::Relaxed);
         }
+        // The run is over: what is left of the thread's work is all that
+        // jailtrace waits for, at a normal priority (root may raise it).
+        let tid = self.shared.tid.load(Ordering::Relaxed);
+        if tid > 0 {
+            let _ = rustix::process::setpriority_process(rustix::process::Pid::from_raw(tid), 0);
+        }
         // The engine's senders may outlive this: an empty batch ends.
         let _ = self.tx.send(Vec::new());
-        let mut done = self
-            .worker
+        let worker = self.worker.take().expect("finished once");
+        let mut done = worker
             .join()
             .map_err(|_| "the thread resolving ahead panicked".to_string())??;
         let mut watch = done.resolver.watch.take().expect("watched while ahead");
         let unchanged = unchanged(&mut watch, &done.resolver.nodes);
         // Removing every watch takes the kernel a while: off this thread.
         std::thread::spawn(move || drop(watch));
-        unchanged.map(|()| done)
+        match unchanged {
+            Ok(()) => Ok(done),
+            Err(why) => {
+                scraps.keep(done);
+                Err(why)
+            }
+        }
+    }
+}
+
+impl Drop for Ahead {
+    /// Not finished (the recording failed): the thread stops at once
+    /// rather than resolving what it was sent.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -132,19 +161,31 @@ pub(super) fn kept(
     ahead: Ahead,
     keys: &[(Box<[u8]>, bool, crate::core::trace::Seen)],
     roots: &[Vec<u8>],
+    lost: u64,
+    scraps: &mut Scraps,
 ) -> Result<Done, String> {
     let outcomes: usize = keys.iter().map(|(_, _, seen)| seen.outcomes.len()).sum();
-    let done = ahead.finish(outcomes)?;
-    if !roots.is_empty() {
-        return Err("the command chrooted".into());
-    }
-    if done.outcomes != outcomes {
-        return Err(format!(
+    let done = ahead.finish(outcomes, scraps)?;
+    let why = if lost > 0 {
+        // A lost event may have been a link the run ahead had to know of.
+        Some("the recording lost events".to_string())
+    } else if !roots.is_empty() {
+        Some("the command chrooted".into())
+    } else if done.outcomes != outcomes {
+        Some(format!(
             "{} of the log's {outcomes} outcomes came ahead",
             done.outcomes
-        ));
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(done),
+        Some(why) => {
+            scraps.keep(done);
+            Err(why)
+        }
     }
-    Ok(done)
 }
 
 /// The entries of what was resolved ahead (the log's accesses are in).
@@ -152,7 +193,7 @@ pub(super) fn entries(
     done: Done,
     opts: &Options,
     warnings: &mut Vec<String>,
-    scraps: &mut super::Scraps,
+    scraps: &mut Scraps,
 ) -> Vec<Entry> {
     scraps.keep(done.keys);
     let mut r = done.resolver;
@@ -174,10 +215,9 @@ fn looked<'m>(nodes: &'m FastMap<Vec<u8>, super::Node>, p: &[u8]) -> Option<Opti
 /// until the run ends or what it saw has changed.
 fn work(rx: mpsc::Receiver<Fresh>, shared: &Shared) -> Result<Done, String> {
     // Only CPU time nobody else wants: the command's comes first.
-    let _ = rustix::process::setpriority_process(
-        rustix::process::Pid::from_raw(nix::unistd::gettid().as_raw()),
-        19,
-    );
+    let tid = nix::unistd::gettid().as_raw();
+    shared.tid.store(tid, Ordering::Relaxed);
+    let _ = rustix::process::setpriority_process(rustix::process::Pid::from_raw(tid), 19);
     let mut done = Done {
         resolver: Resolver {
             watch: Some(Watch::new()?),
@@ -224,6 +264,9 @@ fn work(rx: mpsc::Receiver<Fresh>, shared: &Shared) -> Result<Done, String> {
             done.outcomes += 1;
             shared.done.store(done.outcomes, Ordering::Relaxed);
         }
+        // No directory held open between batches: the command may want
+        // to unmount it (an inotify watch does not stand in the way).
+        r.dir_fd = None;
         let watch = r.watch.as_mut().expect("watched while ahead");
         if let Some(why) = watch.check(|p| looked(&r.nodes, p)) {
             return Err(why.to_string());

@@ -50,13 +50,7 @@ pub(super) fn lstat_at(dir: std::os::fd::BorrowedFd<'_>, name: &[u8]) -> Option<
     use rustix::fs::{AtFlags, FileType};
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let kind = kind_of(FileType::from_raw_mode(st.st_mode));
-    let target = if kind == Kind::Symlink {
-        rustix::fs::readlinkat(dir, name, Vec::new())
-            .ok()
-            .map(std::ffi::CString::into_bytes)
-    } else {
-        None
-    };
+    let target = target_of(dir, name, kind);
     Some(Meta {
         kind,
         mode: st.st_mode & 0o7777,
@@ -78,7 +72,9 @@ pub(super) fn look_at(
     name: &[u8],
 ) -> Result<Option<(Meta, bool)>, ()> {
     use rustix::fs::{AtFlags, FileType, StatxAttributes, StatxFlags};
-    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_SYNC_AS_STAT;
+    // As `fstatat` does by itself: an automount point is not mounted by
+    // being looked at.
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_SYNC_AS_STAT;
     let Ok(st) = rustix::fs::statx(dir, name, flags, StatxFlags::BASIC_STATS) else {
         return Ok(None);
     };
@@ -87,13 +83,7 @@ pub(super) fn look_at(
     }
     let mode = u32::from(st.stx_mode);
     let kind = kind_of(FileType::from_raw_mode(mode));
-    let target = if kind == Kind::Symlink {
-        rustix::fs::readlinkat(dir, name, Vec::new())
-            .ok()
-            .map(std::ffi::CString::into_bytes)
-    } else {
-        None
-    };
+    let target = target_of(dir, name, kind);
     let meta = Meta {
         kind,
         mode: mode & 0o7777,
@@ -110,6 +100,14 @@ pub(super) fn look_at(
         meta,
         st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
     )))
+}
+
+/// A symlink's target (`None` for anything else, or one gone since).
+fn target_of(dir: std::os::fd::BorrowedFd<'_>, name: &[u8], kind: Kind) -> Option<Vec<u8>> {
+    (kind == Kind::Symlink)
+        .then(|| rustix::fs::readlinkat(dir, name, Vec::new()).ok())
+        .flatten()
+        .map(std::ffi::CString::into_bytes)
 }
 
 fn kind_of(t: rustix::fs::FileType) -> Kind {
@@ -246,6 +244,16 @@ mod tests {
                 dir.join(name).display()
             );
         }
+        // statx says which objects are a mount's root.
+        let root = |dir: &Path, name: &str| {
+            let fd = std::fs::File::open(dir).unwrap();
+            look_at(std::os::fd::AsFd::as_fd(&fd), name.as_bytes())
+                .unwrap()
+                .unwrap()
+                .1
+        };
+        assert!(root(Path::new("/"), "proc"));
+        assert!(!root(&tmp, "dir"));
         let link = lstat_host(tmp.join("link").as_os_str().as_bytes()).unwrap();
         assert_eq!(link.target.as_deref(), Some(&b"../some/where"[..]));
         std::fs::remove_dir_all(&tmp).unwrap();

@@ -127,7 +127,9 @@ struct Resolver {
 /// Builds manifest entries from a trace. Returns entries (sorted) and
 /// warnings.
 pub fn build(log: RawLog, opts: &Options) -> (Vec<Entry>, Vec<String>) {
-    let b = build_with(log, None, opts);
+    let b = build_with(log, None, 0, opts);
+    // Freed off this thread: the caller has more to do.
+    std::thread::spawn(move || drop(b.scraps));
     (b.entries, b.warnings)
 }
 
@@ -155,21 +157,22 @@ impl Scraps {
     }
 }
 
-/// [`build`], from what was resolved ahead when that still counts.
-pub fn build_with(log: RawLog, ahead: Option<Ahead>, opts: &Options) -> Built {
+/// [`build`], from what was resolved ahead when that still counts (`lost`:
+/// how many events the engine knows it lost).
+pub fn build_with(log: RawLog, ahead: Option<Ahead>, lost: u64, opts: &Options) -> Built {
     let mut warnings = Vec::new();
     let keys: Vec<_> = log.into_iter().collect();
     let roots = chroot_roots(&keys);
     let mut how = None;
+    let mut scraps = Scraps::default();
     if let Some(ahead) = ahead {
-        match ahead::kept(ahead, &keys, &roots) {
+        match ahead::kept(ahead, &keys, &roots, lost, &mut scraps) {
             Ok(done) => {
                 let how = format!(
                     "resolution ahead: kept ({} paths, {:.3} s of the run's)",
                     keys.len(),
                     done.busy.as_secs_f64()
                 );
-                let mut scraps = Scraps::default();
                 scraps.keep(keys);
                 let entries = ahead::entries(done, opts, &mut warnings, &mut scraps);
                 return Built {
@@ -202,7 +205,6 @@ pub fn build_with(log: RawLog, ahead: Option<Ahead>, opts: &Options) -> Built {
         })
         .collect();
     // The raw log is large and no longer needed.
-    let mut scraps = Scraps::default();
     scraps.keep(keys);
     let Some(first) = parts.first_mut() else {
         return Built {

@@ -15,7 +15,7 @@
 //! - a mount or unmount anywhere in jailtrace's mount namespace is seen by
 //!   polling `/proc/self/mountinfo`;
 //! - a file system whose changes may not pass through this kernel's VFS
-//!   (network, FUSE, overlay's layers) or that makes its contents up
+//!   (network, FUSE, overlayfs) or that makes its contents up
 //!   (/proc, /sys) is not watched: what lies on it is looked at again after
 //!   the run and compared (see `Watch::unvetted`).
 //!

@@ -105,6 +105,11 @@ impl RawLog {
         self.fresh.get_or_insert_with(Vec::new);
     }
 
+    /// No more outcomes are kept for [`RawLog::take_fresh`].
+    pub fn stop_fresh(&mut self) {
+        self.fresh = None;
+    }
+
     /// The outcomes new since the last call, in the order they came.
     pub fn take_fresh(&mut self) -> Vec<Fresh> {
         self.fresh.as_mut().map(std::mem::take).unwrap_or_default()

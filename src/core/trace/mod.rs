@@ -59,7 +59,9 @@ pub struct TraceOptions {
     pub root: Option<Vec<u8>>,
     /// Where an engine that leaves jailtrace's CPU idle sends each new
     /// outcome of the log as it comes (bpf; see `resolve::ahead`).
-    pub fresh: Option<std::sync::mpsc::Sender<Vec<Fresh>>>,
+    /// When it would have to wait, it stops sending (the receiver then
+    /// knows it has not had everything).
+    pub fresh: Option<std::sync::mpsc::SyncSender<Vec<Fresh>>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -343,9 +343,11 @@ impl Recorder<'_> {
     fn send_fresh(&mut self) {
         if let Some(tx) = &self.opts.fresh {
             let fresh = self.log.take_fresh();
-            if !fresh.is_empty() {
-                // A receiver gone has given up: nothing is lost by that.
-                let _ = tx.send(fresh);
+            // A receiver gone or too far behind has given up: it is sent
+            // nothing more (it knows what it did not get), and the log
+            // keeps no more copies for it. Nothing recorded is lost.
+            if !fresh.is_empty() && tx.try_send(fresh).is_err() {
+                self.log.stop_fresh();
             }
         }
     }
