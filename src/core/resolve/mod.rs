@@ -12,14 +12,13 @@ mod order;
 pub mod tree;
 mod watch;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// Resolution hashes every path several times: foldhash, seeded per
 /// process (so a traced program cannot aim for collisions), instead of
 /// SipHash.
 type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
@@ -562,74 +561,6 @@ impl Resolver {
             self.add(l, Op::Follow, Outcome::ok());
         }
     }
-
-    /// Records what the kernel itself loads for each executed file: ELF
-    /// interpreters and `#!` interpreters, nested to any depth.
-    fn interpreters(
-        &mut self,
-        mut execs: Vec<Vec<u8>>,
-        roots: &[Vec<u8>],
-        opts: &Options,
-        warnings: &mut Vec<String>,
-    ) {
-        // In one order whatever order they came in (a chain deeper than
-        // the bound is cut where the order says).
-        execs.sort_unstable();
-        execs.dedup();
-        let mut seen = HashSet::new();
-        let mut work: Vec<(Vec<u8>, usize)> = execs.into_iter().map(|p| (p, 0)).collect();
-        while let Some((exe, depth)) = work.pop() {
-            if !seen.insert(exe.clone()) || depth > MAX_INTERP_DEPTH {
-                continue;
-            }
-            let p = Path::new(std::ffi::OsStr::from_bytes(&exe)).to_path_buf();
-            if let Some(m) = self.lstat(&exe) {
-                if m.mode & 0o6000 != 0 && m.kind == Kind::File {
-                    let what = if m.mode & 0o4000 != 0 {
-                        "setuid"
-                    } else {
-                        "setgid"
-                    };
-                    warnings.push(if opts.setuid_effective {
-                        format!("{what} program executed: {} (it ran with its privileges; the jail keeps the bit only if the host has it)", crate::core::manifest::pathenc::encode(&exe))
-                    } else {
-                        format!("{what} program executed: {} (under ptrace without CAP_SYS_PTRACE it ran WITHOUT its privileges, so its behaviour may differ)", crate::core::manifest::pathenc::encode(&exe))
-                    });
-                }
-            }
-            let (interp, op) = match loader(&p) {
-                Some(Loader::Elf(i)) => (i, Op::Interp),
-                Some(Loader::Script(i)) => (i, Op::Exec),
-                None => continue,
-            };
-            if interp.first() != Some(&b'/') {
-                warnings.push(format!(
-                    "relative interpreter {} of {} was not recorded",
-                    crate::core::manifest::pathenc::encode(&interp),
-                    crate::core::manifest::pathenc::encode(&exe)
-                ));
-                continue;
-            }
-            // A program beneath a root it was chrooted into gets its
-            // interpreter from beneath that root (the deepest, for nested
-            // ones).
-            let res = match beneath(roots, &exe) {
-                Some(r) => self.resolve_beneath(r, &interp, true),
-                None => self.resolve(&interp, true),
-            };
-            self.note_links(&res.links);
-            let exists = self.lstat(&res.path).is_some();
-            let outcome = if exists {
-                Outcome::ok()
-            } else {
-                Outcome::from_errno(libc::ENOENT)
-            };
-            self.add(&res.path, op, outcome);
-            if exists {
-                work.push((res.path, depth + 1));
-            }
-        }
-    }
 }
 
 fn split(p: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -680,6 +611,7 @@ mod tests {
     use super::*;
     use crate::core::manifest::pathenc::MPath;
     use crate::core::manifest::Class;
+    use std::path::Path;
 
     fn with_tree(f: impl FnOnce(&Path, &mut Resolver)) {
         let dir = tempfile::tempdir().unwrap();
