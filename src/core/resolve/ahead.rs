@@ -22,11 +22,11 @@ use crate::core::manifest::{Kind, Op};
 
 /// New outcomes of the raw log, as the engine first sees them (never
 /// empty: an empty one ends the run ahead).
-pub type Fresh = Vec<crate::core::trace::Fresh>;
+type Batch = Vec<crate::core::trace::Fresh>;
 
 /// The thread resolving ahead, and the way to feed it.
 pub struct Ahead {
-    tx: mpsc::SyncSender<Fresh>,
+    tx: mpsc::SyncSender<Batch>,
     worker: Option<std::thread::JoinHandle<Result<Done, String>>>,
     shared: Arc<Shared>,
 }
@@ -75,7 +75,7 @@ pub(super) struct Done {
 impl Ahead {
     /// Starts the thread.
     pub fn start() -> Self {
-        let (tx, rx) = mpsc::sync_channel::<Fresh>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
         let worker = Some(std::thread::spawn(move || work(rx, &theirs)));
@@ -83,15 +83,14 @@ impl Ahead {
     }
 
     /// Where the engine sends the log's new outcomes.
-    pub fn sender(&self) -> mpsc::SyncSender<Fresh> {
+    pub fn sender(&self) -> mpsc::SyncSender<Batch> {
         self.tx.clone()
     }
 
-    /// Waits for everything sent (`total` outcomes) to be resolved; why
-    /// the result does not count, if it does not (then the caller
-    /// resolves after the run).
-    /// What is left to do ends it, if anything is (what it resolved is
-    /// kept in `scraps`).
+    /// Waits for everything sent (`total` outcomes) to be resolved, or
+    /// stops the thread if that is too much; why the result does not
+    /// count, if it does not (then the caller resolves after the run, and
+    /// what the thread resolved goes to `scraps`).
     pub(super) fn finish(mut self, total: usize, scraps: &mut Scraps) -> Result<Done, String> {
         let behind = total.saturating_sub(self.shared.done.load(Ordering::Relaxed));
         if too_far_behind(behind, total) {
@@ -138,12 +137,12 @@ fn unchanged(watch: &mut Watch, nodes: &FastMap<Vec<u8>, super::Node>) -> Result
     }
     // What no watch covered is looked at again, and must be as seen.
     for p in watch.take_unvetted() {
-        let then = nodes.get(&p).and_then(|n| n.meta.as_ref());
-        let same = |a: &Option<Meta>, b: &Option<Meta>| match (a, b) {
-            (Some(a), Some(b)) => a.same_as(b),
-            (a, b) => a.is_none() && b.is_none(),
+        let same = match (looked(nodes, &p), lstat_host(&p)) {
+            (Some(Some(then)), Some(now)) => then.same_as(&now),
+            (Some(None), None) | (None, _) => true,
+            _ => false,
         };
-        if then.is_some_and(|then| !same(then, &lstat_host(&p))) {
+        if !same {
             return Err(format!(
                 "{} changed during the run",
                 crate::core::manifest::pathenc::encode(&p)
@@ -213,7 +212,7 @@ fn looked<'m>(nodes: &'m FastMap<Vec<u8>, super::Node>, p: &[u8]) -> Option<Opti
 
 /// The thread: resolves each new path as it comes and adds its accesses,
 /// until the run ends or what it saw has changed.
-fn work(rx: mpsc::Receiver<Fresh>, shared: &Shared) -> Result<Done, String> {
+fn work(rx: mpsc::Receiver<Batch>, shared: &Shared) -> Result<Done, String> {
     // Only CPU time nobody else wants: the command's comes first.
     let tid = nix::unistd::gettid().as_raw();
     shared.tid.store(tid, Ordering::Relaxed);

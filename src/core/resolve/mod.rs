@@ -23,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use crate::core::manifest::{Access, Entry, Kind, Op, Outcome};
 use crate::core::trace::RawLog;
 
-pub use ahead::{Ahead, Fresh};
+pub use ahead::Ahead;
 pub use entry::classify;
 use entry::{is_proc, lstat_at, lstat_host, Meta};
 pub use exe::{loader, loader_of, open_regular, Loader};

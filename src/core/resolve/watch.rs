@@ -33,7 +33,12 @@ use crate::core::manifest::Kind;
 
 /// File systems whose every change goes through this kernel's VFS, and so
 /// raises inotify events: ext2/3/4, XFS, Btrfs, tmpfs (and devtmpfs).
-const LOCAL: [i64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994];
+const LOCAL: [libc::c_long; 4] = [
+    libc::EXT4_SUPER_MAGIC,
+    libc::XFS_SUPER_MAGIC,
+    libc::BTRFS_SUPER_MAGIC,
+    libc::TMPFS_MAGIC,
+];
 
 /// The watch never takes more than this share of the user's inotify
 /// watches (`fs.inotify.max_user_watches`): other programs need theirs.
